@@ -1,0 +1,3 @@
+from qnet_tui.cli import main
+
+raise SystemExit(main())

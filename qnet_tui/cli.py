@@ -1,0 +1,116 @@
+"""The command line: `qnet-tui [FILE]` opens the editor; subcommands do the rest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from qnet_tui import __version__
+
+PROG = "qnet-tui"
+
+COMMANDS: dict[str, str] = {
+    "validate": "check topology files; one line per problem, exit 1 on any error",
+    "run": "make a topology real in namespaces and forward its frames (headless)",
+    "exec": "run a command inside a guest NIC's namespace of a running lab",
+    "qemu-args": "print the -netdev/-device arguments that attach a QEMU VM as a guest NIC",
+    "import-qemu": "turn QEMU networking arguments into a topology file",
+}
+
+EX_SOFTWARE = 70  # sysexits.h: an internal error, never a verdict on the input
+
+
+def _epilog() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    return "commands:\n" + "\n".join(lines) + f"\n\n'{PROG} COMMAND --help' tells more about a command."
+
+
+def _tui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [-h] [--version] [--theme NAME] [FILE]\n       {PROG} COMMAND ...",
+        description="Draw QEMU-style virtual networks, make them real, and watch their traffic.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--theme", metavar="NAME", help="the colour theme to start with")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="topology file to open (a new one if absent)")
+    return parser
+
+
+def _command_parser(name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=COMMANDS[name])
+    if name == "validate":
+        parser.add_argument("files", nargs="+", metavar="FILE")
+        parser.add_argument("-q", "--quiet", action="store_true", help="no summary line per file")
+    elif name == "run":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+        parser.add_argument("--json", action="store_true", help="statistics as one JSON object per line")
+    elif name == "exec":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("node", metavar="NODE")
+        parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
+    elif name == "qemu-args":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("node", metavar="NODE")
+    elif name == "import-qemu":
+        parser.add_argument("-o", "--output", required=True, metavar="FILE")
+        parser.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from qnet_tui.model.yamlio import load_file
+
+    failed = False
+    for name in args.files:
+        diagnostics = load_file(name).diagnostics()
+        for d in diagnostics:
+            print(d.format(name))
+        errors = sum(d.is_error for d in diagnostics)
+        failed |= errors > 0
+        if not args.quiet:
+            warnings = len(diagnostics) - errors
+            verdict = "invalid" if errors else "valid"
+            print(f"{name}: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(f"{PROG} {name}: not available yet in {PROG} {__version__}", file=sys.stderr)
+        return 2
+
+    return run
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": cmd_validate,
+    **{name: _not_yet(name) for name in ("run", "exec", "qemu-args", "import-qemu")},
+}
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from qnet_tui.ui.app import run_app
+
+    return run_app(args.file, theme=args.theme)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            args = _command_parser(argv[0]).parse_args(argv[1:])
+            return HANDLERS[argv[0]](args)
+        return cmd_tui(_tui_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EX_SOFTWARE

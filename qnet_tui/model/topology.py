@@ -1,0 +1,80 @@
+"""The topology graph: nodes of the six kinds and the links between them.
+
+Attribute values are kept as loaded, right or wrong, so that validation can
+say what is wrong and saving never drops what a person wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from qnet_tui.model.kinds import FIELD_BY_NAME, Kind
+
+Link = tuple[str, str]
+
+
+@dataclass(slots=True)
+class Node:
+    id: str
+    kind: Kind | str  # a str only when the file names a kind that does not exist
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        """The attribute, or its default from the kind's schema."""
+        if name in self.attrs:
+            return self.attrs[name]
+        spec = FIELD_BY_NAME.get(self.kind, {}).get(name) if isinstance(self.kind, Kind) else None
+        return spec.default if spec else None
+
+
+@dataclass(slots=True)
+class Topology:
+    name: str = "lab"
+    nodes: dict[str, Node] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    description: str | None = None
+
+    def add(self, node: Node) -> Node:
+        self.nodes[node.id] = node
+        return node
+
+    def of_kind(self, kind: Kind) -> Iterator[Node]:
+        return (n for n in self.nodes.values() if n.kind == kind)
+
+    def neighbours(self, node_id: str) -> list[str]:
+        out = []
+        for a, b in self.links:
+            if a == node_id:
+                out.append(b)
+            elif b == node_id:
+                out.append(a)
+        return out
+
+    def adjacency(self) -> dict[str, list[str]]:
+        adj: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for a, b in self.links:
+            if a in adj and b in adj and a != b:
+                adj[a].append(b)
+                adj[b].append(a)
+        return adj
+
+
+# Where things stand in the file, for diagnostics. Keys:
+#   ("top", key) / ("top-value", key)           a top-level key and its value
+#   ("node", id) / ("field", id, name) / ("value", id, name)
+#   ("link", index) / ("end", index, 0|1)
+Position = tuple[int, int]
+
+
+@dataclass(slots=True)
+class SourceMap:
+    positions: dict[tuple[Any, ...], Position] = field(default_factory=dict)
+
+    def find(self, *keys: tuple[Any, ...]) -> Position:
+        """The first known position among keys, or 1:1."""
+        for key in keys:
+            pos = self.positions.get(key)
+            if pos is not None:
+                return pos
+        return (1, 1)
