@@ -53,7 +53,7 @@ class Style:
 
     @classmethod
     def guess(cls, text: str) -> Style:
-        style = cls(crlf="\r\n" in text)
+        style = cls()
         lines = text.splitlines()
         for i, line in enumerate(lines):
             stripped = line.strip()
@@ -173,7 +173,9 @@ def load_bytes(data: bytes, path: Path | None = None) -> Document:
 def load_text(text: str, path: Path | None = None) -> Document:
     doc = Document(path=path)
     bom = text.startswith("\ufeff")
-    text = text.removeprefix("\ufeff")
+    crlf = "\r\n" in text
+    # ruamel keeps a CR inside comments; read LF only and put CRs back on save
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     problems = doc.problems
     if not text.strip() or all(not x.strip() or x.lstrip().startswith("#") for x in text.splitlines()):
         problems.append(Diagnostic(ERROR, "file is empty; a topology starts with 'version: 1'"))
@@ -219,7 +221,7 @@ def load_text(text: str, path: Path | None = None) -> Document:
         problems.append(Diagnostic(ERROR, f"YAML value cannot be read: {str(exc).split(';')[0]}", *where))
         return doc
     doc.style = Style.guess(text)
-    doc.style.bom = bom
+    doc.style.bom, doc.style.crlf = bom, crlf
     if not isinstance(tree, CommentedMap):
         line, col = _pos(root.start_mark)
         problems.append(
@@ -343,12 +345,15 @@ def _read_tree(tree: CommentedMap, doc: Document) -> None:
             error(f"node id {values.describe(node_id)} must be a string", pos)
             continue
         smap[("node", node_id)] = pos
+        if body is None:  # "tap0:" alone: a node with nothing said of it yet
+            body = CommentedMap()
         if not isinstance(body, CommentedMap):
             error(
                 f"{node_id}: a node is a mapping with 'kind' and its attributes, not {values.describe(body)}",
                 _pos_value(nodes, node_id),
                 node=node_id,
             )
+            topo.add(Node(node_id, None, {}))  # so that its links do not also fail
             continue
         attrs = {}
         for key, value in body.items():
