@@ -64,6 +64,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from qnet_tui.model.diagnostics import printable
     from qnet_tui.model.yamlio import load_file
 
     failed = False
@@ -76,7 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not args.quiet:
             warnings = len(diagnostics) - errors
             verdict = "invalid" if errors else "valid"
-            print(f"{name}: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+            print(f"{printable(name)}: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 1 if failed else 0
 
 

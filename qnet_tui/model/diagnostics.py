@@ -25,8 +25,22 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    @property
+    def text(self) -> str:
+        """The message on one printable line, whatever bytes the file held."""
+        return printable(self.message)
+
     def format(self, filename: str) -> str:
-        return f"{filename}:{self.line}:{self.col}: {self.severity}: {self.message}"
+        return f"{printable(filename)}:{self.line}:{self.col}: {self.severity}: {self.text}"
+
+
+def printable(text: str) -> str:
+    # Control characters would break "one line per problem"; lone surrogates
+    # (from "\\ud800" escapes in YAML) cannot be encoded for the terminal.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def has_errors(diagnostics: list[Diagnostic]) -> bool:

@@ -43,7 +43,7 @@ def test_failed_write_leaves_old_file(tmp_path, monkeypatch, failing):
         monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FailingFile(fd))
     else:
         monkeypatch.setattr(os, failing, fail)
-    with pytest.raises(SaveError, match="No space left on device.*unchanged"):
+    with pytest.raises(SaveError, match=r"No space left on device.*unchanged"):
         doc.save()
     monkeypatch.undo()
     assert path.read_text() == GOOD
@@ -78,7 +78,7 @@ def test_unrepresentable_value_fails_before_touching_the_file(tmp_path):
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     doc = load_text(GOOD)
-    with pytest.raises(SaveError, match="cannot save .*No such file or directory"):
+    with pytest.raises(SaveError, match=r"cannot save .*No such file or directory"):
         doc.save(tmp_path / "nope" / "lab.yaml")
 
 

@@ -1,0 +1,147 @@
+"""The command line: validate's contract, help, and never a traceback."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qnet_tui import __version__
+from qnet_tui.cli import COMMANDS, main
+
+SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
+LINE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning): (?P<msg>.+)$")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qnet_tui", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_samples_validate_clean():
+    result = cli("validate", *map(str, SAMPLES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count(": valid:") == len(SAMPLES)
+
+
+def test_validate_reports_file_line_col(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nname: x\nnodes:\n  h0: {kind: hub, vlan: 9000}\n  t0: {kind: tap}\nlinks:\n  - [h0, t1]\n"
+    )
+    good = SAMPLES[0]
+    result = cli("validate", str(good), str(bad))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert all(LINE.match(x) for x in lines), lines
+    assert f"{bad}:4:25: error: h0: vlan must be from 0 to 4095, not 9000" in lines
+    assert f"{bad}:7:10: error: link h0 - t1: unknown node 't1'" in lines
+    assert f"{bad}:5:3: warning: t0: not connected to anything" in lines
+    assert "Traceback" not in result.stderr
+
+
+def test_warnings_alone_exit_zero(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("version: 1\nname: x\nnodes:\n  t0: {kind: tap}\n")
+    result = cli("validate", "-q", str(f))
+    assert result.returncode == 0
+    assert result.stdout == f"{f}:4:3: warning: t0: not connected to anything\n"
+    assert result.stderr == ""
+
+
+def test_huge_file_is_refused_quickly(tmp_path):
+    f = tmp_path / "huge.yaml"
+    with f.open("wb") as out:
+        out.write(b"version: 1\nname: x\nnodes:\n")
+        out.truncate(100 * 1024 * 1024)
+    result = cli("validate", str(f))
+    assert result.returncode == 1
+    assert "larger than 4 MiB" in result.stdout
+
+
+def test_help_lists_every_command():
+    result = cli("--help")
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert name in result.stdout
+
+
+def test_version():
+    result = cli("--version")
+    assert result.stdout.strip() == f"qnet-tui {__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "x.yaml"],
+        ["exec", "x.yaml", "vm1", "--", "true"],
+        ["qemu-args", "x", "vm1"],
+        ["import-qemu", "-o", "x.yaml", "--", "-net", "nic"],
+    ],
+)
+def test_later_commands_say_so(argv, capsys):
+    assert main(argv) == 2
+    assert "not available yet" in capsys.readouterr().err
+
+
+def test_usage_error_is_not_a_traceback():
+    result = cli("validate")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- fuzzing: whatever the file holds, validate answers 0 or 1 with clean lines
+
+yamlish = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def fuzz_validate(tmp_path: Path, data: bytes, capsys) -> None:
+    f = tmp_path / "fuzz.yaml"
+    f.write_bytes(data)
+    rc = main(["validate", "-q", str(f)])
+    out = capsys.readouterr()
+    assert rc in (0, 1), out
+    assert out.err == ""
+    for line in out.out.splitlines():
+        assert LINE.match(line), line
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_bytes(tmp_path, capsys, data):
+    fuzz_validate(tmp_path, data, capsys)
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("version:1name\nnodes links-[]{}:,&*!|>'\"#\t ?kindhubtapvlan0123")), max_size=300
+    )
+)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_yaml_like_text(tmp_path, capsys, text):
+    fuzz_validate(tmp_path, text.encode(), capsys)
+
+
+@given(yamlish, st.dictionaries(st.text(max_size=6), yamlish, max_size=5), st.lists(yamlish, max_size=5))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_structures(tmp_path, capsys, top, nodes, links):
+    import json
+
+    # JSON is YAML: random structures in every place a topology has
+    doc = {
+        "version": 1,
+        "name": top,
+        "nodes": {k: ({"kind": "hub", **v} if isinstance(v, dict) else v) for k, v in nodes.items()},
+        "links": links,
+    }
+    fuzz_validate(tmp_path, json.dumps(doc, allow_nan=True).encode(), capsys)
