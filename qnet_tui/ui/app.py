@@ -4,6 +4,7 @@ the editor grows from here."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -27,7 +28,7 @@ class QnetApp(App[None]):
     #links { width: 1fr; min-width: 24; }
     #diagnostics { height: auto; max-height: 40%; border-top: solid $primary; padding: 0 1; }
     """
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS: ClassVar = [Binding("q", "quit", "Quit")]
 
     def __init__(self, document: Document) -> None:
         super().__init__()
