@@ -5,7 +5,7 @@ say what is wrong and saving never drops what a person wrote."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,13 +51,25 @@ class Topology:
                 out.append(a)
         return out
 
-    def adjacency(self) -> dict[str, list[str]]:
-        adj: dict[str, list[str]] = {n: [] for n in self.nodes}
-        for a, b in self.links:
-            if a in adj and b in adj and a != b:
-                adj[a].append(b)
-                adj[b].append(a)
-        return adj
+
+def components(adj: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Connected components of an undirected graph given as adjacency."""
+    seen: set[str] = set()
+    out = []
+    for start in adj:
+        if start in seen:
+            continue
+        seen.add(start)
+        comp, stack = [], [start]
+        while stack:
+            n = stack.pop()
+            comp.append(n)
+            for m in adj[n]:
+                if m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+        out.append(comp)
+    return out
 
 
 # Where things stand in the file, for diagnostics. Keys:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from qnet_tui.model import values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
-from qnet_tui.model.topology import Link, Node, SourceMap, Topology
+from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 
@@ -256,22 +256,7 @@ class _Checker:
         for a, b in self.valid_links():
             adj[a].append(b)
             adj[b].append(a)
-        seen: set[str] = set()
-        out = []
-        for start in adj:
-            if start in seen:
-                continue
-            seen.add(start)
-            comp, queue = [], deque([start])
-            while queue:
-                n = queue.popleft()
-                comp.append(n)
-                for m in adj[n]:
-                    if m not in seen:
-                        seen.add(m)
-                        queue.append(m)
-            out.append(comp)
-        return out
+        return components(adj)
 
     def segment_name(self, comp: list[str]) -> str:
         vlans = sorted(str(n.get("vlan")) for c in comp if (n := self.t.nodes[c]).kind is Kind.HUB)
@@ -282,7 +267,8 @@ class _Checker:
     def addresses(self) -> None:
         for comp in self.segments():
             owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
-            for node_id in comp:
+            members = set(comp)
+            for node_id in (n for n in self.t.nodes if n in members):  # file order: first one owns it
                 node = self.t.nodes[node_id]
                 for name, version in (("ipv4", 4), ("ipv6", 6)):
                     value = node.attrs.get(name)
@@ -340,22 +326,10 @@ class _Checker:
                     adj[m].discard(n)
                     if len(adj[m]) < 2:
                         leaves.append(m)
-        seen: set[str] = set()
-        for start in list(adj):
-            if start in seen:
-                continue
-            comp, stack = [], [start]
-            seen.add(start)
-            while stack:
-                n = stack.pop()
-                comp.append(n)
-                for m in adj[n]:
-                    if m not in seen:
-                        seen.add(m)
-                        stack.append(m)
+        for comp in map(set, components(adj)):
             if any(self.t.nodes[n].kind is Kind.BRIDGE and self.t.nodes[n].get("stp") is True for n in comp):
                 continue
-            order = [n for n in self.t.nodes if n in seen and n in comp]
+            order = [n for n in self.t.nodes if n in comp]
             shown = ", ".join(order[:6]) + (f" and {len(order) - 6} more" if len(order) > 6 else "")
             first = next(i for i, (a, b) in enumerate(self.t.links) if a in comp and b in comp)
             self.at_link(
