@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from qnet_tui import __version__
 
@@ -50,6 +51,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
         parser.add_argument("--json", action="store_true", help="statistics as one JSON object per line")
+        parser.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between statistics")
     elif name == "exec":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("node", metavar="NODE")
@@ -81,6 +83,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.worker import Worker, run_worker
+    from qnet_tui.model.diagnostics import printable
+    from qnet_tui.model.yamlio import load_file
+
+    doc = load_file(args.file)
+    diagnostics = doc.diagnostics()
+    errors = [d for d in diagnostics if d.is_error]
+    if errors:
+        for d in errors:
+            print(d.format(args.file), file=sys.stderr)
+        print(f"{PROG} run: {printable(args.file)} has errors; nothing was started", file=sys.stderr)
+        return 1
+    if args.interval <= 0:
+        print(f"{PROG} run: --interval must be positive", file=sys.stderr)
+        return 2
+    worker = Worker(
+        doc.topology,
+        str(Path(args.file).resolve()),
+        interval=args.interval,
+        duration=args.duration,
+        out=sys.stdout,
+        json_lines=args.json,
+    )
+    return run_worker(worker)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.exec import exec_in_lab
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    return exec_in_lab(args.file, args.node, cmd)
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         print(f"{PROG} {name}: not available yet in {PROG} {__version__}", file=sys.stderr)
@@ -91,7 +127,9 @@ def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
-    **{name: _not_yet(name) for name in ("run", "exec", "qemu-args", "import-qemu")},
+    "run": cmd_run,
+    "exec": cmd_exec,
+    **{name: _not_yet(name) for name in ("qemu-args", "import-qemu")},
 }
 
 

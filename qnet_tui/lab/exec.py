@@ -1,0 +1,52 @@
+"""`qnet-tui exec FILE NODE -- CMD`: run a program inside a node of a running lab."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from qnet_tui.lab import netns
+from qnet_tui.lab.worker import is_running
+from qnet_tui.model.diagnostics import printable
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.validate import did_you_mean
+from qnet_tui.model.yamlio import load_file
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"qnet-tui exec: {printable(message)}", file=sys.stderr)
+    return code
+
+
+def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
+    if not cmd:
+        return _fail("give the command after --, as in: qnet-tui exec lab.yaml vm1 -- ping -c1 10.0.0.1", 2)
+    doc = load_file(file)
+    if doc.problems:
+        return _fail(f"{file}: {doc.problems[0].text}")
+    t, lab = doc.topology, str(doc.topology.name)
+    node = t.nodes.get(node_id)
+    if node is None:
+        return _fail(f"{file} has no node '{node_id}'{did_you_mean(node_id, t.nodes)}")
+    if node.kind in (Kind.GUEST_NIC, Kind.HOST_NIC):
+        ns = netns.node_ns(lab, node_id)  # the guest, or the host NIC's outside host
+    elif node.kind in (Kind.BRIDGE, Kind.TAP):
+        ns = netns.host_ns(lab)
+    else:
+        return _fail(
+            f"{node_id} is a {node.kind.title}: it has no namespace; commands run in guest NICs, "
+            "host NICs (their outside host), bridges and taps (the lab's host side)"
+        )
+    if not is_running(lab):
+        return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
+    if ns not in netns.existing():
+        return _fail(f"lab {lab} is running but has no namespace {ns}")
+    try:
+        result = subprocess.run(cmd, preexec_fn=lambda: netns.enter(ns))
+    except FileNotFoundError:
+        return _fail(f"command not found: {cmd[0]}", 127)
+    except PermissionError:
+        return _fail(f"permission denied: {cmd[0]}", 126)
+    except KeyboardInterrupt:
+        return 130
+    return 128 - result.returncode if result.returncode < 0 else result.returncode

@@ -1,0 +1,278 @@
+"""Make a topology real: namespaces, bridges, veths and taps with pyroute2,
+and the hubs and ports that forward between them.
+
+Layout of lab L:
+  qnet-L            the lab's host side: bridges, tap nodes, host NICs' inner ends
+  qnet-L.NIC        per host NIC: the outside host, eth0 holding its address
+  qnet-L.GUEST      per guest NIC: eth0, a tap whose fd the worker holds, with
+                    the guest's MAC and addresses, for real programs to use
+Everything lives in those namespaces, so deleting them removes it all."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from qnet_tui.lab import netns
+from qnet_tui.lab.loop import Loop
+from qnet_tui.lab.ports import Hub, Port, TapPort
+from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
+from qnet_tui.lab.tap import open_tap
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.topology import Node, Topology
+from qnet_tui.model.values import interface_address
+
+GUEST_IFNAME = "eth0"
+IFA_F_NODAD = 0x02
+
+
+class RealizeError(Exception):
+    """The lab could not be built; the message names the node and the reason."""
+
+
+@dataclass
+class Lab:
+    name: str
+    topology: Topology
+    runtime_dir: Path
+    loop: Loop
+    log: Log
+    on_namespace: Callable[[str], None] = lambda name: None
+    namespaces: list[str] = field(default_factory=list)  # created, in order
+    hubs: list[Hub] = field(default_factory=list)  # one per hub node: the VLANs
+    pairs: list[Hub] = field(default_factory=list)  # direct peers and lone ports
+    ports: dict[str, Port] = field(default_factory=dict)
+
+    def namespace_of(self, node: str) -> str:
+        return netns.node_ns(self.name, node)
+
+    @property
+    def host_ns(self) -> str:
+        return netns.host_ns(self.name)
+
+
+def _ipr(ns: str) -> IPRoute:
+    """A netlink socket bound to namespace ns (a socket keeps the namespace
+    it was made in)."""
+    with netns.inside(ns):
+        return IPRoute()
+
+
+def _index(ipr: IPRoute, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise RealizeError(f"interface {ifname} vanished")
+    return found[0]
+
+
+def _add_addresses(ipr: IPRoute, index: int, node: Node) -> None:
+    for name, version in (("ipv4", 4), ("ipv6", 6)):
+        value = node.attrs.get(name)
+        if value is None:
+            continue
+        iface = interface_address(value, version)
+        # No duplicate address detection: the lab's addresses are known unique,
+        # and guests should be reachable the moment the lab is up.
+        extra = {"flags": IFA_F_NODAD} if version == 6 else {}
+        ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
+
+
+def _lo_up(ipr: IPRoute) -> None:
+    ipr.link("set", index=_index(ipr, "lo"), state="up")
+
+
+class Builder:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.t = lab.topology
+        self.sockets: dict[int, IPRoute] = {}
+        self.iprs: dict[str, IPRoute] = {}
+
+    def ns(self, name: str) -> IPRoute:
+        netns.create(name)
+        self.lab.namespaces.append(name)
+        self.lab.on_namespace(name)
+        ipr = self.iprs[name] = _ipr(name)
+        _lo_up(ipr)
+        return ipr
+
+    def close(self) -> None:
+        for ipr in self.iprs.values():
+            ipr.close()
+        self.iprs.clear()
+
+    def peers(self, node_id: str, *kinds: Kind) -> list[str]:
+        return [n for n in self.t.neighbours(node_id) if self.t.nodes[n].kind in kinds]
+
+    def build(self) -> None:
+        lab, t = self.lab, self.t
+        host = self.ns(lab.host_ns)
+        for node in t.of_kind(Kind.HOST_NIC):
+            if "interface" in node.attrs:
+                raise RealizeError(
+                    f"{node.id}: attaching the real interface {node.attrs['interface']} needs --allow-host, "
+                    "which this version does not offer yet"
+                )
+        for node in t.of_kind(Kind.BRIDGE):
+            self.bridge(host, node)
+        for node in t.of_kind(Kind.HOST_NIC):
+            self.host_nic(host, node)
+        plan = self.plan_hubs()
+        for hub, members in plan:
+            vnet = not any(t.nodes[m].kind is Kind.SOCKET for m in members)
+            hub.vnet = vnet
+            for member in members:
+                hub.attach(self.port(host, t.nodes[member], vnet))
+        for hub, _ in plan:
+            for port in hub.ports:
+                if isinstance(port, TapPort):
+                    lab.loop.add(port.fd, lambda mask, p=port: p.on_readable())
+
+    def plan_hubs(self) -> list[tuple[Hub, list[str]]]:
+        """Which ports flood to which: one hub per hub node; a guest NIC peered
+        to a tap or socket forms a pair; a port with no peer stands alone."""
+        t, lab = self.t, self.lab
+        plan: list[tuple[Hub, list[str]]] = []
+        placed: set[str] = set()
+        for node in t.of_kind(Kind.HUB):
+            hub = Hub(node.id, node.get("vlan"))
+            members = self.peers(node.id, Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
+            lab.hubs.append(hub)
+            plan.append((hub, members))
+            placed.update(members)
+        for node in t.nodes.values():
+            if node.kind not in (Kind.GUEST_NIC, Kind.TAP, Kind.SOCKET) or node.id in placed:
+                continue
+            members = [node.id] + [
+                p for p in self.peers(node.id, Kind.GUEST_NIC, Kind.TAP, Kind.SOCKET) if p not in placed
+            ]
+            if node.kind is not Kind.GUEST_NIC and len(members) > 1:
+                continue  # the guest NIC of the pair places it
+            hub = Hub("-".join(members), None)
+            lab.pairs.append(hub)
+            plan.append((hub, members))
+            placed.update(members)
+        return plan
+
+    def bridge(self, host: IPRoute, node: Node) -> None:
+        stp = node.get("stp") is True
+        filtering = node.get("vlan_filtering") is True
+        options = {"br_stp_state": 1 if stp else 0}
+        if filtering:  # asked only when wanted: some kernels are built without it
+            options["br_vlan_filtering"] = 1
+        if stp:
+            options["br_forward_delay"] = 200  # 2 s, the least STP allows: a lab should come up fast
+        try:
+            host.link("add", ifname=node.id, kind="bridge", **options)
+        except NetlinkError as exc:
+            if exc.code == errno.EOPNOTSUPP and filtering:
+                raise RealizeError(
+                    f"{node.id}: this kernel has no 802.1Q VLAN filtering for bridges "
+                    "(CONFIG_BRIDGE_VLAN_FILTERING); set vlan_filtering: false"
+                ) from None
+            raise RealizeError(f"{node.id}: cannot create bridge: {os.strerror(exc.code)}") from None
+        index = _index(host, node.id)
+        _add_addresses(host, index, node)
+        host.link("set", index=index, state="up")
+
+    def host_nic(self, host: IPRoute, node: Node) -> None:
+        outside_ns = self.lab.namespace_of(node.id)
+        outside = self.ns(outside_ns)
+        try:
+            # The far end is born in the outside namespace: no clash with a host NIC named eth0.
+            host.link("add", ifname=node.id, kind="veth", peer={"ifname": GUEST_IFNAME, "net_ns_fd": outside_ns})
+        except Exception as exc:
+            raise RealizeError(f"{node.id}: cannot create veth: {exc}") from None
+        index = _index(host, node.id)
+        if "mac" in node.attrs:
+            host.link("set", index=index, address=node.attrs["mac"])
+        bridges = self.peers(node.id, Kind.BRIDGE)
+        if bridges:
+            host.link("set", index=index, master=_index(host, bridges[0]))
+        host.link("set", index=index, state="up")
+        inner = _index(outside, GUEST_IFNAME)
+        _add_addresses(outside, inner, node)
+        outside.link("set", index=inner, state="up")
+
+    def port(self, host: IPRoute, node: Node, vnet: bool) -> Port:
+        lab = self.lab
+        if node.kind is Kind.TAP:
+            fd = self.tap(lab.host_ns, node.id, vnet)
+            index = _index(host, node.id)
+            bridges = self.peers(node.id, Kind.BRIDGE)
+            if bridges:
+                host.link("set", index=index, master=_index(host, bridges[0]))
+            host.link("set", index=index, state="up")
+            port: Port = TapPort(node.id, fd, vnet)
+        elif node.kind is Kind.GUEST_NIC:
+            ipr = self.ns(lab.namespace_of(node.id))
+            fd = self.tap(lab.namespace_of(node.id), GUEST_IFNAME, vnet)
+            index = _index(ipr, GUEST_IFNAME)
+            ipr.link("set", index=index, address=node.attrs["mac"])
+            _add_addresses(ipr, index, node)
+            ipr.link("set", index=index, state="up")
+            port = TapPort(node.id, fd, vnet)
+        else:
+            port = self.socket(node)
+        lab.ports[node.id] = port
+        return port
+
+    def tap(self, ns: str, ifname: str, vnet: bool) -> int:
+        try:
+            with netns.inside(ns):
+                return open_tap(ifname, vnet)
+        except OSError as exc:
+            raise RealizeError(f"cannot create tap {ifname} in {ns}: {exc.strerror}") from None
+
+    def socket(self, node: Node) -> Port:
+        lab = self.lab
+        family, address = node.get("family"), node.attrs["address"]
+        try:
+            if node.attrs["transport"] == "stream":
+                port: StreamPort | DgramPort = StreamPort(
+                    node.id, lab.loop, lab.log, family, node.attrs["mode"], address, lab.runtime_dir
+                )
+            else:
+                port = DgramPort(node.id, lab.loop, lab.log, family, address, node.attrs.get("local"), lab.runtime_dir)
+            port.start()
+        except (OSError, socket.gaierror) as exc:
+            raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
+        return port
+
+
+def realize(lab: Lab) -> None:
+    """Build lab.topology. On failure, what was built stays recorded in lab for
+    teardown() to remove, and RealizeError says what failed."""
+    builder = Builder(lab)
+    try:
+        builder.build()
+    except RealizeError:
+        raise
+    except Exception as exc:  # netlink errors come in many types; name the lab's part
+        raise RealizeError(f"building lab {lab.name} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        builder.close()
+
+
+def teardown(lab: Lab) -> list[str]:
+    """Stop forwarding, close every fd, delete every namespace this lab made
+    (and with them its bridges, veths and taps). Returns what was removed."""
+    for port in lab.ports.values():
+        close = getattr(port, "close", None)
+        if close is not None:
+            close()
+    removed = []
+    present = set(netns.existing())
+    for name in reversed(lab.namespaces):
+        if name in present and netns.belongs_to(name, lab.name):
+            netns.remove(name)
+            removed.append(name)
+    lab.namespaces.clear()
+    return removed

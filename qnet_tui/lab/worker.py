@@ -1,0 +1,343 @@
+"""The worker process: one lab, from start to a clean stop.
+
+Start: refuse a second run of the same lab (a lock), remove what a killed
+earlier run left (listed in its state file), fork a watchdog that cleans up
+if this process dies without stopping, realize the topology, serve the
+control socket. Run: forward frames, emit statistics every tick. Stop
+(duration, Ctrl-C, SIGTERM, a client's "stop"): close every fd, delete every
+namespace, remove the state file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from qnet_tui import protocol
+from qnet_tui.lab import netns
+from qnet_tui.lab.control import ControlServer
+from qnet_tui.lab.loop import Loop
+from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
+from qnet_tui.lab.stats import Stats, format_table
+from qnet_tui.model.topology import Topology
+
+
+class LabError(Exception):
+    """Why the lab cannot start; said to the user as is."""
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_state(lab: str) -> dict | None:
+    try:
+        with open(protocol.state_path(lab)) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def remove_leftovers(lab: str, state: dict | None) -> list[str]:
+    """Delete the namespaces a dead run of `lab` recorded as its own, and its
+    state file. Never anything it did not record, nor another lab's."""
+    removed = []
+    if state:
+        recorded = [n for n in state.get("namespaces", []) if isinstance(n, str) and netns.belongs_to(n, lab)]
+        present = set(netns.existing())
+        for name in reversed(recorded):
+            if name in present:
+                netns.remove(name)
+                removed.append(name)
+    with contextlib.suppress(FileNotFoundError):
+        protocol.state_path(lab).unlink()
+    return removed
+
+
+def is_running(lab: str) -> bool:
+    """True while some worker holds the lab's lock."""
+    try:
+        fd = os.open(protocol.lock_path(lab), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _watchdog(lab: str, pipe_r: int, worker_pid: int) -> None:
+    """In a child: wait until the worker is gone (the pipe reaches EOF); if it
+    left its state file behind, remove what that file lists."""
+    os.setsid()  # out of the terminal's process group: Ctrl-C is for the worker
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    os.closerange(3, pipe_r)
+    os.closerange(pipe_r + 1, 1024)  # the lock among them: it must die with the worker
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    while True:
+        try:
+            if not os.read(pipe_r, 64):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    state = read_state(lab)
+    if not state or state.get("pid") != worker_pid:
+        return  # stopped cleanly, or a new run has taken over
+    lock = os.open(protocol.lock_path(lab), os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # a new run holds the lab: it cleans up what is left
+    removed = remove_leftovers(lab, state)
+    if removed:
+        print(f"qnet-tui: the worker of lab {lab} died; removed {', '.join(removed)}", file=sys.stderr)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Worker:
+    def __init__(
+        self,
+        topology: Topology,
+        file: str,
+        *,
+        interval: float = 1.0,
+        duration: float | None = None,
+        out: IO[str] | None = None,
+        json_lines: bool = False,
+        err: IO[str] | None = None,
+        on_state: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        self.topology = topology
+        self.name = str(topology.name)
+        self.file = file
+        self.interval = interval
+        self.duration = duration
+        self.out = out
+        self.json_lines = json_lines
+        self.err = err or sys.stderr
+        self.loop = Loop()
+        self.state = "starting"
+        self.lock_fd = -1
+        self.watchdog_w = -1
+        self.control: ControlServer | None = None
+        self.lab: Lab | None = None
+        self.stats: Stats | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    # -- messages ----------------------------------------------------------------
+
+    def log(self, level: str, message: str) -> None:
+        print(f"qnet-tui: {level}: {message}", file=self.err, flush=True)
+        if self.control:
+            self.control.broadcast(protocol.encode("log", level=level, message=message))
+
+    def set_state(self, state: str, reason: str | None = None) -> None:
+        self.state = state
+        if self.control:
+            self.control.broadcast(protocol.encode("state", state=state, reason=reason))
+
+    # -- start ---------------------------------------------------------------------
+
+    def acquire(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError("a lab needs root for its network namespaces: run it with sudo")
+        root = protocol.runtime_root()
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        here = protocol.lab_dir(self.name)
+        here.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(here, 0o700)
+        self.lock_fd = os.open(protocol.lock_path(self.name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            state = read_state(self.name) or {}
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+            raise LabError(
+                f"lab {self.name} is already running (pid {state.get('pid', '?')}, from {state.get('file', '?')}); "
+                "stop it first, or give this topology another name"
+            ) from None
+        removed = remove_leftovers(self.name, read_state(self.name))
+        if removed:
+            self.log("warning", f"removed what a killed run of lab {self.name} left behind: {', '.join(removed)}")
+        strangers = [n for n in netns.existing() if netns.belongs_to(n, self.name)]
+        if strangers:
+            raise LabError(
+                f"network namespaces {', '.join(strangers)} exist but were not made by lab {self.name}; "
+                "remove them or rename the lab"
+            )
+        self._save_state([])
+        pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
+        worker_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(pipe_w)
+                _watchdog(self.name, pipe_r, worker_pid)
+            finally:
+                os._exit(0)
+        os.close(pipe_r)
+        self.watchdog_w = pipe_w
+
+    def _save_state(self, namespaces: list[str]) -> None:
+        _write_json(
+            protocol.state_path(self.name),
+            {"pid": os.getpid(), "file": self.file, "started": time.time(), "namespaces": namespaces},
+        )
+
+    def start(self) -> None:
+        self.acquire()
+        self.control = ControlServer(self.loop, protocol.control_path(self.name), self._on_client_message, self._hello)
+        self.control.start()
+        self.set_state("starting")
+        lab = self.lab = Lab(
+            self.name,
+            self.topology,
+            protocol.lab_dir(self.name),
+            self.loop,
+            self.log,
+            on_namespace=lambda ns: self._save_state(self.lab.namespaces if self.lab else [ns]),
+        )
+        try:
+            realize(lab)
+        except RealizeError as exc:
+            raise LabError(str(exc)) from None
+        self.stats = Stats(lab)
+        self.set_state("running")
+
+    def _hello(self) -> list[bytes]:
+        return [
+            protocol.encode(
+                "hello", lab=self.name, file=self.file, pid=os.getpid(), protocol=protocol.PROTOCOL_VERSION
+            ),
+            protocol.encode("state", state=self.state, reason=None),
+        ]
+
+    def _on_client_message(self, msg: dict) -> None:
+        if msg["type"] == "stop":
+            self.log("info", "stop requested by a control client")
+            self.loop.stop()
+
+    # -- run -------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if not self.loop.running:
+            return
+        snapshot = self.stats.snapshot()
+        if self.out is not None:
+            line = json.dumps(snapshot) if self.json_lines else format_table(snapshot)
+            try:
+                print(line, file=self.out, flush=True)
+            except (BrokenPipeError, ValueError):
+                self.out = None
+        if self.control and self.control.clients:
+            self.control.broadcast(protocol.encode("stats", **snapshot))
+            samples = self.stats.samples()
+            if samples:
+                self.control.broadcast(protocol.encode("samples", samples=samples))
+        else:
+            self.stats.drop_samples()
+        self.loop.call_later(self.interval, self._tick)
+
+    def run(self) -> None:
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        self.loop.add(self._wake_r.fileno(), self._on_wake)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            if self.duration is not None:
+                self.loop.call_later(self.duration, self.loop.stop)
+            self.loop.call_later(self.interval, self._tick)
+            self.loop.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(-1)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.loop.stop()
+
+    def _on_wake(self, mask: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._wake_r.recv(512)
+
+    # -- stop ------------------------------------------------------------------------
+
+    def stop(self, reason: str | None = None) -> None:
+        self.set_state("stopping", reason)
+        if self.lab is not None:
+            teardown(self.lab)
+            self.lab = None
+        with contextlib.suppress(FileNotFoundError):
+            protocol.state_path(self.name).unlink()
+        self.set_state("failed" if reason else "stopped", reason)
+        if self.control:
+            self.control.close()
+            self.control = None
+        if self.watchdog_w >= 0:
+            os.close(self.watchdog_w)  # the watchdog sees EOF, finds no state file, and exits
+            self.watchdog_w = -1
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+        self.loop.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def run_worker(worker: Worker) -> int:
+    """Start, run until told to stop, stop; 0 on a clean run, 1 if it could not
+    start (the message says why; nothing is left behind)."""
+    try:
+        try:
+            worker.start()
+        except LabError as exc:
+            worker.log("error", str(exc))
+            worker.stop(str(exc))
+            return 1
+        except BaseException:
+            worker.stop("interrupted while starting")
+            raise
+        worker.log("info", f"lab {worker.name} is running ({len(worker.lab.namespaces)} namespaces)")
+        try:
+            worker.run()
+        finally:
+            worker.stop()
+        worker.log("info", f"lab {worker.name} stopped; everything it made is removed")
+        return 0
+    except KeyboardInterrupt:
+        return 130
