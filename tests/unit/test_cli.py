@@ -79,8 +79,6 @@ def test_version():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["run", "x.yaml"],
-        ["exec", "x.yaml", "vm1", "--", "true"],
         ["qemu-args", "x", "vm1"],
         ["import-qemu", "-o", "x.yaml", "--", "-net", "nic"],
     ],

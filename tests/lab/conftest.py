@@ -1,0 +1,139 @@
+"""Lab tests: real namespaces, real taps, real ping and iperf3. They need root
+and /dev/net/tun; every lab gets a unique name and a private runtime folder,
+and the fixture proves that nothing of it is left afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from qnet_tui.lab import netns
+
+SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+FRAMES = Path(__file__).with_name("frames.py")
+
+if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+    pytest.skip("lab tests need root and /dev/net/tun", allow_module_level=True)
+
+
+def lab_namespaces(name: str) -> list[str]:
+    return [n for n in netns.existing() if netns.belongs_to(n, name)]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class RunningLab:
+    def __init__(self, file: Path, name: str, proc: subprocess.Popen) -> None:
+        self.file, self.name, self.proc = file, name, proc
+        self.stats: list[dict] = []
+        self.errors: list[str] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            self.stats.append(json.loads(line))
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            self.errors.append(line.rstrip("\n"))
+
+    def wait_running(self) -> RunningLab:
+        wait_for(
+            lambda: any("is running" in x for x in self.errors) or self.proc.poll() is not None, 30, "the lab to start"
+        )
+        assert self.proc.poll() is None, "\n".join(self.errors)
+        return self
+
+    def exec(self, node: str, *cmd: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "qnet_tui", "exec", str(self.file), node, "--", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kwargs,
+        )
+
+    def spawn(self, node: str, *cmd: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "qnet_tui", "exec", str(self.file), node, "--", *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def frames(self, node: str, *args: str) -> subprocess.Popen:
+        return self.spawn(node, sys.executable, str(FRAMES), *args)
+
+    def latest(self, after: float = 0.0) -> dict:
+        """A statistics line emitted after time `after`."""
+        return wait_for(
+            lambda: next((s for s in reversed(self.stats) if s["time"] > after), None), 10, "a statistics line"
+        )
+
+    def vlan(self, vlan: str, after: float = 0.0) -> dict:
+        return self.latest(after)["vlans"][vlan]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "run"
+    monkeypatch.setenv("QNET_RUNTIME_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path, runtime: Path) -> Iterator[Callable[..., RunningLab]]:
+    labs: list[RunningLab] = []
+
+    def start(sample: str, *extra: str, wait: bool = True, text: str | None = None) -> RunningLab:
+        name = f"t{uuid.uuid4().hex[:8]}"
+        source = text if text is not None else (SAMPLES / sample).read_text()
+        file = tmp_path / f"{name}.yaml"
+        file.write_text(re.sub(r"^name: .*$", f"name: {name}", source, count=1, flags=re.M))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qnet_tui", "run", str(file), "--json", "--interval", "0.2", *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lab = RunningLab(file, name, proc)
+        labs.append(lab)
+        return lab.wait_running() if wait else lab
+
+    yield start
+    leaks = []
+    for lab in labs:
+        if lab.proc.poll() is None:
+            lab.stop()
+        try:
+            wait_for(lambda lab=lab: not lab_namespaces(lab.name), 10, "teardown")
+        except AssertionError:
+            leaks.append(lab_namespaces(lab.name))
+            for ns in lab_namespaces(lab.name):  # never leave a failed test's lab behind
+                netns.remove(ns)
+    assert not leaks, f"lab namespaces left behind: {leaks}"
