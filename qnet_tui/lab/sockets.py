@@ -146,6 +146,7 @@ class StreamPort(Port):
             self._dial()
 
     def _attach(self, conn: socket.socket, message: str) -> None:
+        conn.setblocking(False)  # accept() may hand back a blocking socket
         self.conn = conn
         self.connected = True
         self.inbuf.clear()
