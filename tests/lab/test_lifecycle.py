@@ -1,0 +1,134 @@
+"""A lab leaves nothing behind: after stop, Ctrl-C, SIGTERM, --duration, a
+control client's stop, or SIGKILL (cleaned by the watchdog, or by the next
+run when the watchdog died too)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qnet_tui import protocol
+
+from .conftest import lab_namespaces, wait_for
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(make_lab, sig):
+    lab = make_lab("seed-path.yaml")
+    assert len(lab_namespaces(lab.name)) == 4  # host side, outside host, two guests
+    assert lab.stop(sig) == 0
+    assert lab_namespaces(lab.name) == []
+    assert not protocol.state_path(lab.name).exists()
+    assert any("everything it made is removed" in line for line in lab.errors)
+
+
+def test_duration_stops_cleanly(make_lab):
+    lab = make_lab("two-vlans.yaml", "--duration", "1")
+    assert lab.proc.wait(30) == 0
+    assert lab_namespaces(lab.name) == []
+    assert len(lab.stats) >= 2
+
+
+def test_control_client_stops_lab(make_lab):
+    lab = make_lab("direct-peer.yaml")
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(protocol.control_path(lab.name)))
+        reader = client.makefile("rb")
+        hello = protocol.decode(reader.readline(), protocol.WORKER_TYPES)
+        assert hello["type"] == "hello" and hello["lab"] == lab.name and hello["pid"] == lab.proc.pid
+        assert protocol.decode(reader.readline(), protocol.WORKER_TYPES) == {
+            "type": "state",
+            "state": "running",
+            "reason": None,
+        }
+        stats = next(m for m in map(json.loads, reader) if m["type"] == "stats")
+        assert "vm1-tap0" in stats["peers"]
+        client.sendall(protocol.encode("stop"))
+        states = [m["state"] for m in map(json.loads, reader) if m["type"] == "state"]
+        assert states == ["stopping", "stopped"]
+    assert lab.proc.wait(30) == 0
+    assert lab_namespaces(lab.name) == []
+
+
+def test_second_run_is_refused(make_lab):
+    lab = make_lab("seed-path.yaml")
+    again = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "run", str(lab.file)], capture_output=True, text=True, timeout=30
+    )
+    assert again.returncode == 1
+    assert f"lab {lab.name} is already running (pid {lab.proc.pid}" in again.stderr
+    assert len(lab_namespaces(lab.name)) == 4  # the running lab is untouched
+
+
+def test_sigkill_watchdog_cleans_up(make_lab):
+    lab = make_lab("seed-path.yaml")
+    lab.proc.kill()
+    lab.proc.wait(10)
+    wait_for(lambda: not lab_namespaces(lab.name), 10, "the watchdog to remove the namespaces")
+    assert not protocol.state_path(lab.name).exists()
+
+
+def _watchdog_of(pid: int) -> int:
+    """The watchdog is the lab worker's child in a session of its own."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                return int(entry)
+    raise AssertionError("no watchdog")
+
+
+def test_sigkill_of_worker_and_watchdog_then_next_run_cleans(make_lab):
+    lab = make_lab("seed-path.yaml")
+    os.kill(_watchdog_of(lab.proc.pid), signal.SIGKILL)
+    lab.proc.kill()
+    lab.proc.wait(10)
+    time.sleep(0.3)
+    left = lab_namespaces(lab.name)
+    assert len(left) == 4 and protocol.state_path(lab.name).exists()  # nobody cleaned: the next run must
+    again = subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "run", str(lab.file), "--duration", "0.5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "removed what a killed run of lab" in err and all(ns in err for ns in left)
+    assert lab_namespaces(lab.name) == []
+
+
+def test_validation_errors_start_nothing(make_lab):
+    lab = make_lab("seed-path.yaml", wait=False, text=("version: 1\nname: x\nnodes:\n  h0: {kind: hub, vlan: 99999}\n"))
+    assert lab.proc.wait(30) == 1
+    err = "\n".join(lab.errors)
+    assert "vlan must be from 0 to 4095" in err and "nothing was started" in err
+    assert lab_namespaces(lab.name) == []
+
+
+def test_failed_start_leaves_nothing(make_lab):
+    # A socket address that cannot be bound fails the start halfway through.
+    lab = make_lab(
+        "qemu-socket.yaml",
+        wait=False,
+        text=(
+            "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 0}\n"
+            "  vm1: {kind: guest_nic, mac: '52:54:00:00:00:01'}\n"
+            "  s0: {kind: socket, transport: stream, mode: listen, address: /nonexistent/dir/s.sock}\n"
+            "links: [[hub0, vm1], [hub0, s0]]\n"
+        ),
+    )
+    assert lab.proc.wait(30) == 1
+    assert any("s0: cannot listen on /nonexistent/dir/s.sock" in line for line in lab.errors), lab.errors
+    assert lab_namespaces(lab.name) == []
