@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from qnet_tui.lab.tap import VNET_HDR_LEN
@@ -37,7 +38,12 @@ class Sample:
 
 
 class Port:
-    """One end a hub floods to. Subclasses read and write real fds."""
+    """One end a hub floods to. Subclasses read and write real fds.
+
+    Only receive counters and drops are counted per port: a hub sends every
+    frame to every port but its source, so what a port transmitted is what
+    the hub took in from the others, less what that port dropped. That keeps
+    the per-destination cost of a frame at one write."""
 
     kind = "port"
 
@@ -46,20 +52,33 @@ class Port:
         self.hub: Hub | None = None
         self.vnet = False  # frames carry a virtio-net header
         self.rx_frames = self.rx_bytes = 0
-        self.tx_frames = self.tx_bytes = 0
-        self.drop_full = self.drop_gone = self.drop_oversized = self.drop_malformed = 0
+        self.drop_full = self.drop_gone = self.drop_oversized = 0  # frames this port could not send
+        self.drop_bytes = 0
+        self.drop_malformed = 0  # frames received that were not Ethernet
         self.connected = True
 
-    # -- what a hub calls ------------------------------------------------------
-
     def send(self, frame: bytes, segments: int, length: int) -> None:
+        """Send one frame; count it in drop_* if it cannot go."""
         raise NotImplementedError
+
+    def dropped(self, reason: str, segments: int, length: int) -> None:
+        setattr(self, f"drop_{reason}", getattr(self, f"drop_{reason}") + segments)
+        self.drop_bytes += length
 
     # -- statistics ------------------------------------------------------------
 
     @property
     def drops(self) -> int:
         return self.drop_full + self.drop_gone + self.drop_oversized + self.drop_malformed
+
+    @property
+    def tx_frames(self) -> int:
+        hub = self.hub
+        return hub.frames - self.rx_frames - (self.drop_full + self.drop_gone + self.drop_oversized) if hub else 0
+
+    @property
+    def tx_bytes(self) -> int:
+        return self.hub.bytes - self.rx_bytes - self.drop_bytes if self.hub else 0
 
     def stats(self) -> dict:
         return {
@@ -93,25 +112,21 @@ class TapPort(Port):
         try:
             os.write(self.fd, frame)
         except BlockingIOError:
-            self.drop_full += segments
-            return
+            self.dropped("full", segments, length)
         except OSError:
-            self.drop_gone += segments
-            return
-        self.tx_frames += segments
-        self.tx_bytes += length
+            self.dropped("gone", segments, length)
 
-    def on_readable(self) -> None:
-        hub, fd, read = self.hub, self.fd, os.read
-        forward = hub.forward
+    def frames(self) -> Iterator[bytes]:
+        """What is queued on the tap, up to a batch."""
+        fd, read = self.fd, os.read
         for _ in range(BATCH):
             try:
-                frame = read(fd, READ_SIZE)
-            except BlockingIOError:
+                yield read(fd, READ_SIZE)
+            except OSError:  # EAGAIN: drained; EIO and the like: a later read tells again
                 return
-            except OSError:
-                return  # the device went down; a later read tells again
-            forward(self, frame)
+
+    def on_readable(self) -> None:
+        self.hub.forward(self, self.frames())
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -133,56 +148,73 @@ class Hub:
         self.protocols = [0] * len(PROTOCOL_NAMES)
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_PER_TICK * 4)
         self.sample_budget = SAMPLES_PER_TICK
+        # Per source: the tap fds (written directly) and other ports to flood to.
+        self._outs: dict[int, tuple[list[tuple[int, Port]], list[Port]]] = {}
 
     def attach(self, port: Port) -> None:
         port.hub = self
         self.ports.append(port)
+        self._outs.clear()
 
-    def forward(self, src: Port, frame: bytes) -> None:
-        size = len(frame)
-        off = VNET_HDR_LEN if src.vnet else 0
-        length = size - off
-        if length < 14:
-            src.drop_malformed += 1
-            return
-        segments = 1
-        if off and frame[1]:  # gso_type: a TCP super-frame of several wire frames
-            hdr_len = frame[2] | frame[3] << 8
-            gso_size = frame[4] | frame[5] << 8
-            if gso_size:
-                segments = -(-(length - hdr_len) // gso_size)
-        src.rx_frames += segments
-        src.rx_bytes += length
-        self.frames += segments
-        self.bytes += length
-        ethertype = frame[off + 12] << 8 | frame[off + 13]
-        if ethertype == 0x8100 and length >= 18:  # 802.1Q tag: look past it
-            off += 4
+    def _outs_for(self, src: Port) -> tuple[list[tuple[int, Port]], list[Port]]:
+        others = [p for p in self.ports if p is not src]
+        outs = ([(p.fd, p) for p in others if type(p) is TapPort], [p for p in others if type(p) is not TapPort])
+        self._outs[id(src)] = outs
+        return outs
+
+    def forward(self, src: Port, frames: Iterable[bytes]) -> None:
+        """Flood frames from src. The per-frame path: counts in locals, one
+        write per destination tap."""
+        taps, others = self._outs.get(id(src)) or self._outs_for(src)
+        off0 = VNET_HDR_LEN if src.vnet else 0
+        protocols, budget, write = self.protocols, self.sample_budget, os.write
+        count = size_sum = 0
+        for frame in frames:
+            length = len(frame) - off0
+            if length < 14:
+                src.drop_malformed += 1
+                continue
+            segments = 1
+            if off0 and frame[1]:  # gso_type: a TCP super-frame of several wire frames
+                gso_size = frame[4] | frame[5] << 8
+                if gso_size:
+                    segments = -(-(length - (frame[2] | frame[3] << 8)) // gso_size)
+            count += segments
+            size_sum += length
+            off = off0
             ethertype = frame[off + 12] << 8 | frame[off + 13]
-        protocols = self.protocols
-        if ethertype == 0x0800:
-            protocols[IPV4] += segments
-            if size > off + 23:
-                l4 = _L4[frame[off + 23]]
-                if l4 >= 0:
+            if ethertype == 0x8100 and length >= 18:  # 802.1Q tag: look past it
+                off += 4
+                ethertype = frame[off + 12] << 8 | frame[off + 13]
+            if ethertype == 0x0800:
+                protocols[IPV4] += segments
+                if len(frame) > off + 23 and (l4 := _L4[frame[off + 23]]) >= 0:
                     protocols[l4] += segments
-        elif ethertype == 0x86DD:
-            protocols[IPV6] += segments
-            if size > off + 20:
-                l4 = _L4[frame[off + 20]]
-                if l4 >= 0:
+            elif ethertype == 0x86DD:
+                protocols[IPV6] += segments
+                if len(frame) > off + 20 and (l4 := _L4[frame[off + 20]]) >= 0:
                     protocols[l4] += segments
-        elif ethertype == 0x0806:
-            protocols[ARP] += segments
-        else:
-            protocols[OTHER] += segments
-        if self.sample_budget:
-            self.sample_budget -= 1
-            start = VNET_HDR_LEN if src.vnet else 0
-            self.samples.append(Sample(time.time(), src.name, frame[start : start + SAMPLE_BYTES], length))
-        for port in self.ports:
-            if port is not src:
+            elif ethertype == 0x0806:
+                protocols[ARP] += segments
+            else:
+                protocols[OTHER] += segments
+            if budget:
+                budget -= 1
+                self.samples.append(Sample(time.time(), src.name, frame[off0 : off0 + SAMPLE_BYTES], length))
+            for fd, port in taps:
+                try:
+                    write(fd, frame)
+                except BlockingIOError:
+                    port.dropped("full", segments, length)
+                except OSError:
+                    port.dropped("gone", segments, length)
+            for port in others:
                 port.send(frame, segments, length)
+        src.rx_frames += count
+        src.rx_bytes += size_sum
+        self.frames += count
+        self.bytes += size_sum
+        self.sample_budget = budget
 
     def stats(self) -> dict:
         return {

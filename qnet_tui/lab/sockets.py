@@ -17,7 +17,7 @@ import select
 import socket
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from qnet_tui.lab.loop import Loop
@@ -172,15 +172,15 @@ class StreamPort(Port):
     def send(self, frame: bytes, segments: int, length: int) -> None:
         conn = self.conn
         if conn is None or not self.connected:
-            self.drop_gone += segments
+            self.dropped("gone", segments, length)
             return
         if length > MAX_FRAME:
-            self.drop_oversized += segments
+            self.dropped("oversized", segments, length)
             return
         data = struct.pack(">I", length) + frame
         if self.outbuf:
             if len(self.outbuf) > OUT_LIMIT:
-                self.drop_full += segments
+                self.dropped("full", segments, length)
                 return
             self.outbuf += data
         else:
@@ -189,14 +189,12 @@ class StreamPort(Port):
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                self.drop_gone += segments
+                self.dropped("gone", segments, length)
                 self.drop_peer(f"send failed: {exc.strerror}")
                 return
             if sent < len(data):
                 self.outbuf += data[sent:]
                 self.loop.modify(conn.fileno(), IN | OUT)
-        self.tx_frames += segments
-        self.tx_bytes += length
 
     def _on_event(self, mask: int) -> None:
         if mask & OUT:
@@ -237,21 +235,25 @@ class StreamPort(Port):
                 return
 
     def _parse(self) -> bool:
-        buf, pos, forward = self.inbuf, 0, self.hub.forward
+        buf, pos, frames = self.inbuf, 0, []
         end = len(buf)
+        ok = True
         while end - pos >= 4:
             length = int.from_bytes(buf[pos : pos + 4], "big")
             if length > MAX_FRAME:
                 self.drop_malformed += 1
-                self.drop_peer(f"frame length {length} is over {MAX_FRAME}: not QEMU's stream framing")
-                return False
+                ok = False
+                break
             if end - pos - 4 < length:
                 break
-            frame = bytes(buf[pos + 4 : pos + 4 + length])
+            frames.append(bytes(buf[pos + 4 : pos + 4 + length]))
             pos += 4 + length
-            forward(self, frame)
         del buf[:pos]
-        return True
+        if frames:
+            self.hub.forward(self, frames)
+        if not ok:
+            self.drop_peer(f"frame length {length} is over {MAX_FRAME}: not QEMU's stream framing")
+        return ok
 
     def close(self) -> None:
         if self.conn is not None:
@@ -330,34 +332,32 @@ class DgramPort(Port):
 
     def send(self, frame: bytes, segments: int, length: int) -> None:
         if length > 65507:
-            self.drop_oversized += segments
+            self.dropped("oversized", segments, length)
             return
         try:
             self.sock.sendto(frame, self.remote)
         except BlockingIOError:
-            self.drop_full += segments
+            self.dropped("full", segments, length)
             return
         except OSError:
             # No listener yet (ECONNREFUSED, ENOENT): the frame is lost, as on a wire.
-            self.drop_gone += segments
+            self.dropped("gone", segments, length)
             return
         if self.multicast:
             self.own = (self.own[0], self.sock.getsockname()[1])
-        self.tx_frames += segments
-        self.tx_bytes += length
 
     def _on_readable(self, mask: int) -> None:
-        sock, forward = self.sock, self.hub.forward
+        self.hub.forward(self, self._frames())
+
+    def _frames(self) -> Iterator[bytes]:
+        sock = self.sock
         for _ in range(BATCH):
             try:
                 frame, sender = sock.recvfrom(MAX_FRAME)
-            except BlockingIOError:
+            except OSError:  # EAGAIN: drained
                 return
-            except OSError:
-                return
-            if self.multicast and sender[:2] == self.own:
-                continue
-            forward(self, frame)
+            if not (self.multicast and sender[:2] == self.own):
+                yield frame
 
     def close(self) -> None:
         if self.sock is not None:
