@@ -3,6 +3,9 @@
 
     frames.py send IFACE SRC_MAC N [ETHERTYPE]
     frames.py count IFACE SECONDS [ETHERTYPE]      prints the count when quiet for SECONDS
+
+Frame i is 60 + (i * 97) % 1455 bytes long (60 to 1514), its payload a pattern
+derived from i; `count` prints how many arrived and how many were not intact.
 """
 
 import socket
@@ -19,10 +22,15 @@ def send(iface: str, src: str, n: int, ethertype: int) -> None:
     s.bind((iface, 0))
     header = b"\xff" * 6 + bytes.fromhex(src.replace(":", "")) + ethertype.to_bytes(2, "big")
     for i in range(n):
-        s.send(header + i.to_bytes(4, "big") + bytes(42))
+        s.send(header + payload(i))
         if i % 50 == 49:
             time.sleep(0.002)  # paced: the test counts frames, it does not measure drops
     print(n, flush=True)
+
+
+def payload(i: int) -> bytes:
+    size = 60 + (i * 97) % 1455 - 14
+    return i.to_bytes(4, "big") + bytes((i + j) % 251 for j in range(size - 4))
 
 
 def count(iface: str, quiet: float, ethertype: int) -> None:
@@ -32,14 +40,15 @@ def count(iface: str, quiet: float, ethertype: int) -> None:
     s.bind((iface, ethertype))
     print("ready", flush=True)
     s.settimeout(quiet)
-    got = 0
+    got = bad = 0
     while True:
         try:
-            s.recv(2048)
+            frame = s.recv(4096)
         except TimeoutError:
             break
         got += 1
-    print(got, flush=True)
+        bad += frame[14:] != payload(int.from_bytes(frame[14:18], "big"))
+    print(got, bad, flush=True)
 
 
 if __name__ == "__main__":

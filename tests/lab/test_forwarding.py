@@ -66,8 +66,9 @@ def test_flood_counts_exactly_and_stays_in_its_vlan(make_lab):
     before = lab.latest(after=time.time())
     sender = lab.frames("vm1", "send", "eth0", "52:54:00:00:01:01", str(n))
     assert sender.wait(60) == 0, sender.stderr.read()
-    got = {node: int(proc.communicate(timeout=60)[0].split()[-1]) for node, proc in counters.items()}
-    assert got == {"vm1": 0, "vm2": n, "vm3": 0, "vm4": 0}  # flooded once, never back, never across
+    got = {node: proc.communicate(timeout=60)[0].split()[-2:] for node, proc in counters.items()}
+    # flooded once, intact at every size from 60 to 1514 bytes, never back, never across
+    assert got == {"vm1": ["0", "0"], "vm2": [str(n), "0"], "vm3": ["0", "0"], "vm4": ["0", "0"]}
 
     after = lab.latest(after=time.time() + 0.3)
     v1, v1_before = after["vlans"]["1"], before["vlans"]["1"]
@@ -85,3 +86,41 @@ def test_direct_peer_guest_and_tap(make_lab):
     peers = wait_for(lambda: (s := lab.latest(after=stamp))["peers"].get("vm1-tap0") and s["peers"], 10, "peer stats")
     assert peers["vm1-tap0"]["protocols"]["icmp"] >= 6
     assert lab.latest()["vlans"] == {}
+
+
+def test_a_port_that_is_down_drops_without_stalling_the_others(tmp_path, make_lab):
+    text = (
+        "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 3}\n"
+        + "".join(f"  vm{i}: {{kind: guest_nic, mac: '52:54:00:00:03:0{i}'}}\n" for i in (1, 2, 3))
+        + "links: [[hub0, vm1], [hub0, vm2], [hub0, vm3]]\n"
+    )
+    lab = make_lab("", text=text)
+    assert lab.exec("vm3", "ip", "link", "set", "eth0", "down").returncode == 0
+    n = 500
+    counter = lab.frames("vm2", "count", "eth0", "1.5")
+    assert counter.stdout.readline().strip() == "ready"
+    before = lab.vlan("3", after=time.time())["ports"]["vm3"]["drop_reasons"]["gone"]
+    assert lab.frames("vm1", "send", "eth0", "52:54:00:00:03:01", str(n)).wait(60) == 0
+    assert counter.communicate(timeout=60)[0].split()[-2:] == [str(n), "0"]
+    vm3 = lab.vlan("3", after=time.time() + 0.3)["ports"]["vm3"]
+    assert vm3["drop_reasons"]["gone"] - before >= n
+
+
+def test_bridges_honour_stp(make_lab):
+    from qnet_tui.lab import netns
+    from qnet_tui.lab.realize import _ipr
+
+    text = (
+        "version: 1\nname: x\nnodes:\n  br0: {kind: bridge, stp: true}\n  br1: {kind: bridge}\n"
+        "  up0: {kind: host_nic}\n  up1: {kind: host_nic}\nlinks: [[up0, br0], [up1, br1]]\n"
+    )
+    lab = make_lab("", text=text)
+    ipr = _ipr(netns.host_ns(lab.name))
+    try:
+        state = {
+            name: ipr.get_links(ifname=name)[0].get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_BR_STP_STATE")
+            for name in ("br0", "br1")
+        }
+    finally:
+        ipr.close()
+    assert state == {"br0": 1, "br1": 0}

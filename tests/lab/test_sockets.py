@@ -91,3 +91,35 @@ def test_garbage_peer_is_dropped_and_lab_stays_up(make_lab):
     assert lab.proc.poll() is None
     ports = lab.vlan("0", after=time.time())["ports"]
     assert ports["vm9"]["drop_reasons"]["malformed"] >= 2
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dgram_socket_exchanges_frames_over_udp(make_lab):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))  # stands for a QEMU with -netdev dgram
+        peer_port, lab_port = peer.getsockname()[1], free_udp_port()
+        text = (
+            "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 0}\n"
+            "  vm1: {kind: guest_nic, mac: '52:54:00:00:00:01', ipv4: 10.9.0.1/24}\n"
+            f"  d0: {{kind: socket, transport: dgram, family: inet, address: '127.0.0.1:{peer_port}', "
+            f"local: '127.0.0.1:{lab_port}'}}\n"
+            "links: [[hub0, vm1], [hub0, d0]]\n"
+        )
+        lab = make_lab("", text=text)
+        peer.sendto(arp_request(), ("127.0.0.1", lab_port))
+        peer.settimeout(0.5)
+        deadline = time.monotonic() + 10
+        reply = None
+        while reply is None and time.monotonic() < deadline:
+            try:
+                frame = peer.recv(65536)
+            except TimeoutError:
+                continue
+            reply = frame if is_arp_reply(frame) else None
+        assert reply is not None and reply[28:32] == GUEST_IP
+        assert lab.vlan("0", after=time.time())["ports"]["d0"]["kind"] == "dgram"
