@@ -309,8 +309,9 @@ class Worker:
         if self.lab is not None:
             teardown(self.lab)
             self.lab = None
-        with contextlib.suppress(FileNotFoundError):
-            protocol.state_path(self.name).unlink()
+        if self.lock_fd >= 0:  # ours to remove only while we hold the lab
+            with contextlib.suppress(FileNotFoundError):
+                protocol.state_path(self.name).unlink()
         self.set_state("failed" if reason else "stopped", reason)
         if self.control:
             self.control.close()

@@ -65,6 +65,7 @@ def test_second_run_is_refused(make_lab):
     assert again.returncode == 1
     assert f"lab {lab.name} is already running (pid {lab.proc.pid}" in again.stderr
     assert len(lab_namespaces(lab.name)) == 4  # the running lab is untouched
+    assert protocol.state_path(lab.name).exists()
 
 
 def test_sigkill_watchdog_cleans_up(make_lab):

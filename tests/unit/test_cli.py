@@ -143,3 +143,24 @@ def test_fuzz_structures(tmp_path, capsys, top, nodes, links):
         "links": links,
     }
     fuzz_validate(tmp_path, json.dumps(doc, allow_nan=True).encode(), capsys)
+
+
+def test_exec_explains_what_is_wrong(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QNET_RUNTIME_DIR", str(tmp_path / "run"))
+    sample = str(SAMPLES[[p.name for p in SAMPLES].index("seed-path.yaml")])
+    assert main(["exec", sample, "vm1", "--", "true"]) == 1
+    assert f"lab seed is not running; start it with: qnet-tui run {sample}" in capsys.readouterr().err
+    assert main(["exec", sample, "vm3", "--", "true"]) == 1
+    assert "has no node 'vm3' (did you mean 'vm" in capsys.readouterr().err
+    assert main(["exec", sample, "hub0", "--", "true"]) == 1
+    assert "hub0 is a hub: it has no namespace" in capsys.readouterr().err
+    assert main(["exec", sample, "vm1"]) == 2
+    assert "give the command after --" in capsys.readouterr().err
+
+
+def test_run_refuses_an_invalid_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\nnodes:\n  h0: {kind: hub, vlan: 99999}\n")
+    assert main(["run", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4:25: error: h0: vlan must be from 0 to 4095" in err and "nothing was started" in err
