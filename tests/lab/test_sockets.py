@@ -123,3 +123,25 @@ def test_dgram_socket_exchanges_frames_over_udp(make_lab):
             reply = frame if is_arp_reply(frame) else None
         assert reply is not None and reply[28:32] == GUEST_IP
         assert lab.vlan("0", after=time.time())["ports"]["d0"]["kind"] == "dgram"
+
+
+def test_stream_tcp_connect_redials_after_the_peer_goes(make_lab):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))  # stands for a QEMU with -netdev stream,server=on
+        server.listen(1)
+        server.settimeout(15)
+        port = server.getsockname()[1]
+        text = (
+            "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 0}\n"
+            "  vm1: {kind: guest_nic, mac: '52:54:00:00:00:01', ipv4: 10.9.0.1/24}\n"
+            f"  q0: {{kind: socket, transport: stream, family: inet, mode: connect, address: '127.0.0.1:{port}'}}\n"
+            "links: [[hub0, vm1], [hub0, q0]]\n"
+        )
+        lab = make_lab("", text=text)
+        for _ in range(2):  # the second time, after we hung up, the worker has dialled again
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(framed(arp_request()))
+                frames = read_frames(conn, time.monotonic() + 10)
+                assert any(is_arp_reply(f) for f in frames)
+        assert lab.proc.poll() is None
