@@ -1,85 +1,400 @@
-"""The Textual app. For now a read-only view of a topology and its diagnostics;
-the editor grows from here."""
+"""The Textual app: draw, edit, validate and save a topology."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, OptionList
+from textual.widgets.option_list import Option
 
 from qnet_tui.model.diagnostics import Diagnostic
-from qnet_tui.model.kinds import FIELDS, Kind
-from qnet_tui.model.yamlio import Document, load_file, new_document
-
-# Columns in the order a frame travels: host NIC -> bridge -> tap -> hub -> guest.
-KIND_ORDER = [Kind.HOST_NIC, Kind.BRIDGE, Kind.TAP, Kind.HUB, Kind.GUEST_NIC, Kind.SOCKET]
+from qnet_tui.model.edit import EditError, Editor
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
+from qnet_tui.ui.canvas import TopologyCanvas
+from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, Help, PathPrompt, UnsavedChanges
+from qnet_tui.ui.inspector import Inspector
+from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
 
 
 class QnetApp(App[None]):
     TITLE = "qnet-tui"
     CSS = """
     #body { height: 1fr; }
-    #nodes { width: 3fr; }
-    #links { width: 1fr; min-width: 24; }
-    #diagnostics { height: auto; max-height: 40%; border-top: solid $primary; padding: 0 1; }
+    TopologyCanvas { width: 1fr; }
+    Inspector { width: 44; border-left: solid $primary; }
+    #diagnostics { height: auto; max-height: 8; border-top: solid $primary; }
     """
-    BINDINGS: ClassVar = [Binding("q", "quit", "Quit")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add", "Add"),
+        Binding("c", "connect", "Connect"),
+        Binding("x", "disconnect", "Disconnect"),
+        Binding("delete", "delete", "Delete"),
+        Binding("d", "duplicate", "Duplicate"),
+        Binding("ctrl+z", "undo", "Undo"),
+        Binding("ctrl+y", "redo", "Redo"),
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("f2", "save_as", "Save as"),
+        Binding("ctrl+o", "open", "Open", priority=True),
+        Binding("enter", "confirm", "Link here", show=True),
+        Binding("escape", "cancel_connect", "Cancel", show=False),
+        Binding("question_mark", "help", "Keys"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+    COMMANDS_HELP: ClassVar[dict[str, str]] = {
+        "add": "Add a node: a form with the kind, id and attributes",
+        "connect": "Connect the selected node to another (choose it, then enter)",
+        "disconnect": "Remove one of the selected node's links",
+        "delete": "Delete the selected node and its links",
+        "duplicate": "Duplicate the selected node (new id and MAC)",
+        "undo": "Undo the last edit",
+        "redo": "Redo what was undone",
+        "save": "Save the topology to its file",
+        "save_as": "Save the topology to another file",
+        "open": "Open another topology file",
+        "help": "Show every key",
+        "quit": "Quit (asks first if there are unsaved changes)",
+    }
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, theme_errors: Iterable[str] = ()) -> None:
         super().__init__()
         self.document = document
+        self.editor = Editor(document.topology)
+        self.connect_from: str | None = None
+        self.theme_errors = list(theme_errors)
+        themes, errors = load_themes()
+        self.theme_errors += errors
+        for theme in themes:
+            self.register_theme(theme)
+        if DEFAULT_THEME in self.available_themes:
+            self.theme = DEFAULT_THEME
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(CANVAS_VARIABLES)
+
+    # -- layout ---------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
-            yield DataTable(id="nodes", cursor_type="row")
-            yield DataTable(id="links", cursor_type="row")
-        with VerticalScroll(id="diagnostics"):
-            yield Static(id="problems")
+            yield TopologyCanvas(self.document.topology, id="canvas")
+            yield Inspector(id="inspector")
+        yield OptionList(id="diagnostics")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(TopologyCanvas).focus()
+        self.refresh_all()
+        for error in self.theme_errors:
+            self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
+        if not self.document.editable:
+            self.notify(
+                "The file's structure could not be read whole, so it is open read-only. "
+                "Fix the errors below in a text editor; nothing was changed.",
+                title="Read-only",
+                severity="error",
+                timeout=15,
+            )
+
+    @property
+    def canvas(self) -> TopologyCanvas:
+        return self.query_one(TopologyCanvas)
+
+    @property
+    def inspector(self) -> Inspector:
+        return self.query_one(Inspector)
+
+    def refresh_all(self, inspector: bool = True) -> None:
+        """After an edit, a load, an undo: redraw, revalidate, retitle."""
+        self.canvas.rebuild(self.document.topology)
+        if inspector:
+            self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
+        self.refresh_diagnostics()
+        self.refresh_title()
+
+    def refresh_title(self) -> None:
         doc = self.document
         name = doc.path.name if doc.path else "new topology"
-        self.sub_title = f"{name} — lab {doc.topology.name}" if doc.topology.name else name
-        nodes = self.query_one("#nodes", DataTable)
-        nodes.add_columns("node", "kind", "attributes")
-        order = {k: i for i, k in enumerate(KIND_ORDER)}
-        for node in sorted(doc.topology.nodes.values(), key=lambda n: order.get(n.kind, 99)):
-            known = [f.name for f in FIELDS.get(node.kind, ())] if isinstance(node.kind, Kind) else []
-            shown = [f"{k}={_yaml_scalar(node.attrs[k])}" for k in known if k in node.attrs]
-            kind = node.kind.title if isinstance(node.kind, Kind) else str(node.kind)
-            nodes.add_row(node.id, kind, "  ".join(shown), key=node.id)
-        links = self.query_one("#links", DataTable)
-        links.add_columns("link", "")
-        for a, b in doc.topology.links:
-            links.add_row(a, b)
-        self.show_diagnostics(doc.diagnostics())
+        marker = " ●" if self.editor.changed else ""
+        lab = f" — lab {doc.topology.name}" if isinstance(doc.topology.name, str) else ""
+        self.sub_title = f"{name}{marker}{lab}" + ("" if doc.editable else " (read-only)")
 
-    def show_diagnostics(self, diagnostics: list[Diagnostic]) -> None:
-        panel = self.query_one("#problems", Static)
+    def refresh_diagnostics(self) -> None:
+        panel = self.query_one("#diagnostics", OptionList)
+        diagnostics = self.document.diagnostics() if not self.editor.changed else self._live_diagnostics()
+        self.diagnostics = diagnostics
+        panel.clear_options()
         if not diagnostics:
-            panel.update(Text.assemble(("valid", "green"), ": no problems"))
+            panel.add_option(Option(Text.assemble(("valid", "green"), ": no problems"), id="none", disabled=True))
             return
-        text = Text()
-        for d in diagnostics:
+        where = not self.editor.changed  # line numbers hold only for the file as it was read
+        for i, d in enumerate(diagnostics):
             colour = "red" if d.is_error else "yellow"
-            text.append(str(d.severity), colour).append(f" {d.line}:{d.col} {d.text}\n")
-        text.rstrip()
-        panel.update(text)
+            place = f"{d.line}:{d.col} " if where else ""
+            node = f"[{d.node}] " if d.node and not where else ""
+            panel.add_option(Option(Text.assemble((f"{d.severity} ", colour), place, node, d.text), id=str(i)))
 
+    def _live_diagnostics(self) -> list[Diagnostic]:
+        from qnet_tui.model.validate import validate
 
-def _yaml_scalar(value: object) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return [d for d in self.document.problems if not d.is_error] + validate(self.document.topology)
+
+    # -- selection --------------------------------------------------------------------
+
+    @on(TopologyCanvas.Selected)
+    def _selected(self, event: TopologyCanvas.Selected) -> None:
+        if self.inspector.node != event.node:
+            self.inspector.show_node(self.document.topology, event.node, not self.document.editable)
+        if self.connect_from:
+            self.notify_connect()
+
+    @on(OptionList.OptionSelected, "#diagnostics")
+    @on(OptionList.OptionHighlighted, "#diagnostics")
+    def _diagnostic_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and event.option.id.isdigit():
+            d = self.diagnostics[int(event.option.id)]
+            if d.node in self.document.topology.nodes:
+                self.canvas.select(d.node)
+
+    # -- editing ------------------------------------------------------------------------
+
+    def _editable(self) -> bool:
+        if not self.document.editable:
+            self.notify("This file is open read-only: fix its structure in a text editor first.", severity="error")
+            return False
+        return True
+
+    def _apply(self, what: str, edit: Any, *args: Any, select: str | None = None) -> Any:
+        """Run one Editor operation; a refusal is shown with the rule that forbids it."""
+        if not self._editable():
+            return None
+        try:
+            result = edit(*args)
+        except EditError as exc:
+            self.notify(str(exc), title=f"Cannot {what}", severity="error")
+            return None
+        if select is not None:
+            self.canvas.selected = select
+        self.refresh_all()
+        return result if result is not None else True
+
+    def action_add(self) -> None:
+        if not self._editable():
+            return
+        selected = self.canvas.selected
+        kind = Kind.GUEST_NIC
+        node = self.document.topology.nodes.get(selected) if selected else None
+        if node is not None and node.kind is Kind.GUEST_NIC:
+            kind = Kind.GUEST_NIC
+        self.push_screen(AddNode(self.document.topology, kind, link_to=selected), self._added)
+
+    def _added(self, result: tuple[Kind, str, dict, str | None] | None) -> None:
+        if result is None:
+            return
+        kind, node_id, attrs, link_to = result
+        if self._apply("add the node", self.editor.add_node, kind, node_id, attrs, select=node_id) and link_to:
+            self._apply("link it", self.editor.connect, node_id, link_to)
+
+    def action_connect(self) -> None:
+        if not self._editable():
+            return
+        if self.canvas.selected is None:
+            self.notify("Select the node to connect from first", severity="warning")
+            return
+        self.connect_from = self.canvas.selected
+        self.notify_connect()
+        self.refresh_bindings()
+
+    def notify_connect(self) -> None:
+        self.sub_title = f"connect {self.connect_from} → {self.canvas.selected}: enter to link, escape to cancel"
+
+    def action_confirm(self) -> None:
+        if self.connect_from is None:
+            return
+        source, target = self.connect_from, self.canvas.selected
+        self.connect_from = None
+        self.refresh_bindings()
+        if target is None or target == source:
+            self.refresh_title()
+            return
+        self._apply("connect", self.editor.connect, source, target)
+        self.refresh_title()
+
+    def action_cancel_connect(self) -> None:
+        if self.connect_from is not None:
+            self.connect_from = None
+            self.refresh_bindings()
+            self.refresh_title()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("confirm", "cancel_connect"):
+            return self.connect_from is not None
+        if action == "undo":
+            return self.editor.can_undo or None
+        if action == "redo":
+            return self.editor.can_redo or None
+        return True
+
+    def action_disconnect(self) -> None:
+        selected = self.canvas.selected
+        if not self._editable() or selected is None:
+            return
+        peers = self.document.topology.neighbours(selected)
+        if not peers:
+            self.notify(f"{selected} has no links", severity="warning")
+        elif len(peers) == 1:
+            self._apply("disconnect", self.editor.disconnect, selected, peers[0])
+        else:
+            self.push_screen(
+                ChooseLink(selected, peers),
+                lambda peer: peer and self._apply("disconnect", self.editor.disconnect, selected, peer),
+            )
+
+    def action_delete(self) -> None:
+        selected = self.canvas.selected
+        if not self._editable() or selected is None:
+            return
+        links = len(self.document.topology.neighbours(selected))
+        question = f"Delete {selected}" + (f" and its {links} link(s)?" if links else "?")
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._apply("delete", self.editor.delete_node, selected)
+
+        self.push_screen(Confirm(question, yes="Delete"), done)
+
+    def action_duplicate(self) -> None:
+        selected = self.canvas.selected
+        if selected is not None and (node := self._apply("duplicate", self.editor.duplicate, selected)):
+            self.canvas.selected = node.id
+            self.refresh_all()
+
+    def action_undo(self) -> None:
+        if self.editor.undo():
+            self.refresh_all()
+
+    def action_redo(self) -> None:
+        if self.editor.redo():
+            self.refresh_all()
+
+    @on(Inspector.Edited)
+    def _inspector_edit(self, event: Inspector.Edited) -> None:
+        if not self._editable():
+            return
+        try:
+            if event.name == "id":
+                self.editor.rename(event.node, event.value)
+                self.canvas.selected = event.value
+            elif event.value is None:
+                self.editor.del_attr(event.node, event.name)
+            else:
+                self.editor.set_attr(event.node, event.name, event.value)
+        except EditError as exc:
+            self.inspector.show_problem(event.name, str(exc))
+            return
+        self.refresh_all(inspector=event.name == "id")
+
+    # -- files --------------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        if self.document.path is None:
+            self.action_save_as()
+        else:
+            self._save(self.document.path)
+
+    def _save(self, path: Path) -> bool:
+        if not self._editable():
+            return False
+        try:
+            self.document.save(path)
+        except (SaveError, OSError) as exc:
+            self.notify(str(exc), title="Not saved", severity="error", timeout=10)
+            return False
+        self.editor.mark_saved()
+        self.refresh_title()
+        self.notify(f"Saved {path}")
+        return True
+
+    def action_save_as(self) -> None:
+        doc = self.document
+        start = doc.path.parent if doc.path else Path.cwd()
+        value = str(doc.path) if doc.path else str(Path.cwd() / f"{doc.topology.name or 'lab'}.yaml")
+        self.push_screen(PathPrompt("Save as", start, value, must_exist=False), lambda p: p and self._save(p))
+
+    @work(exclusive=True, group="files")
+    async def action_open(self) -> None:
+        if not await self._may_leave("open another file"):
+            return
+        start = self.document.path.parent if self.document.path else Path.cwd()
+        path = await self.push_screen_wait(PathPrompt("Open a topology", start))
+        if path is None:
+            return
+        doc = load_file(path)
+        if not doc.editable:
+            errors = [d.format(path.name) for d in doc.problems if d.is_error]
+            self.notify("\n".join(errors[:6]), title=f"Cannot open {path.name}", severity="error", timeout=15)
+            return
+        self.document = doc
+        self.editor = Editor(doc.topology)
+        self.canvas.selected = None
+        self.refresh_all()
+
+    async def _may_leave(self, doing: str) -> bool:
+        """True when there is nothing unsaved, or the user saved or discarded it."""
+        if not self.editor.changed:
+            return True
+        choice = await self.push_screen_wait(UnsavedChanges(doing))
+        if choice == "save":
+            if self.document.path is None:
+                path = await self.push_screen_wait(
+                    PathPrompt("Save as", Path.cwd(), str(Path.cwd() / "lab.yaml"), must_exist=False)
+                )
+                return bool(path) and self._save(path)
+            return self._save(self.document.path)
+        return choice == "discard"
+
+    @work(exclusive=True, group="files")
+    async def action_quit(self) -> None:
+        if await self._may_leave("quit"):
+            self.exit()
+
+    def action_help(self) -> None:
+        keys = [
+            (b.key_display or b.key, self.COMMANDS_HELP.get(b.action, b.description))
+            for b in self.BINDINGS
+            if isinstance(b, Binding) and b.show
+        ]
+        keys += [
+            ("arrows", "move the selection between nodes (left/right: across columns)"),
+            ("tab", "next node; shift+tab: previous"),
+            ("escape", "cancel connect mode"),
+            ("mouse", "click a node to select it; click a problem to select its node"),
+        ]
+        self.push_screen(Help(keys))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for action, text in self.COMMANDS_HELP.items():
+            title = action.replace("_", " ").capitalize()
+            yield SystemCommand(title, text, lambda a=action: self.run_action(a))
 
 
 def run_app(path: str | None, theme: str | None = None) -> int:
-    document = load_file(path) if path and Path(path).exists() else new_document(path=Path(path) if path else None)
+    if path and Path(path).exists():
+        document = load_file(path)
+    else:
+        document = new_document(path=Path(path) if path else None)
+        if path:
+            document.topology.name = Path(path).stem.replace(".", "-")[:32] or "lab"
     app = QnetApp(document)
     if theme:
         if theme not in app.available_themes:

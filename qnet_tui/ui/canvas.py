@@ -1,0 +1,249 @@
+"""The topology canvas: nodes as boxes in columns, links as box-drawing lines,
+scrolling, and a selection that moves by key or mouse.
+
+Rendering follows Textual's line API: the layout is turned once into runs of
+text per row, each run tagged with what it belongs to (a node, links, a
+title); painting a visible row only picks styles for its runs, so moving the
+selection repaints without laying anything out again."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.color import Color as RichColor
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.color import Color, ColorParseError
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.topology import Topology
+from qnet_tui.ui.layout import BOX_H, BOX_W, COLUMN_TITLES, LINE_CHARS, MARGIN, Layout, layout
+
+# What a run of text belongs to: ("box", node), ("link", link indices), ("title", None)
+Owner = tuple[str, object]
+Run = tuple[int, str, Owner]
+
+KIND_VARIABLE = {
+    Kind.HOST_NIC: "node-host-nic",
+    Kind.BRIDGE: "node-bridge",
+    Kind.TAP: "node-tap",
+    Kind.HUB: "node-hub",
+    Kind.GUEST_NIC: "node-guest-nic",
+    Kind.SOCKET: "node-socket",
+}
+
+
+# The selected box is drawn with double lines: it stands out without colour too.
+SELECTED_BORDER = str.maketrans("╭╮╰╯─│", "╔╗╚╝═║")
+
+
+def _fit(text: str, width: int) -> str:
+    return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
+
+
+def paint_rows(lay: Layout) -> list[list[Run]]:
+    """The layout as rows of runs; pure, so tests can read the drawing."""
+    rows: list[list[Run]] = [[] for _ in range(lay.height)]
+    for col, x in enumerate(lay.column_x):
+        rows[MARGIN].append((x, _fit(COLUMN_TITLES[col], BOX_W), ("title", None)))
+    inner = BOX_W - 2
+    bottom = "╰" + "─" * inner + "╯"
+    for box in lay.boxes.values():
+        owner: Owner = ("box", box.node)
+        top = "╭─ " + _fit(box.title, inner - 3).rstrip() + " "
+        top = top + "─" * (BOX_W - 1 - len(top)) + "╮"
+        lines = [top] + ["│ " + _fit(text, inner - 1) + "│" for text in box.lines] + [bottom]
+        for dy, line in enumerate(lines):
+            rows[box.y + dy].append((box.x, line, owner))
+    # Link cells, merged into runs of one row with the same links.
+    for (x, y), (bits, links) in sorted(lay.cells.items(), key=lambda item: (item[0][1], item[0][0])):
+        row = rows[y]
+        owner = ("link", links)
+        ch = LINE_CHARS.get(bits, "┼")
+        if row and row[-1][2] == owner and row[-1][0] + len(row[-1][1]) == x:
+            start, text, _ = row[-1]
+            row[-1] = (start, text + ch, owner)
+        else:
+            row.append((x, ch, owner))
+    for row in rows:
+        row.sort(key=lambda run: run[0])
+    return rows
+
+
+class TopologyCanvas(ScrollView, can_focus=True):
+    DEFAULT_CSS = """
+    TopologyCanvas { background: $surface; }
+    TopologyCanvas:focus { background-tint: $foreground 3%; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "move(0, -1)", "Up", show=False),
+        Binding("down", "move(0, 1)", "Down", show=False),
+        Binding("left", "move(-1, 0)", "Left", show=False),
+        Binding("right", "move(1, 0)", "Right", show=False),
+        Binding("tab", "cycle(1)", "Next node", show=False),
+        Binding("shift+tab", "cycle(-1)", "Previous node", show=False),
+    ]
+
+    selected: reactive[str | None] = reactive(None)
+
+    class Selected(Message):
+        def __init__(self, node: str | None) -> None:
+            super().__init__()
+            self.node = node
+
+    def __init__(self, topology: Topology, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.topology = topology
+        self.layout_: Layout = Layout()
+        self.rows: list[list[Run]] = []
+        self.live: dict[str, str] = {}  # per-node counters shown on the box, for a running lab
+        self._styles: dict[str, Style] = {}
+
+    # -- data ------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
+        self.rebuild()
+
+    def _theme_changed(self) -> None:
+        self._styles.clear()
+        self.refresh()
+
+    def rebuild(self, topology: Topology | None = None) -> None:
+        """Lay the topology out again, after an edit or a load."""
+        if topology is not None:
+            self.topology = topology
+        self.layout_ = layout(self.topology)
+        self.rows = paint_rows(self.layout_)
+        self.virtual_size = Size(self.layout_.width, self.layout_.height)
+        if self.selected not in self.topology.nodes:
+            self.selected = next(iter(self._order()), None)
+        self.refresh()
+
+    def _order(self) -> list[str]:
+        """Nodes left to right, top to bottom: the order Tab walks."""
+        boxes = self.layout_.boxes.values()
+        return [b.node for b in sorted(boxes, key=lambda b: (b.x, b.y))]
+
+    # -- selection ---------------------------------------------------------------
+
+    def watch_selected(self, old: str | None, new: str | None) -> None:
+        box = self.layout_.boxes.get(new) if new else None
+        if box is not None:
+            self.scroll_to_region(Region(box.x - 2, box.y - 1, BOX_W + 4, BOX_H + 2), animate=False)
+        self.refresh()
+        self.post_message(self.Selected(new))
+
+    def select(self, node: str | None) -> None:
+        self.selected = node
+
+    def action_cycle(self, step: int) -> None:
+        order = self._order()
+        if not order:
+            return
+        i = order.index(self.selected) if self.selected in order else -step
+        self.selected = order[(i + step) % len(order)]
+
+    def action_move(self, dx: int, dy: int) -> None:
+        boxes = self.layout_.boxes
+        here = boxes.get(self.selected) if self.selected else None
+        if here is None:
+            self.action_cycle(1)
+            return
+        if dy:
+            same = sorted((b for b in boxes.values() if b.x == here.x), key=lambda b: b.y)
+            i = same.index(here) + dy
+            if 0 <= i < len(same):
+                self.selected = same[i].node
+            return
+        columns = sorted({b.x for b in boxes.values()})
+        i = columns.index(here.x) + dx
+        while 0 <= i < len(columns):
+            candidates = [b for b in boxes.values() if b.x == columns[i]]
+            if candidates:
+                self.selected = min(candidates, key=lambda b: abs(b.cy - here.cy)).node
+                return
+            i += dx
+
+    def on_click(self, event: events.Click) -> None:
+        offset = self.scroll_offset
+        box = self.layout_.box_at(event.x + offset.x, event.y + offset.y)
+        if box is not None:
+            self.selected = box.node
+        self.focus()
+
+    # -- painting ----------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            variables = self.app.get_css_variables()
+
+            def colour(*names: str) -> RichColor | None:
+                for var in names:
+                    try:
+                        return Color.parse(variables[var]).rich_color
+                    except (KeyError, ColorParseError):
+                        continue
+                return None
+
+            base = self.rich_style
+            if name == "title":
+                style = base + Style(dim=True, italic=True)
+            elif name == "link":
+                style = base + Style(color=colour("topology-link", "primary"))
+            elif name == "link-selected":
+                style = base + Style(color=colour("link-selected", "accent"), bold=True)
+            elif name == "selected":
+                style = base + Style(color=colour("node-selected-border", "accent"), bold=True)
+            else:
+                style = base + Style(color=colour(name, "foreground"))
+            self._styles[name] = style
+        return style
+
+    def _run_style(self, owner: Owner) -> Style:
+        kind, what = owner
+        if kind == "box":
+            if what == self.selected:
+                return self._style("selected")
+            node = self.topology.nodes.get(what)
+            return self._style(KIND_VARIABLE.get(node.kind, "foreground") if node else "foreground")
+        if kind == "link":
+            selected = self.selected
+            if selected is not None and any(selected in self.topology.links[i] for i in what):
+                return self._style("link-selected")
+            return self._style("link")
+        return self._style("title")
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        row = scroll_y + y
+        base = self.rich_style
+        if row >= len(self.rows):
+            return Strip.blank(width, base)
+        segments = []
+        x = scroll_x
+        end = scroll_x + width
+        for start, text, owner in self.rows[row]:
+            stop = start + len(text)
+            if stop <= x or start >= end:
+                continue
+            if start > x:
+                segments.append(Segment(" " * (start - x), base))
+                x = start
+            piece = text[x - start : min(stop, end) - start]
+            if owner[1] == self.selected and owner[0] == "box":
+                piece = piece.translate(SELECTED_BORDER)
+            segments.append(Segment(piece, self._run_style(owner)))
+            x += len(piece)
+        if x < end:
+            segments.append(Segment(" " * (end - x), base))
+        return Strip(segments, width)

@@ -1,0 +1,273 @@
+"""Modal screens: typed, each ending in dismiss(value)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, DirectoryTree, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from qnet_tui.model.edit import default_attrs, next_id
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.topology import Topology
+from qnet_tui.model.validate import link_problem
+from qnet_tui.model.values import ifname_problem
+from qnet_tui.ui.fields import FieldEditor
+
+
+class _Modal(ModalScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    _Modal { align: center middle; }
+    _Modal > .dialog {
+        width: 72; height: auto; max-height: 90%; padding: 1 2;
+        border: thick $primary; background: $panel;
+    }
+    _Modal .question { margin-bottom: 1; }
+    _Modal .buttons { height: auto; margin-top: 1; align-horizontal: right; }
+    _Modal Button { margin-left: 1; }
+    _Modal .error { color: $error; }
+    """
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class Confirm(_Modal):
+    """A yes/no question; dismisses with True or False (escape: False)."""
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__()
+        self.question, self.yes, self.no = question, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="question")
+            with Horizontal(classes="buttons"):
+                yield Button(self.no, id="no")
+                yield Button(self.yes, id="yes", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class UnsavedChanges(_Modal):
+    """What to do with unsaved changes: "save", "discard", or None (cancel)."""
+
+    def __init__(self, doing: str) -> None:
+        super().__init__()
+        self.doing = doing
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"The topology has unsaved changes. Save them before you {self.doing}?", classes="question")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Discard", id="discard", variant="error")
+                yield Button("Save", id="save", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+
+class AddNode(_Modal):
+    """The add-node form: kind, id and the kind's fields, filled with defaults.
+    Dismisses with (kind, id, attrs, link_to) or None."""
+
+    DEFAULT_CSS = """
+    AddNode #fields { height: auto; max-height: 20; }
+    AddNode Select { width: 30; }
+    """
+
+    def __init__(self, topology: Topology, kind: Kind = Kind.GUEST_NIC, link_to: str | None = None) -> None:
+        super().__init__()
+        self.topology = topology
+        self.kind = kind
+        self.link_to = link_to
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Add a node", classes="question")
+            yield Select([(k.title, k) for k in Kind], value=self.kind, allow_blank=False, id="kind")
+            yield Input(id="node-id", placeholder="id (an interface name)")
+            yield Label("", id="id-error", classes="error")
+            yield VerticalScroll(id="fields")
+            yield Checkbox("", id="link", value=True)
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Add", id="add", variant="primary")
+
+    def on_mount(self) -> None:
+        self._fill()
+
+    def _fill(self) -> None:
+        node_id = next_id(self.topology, self.kind)
+        self.query_one("#node-id", Input).value = node_id
+        fields = self.query_one("#fields", VerticalScroll)
+        fields.remove_children()
+        fields.mount(FieldEditor(self.kind, default_attrs(self.topology, self.kind, node_id)))
+        self._update_link_choice()
+
+    def _update_link_choice(self) -> None:
+        box = self.query_one("#link", Checkbox)
+        target = self.link_to
+        if target and target in self.topology.nodes:
+            probe = Topology(nodes=dict(self.topology.nodes), links=list(self.topology.links))
+            from qnet_tui.model.topology import Node
+
+            probe.add(Node("\0new", self.kind, {}))
+            allowed = link_problem(probe, "\0new", target) is None
+            box.label = f"link it to {target}"
+            box.display = allowed
+            box.value = allowed
+        else:
+            box.display = False
+            box.value = False
+
+    @on(Select.Changed, "#kind")
+    def _kind_changed(self, event: Select.Changed) -> None:
+        self.kind = event.value
+        self._fill()
+
+    @on(Input.Changed, "#node-id")
+    def _id_changed(self, event: Input.Changed) -> None:
+        problem = ifname_problem(event.value)
+        if not problem and event.value in self.topology.nodes:
+            problem = "is taken"
+        self.query_one("#id-error", Label).update(f"id {problem}" if problem else "")
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#add")
+    @on(Input.Submitted, "#node-id")
+    def _add(self) -> None:
+        node_id = self.query_one("#node-id", Input).value.strip()
+        editor = self.query_one(FieldEditor)
+        attrs, problems = editor.values()
+        if problems or self.query_one("#id-error", Label).render().plain:
+            self.notify("Fix the marked fields first", severity="warning")
+            return
+        link = self.link_to if self.query_one("#link", Checkbox).value else None
+        self.dismiss((self.kind, node_id, attrs, link))
+
+
+class ChooseLink(_Modal):
+    """Which of a node's links to remove; dismisses with the peer's id or None."""
+
+    def __init__(self, node: str, peers: list[str]) -> None:
+        super().__init__()
+        self.node, self.peers = node, peers
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Disconnect {self.node} from:", classes="question")
+            yield OptionList(*[Option(f"{self.node} ── {p}", id=p) for p in self.peers], id="peers")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class YamlTree(DirectoryTree):
+    def filter_paths(self, paths):
+        return [p for p in paths if (p.is_dir() and not p.name.startswith(".")) or p.suffix in (".yaml", ".yml")]
+
+
+class PathPrompt(_Modal):
+    """Ask for a file path, with a tree of the folder to pick from; dismisses
+    with the Path or None."""
+
+    DEFAULT_CSS = """
+    PathPrompt YamlTree { height: 16; margin-top: 1; }
+    """
+
+    def __init__(self, title: str, start: Path, value: str = "", must_exist: bool = True) -> None:
+        super().__init__()
+        self.title_text, self.start, self.value, self.must_exist = title, start, value, must_exist
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="question")
+            yield Input(value=self.value, placeholder="path to a .yaml file", id="path")
+            yield Label("", id="path-error", classes="error")
+            yield YamlTree(self.start, id="tree")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("OK", id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+
+    @on(DirectoryTree.FileSelected)
+    def _picked(self, event: DirectoryTree.FileSelected) -> None:
+        self.query_one("#path", Input).value = str(event.path)
+        if self.must_exist:
+            self._ok()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#ok")
+    @on(Input.Submitted, "#path")
+    def _ok(self) -> None:
+        text = self.query_one("#path", Input).value.strip()
+        path = Path(text).expanduser()
+        error = ""
+        if not text:
+            error = "give a file name"
+        elif self.must_exist and not path.is_file():
+            error = f"no such file: {path}"
+        elif not self.must_exist and not path.parent.is_dir():
+            error = f"no such folder: {path.parent}"
+        if error:
+            self.query_one("#path-error", Label).update(error)
+            return
+        self.dismiss(path)
+
+
+class Help(_Modal):
+    """Every key of the app and what it does."""
+
+    DEFAULT_CSS = """
+    Help Grid { grid-size: 2; grid-columns: 14 1fr; height: auto; grid-gutter: 0 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Close"),
+        Binding("question_mark", "cancel", "Close", show=False),
+        Binding("q", "cancel", "Close", show=False),
+    ]
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog"):
+            yield Label("Keys (ctrl+p opens the command palette, which has every action too)", classes="question")
+            with Grid():
+                for key, text in self.keys:
+                    yield Label(f"[b]{key}[/b]")
+                    yield Label(text)

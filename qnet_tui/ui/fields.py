@@ -1,0 +1,160 @@
+"""A form for the attributes of one node kind, built from the kinds table,
+with each field checked as it is typed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Switch
+
+from qnet_tui.model.kinds import FIELDS, Field, Kind
+
+
+def parse(field: Field, text: str) -> tuple[Any, str | None]:
+    """A field's typed text -> (value or None for 'not set', problem)."""
+    text = text.strip()
+    if not text:
+        return None, ("is required" if field.required else None)
+    if field.type is int:
+        try:
+            value: Any = int(text, 0)
+        except ValueError:
+            return None, f"must be {field.type_name}, not {text!r}"
+    else:
+        value = text
+    return value, field.problem(value)
+
+
+def show(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+class FieldEditor(Vertical):
+    """Inputs for one kind's fields. Posts Committed when the user finishes a
+    field (enter, leaving it, a switch or a choice)."""
+
+    DEFAULT_CSS = """
+    FieldEditor { height: auto; }
+    FieldEditor .row { height: auto; }
+    FieldEditor .row { margin-bottom: 1; }
+    FieldEditor .name { width: 16; padding: 0 1 0 0; }
+    FieldEditor Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+    FieldEditor Select { width: 1fr; }
+    FieldEditor Select > SelectCurrent { height: 1; border: none; padding: 0 1; }
+    FieldEditor Switch { height: 1; border: none; padding: 0; }
+    FieldEditor .problem { color: $error; padding-left: 16; height: auto; margin-top: -1; }
+    """
+
+    class Committed(Message):
+        def __init__(self, editor: FieldEditor, name: str, value: Any) -> None:
+            super().__init__()
+            self.editor = editor
+            self.name = name
+            self.value = value  # None: remove the attribute
+
+        @property
+        def control(self) -> FieldEditor:
+            return self.editor
+
+    def __init__(self, kind: Kind, attrs: dict[str, Any], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.attrs = dict(attrs)
+        self.fields = {f.name: f for f in FIELDS[kind]}
+
+    def compose(self) -> ComposeResult:
+        for field in FIELDS[self.kind]:
+            value = self.attrs.get(field.name, field.default if field.type is bool else None)
+            with Horizontal(classes="row"):
+                yield Label(field.name + (" *" if field.required else ""), classes="name")
+                wid = f"field-{field.name}"
+                if field.type is bool:
+                    yield Switch(value=bool(value), id=wid, tooltip=field.help)
+                elif field.choices:
+                    yield Select(
+                        [(c, c) for c in field.choices],
+                        value=value if value in field.choices else Select.BLANK,
+                        allow_blank=not field.required,
+                        id=wid,
+                        tooltip=field.help,
+                    )
+                else:
+                    yield Input(value=show(value), placeholder=field.help, id=wid, tooltip=field.help)
+            yield Label("", classes="problem", id=f"problem-{field.name}")
+
+    def _problem(self, name: str, text: str | None) -> None:
+        self.query_one(f"#problem-{name}", Label).update(f"{name} {text}" if text else "")
+
+    def show_problem(self, name: str, text: str | None) -> None:
+        """A refusal from outside the form (say, a VLAN another hub has)."""
+        self._problem(name, text)
+
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        name = (event.input.id or "").removeprefix("field-")
+        if name in self.fields:
+            self._problem(name, parse(self.fields[name], event.value)[1])
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self._commit_input(event.input)
+
+    @on(Input.Blurred)
+    def _left(self, event: Input.Blurred) -> None:
+        self._commit_input(event.input)
+
+    def _commit_input(self, widget: Input) -> None:
+        name = (widget.id or "").removeprefix("field-")
+        if name not in self.fields:
+            return
+        value, problem = parse(self.fields[name], widget.value)
+        self._problem(name, problem)
+        if problem is None and value != self.attrs.get(name):
+            self.attrs[name] = value
+            self.post_message(self.Committed(self, name, value))
+
+    @on(Switch.Changed)
+    def _switched(self, event: Switch.Changed) -> None:
+        name = (event.switch.id or "").removeprefix("field-")
+        if name in self.fields and self.attrs.get(name, self.fields[name].default) != event.value:
+            self.attrs[name] = event.value
+            self.post_message(self.Committed(self, name, event.value))
+
+    @on(Select.Changed)
+    def _chosen(self, event: Select.Changed) -> None:
+        name = (event.select.id or "").removeprefix("field-")
+        if name not in self.fields:
+            return
+        value = None if event.value is Select.BLANK else event.value
+        if value != self.attrs.get(name):
+            self.attrs[name] = value
+            self.post_message(self.Committed(self, name, value))
+
+    def values(self) -> tuple[dict[str, Any], list[str]]:
+        """The form's attributes (unset ones left out) and its problems."""
+        attrs: dict[str, Any] = {}
+        problems = []
+        for name, field in self.fields.items():
+            widget = self.query_one(f"#field-{name}")
+            if isinstance(widget, Switch):
+                if widget.value != field.default:
+                    attrs[name] = widget.value
+                continue
+            if isinstance(widget, Select):
+                value, problem = (
+                    (None, "is required" if field.required else None)
+                    if widget.value is Select.BLANK
+                    else (widget.value, None)
+                )
+            else:
+                value, problem = parse(field, widget.value)
+            if problem:
+                problems.append(f"{name} {problem}")
+                self._problem(name, problem)
+            elif value is not None:
+                attrs[name] = value
+        return attrs, problems

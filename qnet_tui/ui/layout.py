@@ -1,0 +1,284 @@
+"""Where the canvas draws each node and link. Pure: no Textual, so it is
+fast to test and to time.
+
+Nodes stand in columns in the order a frame travels, host NICs | bridges |
+taps | hubs | guest NICs and sockets, each placed level with the neighbours it
+links to. Links run orthogonally through the channels between columns: out
+of a box's side, along a lane of the channel, into the next box. A link that
+skips a column crosses it on a row no box there uses; a link within a column
+runs in a channel on its right."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.topology import Node, Topology
+
+BOX_W = 22
+BOX_H = 5  # border, three lines of text, border
+GAP_Y = 1
+MARGIN = 1
+COLUMN = {Kind.HOST_NIC: 0, Kind.BRIDGE: 1, Kind.TAP: 2, Kind.HUB: 3, Kind.GUEST_NIC: 4, Kind.SOCKET: 4}
+COLUMNS = 5
+COLUMN_TITLES = ("host NICs", "bridges", "taps", "hubs (VLANs)", "guest NICs, sockets")
+
+# Direction bits of a cell of a link, and the box-drawing character for each set.
+N, E, S, W = 1, 2, 4, 8
+LINE_CHARS = {
+    0: " ",
+    N: "│",
+    S: "│",
+    N | S: "│",
+    E: "─",
+    W: "─",
+    E | W: "─",
+    E | S: "┌",
+    W | S: "┐",
+    N | E: "└",
+    N | W: "┘",
+    N | S | E: "├",
+    N | S | W: "┤",
+    E | W | S: "┬",
+    E | W | N: "┴",
+    N | E | S | W: "┼",
+}
+
+
+@dataclass(slots=True)
+class Box:
+    node: str
+    kind: Kind | None
+    x: int
+    y: int
+    title: str
+    lines: tuple[str, str, str]
+
+    @property
+    def cy(self) -> int:
+        return self.y + BOX_H // 2
+
+    @property
+    def right(self) -> int:
+        return self.x + BOX_W
+
+
+@dataclass
+class Layout:
+    boxes: dict[str, Box] = field(default_factory=dict)
+    # (x, y) -> (direction bits, indices of the links through the cell)
+    cells: dict[tuple[int, int], tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    column_x: list[int] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+
+    def box_at(self, x: int, y: int) -> Box | None:
+        for box in self.boxes.values():
+            if box.x <= x < box.right and box.y <= y < box.y + BOX_H:
+                return box
+        return None
+
+
+def box_text(node: Node) -> tuple[str, tuple[str, str, str]]:
+    """The box's title (its kind) and three lines: id and key attributes."""
+    kind = node.kind if isinstance(node.kind, Kind) else None
+    a = node.attrs
+
+    def text(key: str) -> str:
+        value = a.get(key)
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return "" if value is None else str(value)
+
+    if kind is Kind.HUB:
+        extra = (f"VLAN {text('vlan')}", "")
+    elif kind is Kind.GUEST_NIC:
+        extra = (text("mac"), text("ipv4") or text("ipv6") or text("model"))
+    elif kind is Kind.HOST_NIC:
+        extra = ((text("interface") and f"real {text('interface')}") or text("ipv4"), text("ipv6"))
+    elif kind is Kind.BRIDGE:
+        extra = (f"stp {text('stp') or 'off'}", text("ipv4"))
+    elif kind is Kind.SOCKET:
+        extra = (f"{text('transport')} {text('mode')}".strip(), text("address"))
+    else:
+        extra = ("", "")
+    title = kind.title if kind else f"? {node.kind}"
+    return title, (node.id, *extra)
+
+
+def _column_of(node: Node) -> int:
+    return COLUMN.get(node.kind, COLUMNS - 1) if isinstance(node.kind, Kind) else COLUMNS - 1
+
+
+def _stack(items: list[tuple[float, str]], start: int = MARGIN + 2) -> dict[str, int]:
+    """Top rows for boxes wanting to be centred at the given rows, in that
+    order, without overlapping."""
+    tops, bottom = {}, start
+    for want, node in sorted(items, key=lambda x: x[0]):
+        top = max(round(want) - BOX_H // 2, bottom)
+        tops[node] = top
+        bottom = top + BOX_H + GAP_Y
+    return tops
+
+
+def layout(t: Topology) -> Layout:
+    out = Layout()
+    adj: dict[str, list[str]] = defaultdict(list)
+    for a, b in t.links:
+        if a in t.nodes and b in t.nodes and a != b:
+            adj[a].append(b)
+            adj[b].append(a)
+    columns: list[list[str]] = [[] for _ in range(COLUMNS)]
+    for node in t.nodes.values():
+        columns[_column_of(node)].append(node.id)
+
+    # Guests and sockets first, grouped under their hub (hubs by VLAN), then
+    # every other column level with the neighbours already placed.
+    centre: dict[str, float] = {}
+    hub_order = sorted(columns[3], key=lambda h: (str(t.nodes[h].attrs.get("vlan")), h))
+    rank = {h: i for i, h in enumerate(hub_order)}
+
+    def hub_rank(n: str) -> tuple[int, int]:
+        hubs = [rank[m] for m in adj[n] if m in rank]
+        return (min(hubs) if hubs else len(rank), list(t.nodes).index(n))
+
+    tops = _stack([(i * (BOX_H + GAP_Y), n) for i, n in enumerate(sorted(columns[4], key=hub_rank))])
+    for col in (4, 3, 2, 1, 0):
+        if col != 4:
+            wants = []
+            for i, n in enumerate(hub_order if col == 3 else columns[col]):
+                placed = [centre[m] for m in adj[n] if m in centre]
+                wants.append((sum(placed) / len(placed) if placed else 10**6 + i, n))
+            tops = _stack(wants)
+        for n, top in tops.items():
+            centre[n] = top + BOX_H // 2
+        columns[col] = [n for _, n in sorted((top, n) for n, top in tops.items())]
+
+    # Channel widths depend on how many lanes their links need: route first
+    # with column positions unknown (lanes counted per channel), then place.
+    col_rows = [{(top, n) for n in columns[c] for top in [round(centre[n]) - BOX_H // 2]} for c in range(COLUMNS)]
+    occupied = [[range(top, top + BOX_H) for top, _ in sorted(col_rows[c])] for c in range(COLUMNS)]
+
+    def free_row(col: int, want: int) -> int:
+        """A row of column col that no box covers, nearest to want."""
+
+        def busy(y: int) -> bool:
+            return any(y in r for r in occupied[col])
+
+        for d in range(0, 10**4):
+            for y in (want + d, want - d):
+                if y >= MARGIN + 2 and not busy(y):
+                    return y
+        return want
+
+    # Each link becomes hops across channels: (channel, left row, right row, link index, fan node).
+    hops: list[tuple[int, int, int, int, str]] = []
+    for index, (a, b) in enumerate(t.links):
+        if a not in centre or b not in centre or a == b:
+            continue
+        ca, cb = _column_of(t.nodes[a]), _column_of(t.nodes[b])
+        if ca > cb:
+            a, b, ca, cb = b, a, cb, ca
+        ya, yb = round(centre[a]), round(centre[b])
+        fan = a if len(adj[a]) >= len(adj[b]) else b
+        if ca == cb:
+            hops.append((ca + 1, ya, yb, index, fan))  # both on the channel's left side
+            continue
+        row = ya
+        for col in range(ca + 1, cb):
+            cross = free_row(col, yb)
+            hops.append((col, row, cross, index, fan))
+            row = cross
+        hops.append((cb, row, yb, index, fan))
+
+    # Lanes: one vertical trunk per fan node per channel; trunks whose spans
+    # overlap get different lanes.
+    spans: dict[tuple[int, str], list[int]] = {}
+    for channel, y1, y2, _, fan in hops:
+        lo, hi = min(y1, y2), max(y1, y2)
+        span = spans.setdefault((channel, fan), [lo, hi])
+        span[0], span[1] = min(span[0], lo), max(span[1], hi)
+    lanes: dict[tuple[int, str], int] = {}
+    lane_count = [0] * (COLUMNS + 1)
+    by_channel: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+    for (channel, fan), (lo, hi) in spans.items():
+        by_channel[channel].append((lo, hi, fan))
+    for channel, items in by_channel.items():
+        ends: list[int] = []  # per lane, the last row it is used to
+        for lo, hi, fan in sorted(items):
+            for lane, end in enumerate(ends):
+                if end < lo - 1:
+                    ends[lane] = hi
+                    break
+            else:
+                lane = len(ends)
+                ends.append(hi)
+            lanes[(channel, fan)] = lane
+        lane_count[channel] = len(ends)
+
+    # Column x positions: channel c (left of column c, or right of the last) is wide enough for its lanes.
+    x = MARGIN
+    for col in range(COLUMNS):
+        x += 0 if col == 0 else 4 + 2 * lane_count[col]
+        out.column_x.append(x)
+        x += BOX_W
+    out.width = x + (4 + 2 * lane_count[COLUMNS] if lane_count[COLUMNS] else 0) + MARGIN
+
+    for col in range(COLUMNS):
+        for n in columns[col]:
+            title, lines = box_text(t.nodes[n])
+            out.boxes[n] = Box(
+                n,
+                t.nodes[n].kind if isinstance(t.nodes[n].kind, Kind) else None,
+                out.column_x[col],
+                round(centre[n]) - BOX_H // 2,
+                title,
+                lines,
+            )
+    out.height = max((b.y + BOX_H for b in out.boxes.values()), default=MARGIN + 2) + MARGIN
+
+    cells: dict[tuple[int, int], list] = {}
+
+    def mark(px: int, py: int, bits: int, link: int) -> None:
+        cell = cells.setdefault((px, py), [0, set()])
+        cell[0] |= bits
+        cell[1].add(link)
+
+    def hline(x1: int, x2: int, y: int, link: int) -> None:
+        lo, hi = min(x1, x2), max(x1, x2)
+        for px in range(lo, hi + 1):
+            mark(px, y, (E if px < hi else 0) | (W if px > lo else 0), link)
+
+    def vline(px: int, y1: int, y2: int, link: int) -> None:
+        lo, hi = min(y1, y2), max(y1, y2)
+        for py in range(lo, hi + 1):
+            mark(px, py, (S if py < hi else 0) | (N if py > lo else 0), link)
+
+    for channel, y1, y2, link, fan in hops:
+        if channel == COLUMNS or (channel < COLUMNS and y1 is not None and _same_column_hop(t, link, channel)):
+            left = out.column_x[channel - 1] + BOX_W  # both ends on the right side of column channel-1
+            lane_x = left + 2 + 2 * lanes[(channel, fan)]
+            hline(left, lane_x, y1, link)
+            vline(lane_x, y1, y2, link)
+            hline(left, lane_x, y2, link)
+            continue
+        left = out.column_x[channel - 1] + BOX_W
+        right = out.column_x[channel] - 1
+        lane_x = left + 2 + 2 * lanes[(channel, fan)]
+        hline(left, lane_x, y1, link)
+        vline(lane_x, y1, y2, link)
+        hline(lane_x, right, y2, link)
+        # Across a column it skips, on the free row the hop ends at.
+        a, b = t.links[link]
+        cols = sorted((_column_of(t.nodes[a]), _column_of(t.nodes[b])))
+        if cols[0] < channel < cols[1]:
+            hline(out.column_x[channel], out.column_x[channel] + BOX_W, y2, link)
+    out.cells = {k: (v[0], tuple(sorted(v[1]))) for k, v in cells.items()}
+    out.height = max(out.height, max((y for _, y in out.cells), default=0) + 1 + MARGIN)
+    return out
+
+
+def _same_column_hop(t: Topology, link: int, channel: int) -> bool:
+    a, b = t.links[link]
+    return _column_of(t.nodes[a]) == _column_of(t.nodes[b]) == channel - 1

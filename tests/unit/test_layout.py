@@ -1,0 +1,75 @@
+"""The canvas layout: columns by kind, no overlapping boxes, and no link
+drawn through a box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.validate import validate
+from qnet_tui.model.yamlio import load_file
+from qnet_tui.ui.canvas import paint_rows
+from qnet_tui.ui.layout import BOX_H, COLUMN, layout
+from tests.topogen import big_topology
+
+SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
+
+
+def check(t):
+    lay = layout(t)
+    boxes = list(lay.boxes.values())
+    assert set(lay.boxes) == set(t.nodes)
+    for node in t.nodes.values():  # columns in the order a frame travels
+        assert lay.boxes[node.id].x == lay.column_x[COLUMN[node.kind]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a.right <= b.x or b.right <= a.x or a.y + BOX_H <= b.y or b.y + BOX_H <= a.y
+            assert apart, f"{a.node} overlaps {b.node}"
+    for (x, y), (_, links) in lay.cells.items():
+        box = lay.box_at(x, y)
+        assert box is None, f"link {[t.links[i] for i in links]} crosses box {box.node} at {x},{y}"
+    drawn = {i for _, links in lay.cells.values() for i in links}
+    assert drawn == set(range(len(t.links)))
+    return lay
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_samples(path):
+    check(load_file(path).topology)
+
+
+def test_links_touch_both_boxes():
+    t = load_file(SAMPLES[[p.name for p in SAMPLES].index("seed-path.yaml")]).topology
+    lay = check(t)
+    for index, (a, b) in enumerate(t.links):
+        cells = {xy for xy, (_, links) in lay.cells.items() if index in links}
+        for end in (a, b):
+            box = lay.boxes[end]
+            assert (box.right, box.cy) in cells or (box.x - 1, box.cy) in cells, (a, b, end)
+
+
+def test_big_topology():
+    t = big_topology(300)
+    assert len(t.nodes) >= 300 and not [d for d in validate(t) if d.is_error]
+    lay = check(t)
+    assert lay.height > 45 and lay.width < 220  # scrolls down, stays readable across
+
+
+def test_direct_peer_skips_the_hub_column_on_a_free_row():
+    t = load_file(SAMPLES[[p.name for p in SAMPLES].index("direct-peer.yaml")]).topology
+    from qnet_tui.model.topology import Node
+
+    t.add(Node("hub0", Kind.HUB, {"vlan": 0}))
+    t.add(Node("vm2", Kind.GUEST_NIC, {"mac": "52:54:00:00:00:02"}))
+    t.links.append(("hub0", "vm2"))
+    check(t)
+
+
+def test_paint_shows_ids_and_titles():
+    t = load_file(SAMPLES[0]).topology
+    text = "\n".join("".join(run[1] for run in row) for row in paint_rows(layout(t)))
+    for node in t.nodes:
+        assert node in text
+    assert "host NICs" in text and "hubs (VLANs)" in text
