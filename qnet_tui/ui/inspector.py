@@ -3,7 +3,6 @@ place. Edits go up as messages; the app applies them through the Editor."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from textual import on
@@ -40,15 +39,29 @@ class Inspector(VerticalScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.node: str | None = None
+        self._wanted: tuple[Topology, str | None, bool] | None = None
+        self._busy = False
 
     def compose(self) -> ComposeResult:
         yield Static("nothing selected", classes="heading")
 
     def show_node(self, topology: Topology, node_id: str | None, read_only: bool = False) -> None:
-        """Show node_id (or nothing). The form is rebuilt in the background;
-        a newer selection cancels an older rebuild."""
+        """Show node_id (or nothing). The form is rebuilt in the background,
+        one rebuild at a time; a rebuild shows whatever was asked last."""
         self.node = node_id
-        self.run_worker(partial(self._rebuild, topology, node_id, read_only), exclusive=True, group="inspector")
+        self._wanted = (topology, node_id, read_only)
+        if not self._busy:
+            self._busy = True
+            self.run_worker(self._rebuild_until_current, group="inspector")
+
+    async def _rebuild_until_current(self) -> None:
+        try:
+            shown = None
+            while shown is not self._wanted:
+                shown = self._wanted
+                await self._rebuild(*shown)
+        finally:
+            self._busy = False
 
     async def _rebuild(self, topology: Topology, node_id: str | None, read_only: bool) -> None:
         node = topology.nodes.get(node_id) if node_id else None

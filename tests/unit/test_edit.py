@@ -709,7 +709,9 @@ def test_undo_keeps_value_types():
     quoted = type(attrs["ipv4"])
     assert quoted is not str
     editor.set_attr("br0", "stp", True)
-    editor.set_attr("br0", "ipv4", "10.0.0.1/24")  # equal, but a plain str now
+    editor.set_attr("br0", "ipv4", "10.0.0.1/24")  # the same text: no edit, and the quotes stay
+    assert type(attrs["ipv4"]) is quoted
+    editor.set_attr("br0", "ipv4", "10.0.0.2/24")
     editor.rename("tap0", "tap1")
     while editor.undo():
         pass
@@ -719,4 +721,4 @@ def test_undo_keeps_value_types():
     while editor.redo():
         pass
     attrs = doc.topology.nodes["br0"].attrs
-    assert attrs["stp"] is True and type(attrs["ipv4"]) is str
+    assert attrs["stp"] is True and attrs["ipv4"] == "10.0.0.2/24" and "tap1" in doc.topology.nodes

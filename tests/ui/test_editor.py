@@ -1,0 +1,340 @@
+"""The editor, driven with Pilot: every action, its refusals, undo/redo,
+files and prompts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, OptionList
+
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.yamlio import load_file
+from qnet_tui.ui.app import QnetApp
+from qnet_tui.ui.canvas import TopologyCanvas
+from qnet_tui.ui.dialogs import AddNode, Confirm, Help, PathPrompt, UnsavedChanges
+from qnet_tui.ui.inspector import Inspector
+
+SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+SIZE = (160, 45)
+
+
+@pytest.fixture
+def seed(tmp_path) -> Path:
+    path = tmp_path / "seed.yaml"
+    shutil.copy(SAMPLES / "seed-path.yaml", path)
+    return path
+
+
+def app_for(path: Path) -> QnetApp:
+    return QnetApp(load_file(path))
+
+
+def notes(app: QnetApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def select(pilot, node: str) -> None:
+    pilot.app.query_one(TopologyCanvas).select(node)
+    await pilot.pause()
+
+
+async def test_opens_sample_with_every_node(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        canvas = app.query_one(TopologyCanvas)
+        assert set(canvas.layout_.boxes) == set(app.document.topology.nodes)
+        assert canvas.selected == "eth0"  # the first node, left to right
+        assert "valid" in str(app.query_one("#diagnostics", OptionList).get_option_at_index(0).prompt)
+        assert app.sub_title == "seed.yaml — lab seed"
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_selection_by_keys_and_mouse(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        canvas = app.query_one(TopologyCanvas)
+        await pilot.press("right", "right", "right")
+        assert canvas.selected == "hub0"
+        await pilot.press("right")
+        assert canvas.selected in ("vm1", "vm2")
+        await pilot.press("down")
+        assert canvas.selected == "vm2"
+        await pilot.press("tab")
+        assert canvas.selected == "eth0"  # wraps around
+        await pilot.pause()
+        assert app.query_one(Inspector).node == "eth0"
+        box = canvas.layout_.boxes["br0"]
+        await pilot.click(TopologyCanvas, offset=(box.x + 3, box.y + 2))
+        assert canvas.selected == "br0"
+
+
+async def test_add_node_with_form_and_link(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "hub0")
+        await pilot.press("a")
+        assert isinstance(app.screen, AddNode)
+        assert app.screen.query_one("#node-id", Input).value == "vm3"
+        await pilot.click("#add")
+        await pilot.pause()
+        t = app.document.topology
+        assert t.nodes["vm3"].kind is Kind.GUEST_NIC
+        assert t.nodes["vm3"].attrs["mac"].startswith("52:54:00:")
+        assert ("vm3", "hub0") in t.links
+        assert app.query_one(TopologyCanvas).selected == "vm3"
+        assert app.sub_title.startswith("seed.yaml ●")
+
+
+async def test_add_form_validates_id(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        form = app.screen
+        form.query_one("#node-id", Input).value = "vm1"
+        await pilot.pause()
+        assert "id is taken" in str(form.query_one("#id-error").render())
+        await pilot.click("#add")
+        await pilot.pause()
+        assert isinstance(app.screen, AddNode)  # refused, still open
+        await pilot.press("escape")
+        assert not isinstance(app.screen, AddNode)
+        assert len(app.document.topology.nodes) == 6
+
+
+async def test_connect_and_refusal(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        app.editor.add_node(Kind.GUEST_NIC, "vm3", {"mac": "52:54:00:00:00:33"})
+        app.refresh_all()
+        await select(pilot, "vm3")
+        await pilot.press("c")
+        assert "connect vm3" in app.sub_title
+        await select(pilot, "vm1")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("a guest NIC cannot connect to a guest NIC" in n for n in notes(app))
+        assert not any("vm3" in link for link in app.document.topology.links)
+        await select(pilot, "vm3")
+        await pilot.press("c")
+        await select(pilot, "hub0")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ("vm3", "hub0") in app.document.topology.links
+        await pilot.press("c", "escape")
+        assert "connect" not in app.sub_title
+
+
+async def test_disconnect_delete_duplicate_undo_redo(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        t = app.document.topology
+        original_links = list(t.links)
+        await select(pilot, "vm2")
+        await pilot.press("x")  # one link: removed at once
+        await pilot.pause()
+        assert ("hub0", "vm2") not in t.links
+        await pilot.press("d")
+        await pilot.pause()
+        assert "vm3" in t.nodes and t.nodes["vm3"].attrs["mac"] != t.nodes["vm2"].attrs["mac"]
+        await select(pilot, "hub0")
+        await pilot.press("delete")
+        assert isinstance(app.screen, Confirm)
+        await pilot.click("#no")
+        await pilot.pause()
+        assert "hub0" in t.nodes
+        await pilot.press("delete")
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert "hub0" not in t.nodes and not any("hub0" in link for link in t.links)
+        for _ in range(3):
+            await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert t.links == original_links and set(t.nodes) == {"eth0", "br0", "tap0", "hub0", "vm1", "vm2"}
+        assert not app.editor.changed and app.sub_title == "seed.yaml — lab seed"
+        await pilot.press("ctrl+y")
+        assert ("hub0", "vm2") not in t.links
+
+
+async def test_disconnect_chooses_among_several_links(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "hub0")
+        await pilot.press("x")
+        await pilot.pause()
+        options = app.screen.query_one(OptionList)
+        assert options.option_count == 3
+        options.highlighted = 2
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ("hub0", "vm2") not in app.document.topology.links
+
+
+async def test_inspector_validates_inline_and_applies(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "hub0")
+        await pilot.pause()
+        field = app.query_one("#field-vlan", Input)
+        field.focus()
+        field.value = "5000"
+        await pilot.pause()
+        assert "vlan must be from 0 to 4095, not 5000" in str(app.query_one("#problem-vlan").render())
+        await pilot.press("enter")
+        assert app.document.topology.nodes["hub0"].attrs["vlan"] == 0  # not applied
+        field.value = "7"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.document.topology.nodes["hub0"].attrs["vlan"] == 7
+        assert "VLAN 7" in app.query_one(TopologyCanvas).layout_.boxes["hub0"].lines
+
+
+async def test_inspector_rename(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "vm2")
+        await pilot.pause()
+        rename = app.query_one("#rename", Input)
+        rename.focus()
+        rename.value = "web"
+        await pilot.press("enter")
+        await pilot.pause()
+        t = app.document.topology
+        assert "web" in t.nodes and "vm2" not in t.nodes and ("hub0", "web") in t.links
+        assert app.query_one(TopologyCanvas).selected == "web"
+
+
+async def test_save_keeps_comments(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "hub0")
+        await pilot.press("d")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not app.editor.changed and "●" not in app.sub_title
+    text = seed.read_text()
+    assert "hub1:" in text and "# QEMU's -netdev hubport,hubid=0" in text
+    assert load_file(seed).diagnostics()[0].message == "hub1: not connected to anything"
+
+
+async def test_save_as(seed, tmp_path):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        assert isinstance(app.screen, PathPrompt)
+        target = tmp_path / "copy.yaml"
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.click("#ok")
+        await pilot.pause()
+        assert target.read_text() == seed.read_text()
+        assert app.document.path == target and app.sub_title.startswith("copy.yaml")
+
+
+async def test_quit_with_unsaved_changes_asks(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "vm1")
+        await pilot.press("d", "q")
+        await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)
+        await pilot.click("#cancel")
+        await pilot.pause()
+        assert app.is_running and "vm3" in app.document.topology.nodes
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.click("#discard")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert "vm3" not in seed.read_text()
+
+
+async def test_quit_and_save(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "vm1")
+        await pilot.press("d", "q")
+        await pilot.pause()
+        await pilot.click("#save")
+        await pilot.pause()
+    assert "vm3:" in seed.read_text()
+
+
+async def test_open_another_file_and_a_broken_one(seed, tmp_path):
+    other = tmp_path / "two.yaml"
+    shutil.copy(SAMPLES / "two-vlans.yaml", other)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nname: x\nnodes: [oops\n")
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, PathPrompt)
+        app.screen.query_one("#path", Input).value = str(broken)
+        await pilot.click("#ok")
+        await pilot.pause()
+        assert any("YAML syntax" in n for n in notes(app))
+        assert app.document.path == seed  # nothing lost
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#path", Input).value = str(other)
+        await pilot.click("#ok")
+        await pilot.pause()
+        assert app.document.path == other and "hub2" in app.query_one(TopologyCanvas).layout_.boxes
+
+
+async def test_load_error_opens_read_only(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\nnodes:\n  h: {kind: hub, vlan: 1}\n  h: {kind: tap}\n")
+    original = bad.read_text()
+    app = app_for(bad)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.query_one("#diagnostics", OptionList)
+        shown = [str(panel.get_option_at_index(i).prompt) for i in range(panel.option_count)]
+        assert any("error 5:3 duplicate key 'h'" in line for line in shown)
+        assert "read-only" in app.sub_title
+        await pilot.press("a")
+        await pilot.pause()
+        assert any("read-only" in n for n in notes(app))
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert bad.read_text() == original
+
+
+async def test_diagnostic_selects_its_node(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        app.editor.add_node(Kind.TAP, "tap9")
+        app.refresh_all()
+        await select(pilot, "eth0")
+        panel = app.query_one("#diagnostics", OptionList)
+        panel.focus()
+        panel.highlighted = 0
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(TopologyCanvas).selected == "tap9"
+
+
+async def test_help_and_palette(seed):
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, Help)
+        texts = " ".join(str(w.render()) for w in app.screen.query("Label"))
+        for word in ("Add a node", "Undo", "Save", "Connect"):
+            assert word in texts
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Add", "Connect", "Disconnect", "Delete", "Duplicate", "Undo", "Redo", "Save", "Save as", "Open"):
+            assert title in titles
+
+
+async def test_themes_switch_and_broken_theme_is_reported(seed):
+    app = QnetApp(load_file(seed), theme_errors=["themes/bad.yaml: colour 'nope' cannot be parsed"])
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "qnet-dark"
+        assert {"qnet-light", "qnet-high-contrast"} <= set(app.available_themes)
+        assert any("bad.yaml" in n for n in notes(app))
+        app.theme = "qnet-light"
+        await pilot.pause()
+        canvas = app.query_one(TopologyCanvas)
+        assert canvas._style("node-hub").color is not None
