@@ -430,6 +430,7 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
     nodes = tree.get("nodes")
     if not isinstance(nodes, CommentedMap):
         nodes = tree["nodes"] = CommentedMap()
+    _carry_renames(nodes, list(topology.nodes))
     for node_id in [n for n in nodes if n not in topology.nodes]:
         comments.delete(nodes, node_id)
     for node in topology.nodes.values():
@@ -443,6 +444,21 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
             _set(body, key, value)
     _sync_links(tree, topology.links)
     return tree
+
+
+def _carry_renames(nodes: CommentedMap, wanted: list[str]) -> None:
+    """A node that is gone from the file's place where a new id stands was
+    renamed: give the new id that place and the old one's comments."""
+    present = list(nodes)
+    for i, old in enumerate(present):
+        if old in wanted or i >= len(wanted) or wanted[i] in nodes:
+            continue
+        new = wanted[i]
+        comment = nodes.ca.items.pop(old, None)
+        value = nodes.pop(old)
+        nodes.insert(i, new, value)
+        if comment is not None:
+            nodes.ca.items[new] = comment
 
 
 def _set(m: CommentedMap, key: str, value: Any) -> None:

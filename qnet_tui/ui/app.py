@@ -299,7 +299,7 @@ class QnetApp(App[None]):
             else:
                 self.editor.set_attr(event.node, event.name, event.value)
         except EditError as exc:
-            self.inspector.show_problem(event.name, str(exc))
+            self.inspector.show_problem(event.name, exc.problem or str(exc))
             return
         self.refresh_all(inspector=event.name == "id")
 
