@@ -30,7 +30,7 @@ class QnetApp(App[None]):
     CSS = """
     #body { height: 1fr; }
     TopologyCanvas { width: 1fr; }
-    Inspector { width: 44; border-left: solid $primary; }
+    Inspector { width: 36; border-left: solid $primary; }
     #diagnostics { height: auto; max-height: 8; border-top: solid $primary; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -41,12 +41,12 @@ class FieldEditor(Vertical):
     FieldEditor { height: auto; }
     FieldEditor .row { height: auto; }
     FieldEditor .row { margin-bottom: 1; }
-    FieldEditor .name { width: 16; padding: 0 1 0 0; }
+    FieldEditor .name { width: 11; padding: 0 1 0 0; }
     FieldEditor Input { width: 1fr; height: 1; border: none; padding: 0 1; }
     FieldEditor Select { width: 1fr; }
     FieldEditor Select > SelectCurrent { height: 1; border: none; padding: 0 1; }
     FieldEditor Switch { height: 1; border: none; padding: 0; }
-    FieldEditor .problem { color: $error; padding-left: 16; height: auto; margin-top: -1; }
+    FieldEditor .problem { color: $error; padding-left: 11; height: auto; margin-top: -1; }
     """
 
     class Committed(Message):

@@ -23,9 +23,9 @@ class Inspector(VerticalScroll):
     Inspector .heading { text-style: bold; margin-bottom: 1; }
     Inspector .row { height: auto; }
     Inspector .row { margin-bottom: 1; }
-    Inspector .name { width: 16; padding: 0 1 0 0; }
+    Inspector .name { width: 11; padding: 0 1 0 0; }
     Inspector #rename { width: 1fr; height: 1; border: none; padding: 0 1; }
-    Inspector .rename-problem { color: $error; padding-left: 16; }
+    Inspector .rename-problem { color: $error; padding-left: 11; }
     Inspector .links { margin-top: 1; color: $text-muted; }
     """
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Node, Topology
 
-BOX_W = 22
+BOX_W = 20
 BOX_H = 5  # border, three lines of text, border
 GAP_Y = 1
 MARGIN = 1
@@ -220,10 +220,10 @@ def layout(t: Topology) -> Layout:
     # Column x positions: channel c (left of column c, or right of the last) is wide enough for its lanes.
     x = MARGIN
     for col in range(COLUMNS):
-        x += 0 if col == 0 else 4 + 2 * lane_count[col]
+        x += 0 if col == 0 else 3 + 2 * lane_count[col]
         out.column_x.append(x)
         x += BOX_W
-    out.width = x + (4 + 2 * lane_count[COLUMNS] if lane_count[COLUMNS] else 0) + MARGIN
+    out.width = x + (3 + 2 * lane_count[COLUMNS] if lane_count[COLUMNS] else 0) + MARGIN
 
     for col in range(COLUMNS):
         for n in columns[col]:

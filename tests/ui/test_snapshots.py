@@ -1,0 +1,48 @@
+"""Snapshots of the main screen on every sample and of the add-node form, in
+the default theme and the light one. Pinned size, no blinking cursor.
+Update after an intended change with: pytest tests/ui/test_snapshots.py --snapshot-update"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from qnet_tui.model.yamlio import load_file
+from qnet_tui.ui.app import QnetApp
+
+SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
+THEMES = ["qnet-dark", "qnet-light"]
+SIZE = (150, 40)
+
+
+def make_app(path: Path, theme: str) -> QnetApp:
+    app = QnetApp(load_file(path))
+    app.theme = theme
+    return app
+
+
+async def still(pilot) -> None:
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_main_screen(snap_compare, sample, theme):
+    assert snap_compare(make_app(sample, theme), terminal_size=SIZE, run_before=still)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_add_node_form(snap_compare, theme):
+    async def open_form(pilot) -> None:
+        pilot.app.query_one("TopologyCanvas").select("hub0")
+        await pilot.pause()
+        await pilot.press("a")
+        await pilot.pause()
+        await still(pilot)
+
+    seed = next(p for p in SAMPLES if p.name == "seed-path.yaml")
+    assert snap_compare(make_app(seed, theme), terminal_size=SIZE, run_before=open_form)
