@@ -63,6 +63,7 @@ class _Checker:
         self.t = topology
         self.smap = smap or SourceMap()
         self.out: list[Diagnostic] = []
+        self.bad_links: set[int] = set()  # indices of links with an error
 
     def add(
         self,
@@ -200,21 +201,45 @@ class _Checker:
             )
 
     def links(self) -> None:
-        for i, link in enumerate(self.t.links):
-            a, b = link
-            for end, name in enumerate(link):
-                if name not in self.t.nodes:
+        """Every link's problem, in one pass: link_problem() rescans all links,
+        which is right for one edit and too slow for a whole file."""
+        nodes = self.t.nodes
+        seen: set[frozenset[str]] = set()
+        taken: dict[tuple[str, str], list[str]] = defaultdict(list)  # (node, slot) -> peers so far
+        for i, (a, b) in enumerate(self.t.links):
+            for end, name in enumerate((a, b)):
+                if name not in nodes:
                     self.at_link(
-                        ERROR,
-                        i,
-                        f"link {a} - {b}: unknown node '{name}'{did_you_mean(str(name), self.t.nodes)}",
-                        end=end,
+                        ERROR, i, f"link {a} - {b}: unknown node '{name}'{did_you_mean(str(name), nodes)}", end=end
                     )
-            if a not in self.t.nodes or b not in self.t.nodes:
+            if a not in nodes or b not in nodes:
                 continue
-            problem = link_problem(self.t, a, b, ignore=i)
+            ka, kb = nodes[a].kind, nodes[b].kind
+            if a == b:
+                problem: str | None = f"{a} cannot connect to itself"
+            elif not isinstance(ka, Kind) or not isinstance(kb, Kind):
+                continue  # the unknown kind is reported on its node
+            elif slot_for(ka, kb) is None:
+                problem = f"a {ka.title} cannot connect to a {kb.title} ({peers_phrase(ka)})"
+            elif frozenset((a, b)) in seen:
+                problem = f"{a} and {b} are already linked"
+            else:
+                problem = None
+                for this, other in ((a, b), (b, a)):
+                    slot = slot_for(nodes[this].kind, nodes[other].kind)
+                    peers = taken[(this, slot.what)]
+                    if slot.most is not None and len(peers) >= slot.most and problem is None:
+                        problem = (
+                            f"{this} already connects to {', '.join(peers)}; "
+                            f"a {nodes[this].kind.title} takes at most {slot.most} {slot.what}"
+                        )
+                if problem is None:
+                    seen.add(frozenset((a, b)))
+                    taken[(a, slot_for(ka, kb).what)].append(b)
+                    taken[(b, slot_for(kb, ka).what)].append(a)
             if problem:
                 self.at_link(ERROR, i, f"link {a} - {b}: {problem}")
+                self.bad_links.add(i)
 
     def unique_macs(self) -> None:
         owners: dict[str, str] = {}
@@ -240,15 +265,16 @@ class _Checker:
                 owners[vlan] = hub.id
 
     def valid_links(self) -> list[Link]:
-        seen: set[frozenset[str]] = set()
-        out = []
-        for i, (a, b) in enumerate(self.t.links):
-            key = frozenset((a, b))
-            if key in seen or a not in self.t.nodes or b not in self.t.nodes or link_problem(self.t, a, b, ignore=i):
-                continue
-            seen.add(key)
-            out.append((a, b))
-        return out
+        nodes = self.t.nodes
+        return [
+            (a, b)
+            for i, (a, b) in enumerate(self.t.links)
+            if i not in self.bad_links
+            and a in nodes
+            and b in nodes
+            and isinstance(nodes[a].kind, Kind)
+            and isinstance(nodes[b].kind, Kind)
+        ]
 
     def segments(self) -> list[list[str]]:
         """Connected components: one Ethernet broadcast domain each."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,6 +13,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
@@ -23,6 +25,8 @@ from qnet_tui.ui.canvas import TopologyCanvas
 from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, Help, PathPrompt, UnsavedChanges
 from qnet_tui.ui.inspector import Inspector
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
+
+SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
 
 
 class QnetApp(App[None]):
@@ -71,6 +75,11 @@ class QnetApp(App[None]):
         self.editor = Editor(document.topology)
         self.connect_from: str | None = None
         self.theme_errors = list(theme_errors)
+        self._slow_timer: Timer | None = None
+        self._inspect_timer: Timer | None = None
+        self._gc_timer: Timer | None = None
+        self._inspector_due = False
+        self.settle_s = SETTLE_S
         themes, errors = load_themes()
         self.theme_errors += errors
         for theme in themes:
@@ -94,6 +103,16 @@ class QnetApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(TopologyCanvas).focus()
         self.refresh_all()
+        # The cyclic GC, left to itself, walks the whole UI in the middle of a
+        # keypress now and then (100-180 ms on a 300-node topology). Objects
+        # made at start-up are frozen out of its reach, and it runs when the
+        # app is idle instead: a second after the last edit.
+        gc.freeze()
+        gc.disable()
+
+    def on_unmount(self) -> None:
+        gc.enable()
+        gc.unfreeze()
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
         if not self.document.editable:
@@ -113,13 +132,28 @@ class QnetApp(App[None]):
     def inspector(self) -> Inspector:
         return self.query_one(Inspector)
 
-    def refresh_all(self, inspector: bool = True) -> None:
-        """After an edit, a load, an undo: redraw, revalidate, retitle."""
-        self.canvas.rebuild(self.document.topology)
-        if inspector:
+    def refresh_all(self, inspector: bool = True, select: str | None = None) -> None:
+        """After an edit, a load, an undo: redraw and retitle now; revalidate
+        and refill the inspector just after, so the key's effect shows first."""
+        self.canvas.rebuild(self.document.topology, select=select)
+        self.refresh_title()
+        self._inspector_due = self._inspector_due or inspector
+        if self._slow_timer is not None:
+            self._slow_timer.stop()
+        if self.settle_s <= 0:
+            self._refresh_slow()
+        else:
+            self._slow_timer = self.set_timer(self.settle_s, self._refresh_slow)
+
+    def _refresh_slow(self) -> None:
+        self._slow_timer = None
+        if self._gc_timer is not None:
+            self._gc_timer.stop()
+        self._gc_timer = self.set_timer(1.0, gc.collect)
+        if self._inspector_due:
+            self._inspector_due = False
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
         self.refresh_diagnostics()
-        self.refresh_title()
 
     def refresh_title(self) -> None:
         doc = self.document
@@ -153,9 +187,20 @@ class QnetApp(App[None]):
     @on(TopologyCanvas.Selected)
     def _selected(self, event: TopologyCanvas.Selected) -> None:
         if self.inspector.node != event.node:
-            self.inspector.show_node(self.document.topology, event.node, not self.document.editable)
+            # Walking across the canvas should not rebuild a form per step.
+            if self._inspect_timer is not None:
+                self._inspect_timer.stop()
+            if self.settle_s <= 0:
+                self._inspect_selected()
+            else:
+                self._inspect_timer = self.set_timer(self.settle_s, self._inspect_selected)
         if self.connect_from:
             self.notify_connect()
+
+    def _inspect_selected(self) -> None:
+        self._inspect_timer = None
+        if self.inspector.node != self.canvas.selected:
+            self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
 
     @on(OptionList.OptionSelected, "#diagnostics")
     @on(OptionList.OptionHighlighted, "#diagnostics")
@@ -182,9 +227,7 @@ class QnetApp(App[None]):
         except EditError as exc:
             self.notify(str(exc), title=f"Cannot {what}", severity="error")
             return None
-        if select is not None:
-            self.canvas.selected = select
-        self.refresh_all()
+        self.refresh_all(select=select)
         return result if result is not None else True
 
     def action_add(self) -> None:
@@ -238,11 +281,7 @@ class QnetApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("confirm", "cancel_connect"):
             return self.connect_from is not None
-        if action == "undo":
-            return self.editor.can_undo or None
-        if action == "redo":
-            return self.editor.can_redo or None
-        return True
+        return True  # undo and redo stay shown: a footer that changes per edit costs a recompose per key
 
     def action_disconnect(self) -> None:
         selected = self.canvas.selected
@@ -274,9 +313,14 @@ class QnetApp(App[None]):
 
     def action_duplicate(self) -> None:
         selected = self.canvas.selected
-        if selected is not None and (node := self._apply("duplicate", self.editor.duplicate, selected)):
-            self.canvas.selected = node.id
-            self.refresh_all()
+        if selected is not None:
+            self._apply("duplicate", self.editor.duplicate, selected, select=self.editor_next_id(selected))
+
+    def editor_next_id(self, node_id: str) -> str | None:
+        from qnet_tui.model.edit import next_id
+
+        node = self.document.topology.nodes.get(node_id)
+        return next_id(self.document.topology, node.kind) if node and isinstance(node.kind, Kind) else None
 
     def action_undo(self) -> None:
         if self.editor.undo():
@@ -293,7 +337,6 @@ class QnetApp(App[None]):
         try:
             if event.name == "id":
                 self.editor.rename(event.node, event.value)
-                self.canvas.selected = event.value
             elif event.value is None:
                 self.editor.del_attr(event.node, event.name)
             else:
@@ -301,7 +344,7 @@ class QnetApp(App[None]):
         except EditError as exc:
             self.inspector.show_problem(event.name, exc.problem or str(exc))
             return
-        self.refresh_all(inspector=event.name == "id")
+        self.refresh_all(inspector=event.name == "id", select=event.value if event.name == "id" else None)
 
     # -- files --------------------------------------------------------------------------
 

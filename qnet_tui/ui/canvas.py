@@ -26,7 +26,7 @@ from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.ui.layout import BOX_H, BOX_W, COLUMN_TITLES, LINE_CHARS, MARGIN, Layout, layout
 
-# What a run of text belongs to: ("box", node), ("link", link indices), ("title", None)
+# What a run of text belongs to: ("box", node), ("link", mask of link indices), ("title", None)
 Owner = tuple[str, object]
 Run = tuple[int, str, Owner]
 
@@ -103,8 +103,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.topology = topology
         self.layout_: Layout = Layout()
         self.rows: list[list[Run]] = []
-        self.live: dict[str, str] = {}  # per-node counters shown on the box, for a running lab
         self._styles: dict[str, Style] = {}
+        self._selected_links = 0  # mask of the selected node's links
 
     # -- data ------------------------------------------------------------------
 
@@ -116,15 +116,19 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self._styles.clear()
         self.refresh()
 
-    def rebuild(self, topology: Topology | None = None) -> None:
-        """Lay the topology out again, after an edit or a load."""
+    def rebuild(self, topology: Topology | None = None, select: str | None = None) -> None:
+        """Lay the topology out again, after an edit or a load; then select
+        `select`, or keep the selection if its node is still there."""
         if topology is not None:
             self.topology = topology
         self.layout_ = layout(self.topology)
         self.rows = paint_rows(self.layout_)
         self.virtual_size = Size(self.layout_.width, self.layout_.height)
-        if self.selected not in self.topology.nodes:
+        if select in self.topology.nodes:
+            self.selected = select
+        elif self.selected not in self.topology.nodes:
             self.selected = next(iter(self._order()), None)
+        self._selected_links = sum(1 << i for i, link in enumerate(self.topology.links) if self.selected in link)
         self.refresh()
 
     def _order(self) -> list[str]:
@@ -135,6 +139,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
     # -- selection ---------------------------------------------------------------
 
     def watch_selected(self, old: str | None, new: str | None) -> None:
+        self._selected_links = sum(1 << i for i, link in enumerate(self.topology.links) if new in link)
         box = self.layout_.boxes.get(new) if new else None
         if box is not None:
             self.scroll_to_region(Region(box.x - 2, box.y - 1, BOX_W + 4, BOX_H + 2), animate=False)
@@ -216,10 +221,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
             node = self.topology.nodes.get(what)
             return self._style(KIND_VARIABLE.get(node.kind, "foreground") if node else "foreground")
         if kind == "link":
-            selected = self.selected
-            if selected is not None and any(selected in self.topology.links[i] for i in what):
-                return self._style("link-selected")
-            return self._style("link")
+            return self._style("link-selected" if what & self._selected_links else "link")
         return self._style("title")
 
     def render_line(self, y: int) -> Strip:

@@ -67,8 +67,10 @@ class Box:
 @dataclass
 class Layout:
     boxes: dict[str, Box] = field(default_factory=dict)
-    # (x, y) -> (direction bits, indices of the links through the cell)
-    cells: dict[tuple[int, int], tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    # (x, y) -> (direction bits, mask of the links through the cell: bit i is link i).
+    # Plain ints, not sets: a layout is rebuilt on every edit, and ints leave
+    # the garbage collector nothing to walk.
+    cells: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     column_x: list[int] = field(default_factory=list)
     width: int = 0
     height: int = 0
@@ -111,12 +113,13 @@ def _column_of(node: Node) -> int:
     return COLUMN.get(node.kind, COLUMNS - 1) if isinstance(node.kind, Kind) else COLUMNS - 1
 
 
-def _stack(items: list[tuple[float, str]], start: int = MARGIN + 2) -> dict[str, int]:
-    """Top rows for boxes wanting to be centred at the given rows, in that
-    order, without overlapping."""
+def _stack(items: list[tuple[float | None, str]], start: int = MARGIN + 2) -> dict[str, int]:
+    """Top rows for boxes wanting to be centred at the given rows (None: no
+    wish, below the others), in that order, without overlapping."""
     tops, bottom = {}, start
-    for want, node in sorted(items, key=lambda x: x[0]):
-        top = max(round(want) - BOX_H // 2, bottom)
+    placed = sorted((x for x in items if x[0] is not None), key=lambda x: x[0])
+    for want, node in placed + [x for x in items if x[0] is None]:
+        top = bottom if want is None else max(round(want) - BOX_H // 2, bottom)
         tops[node] = top
         bottom = top + BOX_H + GAP_Y
     return tops
@@ -147,9 +150,9 @@ def layout(t: Topology) -> Layout:
     for col in (4, 3, 2, 1, 0):
         if col != 4:
             wants = []
-            for i, n in enumerate(hub_order if col == 3 else columns[col]):
+            for n in hub_order if col == 3 else columns[col]:
                 placed = [centre[m] for m in adj[n] if m in centre]
-                wants.append((sum(placed) / len(placed) if placed else 10**6 + i, n))
+                wants.append((sum(placed) / len(placed) if placed else None, n))
             tops = _stack(wants)
         for n, top in tops.items():
             centre[n] = top + BOX_H // 2
@@ -238,22 +241,22 @@ def layout(t: Topology) -> Layout:
             )
     out.height = max((b.y + BOX_H for b in out.boxes.values()), default=MARGIN + 2) + MARGIN
 
-    cells: dict[tuple[int, int], list] = {}
-
-    def mark(px: int, py: int, bits: int, link: int) -> None:
-        cell = cells.setdefault((px, py), [0, set()])
-        cell[0] |= bits
-        cell[1].add(link)
+    bits: dict[tuple[int, int], int] = {}
+    masks: dict[tuple[int, int], int] = {}
 
     def hline(x1: int, x2: int, y: int, link: int) -> None:
-        lo, hi = min(x1, x2), max(x1, x2)
+        lo, hi, bit = min(x1, x2), max(x1, x2), 1 << link
         for px in range(lo, hi + 1):
-            mark(px, y, (E if px < hi else 0) | (W if px > lo else 0), link)
+            key = (px, y)
+            bits[key] = bits.get(key, 0) | (E if px < hi else 0) | (W if px > lo else 0)
+            masks[key] = masks.get(key, 0) | bit
 
     def vline(px: int, y1: int, y2: int, link: int) -> None:
-        lo, hi = min(y1, y2), max(y1, y2)
+        lo, hi, bit = min(y1, y2), max(y1, y2), 1 << link
         for py in range(lo, hi + 1):
-            mark(px, py, (S if py < hi else 0) | (N if py > lo else 0), link)
+            key = (px, py)
+            bits[key] = bits.get(key, 0) | (S if py < hi else 0) | (N if py > lo else 0)
+            masks[key] = masks.get(key, 0) | bit
 
     for channel, y1, y2, link, fan in hops:
         if channel == COLUMNS or (channel < COLUMNS and y1 is not None and _same_column_hop(t, link, channel)):
@@ -274,7 +277,7 @@ def layout(t: Topology) -> Layout:
         cols = sorted((_column_of(t.nodes[a]), _column_of(t.nodes[b])))
         if cols[0] < channel < cols[1]:
             hline(out.column_x[channel], out.column_x[channel] + BOX_W, y2, link)
-    out.cells = {k: (v[0], tuple(sorted(v[1]))) for k, v in cells.items()}
+    out.cells = {key: (value, masks[key]) for key, value in bits.items()}
     out.height = max(out.height, max((y for _, y in out.cells), default=0) + 1 + MARGIN)
     return out
 
@@ -282,3 +285,14 @@ def layout(t: Topology) -> Layout:
 def _same_column_hop(t: Topology, link: int, channel: int) -> bool:
     a, b = t.links[link]
     return _column_of(t.nodes[a]) == _column_of(t.nodes[b]) == channel - 1
+
+
+def link_indices(mask: int) -> list[int]:
+    """The links a cell's mask names."""
+    out, i = [], 0
+    while mask:
+        if mask & 1:
+            out.append(i)
+        mask >>= 1
+        i += 1
+    return out

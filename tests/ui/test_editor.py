@@ -28,7 +28,9 @@ def seed(tmp_path) -> Path:
 
 
 def app_for(path: Path) -> QnetApp:
-    return QnetApp(load_file(path))
+    app = QnetApp(load_file(path))
+    app.settle_s = 0  # the inspector and diagnostics follow at once: tests read them right away
+    return app
 
 
 def notes(app: QnetApp) -> list[str]:
@@ -330,6 +332,7 @@ async def test_help_and_palette(seed):
 
 async def test_themes_switch_and_broken_theme_is_reported(seed):
     app = QnetApp(load_file(seed), theme_errors=["themes/bad.yaml: colour 'nope' cannot be parsed"])
+    app.settle_s = 0
     async with app.run_test(size=SIZE) as pilot:
         assert app.theme == "qnet-dark"
         assert {"qnet-light", "qnet-high-contrast"} <= set(app.available_themes)

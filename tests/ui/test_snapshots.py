@@ -19,6 +19,7 @@ SIZE = (150, 40)
 
 def make_app(path: Path, theme: str) -> QnetApp:
     app = QnetApp(load_file(path))
+    app.settle_s = 0
     app.theme = theme
     return app
 

@@ -11,7 +11,7 @@ from qnet_tui.model.kinds import Kind
 from qnet_tui.model.validate import validate
 from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.canvas import paint_rows
-from qnet_tui.ui.layout import BOX_H, COLUMN, layout
+from qnet_tui.ui.layout import BOX_H, COLUMN, layout, link_indices
 from tests.topogen import big_topology
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
@@ -27,10 +27,10 @@ def check(t):
         for b in boxes[i + 1 :]:
             apart = a.right <= b.x or b.right <= a.x or a.y + BOX_H <= b.y or b.y + BOX_H <= a.y
             assert apart, f"{a.node} overlaps {b.node}"
-    for (x, y), (_, links) in lay.cells.items():
+    for (x, y), (_, mask) in lay.cells.items():
         box = lay.box_at(x, y)
-        assert box is None, f"link {[t.links[i] for i in links]} crosses box {box.node} at {x},{y}"
-    drawn = {i for _, links in lay.cells.values() for i in links}
+        assert box is None, f"link {[t.links[i] for i in link_indices(mask)]} crosses box {box.node} at {x},{y}"
+    drawn = {i for _, mask in lay.cells.values() for i in link_indices(mask)}
     assert drawn == set(range(len(t.links)))
     return lay
 
@@ -44,7 +44,7 @@ def test_links_touch_both_boxes():
     t = load_file(SAMPLES[[p.name for p in SAMPLES].index("seed-path.yaml")]).topology
     lay = check(t)
     for index, (a, b) in enumerate(t.links):
-        cells = {xy for xy, (_, links) in lay.cells.items() if index in links}
+        cells = {xy for xy, (_, mask) in lay.cells.items() if mask >> index & 1}
         for end in (a, b):
             box = lay.boxes[end]
             assert (box.right, box.cy) in cells or (box.x - 1, box.cy) in cells, (a, b, end)
