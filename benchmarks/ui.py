@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qnet_tui.model.yamlio import load_file, new_document  # noqa: E402
 from textual import events  # noqa: E402
 
+from qnet_tui.model.yamlio import load_file, new_document  # noqa: E402
 from qnet_tui.ui.app import QnetApp  # noqa: E402
 from qnet_tui.ui.canvas import TopologyCanvas  # noqa: E402
 from tests.topogen import big_topology  # noqa: E402

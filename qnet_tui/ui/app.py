@@ -109,10 +109,6 @@ class QnetApp(App[None]):
         # app is idle instead: a second after the last edit.
         gc.freeze()
         gc.disable()
-
-    def on_unmount(self) -> None:
-        gc.enable()
-        gc.unfreeze()
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
         if not self.document.editable:
@@ -123,6 +119,10 @@ class QnetApp(App[None]):
                 severity="error",
                 timeout=15,
             )
+
+    def on_unmount(self) -> None:
+        gc.enable()
+        gc.unfreeze()
 
     @property
     def canvas(self) -> TopologyCanvas:
