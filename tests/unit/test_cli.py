@@ -164,3 +164,9 @@ def test_run_refuses_an_invalid_file(tmp_path, capsys):
     assert main(["run", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:4:25: error: h0: vlan must be from 0 to 4095" in err and "nothing was started" in err
+
+
+def test_unknown_theme_is_refused(capsys):
+    assert main(["--theme", "no-such-theme", str(SAMPLES[0])]) == 2
+    out = capsys.readouterr().out
+    assert "no theme 'no-such-theme'" in out and "qnet-light" in out
