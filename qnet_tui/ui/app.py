@@ -66,6 +66,7 @@ class QnetApp(App[None]):
         "save_as": "Save the topology to another file",
         "open": "Open another topology file",
         "help": "Show every key",
+        "confirm": "In connect mode: link to the node now selected",
         "quit": "Quit (asks first if there are unsaved changes)",
     }
 
@@ -412,7 +413,7 @@ class QnetApp(App[None]):
 
     def action_help(self) -> None:
         keys = [
-            (b.key_display or b.key, self.COMMANDS_HELP.get(b.action, b.description))
+            (self.get_key_display(b), self.COMMANDS_HELP.get(b.action, b.description))
             for b in self.BINDINGS
             if isinstance(b, Binding) and b.show
         ]
@@ -427,6 +428,8 @@ class QnetApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action, text in self.COMMANDS_HELP.items():
+            if action == "confirm":
+                continue  # a step of connect, not a command of its own
             title = action.replace("_", " ").capitalize()
             yield SystemCommand(title, text, lambda a=action: self.run_action(a))
 
