@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -76,9 +76,7 @@ class QnetApp(App[None]):
         self.editor = Editor(document.topology)
         self.connect_from: str | None = None
         self.theme_errors = list(theme_errors)
-        self._slow_timer: Timer | None = None
-        self._inspect_timer: Timer | None = None
-        self._gc_timer: Timer | None = None
+        self._pending: dict[str, Timer] = {}
         self._inspector_due = False
         self.settle_s = SETTLE_S
         themes, errors = load_themes()
@@ -139,18 +137,21 @@ class QnetApp(App[None]):
         self.canvas.rebuild(self.document.topology, select=select)
         self.refresh_title()
         self._inspector_due = self._inspector_due or inspector
-        if self._slow_timer is not None:
-            self._slow_timer.stop()
-        if self.settle_s <= 0:
-            self._refresh_slow()
+        self._later("slow", self.settle_s, self._refresh_slow)
+
+    def _later(self, name: str, delay: float, callback: Callable[[], object]) -> None:
+        """Run callback after delay, unless asked again before: then only the
+        newest request runs. A delay of 0 runs it now."""
+        timer = self._pending.pop(name, None)
+        if timer is not None:
+            timer.stop()
+        if delay <= 0:
+            callback()
         else:
-            self._slow_timer = self.set_timer(self.settle_s, self._refresh_slow)
+            self._pending[name] = self.set_timer(delay, callback)
 
     def _refresh_slow(self) -> None:
-        self._slow_timer = None
-        if self._gc_timer is not None:
-            self._gc_timer.stop()
-        self._gc_timer = self.set_timer(1.0, gc.collect)
+        self._later("gc", 1.0, gc.collect)
         if self._inspector_due:
             self._inspector_due = False
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
@@ -189,17 +190,11 @@ class QnetApp(App[None]):
     def _selected(self, event: TopologyCanvas.Selected) -> None:
         if self.inspector.node != event.node:
             # Walking across the canvas should not rebuild a form per step.
-            if self._inspect_timer is not None:
-                self._inspect_timer.stop()
-            if self.settle_s <= 0:
-                self._inspect_selected()
-            else:
-                self._inspect_timer = self.set_timer(self.settle_s, self._inspect_selected)
+            self._later("inspect", self.settle_s, self._inspect_selected)
         if self.connect_from:
             self.notify_connect()
 
     def _inspect_selected(self) -> None:
-        self._inspect_timer = None
         if self.inspector.node != self.canvas.selected:
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
 
