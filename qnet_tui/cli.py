@@ -52,6 +52,8 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
         parser.add_argument("--json", action="store_true", help="statistics as one JSON object per line")
         parser.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between statistics")
+        # For the app, which runs the worker: stop the lab when the app dies, however it dies.
+        parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     elif name == "exec":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("node", metavar="NODE")
@@ -107,6 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=sys.stdout,
         json_lines=args.json,
     )
+    if args.exit_with_parent:
+        from qnet_tui.lab.worker import exit_with_parent
+
+        exit_with_parent()
     return run_worker(worker)
 
 

@@ -62,6 +62,8 @@ class Stats:
     def summary(self, frame: bytes) -> str:
         if self._decode is None:
             logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+            import scapy.layers.inet
+            import scapy.layers.inet6  # noqa: F401 - binds IPv6 under Ether, as inet binds IPv4
             from scapy.layers.l2 import Ether
 
             self._decode = Ether

@@ -271,6 +271,11 @@ class Editor:
         """Whether the topology differs from the last saved (or loaded) state."""
         return self._version != self._saved_version
 
+    @property
+    def version(self) -> int:
+        """Names the topology's current state: equal versions, equal topologies."""
+        return self._version
+
     def mark_saved(self) -> None:
         self._saved_version = self._version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -12,6 +13,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, OptionList
@@ -24,7 +26,9 @@ from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
 from qnet_tui.ui.canvas import TopologyCanvas
 from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, Help, PathPrompt, UnsavedChanges
 from qnet_tui.ui.inspector import Inspector
+from qnet_tui.ui.labclient import LabClient
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
+from qnet_tui.ui.traffic import TrafficView
 
 SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
 
@@ -36,6 +40,8 @@ class QnetApp(App[None]):
     TopologyCanvas { width: 1fr; }
     Inspector { width: 36; border-left: solid $primary; }
     #diagnostics { height: auto; max-height: 8; border-top: solid $primary; }
+    #traffic { display: none; height: 55%; }
+    #traffic.-shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add", "Add"),
@@ -50,6 +56,11 @@ class QnetApp(App[None]):
         Binding("ctrl+o", "open", "Open", priority=True),
         Binding("enter", "confirm", "Link here", show=True),
         Binding("escape", "cancel_connect", "Cancel", show=False),
+        Binding("r", "run_lab", "Run"),
+        Binding("s", "stop_lab", "Stop"),
+        Binding("t", "toggle_traffic", "Traffic", show=False),
+        Binding("p", "pause_log", "Pause log", show=False),
+        Binding("slash", "filter_log", "Filter", show=False),
         Binding("question_mark", "help", "Keys"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -65,6 +76,11 @@ class QnetApp(App[None]):
         "save": "Save the topology to its file",
         "save_as": "Save the topology to another file",
         "open": "Open another topology file",
+        "run_lab": "Run the lab: validate, then build the topology on screen and forward its frames",
+        "stop_lab": "Stop the lab: everything it made is removed",
+        "toggle_traffic": "Show or hide the traffic panes",
+        "pause_log": "Pause or resume the frame logs",
+        "filter_log": "Filter the frame logs by protocol, MAC, address or node",
         "help": "Show every key",
         "confirm": "In connect mode: link to the node now selected",
         "quit": "Quit (asks first if there are unsaved changes)",
@@ -77,6 +93,10 @@ class QnetApp(App[None]):
         self.connect_from: str | None = None
         self.theme_errors = list(theme_errors)
         self._pending: dict[str, Timer] = {}
+        self.lab: LabClient | None = None
+        self.lab_state: str | None = None  # starting, running, stopping, stopped, failed
+        self.lab_reason: str | None = None
+        self.lab_version: object = None  # the topology as the lab was started from it
         self._inspector_due = False
         self.settle_s = SETTLE_S
         themes, errors = load_themes()
@@ -96,6 +116,7 @@ class QnetApp(App[None]):
         with Horizontal(id="body"):
             yield TopologyCanvas(self.document.topology, id="canvas")
             yield Inspector(id="inspector")
+        yield TrafficView(id="traffic")
         yield OptionList(id="diagnostics")
         yield Footer()
 
@@ -162,7 +183,13 @@ class QnetApp(App[None]):
         name = doc.path.name if doc.path else "new topology"
         marker = " ●" if self.editor.changed else ""
         lab = f" — lab {doc.topology.name}" if isinstance(doc.topology.name, str) else ""
-        self.sub_title = f"{name}{marker}{lab}" + ("" if doc.editable else " (read-only)")
+        state = ""
+        if self.lab_state:
+            state = f" [lab {self.lab_state}" + (f": {self.lab_reason}" if self.lab_reason else "")
+            if self.lab_state == "running" and self.lab_version not in (None, self.editor.version):
+                state += "; edited since: restart (s, r) to apply"
+            state += "]"
+        self.sub_title = f"{name}{marker}{lab}" + ("" if doc.editable else " (read-only)") + state
 
     def refresh_diagnostics(self) -> None:
         panel = self.query_one("#diagnostics", OptionList)
@@ -342,6 +369,114 @@ class QnetApp(App[None]):
             return
         self.refresh_all(inspector=event.name == "id", select=event.value if event.name == "id" else None)
 
+    # -- the lab ------------------------------------------------------------------------
+
+    class LabMessage(Message):
+        """A message from the worker's control socket (posted from its thread)."""
+
+        def __init__(self, message: dict) -> None:
+            super().__init__()
+            self.message = message
+
+        def can_replace(self, message: Message) -> bool:
+            # A newer statistics snapshot makes an unhandled older one useless.
+            return (
+                isinstance(message, QnetApp.LabMessage)
+                and message.message.get("type") == "stats"
+                and self.message.get("type") == "stats"
+            )
+
+    class LabExited(Message):
+        def __init__(self, client: LabClient, code: int, reason: str) -> None:
+            super().__init__()
+            self.client, self.code, self.reason = client, code, reason
+
+    def action_run_lab(self) -> None:
+        if self.lab is not None:
+            self.notify(f"Lab {self.document.topology.name} is {self.lab_state}; stop it first (s)", severity="warning")
+            return
+        errors = [d for d in self._live_diagnostics() if d.is_error]
+        if errors:
+            self.notify(
+                "\n".join(d.text for d in errors[:5]), title="Fix these before running", severity="error", timeout=10
+            )
+            return
+        try:
+            text = (
+                new_document(self.document.topology).dumps()
+                if self.editor.changed or not self.document.path
+                else self.document.dumps()
+            )
+        except SaveError as exc:
+            self.notify(str(exc), title="Cannot run", severity="error")
+            return
+        client = LabClient(
+            text,
+            str(self.document.topology.name),
+            on_message=lambda m: self.post_message(self.LabMessage(m)),
+            on_exit=lambda code, reason: self.post_message(self.LabExited(client, code, reason)),
+        )
+        self.lab, self.lab_state, self.lab_reason = client, "starting", None
+        self.lab_version = self.editor.version
+        self.query_one(TrafficView).clear()
+        self.query_one(TrafficView).add_class("-shown")
+        client.start()
+        self.refresh_title()
+
+    def action_stop_lab(self) -> None:
+        if self.lab is None:
+            return
+        self.lab_state = "stopping"
+        self.lab.stop()
+        self.refresh_title()
+
+    def action_toggle_traffic(self) -> None:
+        self.query_one(TrafficView).toggle_class("-shown")
+
+    def action_pause_log(self) -> None:
+        view = self.query_one(TrafficView)
+        view.paused = not view.paused
+        self.notify("Frame logs paused (p resumes)" if view.paused else "Frame logs resumed")
+
+    def action_filter_log(self) -> None:
+        view = self.query_one(TrafficView)
+        view.add_class("-shown")
+        view.query_one("#filter").focus()
+
+    @on(LabMessage)
+    def _lab_message(self, event: LabMessage) -> None:
+        msg = event.message
+        kind = msg["type"]
+        if kind == "state":
+            self.lab_state, self.lab_reason = msg["state"], msg.get("reason")
+            self.refresh_title()
+        elif kind == "stats":
+            self.query_one(TrafficView).show(msg)
+        elif kind == "samples":
+            self.query_one(TrafficView).log_samples(msg["samples"])
+        elif kind == "log" and msg.get("level") in ("warning", "error"):
+            self.notify(str(msg.get("message")), title="Lab", severity=msg["level"])
+
+    @on(LabExited)
+    def _lab_exited(self, event: LabExited) -> None:
+        if event.client is not self.lab:
+            return
+        self.lab = None
+        if self.lab_state in ("stopping", "stopped") and event.code == 0:
+            self.lab_state, self.lab_reason = "stopped", None
+        else:
+            self.lab_state = "failed"
+            self.lab_reason = event.reason or "the worker stopped unexpectedly"
+            self.notify(
+                f"{self.lab_reason}. Press r to start it again.", title="The lab failed", severity="error", timeout=15
+            )
+        self.refresh_title()
+
+    async def _stop_lab_and_wait(self) -> None:
+        if self.lab is not None:
+            self.lab.stop()
+            await asyncio.to_thread(self.lab.wait, 30)
+
     # -- files --------------------------------------------------------------------------
 
     def action_save(self) -> None:
@@ -404,6 +539,7 @@ class QnetApp(App[None]):
     @work(exclusive=True, group="files")
     async def action_quit(self) -> None:
         if await self._may_leave("quit"):
+            await self._stop_lab_and_wait()  # leave nothing behind
             self.exit()
 
     def action_help(self) -> None:

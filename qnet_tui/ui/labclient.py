@@ -1,0 +1,122 @@
+"""The app's side of a running lab: starts the worker as its own process and
+follows its control socket in a plain thread that knows no widgets; what it
+hears goes to the app through callbacks (which post messages)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from qnet_tui import protocol
+
+CONNECT_TIMEOUT_S = 30.0
+
+
+class LabClient:
+    def __init__(
+        self,
+        yaml_text: str,
+        lab: str,
+        on_message: Callable[[dict], None],
+        on_exit: Callable[[int, str], None],
+    ) -> None:
+        self.yaml_text = yaml_text
+        self.lab = lab
+        self.on_message = on_message
+        self.on_exit = on_exit
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self._file: Path | None = None
+        self._stderr: list[str] = []
+
+    def start(self) -> None:
+        """Start the worker on the topology as it is on screen (saved or not).
+        Called from the app's main thread: the worker's death signal is tied
+        to the thread that started it."""
+        fd, name = tempfile.mkstemp(prefix=f"qnet-{self.lab}-", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            f.write(self.yaml_text)
+        self._file = Path(name)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qnet_tui", "run", name, "--interval", "0.5", "--exit-with-parent"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # the terminal's keys and signals are the app's
+        )
+        threading.Thread(target=self._follow, name=f"lab-{self.lab}", daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            self._stderr.append(line.rstrip("\n"))
+            del self._stderr[:-50]
+
+    def _follow(self) -> None:
+        path = protocol.control_path(self.lab)
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        try:
+            while self.sock is None and self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.connect(str(path))
+                    self.sock = sock
+                except OSError:
+                    sock.close()
+                    time.sleep(0.05)
+            if self.sock is not None:
+                lines = protocol.LineBuffer()
+                while True:
+                    data = self.sock.recv(1 << 20)
+                    if not data:
+                        break
+                    for line in lines.feed(data):
+                        with contextlib.suppress(protocol.ProtocolError):
+                            self.on_message(protocol.decode(line, protocol.WORKER_TYPES))
+        except (OSError, protocol.ProtocolError):
+            pass
+        finally:
+            if self.proc.poll() is None and self.sock is None:
+                self.proc.terminate()  # never reached its socket: give up on it
+            code = self.proc.wait()
+            time.sleep(0.05)  # the last stderr lines
+            errors = [x.removeprefix("qnet-tui: error: ") for x in self._stderr if ": error: " in x]
+            reason = errors[-1] if errors else (f"the worker exited with status {code}" if code else "")
+            if code < 0:
+                reason = f"the worker was killed by signal {signal.Signals(-code).name}"
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.unlink()
+            self.on_exit(code, reason)
+
+    def stop(self) -> None:
+        """Ask the worker to stop; it tears the lab down and exits."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.sendall(protocol.encode("stop"))
+                return
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def wait(self, timeout: float) -> bool:
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None

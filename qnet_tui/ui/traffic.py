@@ -1,0 +1,134 @@
+"""Live traffic: one pane per VLAN (and per direct peer pair) with rates, a
+60-second sparkline, the protocol mix, top talkers, drops, and a log of
+decoded frames."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.widgets import Input, RichLog, Sparkline, Static
+
+HISTORY = 120  # statistics ticks kept for the sparkline (60 s at two a second)
+LOG_LINES = 300
+
+
+def si(value: float, unit: str) -> str:
+    for prefix in ("", "k", "M", "G"):
+        if abs(value) < 1000:
+            return f"{value:.0f} {prefix}{unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
+        value /= 1000
+    return f"{value:.1f} T{unit}"
+
+
+class VlanPane(Vertical):
+    DEFAULT_CSS = """
+    VlanPane { height: 22; border: round $primary; padding: 0 1; }
+    VlanPane .rates { height: 1; text-style: bold; }
+    VlanPane Sparkline { height: 2; margin-bottom: 1; }
+    VlanPane .detail { height: 3; }
+    VlanPane RichLog { height: 1fr; background: $surface; }
+    """
+
+    def __init__(self, key: str, title: str) -> None:
+        super().__init__(id=f"pane-{key}")
+        self.key = key
+        self.border_title = title
+        self.history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
+
+    def compose(self) -> ComposeResult:
+        yield Static("waiting for the first statistics", classes="rates")
+        yield Sparkline(list(self.history), summary_function=max)
+        yield Static("", classes="detail")
+        yield RichLog(max_lines=LOG_LINES, markup=False, wrap=False)
+
+    def show(self, s: dict[str, Any]) -> None:
+        self.history.append(float(s.get("fps", 0.0)))
+        self.query_one(Sparkline).data = list(self.history)
+        rates = (
+            f"{si(s['fps'], 'frames/s')}  {si(s['bps'] / 8, 'B/s')}   "
+            f"total {s['frames']} frames, {si(s['bytes'], 'B')}   drops {s['drops']}"
+        )
+        self.query_one(".rates", Static).update(rates)
+        protocols = "  ".join(f"{k} {v}" for k, v in s["protocols"].items() if v) or "no frames yet"
+        ports = sorted(s["ports"].items(), key=lambda kv: kv[1]["rx_frames"], reverse=True)
+        talkers = "  ".join(f"{name} {p['rx_frames']}" for name, p in ports[:4] if p["rx_frames"])
+        dropping = "  ".join(
+            f"{name}: " + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
+            for name, p in ports
+            if p["drops"]
+        )
+        detail = Text.assemble(
+            ("protocols ", "dim"),
+            protocols,
+            "\n",
+            ("talkers   ", "dim"),
+            talkers or "-",
+            "\n",
+            ("drops     ", "dim"),
+            dropping or "none",
+        )
+        self.query_one(".detail", Static).update(detail)
+
+    def log_frames(self, samples: list[dict[str, Any]]) -> None:
+        log = self.query_one(RichLog)
+        for sample in samples:
+            log.write(Text.assemble((f"{sample['port']:>8} ", "bold"), f"{sample['length']:>5} B  ", sample["summary"]))
+
+
+class TrafficView(Vertical):
+    """The panes, a filter for the frame log, and pause."""
+
+    DEFAULT_CSS = """
+    TrafficView { height: 1fr; border-top: solid $primary; }
+    TrafficView #filter { height: 1; border: none; padding: 0 1; }
+    TrafficView #panes { grid-size: 2; grid-gutter: 0 1; height: auto; }
+    TrafficView #panes-scroll { height: 1fr; overflow-y: auto; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.paused = False
+        self.panes: dict[str, VlanPane] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter the frame logs: a protocol, MAC, address or node (/ to type here)", id="filter")
+        with Vertical(id="panes-scroll"):
+            yield Grid(id="panes")
+
+    def clear(self) -> None:
+        for pane in self.panes.values():
+            pane.remove()
+        self.panes.clear()
+
+    def show(self, snapshot: dict[str, Any]) -> None:
+        grid = self.query_one("#panes", Grid)
+        items = [(f"v{k}", f"VLAN {k} ({s['hub']})", s) for k, s in snapshot.get("vlans", {}).items()]
+        items += [(f"p{name}", f"peers {name}", s) for name, s in snapshot.get("peers", {}).items()]
+        for key, title, stats in items:
+            pane = self.panes.get(key)
+            if pane is None:
+                pane = self.panes[key] = VlanPane(key, title)
+                grid.mount(pane)
+                pane.call_after_refresh(pane.show, stats)
+            else:
+                pane.show(stats)
+
+    def log_samples(self, samples: list[dict[str, Any]]) -> None:
+        if self.paused:
+            return
+        wanted = self.query_one("#filter", Input).value.strip().lower()
+        by_pane: dict[str, list[dict[str, Any]]] = {}
+        for sample in samples:
+            text = f"{sample['port']} {sample['summary']}".lower()
+            if wanted and wanted not in text and wanted.replace(":", "") not in sample.get("hex", ""):
+                continue
+            key = f"v{sample['vlan']}" if sample.get("vlan") is not None else f"p{sample['hub']}"
+            by_pane.setdefault(key, []).append(sample)
+        for key, items in by_pane.items():
+            pane = self.panes.get(key)
+            if pane is not None and pane.is_mounted:
+                pane.log_frames(items)
