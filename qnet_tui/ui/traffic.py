@@ -38,6 +38,7 @@ class VlanPane(Vertical):
         self.key = key
         self.border_title = title
         self.history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
+        self.last: dict[str, int] = {}  # the latest protocol counts, for tests and the canvas
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first statistics", classes="rates")
@@ -46,6 +47,7 @@ class VlanPane(Vertical):
         yield RichLog(max_lines=LOG_LINES, markup=False, wrap=False)
 
     def show(self, s: dict[str, Any]) -> None:
+        self.last = dict(s["protocols"])
         self.history.append(float(s.get("fps", 0.0)))
         self.query_one(Sparkline).data = list(self.history)
         rates = (

@@ -1,0 +1,101 @@
+"""The app with a real worker: run, watch a ping in its VLAN's pane (and not
+in the other's), survive the worker's death, run again, stop, leave nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from qnet_tui.model.yamlio import load_file
+from qnet_tui.ui.app import QnetApp
+from qnet_tui.ui.traffic import TrafficView
+
+from .conftest import SAMPLES, lab_namespaces
+
+SIZE = (160, 60)
+
+
+def copy_sample(tmp_path: Path, name: str) -> tuple[Path, str]:
+    lab = f"t{uuid.uuid4().hex[:8]}"
+    text = (SAMPLES / name).read_text()
+    path = tmp_path / name
+    path.write_text("\n".join(f"name: {lab}" if line.startswith("name: ") else line for line in text.splitlines()))
+    return path, lab
+
+
+async def until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def exec_in(path: Path, node: str, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "exec", str(path), node, "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def frames(app: QnetApp, pane: str, protocol: str) -> int:
+    view = app.query_one(TrafficView)
+    p = view.panes.get(pane)
+    return p.last[protocol] if p is not None and p.last else 0
+
+
+async def test_run_watch_fail_restart_stop(tmp_path, runtime):
+    path, lab = copy_sample(tmp_path, "two-vlans.yaml")
+    app = QnetApp(load_file(path))
+    app.settle_s = 0
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab_state == "running", what="the lab to run")
+        assert len(lab_namespaces(lab)) == 5 and app.query_one(TrafficView).has_class("-shown")
+        result = await asyncio.to_thread(exec_in, path, "vm1", "ping", "-c", "4", "-i", "0.2", "10.0.0.2")
+        assert result.returncode == 0, result.stdout + result.stderr
+        await until(pilot, lambda: frames(app, "v1", "ipv4") >= 8, what="the ping in VLAN 1's pane")
+        assert frames(app, "v2", "ipv4") == 0
+
+        os.kill(app.lab.pid, signal.SIGKILL)  # the worker dies
+        await until(pilot, lambda: app.lab_state == "failed", what="the failure to show")
+        assert "killed by signal SIGKILL" in app.sub_title
+        assert any("Press r to start it again" in n.message for n in app._notifications)
+        await until(pilot, lambda: not lab_namespaces(lab), what="the watchdog's cleanup")
+
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab_state == "running", what="the restart")
+        await pilot.press("s")
+        await until(pilot, lambda: app.lab_state == "stopped" and app.lab is None, what="the stop")
+        assert lab_namespaces(lab) == []
+
+
+async def test_quit_stops_the_lab(tmp_path, runtime):
+    path, lab = copy_sample(tmp_path, "seed-path.yaml")
+    app = QnetApp(load_file(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab_state == "running", what="the lab to run")
+        await pilot.press("q")
+        await pilot.pause(0.5)
+    assert lab_namespaces(lab) == []
+
+
+async def test_run_refuses_an_invalid_topology(tmp_path, runtime):
+    path, lab = copy_sample(tmp_path, "seed-path.yaml")
+    path.write_text(path.read_text().replace("vlan: 0", "vlan: 0\n    colour: red"))
+    app = QnetApp(load_file(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.lab is None
+        assert any("unknown key 'colour'" in n.message for n in app._notifications)
+    assert lab_namespaces(lab) == []
