@@ -11,6 +11,8 @@ worker -> client
   log      {"level": info|warning|error, "message"}
 client -> worker
   stop     {}                                        stop the lab and exit
+  capture  {"hub", "path"}                           start a pcap capture of a hub (VLAN or peer pair);
+                                                     path None stops it. The path must not exist yet.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ PROTOCOL_VERSION = 1
 MAX_LINE = 4 * 1024 * 1024  # a stats line of a large lab is well under this
 
 WORKER_TYPES = frozenset({"hello", "state", "stats", "samples", "log"})
-CLIENT_TYPES = frozenset({"stop"})
+CLIENT_TYPES = frozenset({"stop", "capture"})
 STATES = ("starting", "running", "stopping", "stopped", "failed")
 
 

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.tap import VNET_HDR_LEN
 
 BATCH = 64  # frames drained from one fd before the others get their turn
@@ -148,6 +149,7 @@ class Hub:
         self.protocols = [0] * len(PROTOCOL_NAMES)
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_PER_TICK * 4)
         self.sample_budget = SAMPLES_PER_TICK
+        self.capture: Capture | None = None
         # Per source: the tap fds (written directly) and other ports to flood to.
         self._outs: dict[int, tuple[list[tuple[int, Port]], list[Port]]] = {}
 
@@ -167,7 +169,7 @@ class Hub:
         write per destination tap."""
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
         off0 = VNET_HDR_LEN if src.vnet else 0
-        protocols, budget, write = self.protocols, self.sample_budget, os.write
+        protocols, budget, write, capture = self.protocols, self.sample_budget, os.write, self.capture
         count = size_sum = 0
         for frame in frames:
             length = len(frame) - off0
@@ -201,6 +203,8 @@ class Hub:
             if budget:
                 budget -= 1
                 self.samples.append(Sample(time.time(), src.name, frame[off0 : off0 + SAMPLE_BYTES], length))
+            if capture is not None:
+                capture.write(memoryview(frame)[off0:])
             for fd, port in taps:
                 try:
                     write(fd, frame)
@@ -219,6 +223,7 @@ class Hub:
     def stats(self) -> dict:
         return {
             "hub": self.name,
+            "capture": self.capture.stats() if self.capture else None,
             "frames": self.frames,
             "bytes": self.bytes,
             "drops": sum(p.drops for p in self.ports),

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from qnet_tui import protocol
 from qnet_tui.lab import netns
+from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.control import ControlServer
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
@@ -268,6 +269,31 @@ class Worker:
         if msg["type"] == "stop":
             self.log("info", "stop requested by a control client")
             self.loop.stop()
+        elif msg["type"] == "capture":
+            self._capture(msg.get("hub"), msg.get("path"))
+
+    def _capture(self, hub_name: object, path: object) -> None:
+        hubs = {h.name: h for h in (*self.lab.hubs, *self.lab.pairs)} if self.lab else {}
+        hub = hubs.get(hub_name) if isinstance(hub_name, str) else None
+        if hub is None:
+            self.log("error", f"capture: no hub {str(hub_name)[:40]!r}; hubs are {', '.join(hubs) or 'none'}")
+            return
+        if hub.capture is not None:
+            done = hub.capture
+            hub.capture = None
+            done.close()
+            self.log("info", f"capture of {hub.name} stopped: {done.frames} frames in {done.path}")
+        if path is None:
+            return
+        if not isinstance(path, str) or not os.path.isabs(path):
+            self.log("error", "capture: give an absolute path for the pcap file")
+            return
+        try:
+            hub.capture = Capture(Path(path))
+        except OSError as exc:
+            self.log("error", f"capture: cannot write {path}: {exc.strerror}")
+            return
+        self.log("info", f"capturing {hub.name} to {path}")
 
     # -- run -------------------------------------------------------------------------
 
@@ -317,6 +343,10 @@ class Worker:
 
     def stop(self, reason: str | None = None) -> None:
         self.set_state("stopping", reason)
+        for hub in (*self.lab.hubs, *self.lab.pairs) if self.lab else ():
+            if hub.capture is not None:
+                hub.capture.close()
+                hub.capture = None
         if self.lab is not None:
             teardown(self.lab)
             self.lab = None

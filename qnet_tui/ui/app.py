@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,11 +26,11 @@ from qnet_tui.model.edit import EditError, Editor
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
 from qnet_tui.ui.canvas import TopologyCanvas
-from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, Help, PathPrompt, UnsavedChanges
+from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, DemoTraffic, Help, PathPrompt, UnsavedChanges
 from qnet_tui.ui.inspector import Inspector
 from qnet_tui.ui.labclient import LabClient
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
-from qnet_tui.ui.traffic import TrafficView
+from qnet_tui.ui.traffic import TrafficView, VlanPane
 
 SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
 
@@ -59,6 +61,8 @@ class QnetApp(App[None]):
         Binding("r", "run_lab", "Run"),
         Binding("s", "stop_lab", "Stop"),
         Binding("t", "toggle_traffic", "Traffic", show=False),
+        Binding("w", "capture", "Capture", show=False),
+        Binding("g", "demo_traffic", "Send traffic", show=False),
         Binding("p", "pause_log", "Pause log", show=False),
         Binding("slash", "filter_log", "Filter", show=False),
         Binding("question_mark", "help", "Keys"),
@@ -79,6 +83,8 @@ class QnetApp(App[None]):
         "run_lab": "Run the lab: validate, then build the topology on screen and forward its frames",
         "stop_lab": "Stop the lab: everything it made is removed",
         "toggle_traffic": "Show or hide the traffic panes",
+        "demo_traffic": "Send traffic from the selected guest NIC: ping, ARP, DHCP or a UDP burst",
+        "capture": "Start or stop a pcap capture of the selected node's VLAN (or peer pair)",
         "pause_log": "Pause or resume the frame logs",
         "filter_log": "Filter the frame logs by protocol, MAC, address or node",
         "help": "Show every key",
@@ -429,6 +435,97 @@ class QnetApp(App[None]):
         self.lab_state = "stopping"
         self.lab.stop()
         self.refresh_title()
+
+    def _pane_of(self, node: str | None) -> VlanPane | None:
+        """The traffic pane of the VLAN (or direct pair) the node forwards in."""
+        t = self.document.topology
+        if node is None or node not in t.nodes:
+            return None
+        panes = self.query_one(TrafficView).panes
+        hubs = (
+            [node] if t.nodes[node].kind is Kind.HUB else [n for n in t.neighbours(node) if t.nodes[n].kind is Kind.HUB]
+        )
+        for hub in hubs:
+            for pane in panes.values():
+                if pane.hub == hub:
+                    return pane
+        for pane in panes.values():
+            if pane.key.startswith("p") and node in pane.hub.split("-"):
+                return pane
+        return None
+
+    def action_capture(self) -> None:
+        if self.lab is None or self.lab_state != "running":
+            self.notify("Run the lab first (r)", severity="warning")
+            return
+        pane = self._pane_of(self.canvas.selected)
+        if pane is None:
+            self.notify("Select a hub, or a node on a hub or in a peer pair", severity="warning")
+            return
+        if pane.capturing:
+            self.lab.send("capture", hub=pane.hub, path=None)
+            self.notify(f"Capture of {pane.hub} stopped: {pane.capturing}")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        default = Path.cwd() / f"{self.document.topology.name}-{pane.hub}-{stamp}.pcap"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None and self.lab is not None:
+                self.lab.send("capture", hub=pane.hub, path=str(path.resolve()))
+
+        self.push_screen(
+            PathPrompt(f"Capture {pane.border_title} to", default.parent, str(default), must_exist=False), chosen
+        )
+
+    def action_demo_traffic(self) -> None:
+        t = self.document.topology
+        node = self.canvas.selected
+        if self.lab is None or self.lab_state != "running" or self.lab.file is None:
+            self.notify("Run the lab first (r)", severity="warning")
+            return
+        if node is None or t.nodes[node].kind is not Kind.GUEST_NIC:
+            self.notify("Select the guest NIC to send from", severity="warning")
+            return
+        # Offer another guest of the same VLAN as the target.
+        peers = {m for hub in t.neighbours(node) for m in t.neighbours(hub) if m != node}
+        target = next(
+            (
+                str(t.nodes[m].attrs["ipv4"]).split("/")[0]
+                for m in t.nodes
+                if m in peers and t.nodes[m].kind is Kind.GUEST_NIC and "ipv4" in t.nodes[m].attrs
+            ),
+            "",
+        )
+        lab_file = self.lab.file
+
+        def chosen(cmd: list[str] | None) -> None:
+            if cmd:
+                self._send_traffic(lab_file, node, cmd)
+
+        self.push_screen(DemoTraffic(node, target), chosen)
+
+    @work(group="traffic")
+    async def _send_traffic(self, lab_file: Path, node: str, cmd: list[str]) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "qnet_tui",
+            "exec",
+            str(lab_file),
+            node,
+            "--",
+            *cmd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        lines = [x for x in out.decode(errors="replace").splitlines() if x.strip()]
+        summary = next((x for x in lines if "packet loss" in x or x.startswith("sent ")), lines[-1] if lines else "")
+        self.notify(
+            summary or f"exit status {proc.returncode}",
+            title=f"{node}: {cmd[0].rsplit('/', 1)[-1]}",
+            severity="information" if proc.returncode == 0 else "warning",
+        )
 
     def action_toggle_traffic(self) -> None:
         self.query_one(TrafficView).toggle_class("-shown")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -271,3 +272,59 @@ class Help(_Modal):
                 for key, text in self.keys:
                     yield Label(f"[b]{key}[/b]")
                     yield Label(text)
+
+
+class DemoTraffic(_Modal):
+    """What traffic to send from a guest NIC; dismisses with the command
+    (argv to run inside the guest) or None."""
+
+    DEFAULT_CSS = """
+    DemoTraffic Select { width: 40; }
+    """
+
+    def __init__(self, node: str, target: str) -> None:
+        super().__init__()
+        self.node, self.target = node, target
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Send traffic from {self.node}", classes="question")
+            yield Select(
+                [
+                    ("ping an address", "ping"),
+                    ("ARP who-has", "arp"),
+                    ("DHCP discover", "dhcp"),
+                    ("a burst of UDP frames", "udp"),
+                ],
+                value="ping",
+                allow_blank=False,
+                id="what",
+            )
+            yield Input(self.target, placeholder="address", id="target")
+            yield Input("100", placeholder="how many (UDP burst)", id="count")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Send", id="send", variant="primary")
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#send")
+    @on(Input.Submitted)
+    def _send(self) -> None:
+        what = self.query_one("#what", Select).value
+        target = self.query_one("#target", Input).value.strip()
+        count = self.query_one("#count", Input).value.strip()
+        if what in ("ping", "arp", "udp") and not target:
+            self.notify("Give an address", severity="warning")
+            return
+        if what == "ping":
+            self.dismiss(["ping", "-c", "3", "-i", "0.2", "-W", "1", target])
+        elif what == "udp":
+            if not count.isdigit():
+                self.notify("Give how many frames", severity="warning")
+                return
+            self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", "udp", target, count])
+        else:
+            self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", what, *([target] if what == "arp" else [])])

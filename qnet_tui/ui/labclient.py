@@ -99,6 +99,16 @@ class LabClient:
                     self._file.unlink()
             self.on_exit(code, reason)
 
+    def send(self, kind: str, **fields: object) -> bool:
+        """A message to the worker; False if there is no connection (yet)."""
+        if self.sock is None:
+            return False
+        try:
+            self.sock.sendall(protocol.encode(kind, **fields))
+        except OSError:
+            return False
+        return True
+
     def stop(self) -> None:
         """Ask the worker to stop; it tears the lab down and exits."""
         if self.sock is not None:
@@ -116,6 +126,11 @@ class LabClient:
             return True
         except subprocess.TimeoutExpired:
             return False
+
+    @property
+    def file(self) -> Path | None:
+        """The topology file the worker runs (a private copy), for `qnet-tui exec`."""
+        return self._file
 
     @property
     def pid(self) -> int | None:

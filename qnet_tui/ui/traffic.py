@@ -39,6 +39,8 @@ class VlanPane(Vertical):
         self.border_title = title
         self.history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
         self.last: dict[str, int] = {}  # the latest protocol counts, for tests and the canvas
+        self.hub = ""  # the worker's name for this pane's hub
+        self.capturing: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first statistics", classes="rates")
@@ -48,13 +50,18 @@ class VlanPane(Vertical):
 
     def show(self, s: dict[str, Any]) -> None:
         self.last = dict(s["protocols"])
+        self.hub = s["hub"]
         self.history.append(float(s.get("fps", 0.0)))
         self.query_one(Sparkline).data = list(self.history)
         rates = (
             f"{si(s['fps'], 'frames/s')}  {si(s['bps'] / 8, 'B/s')}   "
             f"total {s['frames']} frames, {si(s['bytes'], 'B')}   drops {s['drops']}"
         )
+        capture = s.get("capture")
+        if capture:
+            rates += f"   ● capturing {capture['frames']} frames, {si(capture['bytes'], 'B')} to {capture['path']}"
         self.query_one(".rates", Static).update(rates)
+        self.capturing = capture["path"] if capture else None
         protocols = "  ".join(f"{k} {v}" for k, v in s["protocols"].items() if v) or "no frames yet"
         ports = sorted(s["ports"].items(), key=lambda kv: kv[1]["rx_frames"], reverse=True)
         talkers = "  ".join(f"{name} {p['rx_frames']}" for name, p in ports[:4] if p["rx_frames"])

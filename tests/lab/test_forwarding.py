@@ -124,3 +124,20 @@ def test_bridges_honour_stp(make_lab):
     finally:
         ipr.close()
     assert state == {"br0": 1, "br1": 0}
+
+
+def test_demo_traffic_reaches_the_vlan(make_lab):
+    import sys
+
+    lab = make_lab("two-vlans.yaml")
+    before = lab.latest(after=time.time())["vlans"]["1"]["protocols"]
+    for args in (["arp", "10.0.0.2"], ["dhcp"], ["udp", "10.0.0.2", "300"]):
+        result = lab.exec("vm1", sys.executable, "-m", "qnet_tui.lab.demo", *args)
+        assert result.returncode == 0 and result.stdout.startswith("sent "), result.stdout + result.stderr
+    after = wait_for(
+        lambda: (v := lab.vlan("1", after=time.time()))["protocols"]["udp"] - before["udp"] >= 301 and v,
+        10,
+        "the demo frames",
+    )["protocols"]
+    assert after["arp"] - before["arp"] >= 1
+    assert lab.latest()["vlans"]["2"]["protocols"]["udp"] == 0

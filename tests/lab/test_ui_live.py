@@ -99,3 +99,44 @@ async def test_run_refuses_an_invalid_topology(tmp_path, runtime):
         assert app.lab is None
         assert any("unknown key 'colour'" in n.message for n in app._notifications)
     assert lab_namespaces(lab) == []
+
+
+async def test_demo_traffic_and_capture(tmp_path, runtime):
+    from scapy.layers.inet import ICMP
+    from scapy.utils import rdpcap
+
+    from qnet_tui.ui.canvas import TopologyCanvas
+    from qnet_tui.ui.dialogs import DemoTraffic, PathPrompt
+
+    path, lab = copy_sample(tmp_path, "seed-path.yaml")
+    app = QnetApp(load_file(path))
+    app.settle_s = 0
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab_state == "running" and app.query_one(TrafficView).panes, what="running")
+        await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].hub == "hub0", what="the first stats")
+        canvas = app.query_one(TopologyCanvas)
+        canvas.select("hub0")
+        await pilot.press("w")
+        assert isinstance(app.screen, PathPrompt)
+        pcap = tmp_path / "vlan0.pcap"
+        app.screen.query_one("#path").value = str(pcap)
+        await pilot.click("#ok")
+        await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].capturing == str(pcap), what="capturing")
+
+        canvas.select("vm1")
+        await pilot.pause()
+        await pilot.press("g")
+        assert isinstance(app.screen, DemoTraffic)
+        assert app.screen.query_one("#target").value == "10.0.0.12"  # the other guest of the VLAN
+        await pilot.click("#send")
+        await until(pilot, lambda: any("0% packet loss" in n.message for n in app._notifications), what="the ping")
+
+        canvas.select("hub0")
+        await pilot.press("w")  # stop the capture
+        await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].capturing is None, what="capture stopped")
+        await pilot.press("s")
+        await until(pilot, lambda: app.lab is None, what="the stop")
+    echoes = [p for p in rdpcap(str(pcap)) if ICMP in p]
+    assert len(echoes) >= 6  # three requests and three replies, as Wireshark would read them
+    assert lab_namespaces(lab) == []
