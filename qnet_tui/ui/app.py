@@ -549,16 +549,29 @@ class QnetApp(App[None]):
             self.refresh_title()
         elif kind == "stats":
             self.query_one(TrafficView).show(msg)
+            self._show_live_counters(msg)
         elif kind == "samples":
             self.query_one(TrafficView).log_samples(msg["samples"])
         elif kind == "log" and msg.get("level") in ("warning", "error"):
             self.notify(str(msg.get("message")), title="Lab", severity=msg["level"])
+
+    def _show_live_counters(self, snapshot: dict) -> None:
+        """Per-port counters in each box's border, and each hub's rate."""
+        live: dict[str, str] = {}
+        for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
+            live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
+            for name, port in stats["ports"].items():
+                live[name] = f"in {port['rx_frames']} out {port['tx_frames']}"
+        self.canvas.live = live
+        self.canvas.refresh()
 
     @on(LabExited)
     def _lab_exited(self, event: LabExited) -> None:
         if event.client is not self.lab:
             return
         self.lab = None
+        self.canvas.live = {}
+        self.canvas.refresh()
         if self.lab_state in ("stopping", "stopped") and event.code == 0:
             self.lab_state, self.lab_reason = "stopped", None
         else:

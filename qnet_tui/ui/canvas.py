@@ -48,6 +48,12 @@ def _fit(text: str, width: int) -> str:
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 
+def _with_label(border: str, label: str) -> str:
+    """A bottom border with a label set into it: ╰─ in 12 out 8 ───╯"""
+    label = f"─ {label[: len(border) - 5]} "
+    return border[0] + label + border[1 + len(label) :]
+
+
 def paint_rows(lay: Layout) -> list[list[Run]]:
     """The layout as rows of runs; pure, so tests can read the drawing."""
     rows: list[list[Run]] = [[] for _ in range(lay.height)]
@@ -105,6 +111,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.rows: list[list[Run]] = []
         self._styles: dict[str, Style] = {}
         self._selected_links = 0  # mask of the selected node's links
+        self.live: dict[str, str] = {}  # per node, counters of a running lab, drawn in its bottom border
 
     # -- data ------------------------------------------------------------------
 
@@ -241,6 +248,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
             if start > x:
                 segments.append(Segment(" " * (start - x), base))
                 x = start
+            if owner[0] == "box" and owner[1] in self.live and text.startswith("╰"):
+                text = _with_label(text, self.live[owner[1]])
             piece = text[x - start : min(stop, end) - start]
             if owner[1] == self.selected and owner[0] == "box":
                 piece = piece.translate(SELECTED_BORDER)

@@ -306,6 +306,9 @@ class DemoTraffic(_Modal):
                 yield Button("Cancel", id="cancel")
                 yield Button("Send", id="send", variant="primary")
 
+    def on_mount(self) -> None:
+        self.query_one("#target", Input).focus()  # enter sends at once: ping the offered guest
+
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
         self.dismiss(None)

@@ -3,6 +3,8 @@ connect it to the hub, save, quit; then read the file."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,15 +25,21 @@ pytestmark = pytest.mark.skipif(not shutil.which("tmux") or not QNET.exists(), r
 class Tmux:
     def __init__(self, command: str) -> None:
         self.name = f"qnet-e2e-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "160", "-y", "45", command], check=True)
+        # A server of its own: another tmux server running here would size the window by its own rules.
+        self.tmux = ["tmux", "-L", self.name]
+        # COLUMNS and LINES (set by pytest) would override the window's size.
+        command = f"unset COLUMNS LINES; {command}"
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", "160", "-y", "45", command], check=True)
 
     def keys(self, *keys: str) -> None:
         for key in keys:
-            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+            subprocess.run([*self.tmux, "send-keys", "-t", self.name, key], check=True)
             time.sleep(0.15)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+        return subprocess.run(
+            [*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        ).stdout
 
     def wait_for(self, text: str, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
@@ -42,11 +50,8 @@ class Tmux:
             time.sleep(0.1)
         raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen()}")
 
-    def alive(self) -> bool:
-        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
-
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 def test_add_connect_save_quit(tmp_path):
@@ -87,3 +92,40 @@ def test_add_connect_save_quit(tmp_path):
             assert line in text
     result = subprocess.run([str(QNET), "validate", str(lab)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="a lab needs root")
+def test_run_ping_watch_stop_quit(tmp_path, monkeypatch):
+    monkeypatch.setenv("QNET_RUNTIME_DIR", str(tmp_path / "run"))
+    lab = tmp_path / "lab.yaml"
+    name = f"e{uuid.uuid4().hex[:8]}"
+    lab.write_text((SAMPLES / "seed-path.yaml").read_text().replace("name: seed", f"name: {name}"))
+    tmux = Tmux(f"QNET_RUNTIME_DIR={tmp_path / 'run'} {QNET} {lab}; sleep 5")
+    try:
+        tmux.wait_for("hubs (VLANs)")
+        tmux.keys("r")
+        tmux.wait_for("[lab running]")
+        tmux.wait_for("VLAN 0 (hub0)")
+        tmux.keys("Right", "Right", "Right", "Right")  # eth0 -> br0 -> tap0 -> hub0 -> vm1
+        tmux.wait_for("guest NIC vm1")
+        tmux.keys("g")
+        tmux.wait_for("Send traffic from vm1")
+        tmux.keys("Enter")  # ping the other guest, offered as the target
+        screen = tmux.wait_for("0% packet loss")
+        deadline = time.monotonic() + 10
+        icmp = 0
+        while icmp < 6 and time.monotonic() < deadline:  # read the pane's counter off the screen
+            found = re.search(r"icmp (\d+)", tmux.screen())
+            icmp = int(found.group(1)) if found else 0
+            time.sleep(0.2)
+        assert icmp >= 6, screen
+        tmux.keys("s")
+        tmux.wait_for("[lab stopped]")
+        tmux.keys("q")
+        deadline = time.monotonic() + 10
+        while "hubs (VLANs)" in tmux.screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        tmux.kill()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"qnet-{name}" not in left
