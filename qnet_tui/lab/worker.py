@@ -31,6 +31,7 @@ from qnet_tui.lab.stats import Stats, format_table
 from qnet_tui.model.topology import Topology
 
 WORKER_NICE = -5
+WATCHDOG_LOCK_WAIT_S = 10.0
 
 
 class LabError(Exception):
@@ -108,11 +109,22 @@ def _watchdog(lab: str, pipe_r: int, worker_pid: int) -> None:
     state = read_state(lab)
     if not state or state.get("pid") != worker_pid:
         return  # stopped cleanly, or a new run has taken over
+    # The dead worker's lock may outlive its pipe by a moment (the kernel
+    # closes a dying process's fds one by one), and a new run may have taken
+    # the lab meanwhile: wait for the lock, then look again.
     lock = os.open(protocol.lock_path(lab), os.O_RDWR | os.O_CLOEXEC)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return  # a new run holds the lab: it cleans up what is left
+    deadline = time.monotonic() + WATCHDOG_LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return  # a new run holds the lab: it removes what is left when it starts
+            time.sleep(0.05)
+    state = read_state(lab)
+    if not state or state.get("pid") != worker_pid:
+        return
     removed = remove_leftovers(lab, state)
     if removed:
         print(f"qnet-tui: the worker of lab {lab} died; removed {', '.join(removed)}", file=sys.stderr)
@@ -174,7 +186,9 @@ class Worker:
     # -- messages ----------------------------------------------------------------
 
     def log(self, level: str, message: str) -> None:
-        print(f"qnet-tui: {level}: {message}", file=self.err, flush=True)
+        # Whoever read our messages may be gone (the app died): the lab still stops cleanly.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"qnet-tui: {level}: {message}", file=self.err, flush=True)
         if self.control:
             self.control.broadcast(protocol.encode("log", level=level, message=message))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from qnet_tui import protocol
 
 CONNECT_TIMEOUT_S = 30.0
+STATS_INTERVAL_S = 0.25  # panes refresh four times a second
 
 
 class LabClient:
@@ -47,7 +48,7 @@ class LabClient:
             f.write(self.yaml_text)
         self._file = Path(name)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qnet_tui", "run", name, "--interval", "0.5", "--exit-with-parent"],
+            [sys.executable, "-m", "qnet_tui", "run", name, "--interval", str(STATS_INTERVAL_S), "--exit-with-parent"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

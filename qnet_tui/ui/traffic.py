@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, RichLog, Sparkline, Static
 
-HISTORY = 120  # statistics ticks kept for the sparkline (60 s at two a second)
+HISTORY = 240  # statistics ticks kept for the sparkline (60 s at four a second)
 LOG_LINES = 300
 
 
@@ -26,7 +26,7 @@ def si(value: float, unit: str) -> str:
 
 class VlanPane(Vertical):
     DEFAULT_CSS = """
-    VlanPane { height: 22; border: round $primary; padding: 0 1; }
+    VlanPane { height: 100%; border: round $primary; padding: 0 1; }
     VlanPane .rates { height: 1; text-style: bold; }
     VlanPane Sparkline { height: 2; margin-bottom: 1; }
     VlanPane .detail { height: 3; }
@@ -94,7 +94,7 @@ class TrafficView(Vertical):
     DEFAULT_CSS = """
     TrafficView { height: 1fr; border-top: solid $primary; }
     TrafficView #filter { height: 1; border: none; padding: 0 1; }
-    TrafficView #panes { grid-size: 2; grid-gutter: 0 1; height: auto; }
+    TrafficView #panes { grid-size: 2; grid-gutter: 0 1; grid-rows: 20; height: auto; }
     TrafficView #panes-scroll { height: 1fr; overflow-y: auto; }
     """
 

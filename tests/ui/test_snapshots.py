@@ -47,3 +47,19 @@ def test_add_node_form(snap_compare, theme):
 
     seed = next(p for p in SAMPLES if p.name == "seed-path.yaml")
     assert snap_compare(make_app(seed, theme), terminal_size=SIZE, run_before=open_form)
+
+
+def test_live_traffic_panes(snap_compare):
+    """The traffic panes fed by the recorded stream of a real lab (the README's picture)."""
+    from tests.ui.test_traffic_replay import SAMPLE, recorded
+
+    async def replay(pilot) -> None:
+        app = pilot.app
+        app.query_one("TrafficView").add_class("-shown")
+        for message in recorded():
+            app.post_message(QnetApp.LabMessage(message))
+            await pilot.pause()
+        await still(pilot)
+
+    app = make_app(SAMPLE, "qnet-dark")
+    assert snap_compare(app, terminal_size=(160, 50), run_before=replay)

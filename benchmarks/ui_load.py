@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""The app under load: with a flood of small frames through the worker, do the
+traffic panes keep refreshing and do keys still answer? Against the same app
+with the lab idle (the peer), in one run. Needs root.
+
+    sudo .venv/bin/python benchmarks/ui_load.py [--seconds 8]
+
+The flood is iperf3 UDP with 64-byte payloads from one guest to the other,
+inside the lab; the app runs the worker as it always does (r). Reported: the
+flood's frame rate (from the worker's own statistics), how often the panes
+were refreshed, and key-to-repaint latency for selection moves, idle and under
+the flood. Targets: >= 50,000 frames/s, panes >= 4 Hz, keys < 100 ms."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from textual import events  # noqa: E402
+
+from qnet_tui.model.yamlio import load_file  # noqa: E402
+from qnet_tui.ui.app import QnetApp  # noqa: E402
+from qnet_tui.ui.canvas import TopologyCanvas  # noqa: E402
+from qnet_tui.ui.traffic import TrafficView  # noqa: E402
+
+TOPOLOGY = """\
+version: 1
+name: uiload
+nodes:
+  hub0: {kind: hub, vlan: 0}
+  vm1: {kind: guest_nic, mac: "52:54:00:00:00:01", ipv4: 10.88.0.1/24}
+  vm2: {kind: guest_nic, mac: "52:54:00:00:00:02", ipv4: 10.88.0.2/24}
+links: [[hub0, vm1], [hub0, vm2]]
+"""
+
+
+def exec_in(path: Path, node: str, *cmd: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "exec", str(path), node, "--", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def run(seconds: float) -> dict[str, dict[str, float]]:
+    folder = Path(tempfile.mkdtemp(prefix="qnet-uiload-"))
+    os.environ["QNET_RUNTIME_DIR"] = str(folder / "run")
+    path = folder / "uiload.yaml"
+    path.write_text(TOPOLOGY)
+    app = QnetApp(load_file(path))
+    results: dict[str, dict[str, float]] = {}
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("r")
+        while app.lab_state != "running" or not app.query_one(TrafficView).panes:
+            await pilot.pause(0.1)
+        canvas = app.query_one(TopologyCanvas)
+        view = app.query_one(TrafficView)
+        shows: list[tuple[float, float]] = []  # (when, fps)
+        show = view.show
+
+        def counting(snapshot):
+            shows.append((time.perf_counter(), snapshot["vlans"]["0"]["fps"]))
+            show(snapshot)
+
+        view.show = counting
+        painted: list[float] = []
+        render_line = canvas.render_line
+
+        def timed_render(y: int):
+            painted.append(time.perf_counter())
+            return render_line(y)
+
+        canvas.render_line = timed_render
+        key_at: list[float] = []
+        post = app.post_message
+
+        def note_key(message):
+            if isinstance(message, events.Key):
+                key_at.append(time.perf_counter())
+            return post(message)
+
+        app.post_message = note_key
+
+        async def phase(name: str) -> None:
+            shows.clear()
+            latencies = []
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                painted.clear()
+                key_at.clear()
+                await pilot.press("down" if len(latencies) % 2 else "up")
+                await pilot.pause(0.25)
+                if painted and key_at:
+                    latencies.append(painted[0] - key_at[0])
+            span = shows[-1][0] - shows[0][0] if len(shows) > 1 else 0
+            results[name] = {
+                "pane_hz": (len(shows) - 1) / span if span else 0.0,
+                "frames_per_s": statistics.median(f for _, f in shows) if shows else 0.0,
+                "key_p50_ms": statistics.median(latencies) * 1000,
+                "key_p95_ms": sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)] * 1000,
+            }
+
+        await phase("idle")
+        server = exec_in(path, "vm2", "iperf3", "-s", "-B", "10.88.0.2")
+        await asyncio.sleep(1)
+        client = exec_in(
+            path, "vm1", "iperf3", "-c", "10.88.0.2", "-u", "-b", "0", "-l", "64", "-t", str(int(seconds) + 4)
+        )
+        await asyncio.sleep(1.5)
+        await phase("flood")
+        for proc in (client, server):
+            proc.kill()
+            proc.wait()
+        await pilot.press("s")
+        while app.lab is not None:
+            await pilot.pause(0.1)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("the benchmark runs a lab: run it as root", file=sys.stderr)
+        return 2
+    results = asyncio.run(run(args.seconds))
+    print(f"{'lab':<6} {'frames/s':>10} {'panes Hz':>9} {'key p50 ms':>11} {'key p95 ms':>11}")
+    for name, r in results.items():
+        print(
+            f"{name:<6} {r['frames_per_s']:>10,.0f} {r['pane_hz']:>9.1f} {r['key_p50_ms']:>11.1f} "
+            f"{r['key_p95_ms']:>11.1f}"
+        )
+    idle, flood = results["idle"], results["flood"]
+    print(
+        f"flood / idle: panes {flood['pane_hz'] / idle['pane_hz']:.2f}x, "
+        f"key p95 {flood['key_p95_ms'] / idle['key_p95_ms']:.2f}x"
+    )
+    ok = flood["frames_per_s"] >= 50_000 and flood["pane_hz"] >= 4 and flood["key_p95_ms"] < 100
+    print("targets (>= 50k frames/s, panes >= 4 Hz, keys < 100 ms):", "met" if ok else "NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
