@@ -562,16 +562,14 @@ class QnetApp(App[None]):
             live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
             for name, port in stats["ports"].items():
                 live[name] = f"in {port['rx_frames']} out {port['tx_frames']}"
-        self.canvas.live = live
-        self.canvas.refresh()
+        self.canvas.show_live(live)
 
     @on(LabExited)
     def _lab_exited(self, event: LabExited) -> None:
         if event.client is not self.lab:
             return
         self.lab = None
-        self.canvas.live = {}
-        self.canvas.refresh()
+        self.canvas.show_live({})
         if self.lab_state in ("stopping", "stopped") and event.code == 0:
             self.lab_state, self.lab_reason = "stopped", None
         else:

@@ -153,6 +153,18 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.Selected(new))
 
+    def show_live(self, live: dict[str, str]) -> None:
+        """New counters for the boxes' borders: repaint those border rows only."""
+        changed = {n for n in live.keys() | self.live.keys() if live.get(n) != self.live.get(n)}
+        self.live = live
+        offset = self.scroll_offset
+        for node in changed:
+            box = self.layout_.boxes.get(node)
+            if box is not None:
+                row = box.y + BOX_H - 1 - offset.y
+                if 0 <= row < self.size.height:
+                    self.refresh(Region(box.x - offset.x, row, BOX_W, 1))
+
     def select(self, node: str | None) -> None:
         self.selected = node
 

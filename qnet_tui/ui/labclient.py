@@ -19,7 +19,7 @@ from pathlib import Path
 from qnet_tui import protocol
 
 CONNECT_TIMEOUT_S = 30.0
-STATS_INTERVAL_S = 0.25  # panes refresh four times a second
+STATS_INTERVAL_S = 0.2  # panes refresh five times a second
 
 
 class LabClient:

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, RichLog, Sparkline, Static
 
-HISTORY = 240  # statistics ticks kept for the sparkline (60 s at four a second)
+HISTORY = 300  # statistics ticks kept for the sparkline (60 s at five a second)
 LOG_LINES = 300
 
 
