@@ -40,6 +40,7 @@ class VlanPane(Vertical):
         self.history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
         self.last: dict[str, int] = {}  # the latest protocol counts, for tests and the canvas
         self.hub = ""  # the worker's name for this pane's hub
+        self.macs: dict[str, set[str]] = {}  # per port, the source MACs its sampled frames carried
         self.capturing: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -64,7 +65,7 @@ class VlanPane(Vertical):
         self.capturing = capture["path"] if capture else None
         protocols = "  ".join(f"{k} {v}" for k, v in s["protocols"].items() if v) or "no frames yet"
         ports = sorted(s["ports"].items(), key=lambda kv: kv[1]["rx_frames"], reverse=True)
-        talkers = "  ".join(f"{name} {p['rx_frames']}" for name, p in ports[:4] if p["rx_frames"])
+        talkers = "  ".join(f"{self._talker(name)} {p['rx_frames']}" for name, p in ports[:3] if p["rx_frames"])
         dropping = "  ".join(
             f"{name}: " + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
             for name, p in ports
@@ -81,6 +82,13 @@ class VlanPane(Vertical):
             dropping or "none",
         )
         self.query_one(".detail", Static).update(detail)
+
+    def _talker(self, port: str) -> str:
+        """A port named by its node, with the MAC behind it (or how many)."""
+        macs = self.macs.get(port, set())
+        if len(macs) == 1:
+            return f"{port} {next(iter(macs))}"
+        return f"{port} ({len(macs)} MACs)" if macs else port
 
     def log_frames(self, samples: list[dict[str, Any]]) -> None:
         log = self.query_one(RichLog)
@@ -127,6 +135,13 @@ class TrafficView(Vertical):
                 pane.show(stats)
 
     def log_samples(self, samples: list[dict[str, Any]]) -> None:
+        for sample in samples:
+            key = f"v{sample['vlan']}" if sample.get("vlan") is not None else f"p{sample['hub']}"
+            pane = self.panes.get(key)
+            frame = sample.get("hex", "")
+            if pane is not None and len(frame) >= 24 and int(frame[12:14], 16) & 1 == 0:
+                mac = ":".join(frame[i : i + 2] for i in range(12, 24, 2))
+                pane.macs.setdefault(sample["port"], set()).add(mac)
         if self.paused:
             return
         wanted = self.query_one("#filter", Input).value.strip().lower()
