@@ -60,7 +60,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
     elif name == "qemu-args":
         parser.add_argument("file", metavar="FILE")
-        parser.add_argument("node", metavar="NODE")
+        parser.add_argument("node", nargs="?", metavar="NODE", help="a socket node (default: every one)")
     elif name == "import-qemu":
         parser.add_argument("-o", "--output", required=True, metavar="FILE")
         parser.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
@@ -123,6 +123,40 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return exec_in_lab(args.file, args.node, cmd)
 
 
+def cmd_qemu_args(args: argparse.Namespace) -> int:
+    import shlex
+
+    from qnet_tui import protocol
+    from qnet_tui.model.diagnostics import printable
+    from qnet_tui.model.edit import next_mac
+    from qnet_tui.model.kinds import Kind
+    from qnet_tui.model.qemu import QemuArgsError, device_args, netdev_args
+    from qnet_tui.model.yamlio import load_file
+
+    doc = load_file(args.file)
+    if doc.problems:
+        print(f"{PROG} qemu-args: {printable(args.file)}: {doc.problems[0].text}", file=sys.stderr)
+        return 1
+    t = doc.topology
+    nodes = [args.node] if args.node else [n.id for n in t.of_kind(Kind.SOCKET)]
+    if not nodes:
+        print(
+            f"{PROG} qemu-args: {printable(args.file)} has no socket node for a QEMU VM to plug into", file=sys.stderr
+        )
+        return 1
+    runtime = protocol.lab_dir(str(t.name))
+    for node in nodes:
+        try:
+            argv = netdev_args(t, node, runtime) + device_args(node, mac=next_mac(t))
+        except QemuArgsError as exc:
+            print(f"{PROG} qemu-args: {exc}", file=sys.stderr)
+            return 1
+        if len(nodes) > 1:
+            print(f"# {node}")
+        print(shlex.join(argv))
+    return 0
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         print(f"{PROG} {name}: not available yet in {PROG} {__version__}", file=sys.stderr)
@@ -135,7 +169,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
     "exec": cmd_exec,
-    **{name: _not_yet(name) for name in ("qemu-args", "import-qemu")},
+    "qemu-args": cmd_qemu_args,
+    **{name: _not_yet(name) for name in ("import-qemu",)},
 }
 
 

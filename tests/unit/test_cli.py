@@ -79,7 +79,6 @@ def test_version():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["qemu-args", "x", "vm1"],
         ["import-qemu", "-o", "x.yaml", "--", "-net", "nic"],
     ],
 )
