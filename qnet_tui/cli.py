@@ -157,6 +157,40 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_qemu(args: argparse.Namespace) -> int:
+    import re
+
+    from qnet_tui.model.diagnostics import printable
+    from qnet_tui.model.qemu import import_args
+    from qnet_tui.model.yamlio import SaveError, new_document
+
+    argv = args.args[1:] if args.args[:1] == ["--"] else args.args
+    out = Path(args.output)
+    if out.exists():
+        print(f"{PROG} import-qemu: {printable(str(out))} exists; give a new file name", file=sys.stderr)
+        return 1
+    topology, problems = import_args(argv)
+    topology.name = re.sub(r"[^A-Za-z0-9_-]", "-", out.stem)[:32].strip("-") or "imported"
+    for problem in problems:
+        print(f"{PROG} import-qemu: {printable(problem)}", file=sys.stderr)
+    if not topology.nodes:
+        print(f"{PROG} import-qemu: no networking found in the arguments; nothing written", file=sys.stderr)
+        return 1
+    doc = new_document(topology, out)
+    try:
+        doc.save()
+    except SaveError as exc:
+        print(f"{PROG} import-qemu: {exc}", file=sys.stderr)
+        return 1
+    for d in doc.diagnostics():
+        print(d.format(str(out)), file=sys.stderr)
+    print(
+        f"{PROG} import-qemu: wrote {printable(str(out))}: {len(topology.nodes)} nodes, {len(topology.links)} links",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         print(f"{PROG} {name}: not available yet in {PROG} {__version__}", file=sys.stderr)
@@ -170,7 +204,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "exec": cmd_exec,
     "qemu-args": cmd_qemu_args,
-    **{name: _not_yet(name) for name in ("import-qemu",)},
+    "import-qemu": cmd_import_qemu,
 }
 
 
