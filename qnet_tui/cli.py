@@ -191,14 +191,6 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"{PROG} {name}: not available yet in {PROG} {__version__}", file=sys.stderr)
-        return 2
-
-    return run
-
-
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,

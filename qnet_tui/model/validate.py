@@ -334,6 +334,23 @@ class _Checker:
                     f"{node.id}: hub of VLAN {values.describe(node.get('vlan'))} has no "
                     "guest NIC (nor a socket to a QEMU VM)",
                 )
+            elif node.kind is Kind.HUB and not any(
+                self.t.nodes[n].kind in (Kind.TAP, Kind.SOCKET) for n in self.t.neighbours(node.id) if n in self.t.nodes
+            ):
+                # QEMU says it too: "hub N is not connected to host network".
+                self.at_node(
+                    WARNING,
+                    node.id,
+                    f"{node.id}: hub of VLAN {values.describe(node.get('vlan'))} is not "
+                    "connected to the host network (no tap or socket)",
+                )
+            elif node.kind in (Kind.TAP, Kind.SOCKET) and not any(
+                self.t.nodes[n].kind in (Kind.HUB, Kind.GUEST_NIC)
+                for n in self.t.neighbours(node.id)
+                if n in self.t.nodes
+            ):
+                # QEMU: "netdev X has no peer": frames that reach it go nowhere.
+                self.at_node(WARNING, node.id, f"{node.id}: has no peer (no hub or guest NIC): its frames go nowhere")
 
     def loops(self) -> None:
         """A cycle through hubs and bridges floods every broadcast forever,

@@ -307,6 +307,20 @@ def test_did_you_mean_and_position_columns():
 
 
 WARNINGS = [
+    (
+        "hub not on the host network",
+        lambda t: add_link("hub1", "vm3")(
+            add_node("  hub1: {kind: hub, vlan: 1}\n  vm3: {kind: guest_nic, mac: 52:54:00:00:00:03}")(t)
+        ),
+        "hub1: hub of VLAN 1 is not connected to the host network",
+        lambda t: add_link("hub1", "tap1")(add_node("  tap1: {kind: tap}")(t)),
+    ),
+    (
+        "tap with no peer",
+        lambda t: add_link("br0", "tap1")(add_node("  tap1: {kind: tap}")(t)),
+        "tap1: has no peer (no hub or guest NIC)",
+        lambda t: add_link("tap1", "vm3")(add_node("  vm3: {kind: guest_nic, mac: 52:54:00:00:00:03}")(t)),
+    ),
     ("unconnected", add_node("  tap1: {kind: tap}"), "tap1: not connected to anything", add_link("tap1", "br0")),
     (
         "hub without guest",
@@ -368,7 +382,8 @@ def test_in_memory_topology_validates_without_a_file():
     t = Topology(name="mem")
     t.add(Node("hub0", Kind.HUB, {"vlan": 7}))
     t.add(Node("vm1", Kind.GUEST_NIC, {"mac": "52:54:00:00:00:01"}))
-    t.links.append(("hub0", "vm1"))
+    t.add(Node("tap0", Kind.TAP))
+    t.links += [("hub0", "vm1"), ("hub0", "tap0")]
     assert validate(t) == []
     t.nodes["hub0"].attrs["vlan"] = 9999
     (d,) = validate(t)
