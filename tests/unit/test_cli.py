@@ -176,7 +176,7 @@ def test_import_qemu_writes_a_valid_file_and_reports_the_rest(tmp_path, capsys):
     ]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "argument 6 (-net user,vlan=0): user-mode networking" in err
+    assert "argument 5 (-net user,vlan=0): user-mode networking" in err  # the 5th word after --
     assert main(["validate", "-q", str(out)]) == 0
     assert main(argv) == 1  # never over an existing file
     assert "exists" in capsys.readouterr().err
