@@ -130,7 +130,7 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
     from qnet_tui.model.diagnostics import printable
     from qnet_tui.model.edit import next_mac
     from qnet_tui.model.kinds import Kind
-    from qnet_tui.model.qemu import QemuArgsError, device_args, netdev_args
+    from qnet_tui.model.qemu import QemuArgsError, device_args, netdev_args, vm_args
     from qnet_tui.model.yamlio import load_file
 
     doc = load_file(args.file)
@@ -138,16 +138,21 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
         print(f"{PROG} qemu-args: {printable(args.file)}: {doc.problems[0].text}", file=sys.stderr)
         return 1
     t = doc.topology
-    nodes = [args.node] if args.node else [n.id for n in t.of_kind(Kind.SOCKET)]
+    vms = [n.id for n in t.of_kind(Kind.GUEST_NIC) if n.get("qemu") is True]
+    nodes = [args.node] if args.node else vms + [n.id for n in t.of_kind(Kind.SOCKET)]
     if not nodes:
         print(
-            f"{PROG} qemu-args: {printable(args.file)} has no socket node for a QEMU VM to plug into", file=sys.stderr
+            f"{PROG} qemu-args: {printable(args.file)} has no QEMU guest NIC (qemu: true) and no socket node",
+            file=sys.stderr,
         )
         return 1
     runtime = protocol.lab_dir(str(t.name))
     for node in nodes:
         try:
-            argv = netdev_args(t, node, runtime) + device_args(node, mac=next_mac(t))
+            if node in vms:
+                argv = vm_args(t, node, runtime)
+            else:
+                argv = netdev_args(t, node, runtime) + device_args(node, mac=next_mac(t))
         except QemuArgsError as exc:
             print(f"{PROG} qemu-args: {exc}", file=sys.stderr)
             return 1

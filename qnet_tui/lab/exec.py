@@ -28,6 +28,8 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
     node = t.nodes.get(node_id)
     if node is None:
         return _fail(f"{file} has no node '{node_id}'{did_you_mean(node_id, t.nodes)}")
+    if node.kind is Kind.GUEST_NIC and node.get("qemu") is True:
+        return _fail(f"{node_id} is a QEMU VM: run commands inside that VM")
     if node.kind in (Kind.GUEST_NIC, Kind.HOST_NIC):
         ns = netns.node_ns(lab, node_id)  # the guest, or the host NIC's outside host
     elif node.kind in (Kind.BRIDGE, Kind.TAP):

@@ -26,6 +26,7 @@ from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
 from qnet_tui.lab.tap import open_tap
 from qnet_tui.model.kinds import Kind
+from qnet_tui.model.qemu import qemu_socket
 from qnet_tui.model.topology import Node, Topology
 from qnet_tui.model.values import interface_address
 
@@ -84,6 +85,10 @@ def _add_addresses(ipr: IPRoute, index: int, node: Node) -> None:
         ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
 
 
+def _is_qemu(node: Node) -> bool:
+    return node.kind is Kind.GUEST_NIC and node.get("qemu") is True
+
+
 def _lo_up(ipr: IPRoute) -> None:
     ipr.link("set", index=_index(ipr, "lo"), state="up")
 
@@ -126,7 +131,7 @@ class Builder:
             self.host_nic(host, node)
         plan = self.plan_hubs()
         for hub, members in plan:
-            vnet = not any(t.nodes[m].kind is Kind.SOCKET for m in members)
+            vnet = not any(t.nodes[m].kind is Kind.SOCKET or _is_qemu(t.nodes[m]) for m in members)
             hub.vnet = vnet
             for member in members:
                 hub.attach(self.port(host, t.nodes[member], vnet))
@@ -211,6 +216,13 @@ class Builder:
                 host.link("set", index=index, master=_index(host, bridges[0]))
             host.link("set", index=index, state="up")
             port: Port = TapPort(node.id, fd, vnet)
+        elif _is_qemu(node):
+            # A real QEMU VM is this NIC: the lab serves the socket it plugs into.
+            port = StreamPort(node.id, lab.loop, lab.log, "unix", "listen", qemu_socket(node.id), lab.runtime_dir)
+            try:
+                port.start()
+            except OSError as exc:
+                raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
         elif node.kind is Kind.GUEST_NIC:
             ipr = self.ns(lab.namespace_of(node.id))
             fd = self.tap(lab.namespace_of(node.id), GUEST_IFNAME, vnet)

@@ -129,6 +129,7 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
         _mac(required=True),
         _IPV4,
         _IPV6,
+        Field("qemu", bool, "a real QEMU VM plugs in here (see qemu-args) instead of a namespace guest", default=False),
     ),
     Kind.SOCKET: (
         Field("transport", str, "stream (TCP or unix) or dgram (UDP)", required=True, choices=("stream", "dgram")),

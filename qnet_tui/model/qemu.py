@@ -20,6 +20,22 @@ def _inet(prefix: str, address: str) -> str:
     return f"{prefix}.type=inet,{prefix}.host={host},{prefix}.port={port}"
 
 
+def qemu_socket(node_id: str) -> str:
+    """Where the lab serves a QEMU-backed guest NIC: in its runtime folder."""
+    return f"{node_id}.sock"
+
+
+def vm_args(t: Topology, node_id: str, runtime_dir: Path) -> list[str]:
+    """The exact arguments for the QEMU VM that is guest NIC node_id."""
+    node = t.nodes[node_id]
+    path = runtime_dir / qemu_socket(node_id)
+    return [
+        "-netdev",
+        f"stream,id={node_id},server=off,addr.type=unix,addr.path={path}",
+        *device_args(node_id, str(node.get("model")), str(node.attrs["mac"])),
+    ]
+
+
 def netdev_args(t: Topology, node_id: str, runtime_dir: Path, netdev_id: str | None = None) -> list[str]:
     """The -netdev a QEMU VM needs to plug into socket node node_id: the
     other end of what the lab serves (the lab listens, QEMU connects, and

@@ -106,6 +106,8 @@ def box_text(node: Node) -> tuple[str, tuple[str, str, str]]:
     else:
         extra = ("", "")
     title = kind.title if kind else f"? {node.kind}"
+    if kind is Kind.GUEST_NIC and a.get("qemu") is True:
+        title = "QEMU VM"
     return title, (node.id, *extra)
 
 

@@ -117,3 +117,35 @@ def test_qemu_accepts_the_printed_arguments_as_given(make_lab):
     finally:
         vm.kill()
         vm.wait()
+
+
+def test_guest_nic_that_is_a_qemu_vm(make_lab):
+    """A guest NIC marked qemu: true is served as a socket; the VM started with
+    qemu-args' output (as given) plugs into the hub and the lab's namespace
+    guest reaches the hub through it."""
+    text = (
+        "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 0}\n"
+        "  vm1: {kind: guest_nic, mac: '52:54:00:00:00:01', ipv4: 10.0.2.15/24}\n"
+        "  vm2: {kind: guest_nic, mac: '52:54:00:00:00:02', model: e1000, qemu: true}\n"
+        "links: [[hub0, vm1], [hub0, vm2]]\n"
+    )
+    lab = make_lab("", text=text)
+    argv = qemu_args(lab, "vm2")
+    assert argv[2:] == ["-device", "e1000,netdev=vm2,mac=52:54:00:00:00:02"]
+    vm = subprocess.Popen(
+        [QEMU, "-machine", "q35", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: lab.vlan("0", after=time.time())["ports"]["vm2"]["connected"] or vm.poll() is not None,
+            20,
+            "the VM to plug in",
+        )
+        assert vm.poll() is None, vm.stderr.read()
+        assert lab.exec("vm2", "true").returncode == 1  # no namespace: it is a VM
+    finally:
+        vm.kill()
+        vm.wait()

@@ -249,7 +249,7 @@ def test_set_attr_from_1_to_true_is_an_edit():
         ("vm1", "mac", "52:54:00:12:34:02", "mac 52:54:00:12:34:02 is already used by vm2"),
         ("vm1", "ipv4", "10.0.0.0/24", "ipv4 is the network address of 10.0.0.0/24"),
         ("sock0", "transport", "tcp", "transport must be one of stream, dgram, not 'tcp'"),
-        ("vm1", "kind", "hub", "kind is not an attribute of a guest NIC; a guest NIC has model, mac, ipv4, ipv6"),
+        ("vm1", "kind", "hub", "kind is not an attribute of a guest NIC; a guest NIC has model, mac, ipv4, ipv6, qemu"),
         ("nope", "vlan", 1, "there is no node 'nope'"),
     ],
 )
