@@ -26,7 +26,16 @@ from qnet_tui.model.edit import EditError, Editor
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
 from qnet_tui.ui.canvas import TopologyCanvas
-from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, DemoTraffic, Help, PathPrompt, UnsavedChanges
+from qnet_tui.ui.dialogs import (
+    AddNode,
+    ChooseLink,
+    Confirm,
+    DemoTraffic,
+    Help,
+    ImportQemu,
+    PathPrompt,
+    UnsavedChanges,
+)
 from qnet_tui.ui.inspector import Inspector
 from qnet_tui.ui.labclient import LabClient
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
@@ -80,6 +89,7 @@ class QnetApp(App[None]):
         "save": "Save the topology to its file",
         "save_as": "Save the topology to another file",
         "open": "Open another topology file",
+        "import_qemu": "Import QEMU networking arguments as a new topology",
         "run_lab": "Run the lab: validate, then build the topology on screen and forward its frames",
         "stop_lab": "Stop the lab: everything it made is removed",
         "toggle_traffic": "Show or hide the traffic panes",
@@ -629,6 +639,32 @@ class QnetApp(App[None]):
         self.editor = Editor(doc.topology)
         self.canvas.selected = None
         self.refresh_all()
+
+    @work(exclusive=True, group="files")
+    async def action_import_qemu(self) -> None:
+        if not await self._may_leave("import QEMU arguments"):
+            return
+        argv = await self.push_screen_wait(ImportQemu())
+        if not argv:
+            return
+        from qnet_tui.model.qemu import import_args
+
+        topology, problems = import_args(argv)
+        if not topology.nodes:
+            self.notify(
+                "\n".join(problems[:6]) or "No networking in those arguments",
+                title="Nothing imported",
+                severity="error",
+                timeout=12,
+            )
+            return
+        topology.name = "imported"
+        self.document = new_document(topology)
+        self.editor = Editor(topology)
+        self.canvas.selected = None
+        self.refresh_all()
+        if problems:
+            self.notify("\n".join(problems[:6]), title="Not imported", severity="warning", timeout=15)
 
     async def _may_leave(self, doing: str) -> bool:
         """True when there is nothing unsaved, or the user saved or discarded it."""

@@ -331,3 +331,32 @@ class DemoTraffic(_Modal):
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", "udp", target, count])
         else:
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", what, *([target] if what == "arp" else [])])
+
+
+class ImportQemu(_Modal):
+    """QEMU networking arguments to read; dismisses with the argument list or None."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Paste QEMU networking arguments (-net, -nic, -netdev, -device):", classes="question")
+            yield Input(placeholder="-netdev tap,id=n0,ifname=tap0 -device e1000,netdev=n0", id="args")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Import", id="import", variant="primary")
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#import")
+    @on(Input.Submitted)
+    def _import(self) -> None:
+        import shlex
+
+        try:
+            argv = shlex.split(self.query_one("#args", Input).value)
+        except ValueError as exc:
+            self.notify(f"Cannot read the arguments: {exc}", severity="error")
+            return
+        if argv:
+            self.dismiss(argv)

@@ -341,3 +341,21 @@ async def test_themes_switch_and_broken_theme_is_reported(seed):
         await pilot.pause()
         canvas = app.query_one(TopologyCanvas)
         assert canvas._style("node-hub").color is not None
+
+
+async def test_import_qemu_from_the_palette(seed):
+    from qnet_tui.ui.dialogs import ImportQemu
+
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "Import qemu" in [c.title for c in app.get_system_commands(app.screen)]
+        await app.run_action("import_qemu")
+        await pilot.pause()
+        assert isinstance(app.screen, ImportQemu)
+        app.screen.query_one("#args", Input).value = "-net nic,vlan=3,model=e1000 -net tap,vlan=3,ifname=tap3 -net user"
+        await pilot.press("enter")
+        await pilot.pause()
+        t = app.document.topology
+        assert {n.id for n in t.nodes.values()} == {"hub3", "vm1", "tap3"}
+        assert app.document.path is None and "new topology" in app.sub_title
+        assert any("user-mode networking" in n for n in notes(app))
