@@ -12,7 +12,7 @@ ROOT = Path(__file__).parents[2]
 
 def test_readme_example_validates():
     readme = (ROOT / "README.md").read_text()
-    example = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
+    example = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("# Comments"))
     doc = load_text(example)
     assert doc.diagnostics() == []
     assert len(doc.topology.nodes) == 5
