@@ -208,9 +208,7 @@ class Worker:
         here.mkdir(mode=0o700, exist_ok=True)
         os.chmod(here, 0o700)
         self.lock_fd = os.open(protocol.lock_path(self.name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not self._lock(read_state(self.name) or {}):
             state = read_state(self.name) or {}
             os.close(self.lock_fd)
             self.lock_fd = -1
@@ -239,6 +237,20 @@ class Worker:
                 os._exit(0)
         os.close(pipe_r)
         self.watchdog_w = pipe_w
+
+    def _lock(self, state: dict) -> bool:
+        """Take the lab's lock. While the run that holds it is dead (its
+        watchdog is clearing up after it), wait a moment instead of refusing."""
+        deadline = time.monotonic() + WATCHDOG_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if _alive(state.get("pid")) or time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+                state = read_state(self.name) or {}
 
     def _save_state(self, namespaces: list[str]) -> None:
         _write_json(

@@ -109,3 +109,21 @@ def test_full_disk_loses_nothing(tmp_path):
         assert sorted(os.listdir(mnt)) == ["filler", "lab.yaml"]
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_read_only_folder_loses_nothing_and_says_why(tmp_path):
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        path = mnt / "lab.yaml"
+        path.write_text(GOOD)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        doc = edited(path)
+        with pytest.raises(SaveError, match="Read-only file system"):
+            doc.save()
+        assert path.read_text() == GOOD
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

@@ -1,0 +1,90 @@
+"""Faults: SIGKILL of the worker, of the app that started it, or of both the
+worker and its watchdog, at random moments during start, run and stop, round
+after round. Afterwards no lab object is left and the next run starts cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from qnet_tui import protocol
+from qnet_tui.lab.worker import is_running
+
+from .conftest import lab_namespaces, wait_for
+
+ROUNDS = int(os.environ.get("QNET_FAULT_ROUNDS", "50"))
+TOPOLOGY = (
+    "version: 1\nname: {name}\nnodes:\n  eth0: {{kind: host_nic, ipv4: 10.0.0.1/24}}\n  br0: {{kind: bridge}}\n"
+    "  tap0: {{kind: tap}}\n  hub0: {{kind: hub, vlan: 0}}\n"
+    "  vm1: {{kind: guest_nic, mac: '52:54:00:00:00:01', ipv4: 10.0.0.11/24}}\n"
+    "links: [[eth0, br0], [br0, tap0], [tap0, hub0], [hub0, vm1]]\n"
+)
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+def kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_random_kills_leave_nothing(tmp_path, runtime):
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    name = f"f{uuid.uuid4().hex[:8]}"
+    file = tmp_path / "lab.yaml"
+    file.write_text(TOPOLOGY.format(name=name))
+    run = [sys.executable, "-m", "qnet_tui", "run", str(file), "--interval", "0.2"]
+    for round_ in range(ROUNDS):
+        what = rng.choice(["worker", "worker+watchdog", "app", "stopping"])
+        delay = rng.uniform(0.0, 1.2)  # inside start (namespaces half made) or while running
+        if what == "app":
+            app = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(60)",
+                    *run,
+                    "--exit-with-parent",
+                ],
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(delay)
+            kill(app.pid)
+            app.wait()
+        else:
+            worker = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            if what == "stopping":
+                worker.send_signal(signal.SIGTERM)
+                time.sleep(rng.uniform(0.0, 0.2))  # somewhere in the teardown
+            watchdogs = children(worker.pid)
+            kill(worker.pid)
+            if what == "worker+watchdog":
+                for pid in watchdogs:
+                    kill(pid)
+            worker.wait()
+        # Whatever survived finishes on its own (a worker stopping, a watchdog clearing).
+        wait_for(lambda: not is_running(name), 20, f"round {round_} ({what}) to settle, seed {seed}")
+    # The next run starts cleanly, removing what a killed run and its killed watchdog left.
+    final = subprocess.run([*run, "--duration", "0.3"], capture_output=True, text=True, timeout=60)
+    assert final.returncode == 0, f"seed {seed}: {final.stderr}"
+    assert lab_namespaces(name) == [], f"seed {seed}"
+    assert not protocol.state_path(name).exists()
