@@ -145,6 +145,10 @@ class QnetApp(App[None]):
         # app is idle instead: a second after the last edit.
         gc.freeze()
         gc.disable()
+        # Still collect while nothing is edited (a lab's panes make garbage all
+        # the time): the young objects often, which is quick, everything rarely.
+        self.set_interval(5.0, lambda: gc.collect(1))
+        self.set_interval(300.0, gc.collect)
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
         if not self.document.editable:
