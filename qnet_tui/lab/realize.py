@@ -101,9 +101,11 @@ class Builder:
         self.iprs: dict[str, IPRoute] = {}
 
     def ns(self, name: str) -> IPRoute:
-        netns.create(name)
+        # Recorded before it exists: a worker killed in between must not leave
+        # a namespace that no state file names (a record of one never made is harmless).
         self.lab.namespaces.append(name)
         self.lab.on_namespace(name)
+        netns.create(name)
         ipr = self.iprs[name] = _ipr(name)
         _lo_up(ipr)
         return ipr
