@@ -9,6 +9,7 @@ from typing import Any
 
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab
+from qnet_tui.model.values import si
 
 
 class Stats:
@@ -73,14 +74,6 @@ class Stats:
             return f"undecodable frame ({type(exc).__name__})"
 
 
-def _si(value: float, unit: str) -> str:
-    for prefix in ("", "k", "M", "G"):
-        if abs(value) < 1000:
-            return f"{value:.0f} {prefix}{unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
-        value /= 1000
-    return f"{value:.1f} T{unit}"
-
-
 def format_table(snapshot: dict[str, Any]) -> str:
     """The human form of a snapshot, one line per VLAN and direct peer."""
     lines = [time.strftime("%H:%M:%S", time.localtime(snapshot["time"]))]
@@ -88,7 +81,7 @@ def format_table(snapshot: dict[str, Any]) -> str:
     for label, s in rows:
         protocols = " ".join(f"{k} {v}" for k, v in s["protocols"].items() if v)
         lines.append(
-            f"  {label:<18} {s['frames']:>10} frames {_si(s['bytes'], 'B'):>9}  "
-            f"{_si(s['fps'], 'fps'):>10} {_si(s['bps'], 'bit/s'):>12}  drops {s['drops']:<6} {protocols}"
+            f"  {label:<18} {s['frames']:>10} frames {si(s['bytes'], 'B'):>9}  "
+            f"{si(s['fps'], 'fps'):>10} {si(s['bps'], 'bit/s'):>12}  drops {s['drops']:<6} {protocols}"
         )
     return "\n".join(lines)

@@ -161,3 +161,12 @@ def unix_path_problem(value: str) -> str | None:
     if len(value.encode()) > UNIX_PATH_MAX:
         return f"is {len(value.encode())} bytes long; a unix socket path holds at most {UNIX_PATH_MAX}"
     return None
+
+
+def si(value: float, unit: str) -> str:
+    """1234567 -> '1.2 M' + unit: rates and sizes as people read them."""
+    for prefix in ("", "k", "M", "G"):
+        if abs(value) < 1000:
+            return f"{value:.0f} {prefix}{unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
+        value /= 1000
+    return f"{value:.1f} T{unit}"

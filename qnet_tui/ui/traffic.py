@@ -12,16 +12,10 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, RichLog, Sparkline, Static
 
+from qnet_tui.model.values import si
+
 HISTORY = 300  # statistics ticks kept for the sparkline (60 s at five a second)
 LOG_LINES = 300
-
-
-def si(value: float, unit: str) -> str:
-    for prefix in ("", "k", "M", "G"):
-        if abs(value) < 1000:
-            return f"{value:.0f} {prefix}{unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
-        value /= 1000
-    return f"{value:.1f} T{unit}"
 
 
 class VlanPane(Vertical):
