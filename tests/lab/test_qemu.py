@@ -5,12 +5,14 @@ slirp's gateway through our hub, over stream and over dgram."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,6 +22,7 @@ QEMU = shutil.which("qemu-system-x86_64")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64 (Debian: qemu-system-x86)")
 
 BASE = [QEMU or "qemu", "-machine", "none", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none"]
+Q35 = [QEMU or "qemu", "-machine", "q35", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none"]
 SLIRP = ["-netdev", "user,id=u0,net=10.0.2.0/24", "-netdev", "hubport,id=hu,hubid=0,netdev=u0"]
 
 
@@ -39,6 +42,23 @@ def topology(socket_node: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def plugged_in(lab, port: str, argv: list[str]) -> Iterator[subprocess.Popen]:
+    """QEMU started with argv, once the lab shows it connected on port; killed after."""
+    vm = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(
+            lambda: lab.vlan("0", after=time.time())["ports"][port]["connected"] or vm.poll() is not None,
+            20,
+            "QEMU to plug in",
+        )
+        assert vm.poll() is None, vm.stderr.read()
+        yield vm
+    finally:
+        vm.kill()
+        vm.wait()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -51,26 +71,11 @@ def ping_slirp(make_lab, socket_node: str) -> None:
     assert argv[0] == "-netdev" and argv[2] == "-device"
     # This QEMU has no bus for the printed -device: its hub port plays the NIC.
     netdev = argv[:2]
-    vm = subprocess.Popen(
-        [*BASE, *SLIRP, *netdev, "-netdev", "hubport,id=hq,hubid=0,netdev=q0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(
-            lambda: lab.vlan("0", after=time.time())["ports"]["q0"]["connected"] or vm.poll() is not None,
-            15,
-            "QEMU to plug in",
-        )
-        assert vm.poll() is None, vm.stderr.read()
+    with plugged_in(lab, "q0", [*BASE, *SLIRP, *netdev, "-netdev", "hubport,id=hq,hubid=0,netdev=q0"]):
         result = lab.exec("vm1", "ping", "-c", "3", "-i", "0.3", "-W", "2", "10.0.2.2")
         assert result.returncode == 0, result.stdout + result.stderr
         ports = lab.vlan("0", after=time.time())["ports"]
         assert ports["q0"]["rx_frames"] >= 4 and ports["q0"]["tx_frames"] >= 4  # ARP and ICMP both ways
-    finally:
-        vm.kill()
-        vm.wait()
 
 
 def test_stream_socket_to_qemu(make_lab):
@@ -89,34 +94,8 @@ def test_qemu_accepts_the_printed_arguments_as_given(make_lab):
     lab = make_lab("", text=topology("{kind: socket, transport: stream, mode: listen, address: q0.sock}"))
     argv = qemu_args(lab, "q0")
     # A machine with a PCI bus for the printed NIC; no disk, so it idles in its firmware.
-    vm = subprocess.Popen(
-        [
-            QEMU,
-            "-machine",
-            "q35",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-            *argv,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(
-            lambda: lab.vlan("0", after=time.time())["ports"]["q0"]["connected"] or vm.poll() is not None,
-            20,
-            "QEMU to connect",
-        )
-        assert vm.poll() is None, vm.stderr.read()
-    finally:
-        vm.kill()
-        vm.wait()
+    with plugged_in(lab, "q0", [*Q35, *argv]):
+        pass
 
 
 def test_guest_nic_that_is_a_qemu_vm(make_lab):
@@ -132,20 +111,5 @@ def test_guest_nic_that_is_a_qemu_vm(make_lab):
     lab = make_lab("", text=text)
     argv = qemu_args(lab, "vm2")
     assert argv[2:] == ["-device", "e1000,netdev=vm2,mac=52:54:00:00:00:02"]
-    vm = subprocess.Popen(
-        [QEMU, "-machine", "q35", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(
-            lambda: lab.vlan("0", after=time.time())["ports"]["vm2"]["connected"] or vm.poll() is not None,
-            20,
-            "the VM to plug in",
-        )
-        assert vm.poll() is None, vm.stderr.read()
+    with plugged_in(lab, "vm2", [*Q35, *argv]):
         assert lab.exec("vm2", "true").returncode == 1  # no namespace: it is a VM
-    finally:
-        vm.kill()
-        vm.wait()
