@@ -91,39 +91,38 @@ def test_save_through_symlink_replaces_target(tmp_path):
     assert link.is_symlink() and "vlan: 2" in real.read_text()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_full_disk_loses_nothing(tmp_path):
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs of our own, unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
-        path = mnt / "lab.yaml"
-        path.write_text(GOOD)
-        (mnt / "filler").write_bytes(b"x" * (64 * 1024 - 4096 * 2))
-        doc = edited(path)
-        doc.topology.description = "x" * 200_000  # more than the disk has left
-        with pytest.raises(SaveError, match="No space left on device"):
-            doc.save()
-        assert path.read_text() == GOOD
-        assert sorted(os.listdir(mnt)) == ["filler", "lab.yaml"]
+        yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
-def test_read_only_folder_loses_nothing_and_says_why(tmp_path):
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        path = mnt / "lab.yaml"
-        path.write_text(GOOD)
-        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
-        doc = edited(path)
-        with pytest.raises(SaveError, match="Read-only file system"):
-            doc.save()
-        assert path.read_text() == GOOD
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+def test_full_disk_loses_nothing(small_disk):
+    path = small_disk / "lab.yaml"
+    path.write_text(GOOD)
+    (small_disk / "filler").write_bytes(b"x" * (64 * 1024 - 4096 * 2))
+    doc = edited(path)
+    doc.topology.description = "x" * 200_000  # more than the disk has left
+    with pytest.raises(SaveError, match="No space left on device"):
+        doc.save()
+    assert path.read_text() == GOOD
+    assert sorted(os.listdir(small_disk)) == ["filler", "lab.yaml"]
+
+
+def test_read_only_folder_loses_nothing_and_says_why(small_disk):
+    path = small_disk / "lab.yaml"
+    path.write_text(GOOD)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    doc = edited(path)
+    with pytest.raises(SaveError, match="Read-only file system"):
+        doc.save()
+    assert path.read_text() == GOOD
