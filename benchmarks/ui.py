@@ -26,11 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from textual import events  # noqa: E402
-
+from benchmarks.keytiming import KeyTiming  # noqa: E402
 from qnet_tui.model.yamlio import load_file, new_document  # noqa: E402
 from qnet_tui.ui.app import QnetApp  # noqa: E402
-from qnet_tui.ui.canvas import TopologyCanvas  # noqa: E402
 from tests.topogen import big_topology  # noqa: E402
 
 SIZE = (160, 45)
@@ -42,37 +40,18 @@ async def measure(document, presses: int) -> dict[str, float]:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         first_paint = time.perf_counter() - start
-        canvas = app.query_one(TopologyCanvas)
-        painted: list[float] = []
-        render_line = canvas.render_line
-
-        def timed_render(y: int):
-            painted.append(time.perf_counter())
-            return render_line(y)
-
-        canvas.render_line = timed_render
-        key_at: list[float] = []
-        original = app.post_message
-
-        def note_key(message):
-            if isinstance(message, events.Key):
-                key_at.append(time.perf_counter())
-            return original(message)
-
-        app.post_message = note_key
+        timing = KeyTiming(app)
 
         async def timed(*keys: str, pace: float) -> tuple[list[float], list[float]]:
             latency, cpu = [], []
             for key in keys:
-                painted.clear()
-                key_at.clear()
+                timing.clear()
                 c = time.process_time()
                 await pilot.press(key)
                 await pilot.pause(pace)
                 cpu.append(time.process_time() - c)
-                after = [t for t in painted if key_at and t >= key_at[0]]
-                if after:
-                    latency.append(after[0] - key_at[0])
+                if (lag := timing.latency()) is not None:
+                    latency.append(lag)
             return latency, cpu
 
         # Keys at a person's pace: each lands on an idle app, as typed keys do.

@@ -26,11 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from textual import events  # noqa: E402
-
+from benchmarks.keytiming import KeyTiming  # noqa: E402
 from qnet_tui.model.yamlio import load_file  # noqa: E402
 from qnet_tui.ui.app import QnetApp  # noqa: E402
-from qnet_tui.ui.canvas import TopologyCanvas  # noqa: E402
 from qnet_tui.ui.traffic import TrafficView  # noqa: E402
 
 TOPOLOGY = """\
@@ -63,7 +61,6 @@ async def run(seconds: float) -> dict[str, dict[str, float]]:
         await pilot.press("r")
         while app.lab_state != "running" or not app.query_one(TrafficView).panes:
             await pilot.pause(0.1)
-        canvas = app.query_one(TopologyCanvas)
         view = app.query_one(TrafficView)
         shows: list[tuple[float, float]] = []  # (when, fps)
         show = view.show
@@ -73,36 +70,18 @@ async def run(seconds: float) -> dict[str, dict[str, float]]:
             show(snapshot)
 
         view.show = counting
-        painted: list[float] = []
-        render_line = canvas.render_line
-
-        def timed_render(y: int):
-            painted.append(time.perf_counter())
-            return render_line(y)
-
-        canvas.render_line = timed_render
-        key_at: list[float] = []
-        post = app.post_message
-
-        def note_key(message):
-            if isinstance(message, events.Key):
-                key_at.append(time.perf_counter())
-            return post(message)
-
-        app.post_message = note_key
+        timing = KeyTiming(app)
 
         async def phase(name: str) -> None:
             shows.clear()
             latencies = []
             start = time.perf_counter()
             while time.perf_counter() - start < seconds:
-                painted.clear()
-                key_at.clear()
+                timing.clear()
                 await pilot.press("tab")  # always moves the selection, so always repaints
                 await pilot.pause(0.25)
-                after = [t for t in painted if key_at and t >= key_at[0]]
-                if after:
-                    latencies.append(after[0] - key_at[0])
+                if (lag := timing.latency()) is not None:
+                    latencies.append(lag)
             span = shows[-1][0] - shows[0][0] if len(shows) > 1 else 0
             results[name] = {
                 "pane_hz": (len(shows) - 1) / span if span else 0.0,
