@@ -28,16 +28,23 @@ def _epilog() -> str:
     return "commands:\n" + "\n".join(lines) + f"\n\n'{PROG} COMMAND --help' tells more about a command."
 
 
+ALLOW_HOST_HELP = (
+    "let host NICs marked with 'interface:' borrow that interface of this machine while the lab runs "
+    "(it is moved into the lab and given back, addresses and routes included, when the lab stops)"
+)
+
+
 def _tui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        usage=f"{PROG} [-h] [--version] [--theme NAME] [FILE]\n       {PROG} COMMAND ...",
+        usage=f"{PROG} [-h] [--version] [--theme NAME] [--allow-host] [FILE]\n       {PROG} COMMAND ...",
         description="Draw QEMU-style virtual networks, make them real, and watch their traffic.",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--theme", metavar="NAME", help="the colour theme to start with")
+    parser.add_argument("--allow-host", action="store_true", help=ALLOW_HOST_HELP)
     parser.add_argument("file", nargs="?", metavar="FILE", help="topology file to open (a new one if absent)")
     return parser
 
@@ -52,6 +59,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
         parser.add_argument("--json", action="store_true", help="statistics as one JSON object per line")
         parser.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between statistics")
+        parser.add_argument("--allow-host", action="store_true", help=ALLOW_HOST_HELP)
         # For the app, which runs the worker: stop the lab when the app dies, however it dies.
         parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     elif name == "exec":
@@ -108,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         duration=args.duration,
         out=sys.stdout,
         json_lines=args.json,
+        allow_host=args.allow_host,
     )
     if args.exit_with_parent:
         from qnet_tui.lab.worker import exit_with_parent
@@ -208,7 +217,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def cmd_tui(args: argparse.Namespace) -> int:
     from qnet_tui.ui.app import run_app
 
-    return run_app(args.file, theme=args.theme)
+    return run_app(args.file, theme=args.theme, allow_host=args.allow_host)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

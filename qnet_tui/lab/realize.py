@@ -20,7 +20,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from qnet_tui.lab import netns
+from qnet_tui.lab import hostif, netns
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
@@ -45,8 +45,10 @@ class Lab:
     runtime_dir: Path
     loop: Loop
     log: Log
-    on_namespace: Callable[[str], None] = lambda name: None
+    allow_host: bool = False  # may host NICs with `interface:` borrow this machine's interfaces
+    on_record: Callable[[], None] = lambda: None  # namespaces or lent changed: save them
     namespaces: list[str] = field(default_factory=list)  # created, in order
+    lent: list[dict] = field(default_factory=list)  # this machine's interfaces in the lab (hostif records)
     hubs: list[Hub] = field(default_factory=list)  # one per hub node: the VLANs
     pairs: list[Hub] = field(default_factory=list)  # direct peers and lone ports
     ports: dict[str, Port] = field(default_factory=dict)
@@ -104,7 +106,7 @@ class Builder:
         # Recorded before it exists: a worker killed in between must not leave
         # a namespace that no state file names (a record of one never made is harmless).
         self.lab.namespaces.append(name)
-        self.lab.on_namespace(name)
+        self.lab.on_record()
         netns.create(name)
         ipr = self.iprs[name] = _ipr(name)
         _lo_up(ipr)
@@ -120,17 +122,24 @@ class Builder:
 
     def build(self) -> None:
         lab, t = self.lab, self.t
+        real = [n for n in t.of_kind(Kind.HOST_NIC) if "interface" in n.attrs]
+        if real and not lab.allow_host:
+            raise RealizeError(
+                f"{real[0].id}: attaching this machine's interface {real[0].attrs['interface']} needs --allow-host "
+                "(nothing outside the lab's namespaces changes without it)"
+            )
+        try:
+            surveys = [hostif.survey(n.id, n.attrs["interface"]) for n in real]
+        except hostif.LendError as exc:
+            raise RealizeError(str(exc)) from None
         host = self.ns(lab.host_ns)
-        for node in t.of_kind(Kind.HOST_NIC):
-            if "interface" in node.attrs:
-                raise RealizeError(
-                    f"{node.id}: attaching the real interface {node.attrs['interface']} needs --allow-host, "
-                    "which this version does not offer yet"
-                )
         for node in t.of_kind(Kind.BRIDGE):
             self.bridge(host, node)
+        for record in surveys:
+            self.lend(host, record)
         for node in t.of_kind(Kind.HOST_NIC):
-            self.host_nic(host, node)
+            if "interface" not in node.attrs:
+                self.host_nic(host, node)
         plan = self.plan_hubs()
         for hub, members in plan:
             vnet = not any(t.nodes[m].kind is Kind.SOCKET or _is_qemu(t.nodes[m]) for m in members)
@@ -187,6 +196,22 @@ class Builder:
             raise RealizeError(f"{node.id}: cannot create bridge: {os.strerror(exc.code)}") from None
         index = _index(host, node.id)
         _add_addresses(host, index, node)
+        host.link("set", index=index, state="up")
+
+    def lend(self, host: IPRoute, record: dict) -> None:
+        # Recorded before the move, as namespaces are: a kill in between must not lose it.
+        self.lab.lent.append(record)
+        self.lab.on_record()
+        try:
+            hostif.lend(record, self.lab.host_ns)
+        except hostif.LendError as exc:
+            self.lab.lent.remove(record)
+            self.lab.on_record()
+            raise RealizeError(str(exc)) from None
+        index = _index(host, record["node"])
+        bridges = self.peers(record["node"], Kind.BRIDGE)
+        if bridges:
+            host.link("set", index=index, master=_index(host, bridges[0]))
         host.link("set", index=index, state="up")
 
     def host_nic(self, host: IPRoute, node: Node) -> None:
@@ -276,12 +301,18 @@ def realize(lab: Lab) -> None:
 
 
 def teardown(lab: Lab) -> list[str]:
-    """Stop forwarding, close every fd, delete every namespace this lab made
-    (and with them its bridges, veths and taps). Returns what was removed."""
+    """Stop forwarding, close every fd, give back this machine's interfaces,
+    delete every namespace this lab made (and with them its bridges, veths and
+    taps). Returns what was removed."""
     for port in lab.ports.values():
         close = getattr(port, "close", None)
         if close is not None:
             close()
+    for record in reversed(lab.lent):
+        for problem in hostif.give_back_safely(record, lab.host_ns):
+            lab.log("warning", f"{record['node']}: giving back {record['ifname']}: {problem}")
+    lab.lent.clear()
+    lab.on_record()
     removed = []
     present = set(netns.existing())
     for name in reversed(lab.namespaces):

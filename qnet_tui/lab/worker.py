@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qnet_tui import protocol
-from qnet_tui.lab import netns
+from qnet_tui.lab import hostif, netns
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.control import ControlServer
 from qnet_tui.lab.loop import Loop
@@ -56,11 +56,20 @@ def read_state(lab: str) -> dict | None:
         return None
 
 
-def remove_leftovers(lab: str, state: dict | None) -> list[str]:
-    """Delete the namespaces a dead run of `lab` recorded as its own, and its
-    state file. Never anything it did not record, nor another lab's."""
+def remove_leftovers(lab: str, state: dict | None, log: Callable[[str, str], None] | None = None) -> list[str]:
+    """Give back the interfaces a dead run of `lab` borrowed from this
+    machine, delete the namespaces it recorded as its own, and its state
+    file. Never anything it did not record, nor another lab's."""
     removed = []
     if state:
+        lent = state.get("lent")
+        for record in reversed(lent if isinstance(lent, list) else []):
+            problems = hostif.give_back_safely(record, netns.host_ns(lab))
+            if isinstance(record, dict):
+                removed.append(f"{record.get('node')} (gave back {record.get('ifname')})")
+            for problem in problems:
+                if log:
+                    log("warning", f"giving back an interface of lab {lab}: {problem}")
         recorded = [n for n in state.get("namespaces", []) if isinstance(n, str) and netns.belongs_to(n, lab)]
         present = set(netns.existing())
         for name in reversed(recorded):
@@ -165,6 +174,7 @@ class Worker:
         json_lines: bool = False,
         err: IO[str] | None = None,
         on_state: Callable[[str, str | None], None] | None = None,
+        allow_host: bool = False,
     ) -> None:
         self.topology = topology
         self.name = str(topology.name)
@@ -173,6 +183,7 @@ class Worker:
         self.duration = duration
         self.out = out
         self.json_lines = json_lines
+        self.allow_host = allow_host
         self.err = err or sys.stderr
         self.loop = Loop()
         self.state = "starting"
@@ -216,7 +227,7 @@ class Worker:
                 f"lab {self.name} is already running (pid {state.get('pid', '?')}, from {state.get('file', '?')}); "
                 "stop it first, or give this topology another name"
             ) from None
-        removed = remove_leftovers(self.name, read_state(self.name))
+        removed = remove_leftovers(self.name, read_state(self.name), self.log)
         if removed:
             self.log("warning", f"removed what a killed run of lab {self.name} left behind: {', '.join(removed)}")
         strangers = [n for n in netns.existing() if netns.belongs_to(n, self.name)]
@@ -225,7 +236,7 @@ class Worker:
                 f"network namespaces {', '.join(strangers)} exist but were not made by lab {self.name}; "
                 "remove them or rename the lab"
             )
-        self._save_state([])
+        self._save_state()
         pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
         worker_pid = os.getpid()
         pid = os.fork()
@@ -252,10 +263,17 @@ class Worker:
                 time.sleep(0.05)
                 state = read_state(self.name) or {}
 
-    def _save_state(self, namespaces: list[str]) -> None:
+    def _save_state(self) -> None:
+        lab = self.lab
         _write_json(
             protocol.state_path(self.name),
-            {"pid": os.getpid(), "file": self.file, "started": time.time(), "namespaces": namespaces},
+            {
+                "pid": os.getpid(),
+                "file": self.file,
+                "started": time.time(),
+                "namespaces": lab.namespaces if lab else [],
+                "lent": lab.lent if lab else [],
+            },
         )
 
     def start(self) -> None:
@@ -274,7 +292,8 @@ class Worker:
             protocol.lab_dir(self.name),
             self.loop,
             self.log,
-            on_namespace=lambda ns: self._save_state(self.lab.namespaces if self.lab else [ns]),
+            allow_host=self.allow_host,
+            on_record=self._save_state,
         )
         try:
             realize(lab)

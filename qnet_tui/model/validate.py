@@ -162,13 +162,13 @@ class _Checker:
                     field="model",
                 )
         elif node.kind is Kind.HOST_NIC and "interface" in node.attrs:
-            for name in ("ipv4", "ipv6"):
+            for name in ("ipv4", "ipv6", "mac"):
                 if name in node.attrs:
                     self.at_node(
                         ERROR,
                         node.id,
-                        f"{node.id}: {name} is the outside host's address, but a host NIC "
-                        "that attaches a real interface has no outside host",
+                        f"{node.id}: {name} belongs to the outside host, but a host NIC that attaches "
+                        f"a real interface has none: {node.attrs['interface']} keeps its own",
                         field=name,
                     )
         elif node.kind is Kind.SOCKET:

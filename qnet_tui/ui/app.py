@@ -102,9 +102,10 @@ class QnetApp(App[None]):
         "quit": "Quit (asks first if there are unsaved changes)",
     }
 
-    def __init__(self, document: Document, theme_errors: Iterable[str] = ()) -> None:
+    def __init__(self, document: Document, theme_errors: Iterable[str] = (), allow_host: bool = False) -> None:
         super().__init__()
         self.document = document
+        self.allow_host = allow_host  # passed on to the worker: see `qnet-tui --help`
         self.editor = Editor(document.topology)
         self.connect_from: str | None = None
         self.theme_errors = list(theme_errors)
@@ -435,6 +436,7 @@ class QnetApp(App[None]):
             str(self.document.topology.name),
             on_message=lambda m: self.post_message(self.LabMessage(m)),
             on_exit=lambda code, reason: self.post_message(self.LabExited(client, code, reason)),
+            allow_host=self.allow_host,
         )
         self.lab, self.lab_state, self.lab_reason = client, "starting", None
         self.lab_version = self.editor.version
@@ -713,14 +715,14 @@ class QnetApp(App[None]):
             yield SystemCommand(title, text, lambda a=action: self.run_action(a))
 
 
-def run_app(path: str | None, theme: str | None = None) -> int:
+def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:
     if path and Path(path).exists():
         document = load_file(path)
     else:
         document = new_document(path=Path(path) if path else None)
         if path:
             document.topology.name = Path(path).stem.replace(".", "-")[:32] or "lab"
-    app = QnetApp(document)
+    app = QnetApp(document, allow_host=allow_host)
     if theme:
         if theme not in app.available_themes:
             print(f"qnet-tui: no theme '{theme}'; themes: {', '.join(sorted(app.available_themes))}")

@@ -29,8 +29,10 @@ class LabClient:
         lab: str,
         on_message: Callable[[dict], None],
         on_exit: Callable[[int, str], None],
+        allow_host: bool = False,
     ) -> None:
         self.yaml_text = yaml_text
+        self.allow_host = allow_host
         self.lab = lab
         self.on_message = on_message
         self.on_exit = on_exit
@@ -48,7 +50,11 @@ class LabClient:
             f.write(self.yaml_text)
         self._file = Path(name)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qnet_tui", "run", name, "--interval", str(STATS_INTERVAL_S), "--exit-with-parent"],
+            [
+                *(sys.executable, "-m", "qnet_tui", "run", name, "--interval", str(STATS_INTERVAL_S)),
+                "--exit-with-parent",
+                *(["--allow-host"] if self.allow_host else []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

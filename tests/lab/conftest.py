@@ -4,10 +4,12 @@ and the fixture proves that nothing of it is left afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pyroute2 import IPRoute
 
 from qnet_tui.lab import netns
 
@@ -39,6 +42,58 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str =
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def network_state(ns: str | None = None) -> dict:
+    """Links, addresses, routes and bridges of a namespace (by default the one
+    the tests run in), by interface name: a link moved away and back may come
+    back with another index."""
+    with contextlib.ExitStack() as stack:
+        if ns:
+            stack.enter_context(netns.inside(ns))
+        ipr = IPRoute()
+    with ipr:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        links = [
+            (
+                link.get_attr("IFLA_IFNAME"),
+                link.get_attr("IFLA_ADDRESS"),
+                link.get_attr("IFLA_OPERSTATE"),
+                names.get(link.get_attr("IFLA_MASTER")),
+                link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"),
+            )
+            for link in ipr.get_links()
+        ]
+        addresses = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"], names.get(a["index"])) for a in ipr.get_addr()]
+        routes = [
+            (
+                r["family"],
+                r.get_attr("RTA_DST"),
+                r["dst_len"],
+                r.get_attr("RTA_GATEWAY"),
+                names.get(r.get_attr("RTA_OIF")),
+                r.get_attr("RTA_TABLE"),
+            )
+            for r in ipr.get_routes(family=socket.AF_UNSPEC)
+        ]
+    return {
+        name: sorted(items, key=repr)
+        for name, items in (("links", links), ("addresses", addresses), ("routes", routes))
+    }
+
+
+def watchdog_of(pid: int) -> int:
+    """The watchdog is the lab worker's child in a session of its own."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                return int(entry)
+    raise AssertionError("no watchdog")
 
 
 class RunningLab:
@@ -110,7 +165,11 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def make_lab(tmp_path: Path, runtime: Path) -> Iterator[Callable[..., RunningLab]]:
     labs: list[RunningLab] = []
 
-    def start(sample: str, *extra: str, wait: bool = True, text: str | None = None) -> RunningLab:
+    def start(
+        sample: str, *extra: str, wait: bool = True, text: str | None = None, inside: str | None = None
+    ) -> RunningLab:
+        """Run a sample (or `text`) as a lab of its own; `inside` names the
+        namespace the worker starts from (its "machine"), if not the tests' own."""
         name = f"t{uuid.uuid4().hex[:8]}"
         source = text if text is not None else (SAMPLES / sample).read_text()
         file = tmp_path / f"{name}.yaml"
@@ -120,6 +179,7 @@ def make_lab(tmp_path: Path, runtime: Path) -> Iterator[Callable[..., RunningLab
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=(lambda: netns.enter(inside)) if inside else None,
         )
         lab = RunningLab(file, name, proc)
         labs.append(lab)

@@ -16,7 +16,7 @@ import pytest
 
 from qnet_tui import protocol
 
-from .conftest import lab_namespaces, wait_for
+from .conftest import lab_namespaces, wait_for, watchdog_of
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -76,23 +76,9 @@ def test_sigkill_watchdog_cleans_up(make_lab):
     assert not protocol.state_path(lab.name).exists()
 
 
-def _watchdog_of(pid: int) -> int:
-    """The watchdog is the lab worker's child in a session of its own."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                return int(entry)
-    raise AssertionError("no watchdog")
-
-
 def test_sigkill_of_worker_and_watchdog_then_next_run_cleans(make_lab):
     lab = make_lab("seed-path.yaml")
-    os.kill(_watchdog_of(lab.proc.pid), signal.SIGKILL)
+    os.kill(watchdog_of(lab.proc.pid), signal.SIGKILL)
     lab.proc.kill()
     lab.proc.wait(10)
     time.sleep(0.3)

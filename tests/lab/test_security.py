@@ -14,54 +14,22 @@ import time
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
 
 from qnet_tui import protocol
 
-from .conftest import SAMPLES, lab_namespaces, wait_for
+from .conftest import SAMPLES, lab_namespaces, network_state, wait_for
 
 ROOT = Path(__file__).parents[2]
 
 
-def root_namespace() -> dict:
-    """Links, addresses, routes and bridges of the namespace the tests run in."""
-    with IPRoute() as ipr:
-        links = [
-            (
-                link.get_attr("IFLA_IFNAME"),
-                link.get_attr("IFLA_ADDRESS"),
-                link.get_attr("IFLA_OPERSTATE"),
-                link.get_attr("IFLA_MASTER"),
-                link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"),
-            )
-            for link in ipr.get_links()
-        ]
-        addresses = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"], a["index"]) for a in ipr.get_addr()]
-        routes = [
-            (
-                r["family"],
-                r.get_attr("RTA_DST"),
-                r["dst_len"],
-                r.get_attr("RTA_GATEWAY"),
-                r.get_attr("RTA_OIF"),
-                r.get_attr("RTA_TABLE"),
-            )
-            for r in ipr.get_routes(family=socket.AF_UNSPEC)
-        ]
-    return {
-        name: sorted(items, key=repr)
-        for name, items in (("links", links), ("addresses", addresses), ("routes", routes))
-    }
-
-
 @pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.yaml")))
 def test_root_namespace_is_unchanged_by_every_sample(make_lab, sample):
-    before = root_namespace()
+    before = network_state()
     lab = make_lab(sample)
     assert lab_namespaces(lab.name)
-    assert root_namespace() == before  # while it runs
+    assert network_state() == before  # while it runs
     assert lab.stop() == 0
-    assert root_namespace() == before  # and after
+    assert network_state() == before  # and after
 
 
 HOSTILE_IDS = ["../etc", "vm 1", "vm\\n1", "vm;reboot", "a" * 16, "lo", "$(id)", "vm/1"]

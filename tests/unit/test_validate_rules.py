@@ -275,7 +275,15 @@ CASES = [
     (
         "host nic real interface excludes outside address",
         sub("ipv4: 10.0.0.1/24", "ipv4: 10.0.0.1/24\n    interface: enp1s0"),
-        "has no outside host",
+        "ipv4 belongs to the outside host, but a host NIC that attaches a real interface has none",
+        6,
+        sub("ipv4: 10.0.0.1/24", "interface: enp1s0"),
+    ),
+    (
+        "host nic real interface keeps its own MAC",
+        sub("ipv4: 10.0.0.1/24", "mac: 52:54:00:aa:00:01\n    interface: enp1s0"),
+        "mac belongs to the outside host, but a host NIC that attaches a real interface has none: "
+        "enp1s0 keeps its own",
         6,
         sub("ipv4: 10.0.0.1/24", "interface: enp1s0"),
     ),

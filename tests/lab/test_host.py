@@ -1,0 +1,157 @@
+"""Host NICs that attach a real interface (`interface:` and --allow-host).
+
+The "machine" here is a namespace the test makes, holding a veth `uplink0`
+whose far end sits in a "LAN" namespace with a host at 10.93.0.1; the worker
+starts inside the machine, so the real interface it borrows is the test's,
+never this computer's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pyroute2 import IPRoute
+
+from qnet_tui.lab import netns
+
+from .conftest import lab_namespaces, network_state, wait_for, watchdog_of
+
+LAB = """\
+version: 1
+name: lab
+nodes:
+  wan: {kind: host_nic, interface: uplink0}
+  br0: {kind: bridge}
+  tap0: {kind: tap}
+  hub0: {kind: hub, vlan: 0}
+  vm1: {kind: guest_nic, mac: "52:54:00:93:00:02", ipv4: 10.93.0.2/24}
+links: [[wan, br0], [br0, tap0], [tap0, hub0], [hub0, vm1]]
+"""
+
+
+class Machine:
+    def __init__(self, tag: str) -> None:
+        self.ns, self.lan = f"qnt-{tag}-machine", f"qnt-{tag}-lan"
+
+    def ipr(self, ns: str) -> IPRoute:
+        with netns.inside(ns):
+            return IPRoute()
+
+    def build(self) -> None:
+        netns.create(self.ns)
+        netns.create(self.lan)
+        with self.ipr(self.ns) as ipr:
+            ipr.link("add", ifname="uplink0", kind="veth", peer={"ifname": "lan0", "net_ns_fd": self.lan})
+            up = ipr.link_lookup(ifname="uplink0")[0]
+            ipr.addr("add", index=up, address="10.93.5.1", prefixlen=24)
+            ipr.addr("add", index=up, address="fd93::1", prefixlen=64)
+            ipr.link("set", index=up, state="up")
+            ipr.route("add", dst="10.77.0.0", dst_len=16, gateway="10.93.5.254", oif=up)
+            ipr.route("add", dst="10.78.0.0", dst_len=16, gateway="10.93.5.254", oif=up, table=100)
+        with self.ipr(self.lan) as ipr:
+            lan = ipr.link_lookup(ifname="lan0")[0]
+            ipr.addr("add", index=lan, address="10.93.0.1", prefixlen=24)
+            ipr.link("set", index=lan, state="up")
+
+    def remove(self) -> None:
+        for ns in (self.ns, self.lan):
+            if ns in netns.existing():
+                netns.remove(ns)
+
+    def settled(self, before: dict) -> bool:
+        return network_state(self.ns) == before
+
+
+@pytest.fixture
+def machine() -> Iterator[Machine]:
+    m = Machine(uuid.uuid4().hex[:6])
+    try:
+        m.build()
+        yield m
+    finally:
+        m.remove()
+
+
+def settled_state(m: Machine) -> dict:
+    """The machine's state once IPv6 has added its link-local address and routes."""
+    wait_for(lambda: any(a[0].startswith("fe80:") for a in network_state(m.ns)["addresses"]), 5, "link-local")
+    return network_state(m.ns)
+
+
+def test_real_interface_needs_allow_host(make_lab, machine):
+    before = settled_state(machine)
+    lab = make_lab("", text=LAB, wait=False, inside=machine.ns)
+    assert lab.proc.wait(30) == 1
+    wait_for(lambda: any("needs --allow-host" in e for e in lab.errors), 5, "the refusal")
+    assert "wan: attaching this machine's interface uplink0 needs --allow-host" in "\n".join(lab.errors)
+    assert not lab_namespaces(lab.name)
+    assert network_state(machine.ns) == before
+
+
+def test_lent_interface_carries_frames_and_comes_back_whole(make_lab, machine):
+    before = settled_state(machine)
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    with machine.ipr(machine.ns) as ipr:
+        assert not ipr.link_lookup(ifname="uplink0")  # lent: it is the lab's now
+    with machine.ipr(f"qnet-{lab.name}") as ipr:
+        wan = ipr.get_links(ipr.link_lookup(ifname="wan")[0])[0]
+        assert wan.get_attr("IFLA_MASTER") == ipr.link_lookup(ifname="br0")[0]
+    # A guest reaches the LAN host through the hub, the tap, the bridge and the real interface.
+    ping = lab.exec("vm1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.93.0.1")
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert lab.stop() == 0
+    # Given back: its name, addresses, routes (another table's too) and state.
+    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+
+
+def test_a_killed_worker_gives_the_interface_back(make_lab, machine):
+    before = settled_state(machine)
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    lab.proc.send_signal(signal.SIGKILL)
+    lab.proc.wait(10)
+    wait_for(lambda: not lab_namespaces(lab.name), 15, "the watchdog to remove the lab")
+    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+
+
+def test_lending_refuses_what_it_cannot_give_back_safely(make_lab, machine):
+    with machine.ipr(machine.ns) as ipr:
+        ipr.link("add", ifname="brm", kind="bridge")
+        ipr.link("set", index=ipr.link_lookup(ifname="uplink0")[0], master=ipr.link_lookup(ifname="brm")[0])
+    before = settled_state(machine)
+    cases = {
+        "uplink0": "wan: uplink0 is a port of brm on this machine; take it out of brm first",
+        "nosuch0": "wan: this machine has no interface nosuch0",
+        "lo": "wan: interface is reserved: every network namespace already has 'lo'",
+    }
+    for ifname, message in cases.items():
+        text = LAB.replace("interface: uplink0", f"interface: {ifname}")
+        lab = make_lab("", "--allow-host", text=text, wait=False, inside=machine.ns)
+        assert lab.proc.wait(30) == 1
+        wait_for(lambda lab=lab, message=message: any(message in e for e in lab.errors), 5, f"refusal of {ifname}")
+        assert not lab_namespaces(lab.name)
+        assert network_state(machine.ns) == before
+
+
+def test_next_run_gives_back_what_a_dead_run_and_its_watchdog_left(make_lab, machine):
+    before = settled_state(machine)
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    os.kill(watchdog_of(lab.proc.pid), signal.SIGKILL)
+    lab.proc.kill()
+    lab.proc.wait(10)
+    with machine.ipr(machine.ns) as ipr:
+        assert not ipr.link_lookup(ifname="uplink0")  # still in the dead lab's namespace
+    again = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "run", str(lab.file), "--allow-host", "--duration", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: netns.enter(machine.ns),
+    )
+    assert again.returncode == 0, again.stderr
+    assert "removed what a killed run of lab" in again.stderr and "wan (gave back uplink0)" in again.stderr
+    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
