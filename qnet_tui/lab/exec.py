@@ -49,6 +49,11 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
         return _fail(f"command not found: {cmd[0]}", 127)
     except PermissionError:
         return _fail(f"permission denied: {cmd[0]}", 126)
+    except subprocess.SubprocessError:  # setns() refused the handle in /run/netns
+        return _fail(
+            f"cannot enter {ns}: /run/netns/{ns} is not a network namespace from here "
+            "(was the lab started in another mount namespace, as `ip netns exec` makes?)"
+        )
     except KeyboardInterrupt:
         return 130
     return 128 - result.returncode if result.returncode < 0 else result.returncode

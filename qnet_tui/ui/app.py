@@ -422,6 +422,16 @@ class QnetApp(App[None]):
                 "\n".join(d.text for d in errors[:5]), title="Fix these before running", severity="error", timeout=10
             )
             return
+        real = [n for n in self.document.topology.of_kind(Kind.HOST_NIC) if "interface" in n.attrs]
+        if real and not self.allow_host:
+            self.notify(
+                f"{real[0].id} attaches this machine's interface {real[0].attrs['interface']}, which then leaves "
+                "this machine for the lab while it runs. To allow that, start qnet-tui with --allow-host.",
+                title="Not started",
+                severity="error",
+                timeout=10,
+            )
+            return
         try:
             text = (
                 new_document(self.document.topology).dumps()

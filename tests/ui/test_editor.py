@@ -359,3 +359,17 @@ async def test_import_qemu_from_the_palette(seed):
         assert {n.id for n in t.nodes.values()} == {"hub3", "vm1", "tap3"}
         assert app.document.path is None and "new topology" in app.sub_title
         assert any("user-mode networking" in n for n in notes(app))
+
+
+async def test_running_a_real_interface_needs_allow_host(tmp_path):
+    path = tmp_path / "wan.yaml"
+    path.write_text(
+        "version: 1\nname: wan\nnodes:\n  wan: {kind: host_nic, interface: enp9s0}\n  br0: {kind: bridge}\n"
+        "links: [[wan, br0]]\n"
+    )
+    app = app_for(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.lab is None  # nothing started: the interface stays this machine's
+        assert any("start qnet-tui with --allow-host" in n and "enp9s0" in n for n in notes(app))
