@@ -51,13 +51,13 @@ def delivered(guest: str) -> int:
         return ipr.get_links(ifname="eth0")[0].get_attr("IFLA_STATS64")["rx_packets"]
 
 
-async def soak(seconds: float) -> dict[str, float]:
+async def soak(seconds: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="qnet-soak-"))
     os.environ["QNET_RUNTIME_DIR"] = str(folder / "run")
     path = folder / "soak.yaml"
     path.write_text(TOPOLOGY)
     app = QnetApp(load_file(path))
-    stats: list[dict] = []
+    latest: dict = {}  # only the newest snapshot: a list of them all would be growth of our own
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("r")
         while app.lab_state != "running":
@@ -65,7 +65,7 @@ async def soak(seconds: float) -> dict[str, float]:
         view_show = app.query_one("TrafficView").show
 
         def record(snapshot: dict) -> None:
-            stats.append(snapshot)
+            latest["stats"] = snapshot
             view_show(snapshot)
 
         app.query_one("TrafficView").show = record
@@ -73,11 +73,11 @@ async def soak(seconds: float) -> dict[str, float]:
         run = [sys.executable, "-m", "qnet_tui", "exec", str(app.lab.file)]
         server = subprocess.Popen([*run, "vm2", "--", "iperf3", "-s", "-B", "10.89.0.2"], stdout=subprocess.DEVNULL)
         await pilot.pause(1.5)  # asyncio.sleep would stop the app's loop from drawing
-        while not stats:
+        while not latest:
             await pilot.pause(0.2)
         # pyroute2's blocking calls want a thread of their own, away from the app's loop
         before = (
-            dict(stats[-1]["vlans"]["0"]),
+            dict(latest["stats"]["vlans"]["0"]),
             await asyncio.to_thread(delivered, "vm1"),
             await asyncio.to_thread(delivered, "vm2"),
         )
@@ -87,15 +87,18 @@ async def soak(seconds: float) -> dict[str, float]:
             stdout=subprocess.DEVNULL,
         )
         began = time.monotonic()
+        trace = [(0.0, start["worker"], start["app"])]
         while client.poll() is None:
             await pilot.pause(1)
+            if time.monotonic() - began >= trace[-1][0] + seconds / 10:
+                trace.append((time.monotonic() - began, rss_kb(worker), rss_kb(os.getpid())))
         elapsed = time.monotonic() - began
         end = {"worker": rss_kb(worker), "app": rss_kb(os.getpid())}
         server.kill()
         server.wait()
         await pilot.pause(1.5)  # quiet: the last frames have landed and been counted
         after = (
-            dict(stats[-1]["vlans"]["0"]),
+            dict(latest["stats"]["vlans"]["0"]),
             await asyncio.to_thread(delivered, "vm1"),
             await asyncio.to_thread(delivered, "vm2"),
         )
@@ -114,6 +117,7 @@ async def soak(seconds: float) -> dict[str, float]:
         "worker_rss_end_kb": end["worker"],
         "app_rss_start_kb": start["app"],
         "app_rss_end_kb": end["app"],
+        "trace": trace,
     }
 
 
@@ -133,6 +137,8 @@ def main() -> int:
         f"accounting: delivered {r['delivered']:,} + dropped {r['drops']:,} = {r['delivered'] + r['drops']:,}; "
         f"drift {r['frames_in'] - r['delivered'] - r['drops']:+,}"
     )
+    points = (f"{t:.0f}s {w / 1024:.1f}/{a / 1024:.1f}" for t, w, a in r["trace"])
+    print("RSS of worker/app over the flood, MiB: " + ", ".join(points))
     for who in ("worker", "app"):
         print(
             f"{who} RSS: {r[f'{who}_rss_start_kb'] / 1024:.1f} MiB at the start, "
