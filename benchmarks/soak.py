@@ -71,7 +71,9 @@ async def soak(seconds: float) -> dict:
         app.query_one("TrafficView").show = record
         worker = app.lab.pid
         run = [sys.executable, "-m", "qnet_tui", "exec", str(app.lab.file)]
-        server = subprocess.Popen([*run, "vm2", "--", "iperf3", "-s", "-B", "10.89.0.2"], stdout=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [*run, "vm2", "--", "iperf3", "-s", "-B", "10.89.0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         await pilot.pause(1.5)  # asyncio.sleep would stop the app's loop from drawing
         while not latest:
             await pilot.pause(0.2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 
 from qnet_tui.lab import netns
@@ -43,17 +43,20 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
         return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
     if ns not in netns.existing():
         return _fail(f"lab {lab} is running but has no namespace {ns}")
+    # Become the command (no child to outlive us or to pass signals on to):
+    # enter the namespace, then exec.
     try:
-        result = subprocess.run(cmd, preexec_fn=lambda: netns.enter(ns))
+        netns.enter(ns)
+    except OSError as exc:
+        return _fail(
+            f"cannot enter {ns}: {exc.strerror} (was the lab started in another mount namespace, "
+            "as `ip netns exec` makes?)"
+        )
+    try:
+        os.execvp(cmd[0], cmd)
     except FileNotFoundError:
         return _fail(f"command not found: {cmd[0]}", 127)
     except PermissionError:
         return _fail(f"permission denied: {cmd[0]}", 126)
-    except subprocess.SubprocessError:  # setns() refused the handle in /run/netns
-        return _fail(
-            f"cannot enter {ns}: /run/netns/{ns} is not a network namespace from here "
-            "(was the lab started in another mount namespace, as `ip netns exec` makes?)"
-        )
-    except KeyboardInterrupt:
-        return 130
-    return 128 - result.returncode if result.returncode < 0 else result.returncode
+    except OSError as exc:
+        return _fail(f"cannot run {cmd[0]}: {exc.strerror}", 126)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,16 @@ def test_failed_start_leaves_nothing(make_lab):
     assert lab.proc.wait(30) == 1
     assert any("s0: cannot listen on /nonexistent/dir/s.sock" in line for line in lab.errors), lab.errors
     assert lab_namespaces(lab.name) == []
+
+
+def test_exec_becomes_the_command(make_lab):
+    lab = make_lab("seed-path.yaml")
+    assert lab.exec("vm1", "sh", "-c", "exit 3").returncode == 3
+    missing = lab.exec("vm1", "no-such-program")
+    assert missing.returncode == 127 and "command not found: no-such-program" in missing.stderr
+    # The exec process is the command: a signal to it reaches the program, and nothing is left running.
+    sleeper = lab.spawn("vm1", "sleep", "300")
+    comm = Path(f"/proc/{sleeper.pid}/comm")
+    wait_for(lambda: comm.read_text().strip() == "sleep", 10, "sleep to start")
+    sleeper.terminate()
+    assert sleeper.wait(10) == -signal.SIGTERM
