@@ -147,9 +147,12 @@ class QnetApp(App[None]):
         gc.freeze()
         gc.disable()
         # Still collect while nothing is edited (a lab's panes make garbage all
-        # the time): the young objects often, which is quick, everything rarely.
+        # the time): the young objects often, which is quick, everything each
+        # minute. Textual's strips refer to themselves (their own caches), so
+        # only a full collection frees a line once drawn: under a flood about
+        # 0.02 MiB/s (benchmarks/soak.py), for ~30 ms each minute.
         self.set_interval(5.0, lambda: gc.collect(1))
-        self.set_interval(300.0, gc.collect)
+        self.set_interval(60.0, gc.collect)
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
         if not self.document.editable:

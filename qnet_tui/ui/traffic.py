@@ -10,9 +10,11 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
-from textual.widgets import Input, RichLog, Sparkline, Static
+from textual.widgets import Input, Sparkline, Static
 
+from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.values import si
+from qnet_tui.ui.framelog import FrameLog
 
 HISTORY = 300  # statistics ticks kept for the sparkline (60 s at five a second)
 LOG_LINES = 300
@@ -24,7 +26,7 @@ class VlanPane(Vertical):
     VlanPane .rates { height: 1; text-style: bold; }
     VlanPane Sparkline { height: 2; margin-bottom: 1; }
     VlanPane .detail { height: 3; }
-    VlanPane RichLog { height: 1fr; background: $surface; }
+    VlanPane FrameLog { height: 1fr; }
     """
 
     def __init__(self, key: str, title: str) -> None:
@@ -41,7 +43,7 @@ class VlanPane(Vertical):
         yield Static("waiting for the first statistics", classes="rates")
         yield Sparkline(list(self.history), summary_function=max)
         yield Static("", classes="detail")
-        yield RichLog(max_lines=LOG_LINES, markup=False, wrap=False)
+        yield FrameLog(LOG_LINES)
 
     def show(self, s: dict[str, Any]) -> None:
         self.last = dict(s["protocols"])
@@ -85,9 +87,9 @@ class VlanPane(Vertical):
         return f"{port} ({len(macs)} MACs)" if macs else port
 
     def log_frames(self, samples: list[dict[str, Any]]) -> None:
-        log = self.query_one(RichLog)
-        for sample in samples:
-            log.write(Text.assemble((f"{sample['port']:>8} ", "bold"), f"{sample['length']:>5} B  ", sample["summary"]))
+        self.query_one(FrameLog).write_frames(
+            (f"{s['port']:>8} ", f"{s['length']:>5} B  {printable(s['summary'])}") for s in samples
+        )
 
 
 class TrafficView(Vertical):

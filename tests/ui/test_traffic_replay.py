@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textual.widgets import RichLog, Static
+from textual.widgets import Static
 
 from qnet_tui import protocol
 from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.app import QnetApp
+from qnet_tui.ui.framelog import FrameLog
 from qnet_tui.ui.traffic import TrafficView, VlanPane
 
 HERE = Path(__file__).parent
@@ -50,7 +51,7 @@ async def test_panes_show_the_recorded_stream():
         # The ping (IPv4) stayed in VLAN 1; VLAN 2 saw only its own guests' IPv6 chatter.
         assert last["vlans"]["1"]["protocols"]["ipv4"] > 0 and last["vlans"]["2"]["protocols"]["ipv4"] == 0
         assert "ipv4" not in str(view.panes["v2"].query_one(".detail", Static).render())
-        logged = [str(line.text) for line in pane1.query_one(RichLog).lines]
+        logged = [head + rest for head, rest in pane1.query_one(FrameLog).lines]
         assert any("ICMP" in line or "IPv6" in line or "ARP" in line for line in logged)
         assert app.lab_state == "running" and "[lab running]" in app.sub_title
 
@@ -63,14 +64,14 @@ async def test_filter_and_pause_keep_the_log_quiet():
     async with app.run_test(size=(160, 60)) as pilot:
         await replay(app, pilot, [m for m in messages if m["type"] != "samples"])
         view = app.query_one(TrafficView)
-        log = view.panes["v1"].query_one(RichLog)
+        log = view.panes["v1"].query_one(FrameLog)
         view.query_one("#filter").value = "no-such-thing"
         await replay(app, pilot, samples)
-        assert log.lines == []
+        assert not log.lines
         view.query_one("#filter").value = ""
         await pilot.press("p")
         await replay(app, pilot, samples)
-        assert log.lines == []
+        assert not log.lines
         await pilot.press("p")
         await replay(app, pilot, samples)
         assert len(log.lines) > 0
