@@ -34,10 +34,15 @@ class FrameLog(ScrollView):
         self.anchor()  # follow new lines at the bottom until the user scrolls up, as a terminal does
 
     def write_frames(self, lines: Iterable[tuple[str, str]]) -> None:
+        reading_back, dropped = not self.is_vertical_scroll_end, 0
         for head, rest in lines:
+            dropped += len(self.lines) == self.lines.maxlen
             self.lines.append((head, rest))
             self._width = max(self._width, cell_len(head) + cell_len(rest))
         self.virtual_size = Size(self._width, len(self.lines))
+        if dropped and reading_back:
+            # Someone is reading back: keep the lines they see in place as the oldest go.
+            self.scroll_to(y=max(0, self.scroll_offset.y - dropped), animate=False, immediate=True)
         self.refresh()
 
     def clear(self) -> None:

@@ -99,3 +99,40 @@ async def test_a_flood_of_stats_is_coalesced():
         assert len(shown) < 200 * len(stats) / 10  # older snapshots were replaced, not queued
         assert shown[-1] == stats[-1]["vlans"]["1"]["frames"]  # and the newest was shown
         assert isinstance(app.query_one(TrafficView).panes["v1"], VlanPane)
+
+
+async def test_frame_log_follows_the_newest_until_scrolled_back():
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield FrameLog(50)
+
+    app = One()
+    async with app.run_test(size=(60, 10)) as pilot:
+        log = app.query_one(FrameLog)
+
+        def write(first: int, n: int) -> None:
+            log.write_frames((f"{'vm1':>8} ", f"frame {i}") for i in range(first, first + n))
+
+        def screen() -> str:
+            return "\n".join(log.render_line(y).text for y in range(log.size.height))
+
+        write(0, 30)
+        await pilot.pause()
+        assert "frame 29" in screen() and log.is_vertical_scroll_end
+        write(30, 40)  # more than it keeps: the oldest go
+        await pilot.pause()
+        assert len(log.lines) == 50 and log.lines[0][1] == "frame 20"
+        assert "frame 69" in screen()
+        log.scroll_to(y=10, animate=False)  # the user reads back: new lines must not move what they see
+        await pilot.pause()
+        assert screen().startswith("     vm1 frame 30 ")
+        write(70, 5)
+        await pilot.pause()
+        assert log.lines[0][1] == "frame 25" and screen().startswith("     vm1 frame 30 ")
+        log.scroll_end(animate=False)  # back at the end: following again
+        await pilot.pause()
+        write(75, 5)
+        await pilot.pause()
+        assert "frame 79" in screen()
