@@ -30,6 +30,11 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
         return _fail(f"{file} has no node '{node_id}'{did_you_mean(node_id, t.nodes)}")
     if node.kind is Kind.GUEST_NIC and node.get("qemu") is True:
         return _fail(f"{node_id} is a QEMU VM: run commands inside that VM")
+    if node.kind is Kind.HOST_NIC and "interface" in node.attrs:
+        return _fail(
+            f"{node_id} lends this machine's interface {node.attrs['interface']} to the lab: it has no outside "
+            "host to run commands in; use the hosts on that interface's network"
+        )
     if node.kind in (Kind.GUEST_NIC, Kind.HOST_NIC):
         ns = netns.node_ns(lab, node_id)  # the guest, or the host NIC's outside host
     elif node.kind in (Kind.BRIDGE, Kind.TAP):

@@ -144,6 +144,10 @@ def test_exec_explains_what_is_wrong(tmp_path, monkeypatch, capsys):
     assert "hub0 is a hub: it has no namespace" in capsys.readouterr().err
     assert main(["exec", sample, "vm1"]) == 2
     assert "give the command after --" in capsys.readouterr().err
+    lent = tmp_path / "wan.yaml"
+    lent.write_text("version: 1\nname: wan\nnodes:\n  wan: {kind: host_nic, interface: enp9s0}\n")
+    assert main(["exec", str(lent), "wan", "--", "true"]) == 1
+    assert "wan lends this machine's interface enp9s0 to the lab: it has no outside host" in capsys.readouterr().err
 
 
 def test_run_refuses_an_invalid_file(tmp_path, capsys):
