@@ -39,6 +39,10 @@ links: [[hub0, vm1], [hub0, vm2]]
 """
 
 
+def say(text: str) -> None:
+    print(f"soak: {text}", file=sys.stderr, flush=True)  # progress, so a long run's figures survive a hang
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -94,6 +98,8 @@ async def soak(seconds: float) -> dict:
             await pilot.pause(1)
             if time.monotonic() - began >= trace[-1][0] + seconds / 10:
                 trace.append((time.monotonic() - began, rss_kb(worker), rss_kb(os.getpid())))
+                t, w, a = trace[-1]
+                say(f"{t:.0f} s: RSS worker {w / 1024:.1f} MiB, app {a / 1024:.1f} MiB")
         elapsed = time.monotonic() - began
         end = {"worker": rss_kb(worker), "app": rss_kb(os.getpid())}
         server.kill()
@@ -104,9 +110,15 @@ async def soak(seconds: float) -> dict:
             await asyncio.to_thread(delivered, "vm1"),
             await asyncio.to_thread(delivered, "vm2"),
         )
+        say("flood over; stopping the lab")
         await pilot.press("s")
+        asked = time.monotonic()
         while app.lab is not None:
             await pilot.pause(0.1)
+            if time.monotonic() - asked > 20:
+                say(f"s did not stop the lab: state {app.lab_state}, focus {app.focused}, screen {app.screen}")
+                app.lab.stop()
+                asked = time.monotonic()
     hub_in = after[0]["frames"] - before[0]["frames"]
     drops = after[0]["drops"] - before[0]["drops"]
     landed = (after[1] - before[1]) + (after[2] - before[2])
