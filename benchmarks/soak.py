@@ -70,6 +70,7 @@ async def soak(seconds: float) -> dict:
 
         def record(snapshot: dict) -> None:
             latest["stats"] = snapshot
+            latest["shown"] = latest.get("shown", 0) + 1
             view_show(snapshot)
 
         app.query_one("TrafficView").show = record
@@ -99,7 +100,7 @@ async def soak(seconds: float) -> dict:
             if time.monotonic() - began >= trace[-1][0] + seconds / 10:
                 trace.append((time.monotonic() - began, rss_kb(worker), rss_kb(os.getpid())))
                 t, w, a = trace[-1]
-                say(f"{t:.0f} s: RSS worker {w / 1024:.1f} MiB, app {a / 1024:.1f} MiB")
+                say(f"{t:.0f} s: RSS worker {w / 1024:.1f} MiB, app {a / 1024:.1f} MiB; panes drawn {latest['shown']}")
         elapsed = time.monotonic() - began
         end = {"worker": rss_kb(worker), "app": rss_kb(os.getpid())}
         server.kill()

@@ -116,6 +116,7 @@ class QnetApp(App[None]):
         self.lab_version: object = None  # the topology as the lab was started from it
         self._inspector_due = False
         self.settle_s = SETTLE_S
+        self.full_gc_s = FULL_GC_S
         themes, errors = load_themes()
         self.theme_errors += errors
         for theme in themes:
@@ -151,8 +152,8 @@ class QnetApp(App[None]):
         # minute. Textual's strips refer to themselves (their own caches), so
         # only a full collection frees a line once drawn: under a flood about
         # 0.02 MiB/s (benchmarks/soak.py), for ~30 ms each minute.
-        self.set_interval(5.0, lambda: gc.collect(1))
-        self.set_interval(60.0, gc.collect)
+        self.set_interval(5.0, _collect_young)
+        self.set_interval(self.full_gc_s, _collect_all)
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
         if not self.document.editable:
@@ -196,7 +197,7 @@ class QnetApp(App[None]):
             self._pending[name] = self.set_timer(delay, callback)
 
     def _refresh_slow(self) -> None:
-        self._later("gc", 1.0, gc.collect)
+        self._later("gc", 1.0, _collect_all)
         if self._inspector_due:
             self._inspector_due = False
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
@@ -726,6 +727,19 @@ class QnetApp(App[None]):
                 continue  # a step of connect, not a command of its own
             title = action.replace("_", " ").capitalize()
             yield SystemCommand(title, text, lambda a=action: self.run_action(a))
+
+
+# Python functions, not gc.collect itself: Textual's timers count a callback's
+# parameters, and cannot for a builtin (the timer dies, and with it the app).
+FULL_GC_S = 60.0  # seconds between full collections while the app runs
+
+
+def _collect_young() -> None:
+    gc.collect(1)
+
+
+def _collect_all() -> None:
+    gc.collect()
 
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:

@@ -373,3 +373,18 @@ async def test_running_a_real_interface_needs_allow_host(tmp_path):
         await pilot.pause()
         assert app.lab is None  # nothing started: the interface stays this machine's
         assert any("start qnet-tui with --allow-host" in n and "enp9s0" in n for n in notes(app))
+
+
+async def test_the_app_answers_after_its_periodic_collections(seed):
+    """The app collects garbage on timers; one once took the app down with it
+    (a builtin as a Textual interval callback), five minutes after start."""
+    app = app_for(seed)
+    app.full_gc_s = 0.2
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "hub0")
+        await pilot.press("d")
+        assert "hub1" in app.document.topology.nodes
+        await pilot.pause(1.3)  # the full collections, and the one a second after an edit
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert "hub1" not in app.document.topology.nodes
