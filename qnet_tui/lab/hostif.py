@@ -48,6 +48,15 @@ def _lookup(ipr: IPRoute, ifname: str) -> int | None:
     return found[0] if found else None
 
 
+def _find(ipr: IPRoute, names: tuple[str, ...], mac: str | None) -> int | None:
+    """The index of the first link with one of these names (and this MAC, if known)."""
+    for name in names:
+        index = _lookup(ipr, name)
+        if index is not None and (mac is None or ipr.get_links(index)[0].get_attr("IFLA_ADDRESS") == mac):
+            return index
+    return None
+
+
 def survey(node: str, ifname: str) -> dict[str, Any]:
     """What interface `ifname` of this machine has now, to put back later.
     Refuses what cannot be lent safely."""
@@ -97,6 +106,7 @@ def survey(node: str, ifname: str) -> dict[str, Any]:
         return {
             "node": node,
             "ifname": ifname,
+            "mac": link.get_attr("IFLA_ADDRESS"),  # to know it again, whatever its name by then
             "up": bool(link["flags"] & IFF_UP),
             "addresses": addresses,
             "routes": routes,
@@ -122,23 +132,24 @@ def give_back(record: dict[str, Any], lab_ns: str) -> list[str]:
     node, ifname = record["node"], record["ifname"]
     if lab_ns in netns.existing():
         with _ipr(lab_ns) as lab:
-            index = _lookup(lab, node)
+            index = _find(lab, (node, ifname), record.get("mac"))
             if index is not None:
                 lab.link("set", index=index, state="down")
                 with contextlib.suppress(NetlinkError):
                     lab.link("set", index=index, master=0)
-                try:
-                    lab.link("set", index=index, net_ns_fd=HOME, ifname=ifname)
-                except NetlinkError:  # its old name is taken meanwhile: come back under the lab's
-                    lab.link("set", index=index, net_ns_fd=HOME)
+                # Moved as it is, renamed at home: a move that renames fails
+                # when the name is taken there, yet moves the link all the same.
+                lab.link("set", index=index, net_ns_fd=HOME)
     problems = []
     with IPRoute() as ipr:
-        index = _lookup(ipr, ifname)
+        # Back under either name (a namespace deleted under it returns a NIC
+        # as the lab named it); the MAC tells it from a stranger that took the name.
+        index = _find(ipr, (ifname, node), record.get("mac"))
         if index is None:
-            index = _lookup(ipr, node)
-            if index is None:
-                return [f"{ifname} is gone"]
+            return [f"{ifname} is gone"]
+        if ipr.get_links(index)[0].get_attr("IFLA_IFNAME") != ifname:
             try:
+                ipr.link("set", index=index, state="down")
                 ipr.link("set", index=index, ifname=ifname)
             except NetlinkError as exc:
                 problems.append(f"cannot rename {node} back to {ifname}: {os.strerror(exc.code)}")

@@ -205,8 +205,8 @@ class Builder:
         try:
             hostif.lend(record, self.lab.host_ns)
         except hostif.LendError as exc:
-            self.lab.lent.remove(record)
-            self.lab.on_record()
+            # The record stays: a move can fail halfway (moved, not renamed),
+            # and giving back what never left is harmless.
             raise RealizeError(str(exc)) from None
         index = _index(host, record["node"])
         bridges = self.peers(record["node"], Kind.BRIDGE)

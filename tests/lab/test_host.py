@@ -45,6 +45,11 @@ class Machine:
     def build(self) -> None:
         netns.create(self.ns)
         netns.create(self.lan)
+        for ns in (self.ns, self.lan):
+            # No duplicate address detection: IPv6 addresses and their routes
+            # are complete at once, so "before" is a settled state to compare with.
+            with netns.inside(ns), open("/proc/sys/net/ipv6/conf/default/accept_dad", "w") as f:
+                f.write("0")
         with self.ipr(self.ns) as ipr:
             ipr.link("add", ifname="uplink0", kind="veth", peer={"ifname": "lan0", "net_ns_fd": self.lan})
             up = ipr.link_lookup(ifname="uplink0")[0]
@@ -155,3 +160,17 @@ def test_next_run_gives_back_what_a_dead_run_and_its_watchdog_left(make_lab, mac
     assert again.returncode == 0, again.stderr
     assert "removed what a killed run of lab" in again.stderr and "wan (gave back uplink0)" in again.stderr
     wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+
+
+def test_a_stranger_that_took_the_name_is_left_alone(make_lab, machine):
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    with machine.ipr(machine.ns) as ipr:  # while the lab has it, something else takes its name
+        ipr.link("add", ifname="uplink0", kind="bridge")
+    assert lab.stop() == 0
+    wait_for(lambda: any("giving back uplink0" in e for e in lab.errors), 5, "the warning")
+    assert "cannot rename wan back to uplink0: File exists" in "\n".join(lab.errors)
+    state = network_state(machine.ns)
+    names = {link[0]: link for link in state["links"]}
+    assert names["uplink0"][4] == "bridge" and names["wan"][4] == "veth"  # ours came back under the lab's name
+    assert ("10.93.5.1", 24, "wan") in state["addresses"]  # with its addresses, not the stranger
+    assert not [a for a in state["addresses"] if a[2] == "uplink0" and not a[0].startswith("fe80:")]
