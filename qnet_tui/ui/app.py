@@ -707,11 +707,13 @@ class QnetApp(App[None]):
             self.exit()
 
     def action_help(self) -> None:
-        keys = [
-            (self.get_key_display(b), self.COMMANDS_HELP.get(b.action, b.description))
-            for b in self.BINDINGS
-            if isinstance(b, Binding) and b.show
-        ]
+        # Every key with a description, the footer's and those kept out of it
+        # (traffic keys); the first key of an action (ctrl+q quits too).
+        first: dict[str, Binding] = {}
+        for b in self.BINDINGS:
+            if isinstance(b, Binding) and b.action in self.COMMANDS_HELP:
+                first.setdefault(b.action, b)
+        keys = [(self.get_key_display(b), self.COMMANDS_HELP[b.action]) for b in first.values()]
         keys += [
             ("arrows", "move the selection between nodes (left/right: across columns)"),
             ("tab", "next node; shift+tab: previous"),
