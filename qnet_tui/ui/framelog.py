@@ -5,7 +5,8 @@ Textual's strips hold caches that refer back to themselves, so each one is
 garbage only the full cycle collector finds (and the app runs that rarely,
 see QnetApp.on_mount). Under a flood a pane is written ~100 lines a second,
 most of which scroll past unseen. This log keeps plain strings (which the
-collector does not even track) and draws a line only when it is on screen."""
+collector does not even track) and draws a line only when it is on screen.
+A filter chooses which of the kept lines are shown, old ones included."""
 
 from __future__ import annotations
 
@@ -27,28 +28,44 @@ class FrameLog(ScrollView):
 
     def __init__(self, max_lines: int) -> None:
         super().__init__()
-        self.lines: deque[tuple[str, str]] = deque(maxlen=max_lines)  # (port column, the rest)
+        # Every line kept, with the lower-case text a filter looks in; and the
+        # lines the filter lets through, which are the ones drawn.
+        self._kept: deque[tuple[tuple[str, str], str]] = deque(maxlen=max_lines)
+        self.lines: deque[tuple[str, str]] = deque()  # (port column, the rest)
+        self._filter = self._bare = ""
         self._width = 0
 
     def on_mount(self) -> None:
         self.anchor()  # follow new lines at the bottom until the user scrolls up, as a terminal does
 
-    def write_frames(self, lines: Iterable[tuple[str, str]]) -> None:
+    def _wanted(self, haystack: str) -> bool:
+        return not self._filter or self._filter in haystack or self._bare in haystack
+
+    def write_frames(self, lines: Iterable[tuple[str, str, str]]) -> None:
+        """Append (port column, the rest, text to filter on) lines."""
         reading_back, dropped = not self.is_vertical_scroll_end, 0
-        for head, rest in lines:
-            dropped += len(self.lines) == self.lines.maxlen
-            self.lines.append((head, rest))
-            self._width = max(self._width, cell_len(head) + cell_len(rest))
-        self.virtual_size = Size(self._width, len(self.lines))
+        kept, shown = self._kept, self.lines
+        for head, rest, haystack in lines:
+            if len(kept) == kept.maxlen and shown and shown[0] is kept[0][0]:
+                shown.popleft()  # the oldest line goes, from the screen too
+                dropped += 1
+            line = (head, rest)
+            kept.append((line, haystack))
+            if self._wanted(haystack):
+                shown.append(line)
+                self._width = max(self._width, cell_len(head) + cell_len(rest))
+        self.virtual_size = Size(self._width, len(shown))
         if dropped and reading_back:
             # Someone is reading back: keep the lines they see in place as the oldest go.
             self.scroll_to(y=max(0, self.scroll_offset.y - dropped), animate=False, immediate=True)
         self.refresh()
 
-    def clear(self) -> None:
-        self.lines.clear()
-        self._width = 0
-        self.virtual_size = Size(0, 0)
+    def set_filter(self, text: str) -> None:
+        """Show only the kept lines holding text (a MAC with or without colons)."""
+        self._filter = text.strip().lower()
+        self._bare = self._filter.replace(":", "")
+        self.lines = deque(line for line, haystack in self._kept if self._wanted(haystack))
+        self.virtual_size = Size(self._width, len(self.lines))
         self.refresh()
 
     def render_line(self, y: int) -> Strip:

@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Sparkline, Static
@@ -86,9 +87,22 @@ class VlanPane(Vertical):
             return f"{port} {next(iter(macs))}"
         return f"{port} ({len(macs)} MACs)" if macs else port
 
+    def note_macs(self, samples: list[dict[str, Any]]) -> None:
+        """Remember which source MACs each port's frames carried (for talkers)."""
+        for sample in samples:
+            frame = sample.get("hex", "")
+            if len(frame) >= 24 and int(frame[12:14], 16) & 1 == 0:
+                mac = ":".join(frame[i : i + 2] for i in range(12, 24, 2))
+                self.macs.setdefault(sample["port"], set()).add(mac)
+
     def log_frames(self, samples: list[dict[str, Any]]) -> None:
         self.query_one(FrameLog).write_frames(
-            (f"{s['port']:>8} ", f"{s['length']:>5} B  {printable(s['summary'])}") for s in samples
+            (
+                f"{s['port']:>8} ",
+                f"{s['length']:>5} B  {printable(s['summary'])}",
+                f"{s['port']} {s['summary']} {s.get('hex', '')}".lower(),
+            )
+            for s in samples
         )
 
 
@@ -127,28 +141,25 @@ class TrafficView(Vertical):
                 pane = self.panes[key] = VlanPane(key, title)
                 grid.mount(pane)
                 pane.call_after_refresh(pane.show, stats)
+                wanted = self.query_one("#filter", Input).value
+                pane.call_after_refresh(lambda p=pane, w=wanted: p.query_one(FrameLog).set_filter(w))
             else:
                 pane.show(stats)
 
     def log_samples(self, samples: list[dict[str, Any]]) -> None:
-        for sample in samples:
-            key = f"v{sample['vlan']}" if sample.get("vlan") is not None else f"p{sample['hub']}"
-            pane = self.panes.get(key)
-            frame = sample.get("hex", "")
-            if pane is not None and len(frame) >= 24 and int(frame[12:14], 16) & 1 == 0:
-                mac = ":".join(frame[i : i + 2] for i in range(12, 24, 2))
-                pane.macs.setdefault(sample["port"], set()).add(mac)
-        if self.paused:
-            return
-        wanted = self.query_one("#filter", Input).value.strip().lower()
         by_pane: dict[str, list[dict[str, Any]]] = {}
         for sample in samples:
-            text = f"{sample['port']} {sample['summary']}".lower()
-            if wanted and wanted not in text and wanted.replace(":", "") not in sample.get("hex", ""):
-                continue
             key = f"v{sample['vlan']}" if sample.get("vlan") is not None else f"p{sample['hub']}"
             by_pane.setdefault(key, []).append(sample)
         for key, items in by_pane.items():
             pane = self.panes.get(key)
-            if pane is not None and pane.is_mounted:
+            if pane is None or not pane.is_mounted:
+                continue
+            pane.note_macs(items)
+            if not self.paused:
                 pane.log_frames(items)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        for log in self.query(FrameLog):
+            log.set_filter(event.value)

@@ -65,14 +65,17 @@ async def test_filter_and_pause_keep_the_log_quiet():
         await replay(app, pilot, [m for m in messages if m["type"] != "samples"])
         view = app.query_one(TrafficView)
         log = view.panes["v1"].query_one(FrameLog)
+        await pilot.press("p")
+        await replay(app, pilot, samples)
+        assert not log.lines
+        await pilot.press("p")
         view.query_one("#filter").value = "no-such-thing"
         await replay(app, pilot, samples)
         assert not log.lines
+        view.query_one("#filter").value = "icmp"  # a filter applies to the lines already kept too
+        await pilot.pause()
+        assert log.lines and all("ICMP" in rest for _, rest in log.lines)
         view.query_one("#filter").value = ""
-        await pilot.press("p")
-        await replay(app, pilot, samples)
-        assert not log.lines
-        await pilot.press("p")
         await replay(app, pilot, samples)
         assert len(log.lines) > 0
 
@@ -113,7 +116,7 @@ async def test_frame_log_follows_the_newest_until_scrolled_back():
         log = app.query_one(FrameLog)
 
         def write(first: int, n: int) -> None:
-            log.write_frames((f"{'vm1':>8} ", f"frame {i}") for i in range(first, first + n))
+            log.write_frames((f"{'vm1':>8} ", f"frame {i}", f"vm1 frame {i}") for i in range(first, first + n))
 
         def screen() -> str:
             return "\n".join(log.render_line(y).text for y in range(log.size.height))
