@@ -86,18 +86,15 @@ class FieldEditor(Vertical):
                     yield Input(value=show(value), placeholder=field.help, id=wid, tooltip=field.help)
             yield Label("", classes="problem", id=f"problem-{field.name}")
 
-    def _problem(self, name: str, text: str | None) -> None:
-        self.query_one(f"#problem-{name}", Label).update(f"{name} {text}" if text else "")
-
     def show_problem(self, name: str, text: str | None) -> None:
-        """A refusal from outside the form (say, a VLAN another hub has)."""
-        self._problem(name, text)
+        """Mark a field: as it is typed, or refused from outside the form (say, a VLAN another hub has)."""
+        self.query_one(f"#problem-{name}", Label).update(f"{name} {text}" if text else "")
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         name = (event.input.id or "").removeprefix("field-")
         if name in self.fields:
-            self._problem(name, parse(self.fields[name], event.value)[1])
+            self.show_problem(name, parse(self.fields[name], event.value)[1])
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -112,7 +109,7 @@ class FieldEditor(Vertical):
         if name not in self.fields:
             return
         value, problem = parse(self.fields[name], widget.value)
-        self._problem(name, problem)
+        self.show_problem(name, problem)
         if problem is None and value != self.attrs.get(name):
             self.attrs[name] = value
             self.post_message(self.Committed(self, name, value))
@@ -154,7 +151,7 @@ class FieldEditor(Vertical):
                 value, problem = parse(field, widget.value)
             if problem:
                 problems.append(f"{name} {problem}")
-                self._problem(name, problem)
+                self.show_problem(name, problem)
             elif value is not None:
                 attrs[name] = value
         return attrs, problems

@@ -86,8 +86,9 @@ class Inspector(VerticalScroll):
         if name == "id":
             self._rename_problem(text)
         else:
-            for form in self.query(FieldEditor).results()[-1:]:
-                form.show_problem(name, text)
+            forms = self.query(FieldEditor)
+            if forms:  # the form may be still mounting
+                forms.last().show_problem(name, text)
 
     def _rename_problem(self, text: str | None) -> None:
         labels = self.query(".rename-problem")

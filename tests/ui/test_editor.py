@@ -390,3 +390,18 @@ async def test_the_app_answers_after_its_periodic_collections(seed):
         await pilot.press("ctrl+z")
         await pilot.pause()
         assert "hub1" not in app.document.topology.nodes
+
+
+async def test_a_refused_edit_is_marked_not_fatal(tmp_path):
+    path = tmp_path / "two.yaml"
+    shutil.copy(SAMPLES / "two-vlans.yaml", path)
+    app = app_for(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "hub1")
+        field = app.query_one("#field-vlan", Input)
+        field.focus()
+        field.value = "2"  # hub2's VLAN
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.document.topology.nodes["hub1"].attrs["vlan"] == 1  # refused
+        assert "2" in str(app.query_one("#problem-vlan").render())
