@@ -6,8 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qnet_tui import __version__
+
+if TYPE_CHECKING:
+    from qnet_tui.model.yamlio import Document
 
 PROG = "qnet-tui"
 
@@ -93,18 +97,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from qnet_tui.lab.worker import Worker, run_worker
+def _load_valid(file: str, command: str, outcome: str) -> Document | None:
+    """The document of file if it has no errors; else they are printed, placed."""
     from qnet_tui.model.diagnostics import printable
     from qnet_tui.model.yamlio import load_file
 
-    doc = load_file(args.file)
-    diagnostics = doc.diagnostics()
-    errors = [d for d in diagnostics if d.is_error]
-    if errors:
-        for d in errors:
-            print(d.format(args.file), file=sys.stderr)
-        print(f"{PROG} run: {printable(args.file)} has errors; nothing was started", file=sys.stderr)
+    doc = load_file(file)
+    errors = [d for d in doc.diagnostics() if d.is_error]
+    if not errors:
+        return doc
+    for d in errors:
+        print(d.format(file), file=sys.stderr)
+    print(f"{PROG} {command}: {printable(file)} has errors; {outcome}", file=sys.stderr)
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.worker import Worker, run_worker
+
+    doc = _load_valid(args.file, "run", "nothing was started")
+    if doc is None:
         return 1
     if args.interval <= 0:
         print(f"{PROG} run: --interval must be positive", file=sys.stderr)
@@ -140,11 +152,9 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
     from qnet_tui.model.edit import next_mac
     from qnet_tui.model.kinds import Kind
     from qnet_tui.model.qemu import QemuArgsError, device_args, netdev_args, vm_args
-    from qnet_tui.model.yamlio import load_file
 
-    doc = load_file(args.file)
-    if doc.problems:
-        print(f"{PROG} qemu-args: {printable(args.file)}: {doc.problems[0].text}", file=sys.stderr)
+    doc = _load_valid(args.file, "qemu-args", "no arguments given")
+    if doc is None:
         return 1
     t = doc.topology
     vms = [n.id for n in t.of_kind(Kind.GUEST_NIC) if n.get("qemu") is True]
@@ -156,12 +166,16 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
         )
         return 1
     runtime = protocol.lab_dir(str(t.name))
+    given: set[str] = set()
     for node in nodes:
         try:
             if node in vms:
                 argv = vm_args(t, node, runtime)
             else:
-                argv = netdev_args(t, node, runtime) + device_args(node, mac=next_mac(t))
+                # A MAC per VM: each socket node's VM is a new NIC of the network.
+                mac = next_mac(t, given)
+                given.add(mac)
+                argv = netdev_args(t, node, runtime) + device_args(node, mac=mac)
         except QemuArgsError as exc:
             print(f"{PROG} qemu-args: {exc}", file=sys.stderr)
             return 1

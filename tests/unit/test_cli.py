@@ -193,3 +193,21 @@ def test_qemu_args_for_every_socket(capsys):
     assert line.startswith("-netdev stream,id=vm9,server=off,addr.type=unix,addr.path=")
     assert "-device virtio-net-pci,netdev=vm9,mac=52:54:00:" in line
     assert main(["qemu-args", sample, "hub0"]) == 1
+
+
+def test_qemu_args_give_each_socket_its_own_mac_and_refuse_invalid_files(tmp_path, capsys):
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "version: 1\nname: two\nnodes:\n  hub0: {kind: hub, vlan: 0}\n"
+        "  s1: {kind: socket, transport: stream, family: unix, mode: listen, address: s1.sock}\n"
+        "  s2: {kind: socket, transport: stream, family: unix, mode: listen, address: s2.sock}\n"
+        "links: [[hub0, s1], [hub0, s2]]\n"
+    )
+    assert main(["qemu-args", str(path)]) == 0
+    macs = re.findall(r"mac=([0-9a-f:]+)", capsys.readouterr().out)
+    assert len(macs) == 2 and macs[0] != macs[1]
+    bad = path.read_text().replace("unix, mode: listen, address: s1.sock", "inet, mode: listen, address: x")
+    path.write_text(bad)
+    assert main(["qemu-args", str(path)]) == 1  # an address with no port: a placed error, not a traceback
+    err = capsys.readouterr().err
+    assert f"{path}:5:" in err and "qemu-args" in err and "has errors" in err and "Traceback" not in err
