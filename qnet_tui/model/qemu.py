@@ -105,6 +105,14 @@ class _Importer:
     def problem(self, index: int, option: str, value: str, why: str) -> None:
         self.problems.append(f"argument {index} ({option} {value}): {why}")
 
+    def number(self, index: int, option: str, value: str, o: dict[str, str], key: str) -> int | None:
+        """A hub number option (vlan=, hubid=; 0 when absent), or None and a problem."""
+        text = o.get(key) or "0"
+        if text.isdigit() and int(text) <= 4095:
+            return int(text)
+        self.problem(index, option, value, f"{key}={text} is not a number from 0 to 4095: left out")
+        return None
+
     def new_id(self, wanted: str | None, prefix: str) -> str:
         base = "".join(c if c in _ID_CHARS else "-" for c in (wanted or ""))[:15].strip("-.")
         if base and base not in self.t.nodes and base not in ("lo", "all", "default"):
@@ -247,7 +255,9 @@ class _Importer:
     def one(self, index: int, option: str, value: str) -> None:
         kind, o = parse_opts(value)
         if option == "-net":
-            vlan = int(o.get("vlan", "0") or 0)
+            vlan = self.number(index, option, value, o, "vlan")
+            if vlan is None:
+                return
             if kind == "nic":
                 self.link(self.hub(vlan), self.nic(o.get("model", "e1000"), o, o.get("name") or o.get("id")))
             elif kind != "none":
@@ -259,8 +269,11 @@ class _Importer:
             if not netdev:
                 self.problem(index, option, value, "a -netdev needs id=")
             elif kind == "hubport":
-                hub = self.hub(int(o.get("hubid", "0") or 0))
-                self.hubports[netdev] = int(o.get("hubid", "0") or 0)
+                hubid = self.number(index, option, value, o, "hubid")
+                if hubid is None:
+                    return
+                hub = self.hub(hubid)
+                self.hubports[netdev] = hubid
                 if o.get("netdev") in self.netdevs:
                     self.link(hub, self.netdevs[o["netdev"]])
             else:

@@ -148,6 +148,9 @@ def test_import_validate_export_round_trip(name):
         ("-m 512", "not a networking argument"),
         ("-device e1000,netdev=missing", "netdev 'missing' is not defined"),
         ("-netdev socket,id=s0", "needs listen=, connect=, mcast="),
+        ("-net nic,vlan=x", "vlan=x is not a number from 0 to 4095"),
+        ("-netdev hubport,id=p0,hubid=zz", "hubid=zz is not a number from 0 to 4095"),
+        ("-net nic,vlan=99999", "vlan=99999 is not a number from 0 to 4095"),
     ],
 )
 def test_unsupported_forms_are_reported_by_argument(args, why):
