@@ -26,6 +26,7 @@ from qnet_tui.lab import hostif, netns
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.control import ControlServer
 from qnet_tui.lab.loop import Loop
+from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
 from qnet_tui.lab.stats import Stats, format_table
 from qnet_tui.model.topology import Topology
@@ -324,10 +325,7 @@ class Worker:
             self.log("error", f"capture: no hub {str(hub_name)[:40]!r}; hubs are {', '.join(hubs) or 'none'}")
             return
         if hub.capture is not None:
-            done = hub.capture
-            hub.capture = None
-            done.close()
-            self.log("info", f"capture of {hub.name} stopped: {done.frames} frames in {done.path}")
+            self._end_capture(hub)
         if path is None:
             return
         if not isinstance(path, str) or not os.path.isabs(path):
@@ -340,11 +338,22 @@ class Worker:
             return
         self.log("info", f"capturing {hub.name} to {path}")
 
+    def _end_capture(self, hub: Hub) -> None:
+        done, hub.capture = hub.capture, None
+        done.close()
+        if done.error:
+            self.log("error", f"capture of {hub.name} failed: {done.error}; {done.frames} frames in {done.path}")
+        else:
+            self.log("info", f"capture of {hub.name} stopped: {done.frames} frames in {done.path}")
+
     # -- run -------------------------------------------------------------------------
 
     def _tick(self) -> None:
         if not self.loop.running:
             return
+        for hub in (*self.lab.hubs, *self.lab.pairs):
+            if hub.capture is not None and hub.capture.error:
+                self._end_capture(hub)
         snapshot = self.stats.snapshot()
         if self.out is not None:
             line = json.dumps(snapshot) if self.json_lines else format_table(snapshot)
@@ -390,8 +399,7 @@ class Worker:
         self.set_state("stopping", reason)
         for hub in (*self.lab.hubs, *self.lab.pairs) if self.lab else ():
             if hub.capture is not None:
-                hub.capture.close()
-                hub.capture = None
+                self._end_capture(hub)
         if self.lab is not None:
             teardown(self.lab)
             self.lab = None

@@ -166,3 +166,24 @@ def test_fuzzed_frames_are_forwarded_or_counted(frames, vnet):
     for sample in h.take_samples():
         assert isinstance(stats.summary(sample.frame), str)
     os.close(a.r), os.close(b.r), os.close(a.port.fd), os.close(b.port.fd)
+
+
+def test_a_capture_that_cannot_write_ends_without_stopping_the_hub(hub, tmp_path):
+    from qnet_tui.lab.capture import Capture
+
+    class FullDisk:
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    h, pipes = hub
+    h.capture = Capture(tmp_path / "x.pcap")
+    h.capture.file.close()
+    h.capture.file = FullDisk()
+    frame = eth(0x88B5, bytes(50))
+    h.forward(pipes[0].port, [frame] * 3)
+    assert all(b"".join(p.frames()) == frame * 3 for p in pipes[1:])  # forwarded all the same
+    assert h.capture.error == "No space left on device" and h.capture.frames == 0
+    h.capture.close()  # says why, does not raise
