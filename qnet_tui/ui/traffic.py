@@ -5,11 +5,12 @@ decoded frames."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Sparkline, Static
 
@@ -116,6 +117,8 @@ class TrafficView(Vertical):
     TrafficView #panes-scroll { height: 1fr; overflow-y: auto; }
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "done_filtering", "Done", show=False)]
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.paused = False
@@ -158,6 +161,11 @@ class TrafficView(Vertical):
             pane.note_macs(items)
             if not self.paused:
                 pane.log_frames(items)
+
+    @on(Input.Submitted, "#filter")
+    def action_done_filtering(self) -> None:
+        """Enter or escape in the filter: the keys are the editor's again (the filter stays)."""
+        self.app.query_one("#canvas").focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from qnet_tui import protocol
 from qnet_tui.model.yamlio import load_file
@@ -139,3 +139,15 @@ async def test_frame_log_follows_the_newest_until_scrolled_back():
         write(75, 5)
         await pilot.pause()
         assert "frame 79" in screen()
+
+
+async def test_enter_or_escape_in_the_filter_gives_the_keys_back():
+    app = QnetApp(load_file(SAMPLE))
+    app.settle_s = 0
+    async with app.run_test(size=(160, 60)) as pilot:
+        for leave in ("enter", "escape"):
+            await pilot.press("slash")
+            assert app.focused is app.query_one("#filter")
+            await pilot.press("a", "r", "p", leave)
+            assert app.query_one("#filter", Input).value.endswith("arp")  # the filter stays
+            assert app.focused is app.canvas  # and s, q, r... are the editor's keys again
