@@ -139,6 +139,13 @@ async def test_frame_log_follows_the_newest_until_scrolled_back():
         write(75, 5)
         await pilot.pause()
         assert "frame 79" in screen()
+        log.set_filter("frame 3")  # fewer lines than the old position: the newest matches show
+        await pilot.pause()
+        assert "frame 39 " in screen() and "frame 79" not in screen()
+        write(80, 5)
+        log.write_frames([(f"{'vm1':>8} ", "frame 3x", "vm1 frame 3x")])
+        await pilot.pause()
+        assert "frame 3x" in screen()  # and it still follows
 
 
 async def test_enter_or_escape_in_the_filter_gives_the_keys_back():
