@@ -146,6 +146,9 @@ async def test_frame_log_follows_the_newest_until_scrolled_back():
         log.write_frames([(f"{'vm1':>8} ", "frame 3x", "vm1 frame 3x")])
         await pilot.pause()
         assert "frame 3x" in screen()  # and it still follows
+        log.set_filter("frame 38")  # one line: shown, not scrolled out of sight
+        await pilot.pause()
+        assert "frame 38 " in screen()
 
 
 async def test_enter_or_escape_in_the_filter_gives_the_keys_back():
