@@ -36,24 +36,20 @@ class LendError(Exception):
     """An interface cannot be lent; the message names it and says why."""
 
 
-def _ipr(ns: str | None) -> IPRoute:
-    if ns is None:
-        return IPRoute()
-    with netns.inside(ns):
-        return IPRoute()
-
-
 def _lookup(ipr: IPRoute, ifname: str) -> int | None:
     found = ipr.link_lookup(ifname=ifname)
     return found[0] if found else None
 
 
-def _find(ipr: IPRoute, names: tuple[str, ...], mac: str | None) -> int | None:
-    """The index of the first link with one of these names (and this MAC, if known)."""
+def _find(ipr: IPRoute, names: tuple[str, ...], mac: str | None, any_name: bool = False) -> int | None:
+    """The index of the first link with one of these names (and this MAC, if
+    known); with any_name, else of a link with this MAC."""
     for name in names:
         index = _lookup(ipr, name)
         if index is not None and (mac is None or ipr.get_links(index)[0].get_attr("IFLA_ADDRESS") == mac):
             return index
+    if any_name and mac is not None:  # under another name (a stand-in, or one the kernel gave it)
+        return next((link["index"] for link in ipr.get_links() if link.get_attr("IFLA_ADDRESS") == mac), None)
     return None
 
 
@@ -131,20 +127,29 @@ def give_back(record: dict[str, Any], lab_ns: str) -> list[str]:
     and state. Returns what could not be restored (empty when all was)."""
     node, ifname = record["node"], record["ifname"]
     if lab_ns in netns.existing():
-        with _ipr(lab_ns) as lab:
+        with netns.iproute(lab_ns) as lab:
             index = _find(lab, (node, ifname), record.get("mac"))
             if index is not None:
                 lab.link("set", index=index, state="down")
                 with contextlib.suppress(NetlinkError):
                     lab.link("set", index=index, master=0)
-                # Moved as it is, renamed at home: a move that renames fails
-                # when the name is taken there, yet moves the link all the same.
-                lab.link("set", index=index, net_ns_fd=HOME)
+                # Home under its own name if that is free there, else under the
+                # lab's, else a stand-in. (Renamed before the move: a move that
+                # renames fails when the name is taken, yet moves the link.)
+                for name in (ifname, node, f"qnet{os.getpid() & 0xFFFF:04x}back"):
+                    with contextlib.suppress(NetlinkError):
+                        lab.link("set", index=index, ifname=name)
+                    try:
+                        lab.link("set", index=index, net_ns_fd=HOME)
+                        break
+                    except NetlinkError as exc:
+                        if exc.code != errno.EEXIST:
+                            raise
     problems = []
     with IPRoute() as ipr:
         # Back under either name (a namespace deleted under it returns a NIC
         # as the lab named it); the MAC tells it from a stranger that took the name.
-        index = _find(ipr, (ifname, node), record.get("mac"))
+        index = _find(ipr, (ifname, node), record.get("mac"), any_name=True)
         if index is None:
             return [f"{ifname} is gone"]
         if ipr.get_links(index)[0].get_attr("IFLA_IFNAME") != ifname:
@@ -152,7 +157,8 @@ def give_back(record: dict[str, Any], lab_ns: str) -> list[str]:
                 ipr.link("set", index=index, state="down")
                 ipr.link("set", index=index, ifname=ifname)
             except NetlinkError as exc:
-                problems.append(f"cannot rename {node} back to {ifname}: {os.strerror(exc.code)}")
+                current = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
+                problems.append(f"cannot rename {current} back to {ifname}: {os.strerror(exc.code)}")
         for a in record.get("addresses", []):
             extra = {"broadcast": a["broadcast"]} if a.get("broadcast") else {}
             try:

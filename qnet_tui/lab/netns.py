@@ -9,6 +9,7 @@ import ctypes
 import os
 from collections.abc import Iterator
 
+from pyroute2 import IPRoute
 from pyroute2 import netns as _pr_netns
 
 PREFIX = "qnet-"
@@ -67,6 +68,12 @@ def inside(name: str) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(home)
+
+
+def iproute(name: str) -> IPRoute:
+    """A netlink socket bound to namespace `name` (a socket keeps the namespace it was made in)."""
+    with inside(name):
+        return IPRoute()
 
 
 def enter(name: str) -> None:

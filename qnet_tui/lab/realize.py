@@ -61,13 +61,6 @@ class Lab:
         return netns.host_ns(self.name)
 
 
-def _ipr(ns: str) -> IPRoute:
-    """A netlink socket bound to namespace ns (a socket keeps the namespace
-    it was made in)."""
-    with netns.inside(ns):
-        return IPRoute()
-
-
 def _index(ipr: IPRoute, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:
@@ -108,7 +101,7 @@ class Builder:
         self.lab.namespaces.append(name)
         self.lab.on_record()
         netns.create(name)
-        ipr = self.iprs[name] = _ipr(name)
+        ipr = self.iprs[name] = netns.iproute(name)
         _lo_up(ipr)
         return ipr
 
@@ -208,8 +201,12 @@ class Builder:
             # The record stays: a move can fail halfway (moved, not renamed),
             # and giving back what never left is harmless.
             raise RealizeError(str(exc)) from None
-        index = _index(host, record["node"])
-        bridges = self.peers(record["node"], Kind.BRIDGE)
+        self.bridge_port_up(host, record["node"])
+
+    def bridge_port_up(self, host: IPRoute, name: str) -> None:
+        """Make link `name` (its node's name) a port of the bridge the node is linked to, and up."""
+        index = _index(host, name)
+        bridges = self.peers(name, Kind.BRIDGE)
         if bridges:
             host.link("set", index=index, master=_index(host, bridges[0]))
         host.link("set", index=index, state="up")
@@ -222,13 +219,9 @@ class Builder:
             host.link("add", ifname=node.id, kind="veth", peer={"ifname": GUEST_IFNAME, "net_ns_fd": outside_ns})
         except Exception as exc:
             raise RealizeError(f"{node.id}: cannot create veth: {exc}") from None
-        index = _index(host, node.id)
         if "mac" in node.attrs:
-            host.link("set", index=index, address=node.attrs["mac"])
-        bridges = self.peers(node.id, Kind.BRIDGE)
-        if bridges:
-            host.link("set", index=index, master=_index(host, bridges[0]))
-        host.link("set", index=index, state="up")
+            host.link("set", index=_index(host, node.id), address=node.attrs["mac"])
+        self.bridge_port_up(host, node.id)
         inner = _index(outside, GUEST_IFNAME)
         _add_addresses(outside, inner, node)
         outside.link("set", index=inner, state="up")
@@ -237,11 +230,7 @@ class Builder:
         lab = self.lab
         if node.kind is Kind.TAP:
             fd = self.tap(lab.host_ns, node.id, vnet)
-            index = _index(host, node.id)
-            bridges = self.peers(node.id, Kind.BRIDGE)
-            if bridges:
-                host.link("set", index=index, master=_index(host, bridges[0]))
-            host.link("set", index=index, state="up")
+            self.bridge_port_up(host, node.id)
             port: Port = TapPort(node.id, fd, vnet)
         elif _is_qemu(node):
             # A real QEMU VM is this NIC: the lab serves the socket it plugs into.
@@ -308,11 +297,12 @@ def teardown(lab: Lab) -> list[str]:
         close = getattr(port, "close", None)
         if close is not None:
             close()
-    for record in reversed(lab.lent):
-        for problem in hostif.give_back_safely(record, lab.host_ns):
-            lab.log("warning", f"{record['node']}: giving back {record['ifname']}: {problem}")
-    lab.lent.clear()
-    lab.on_record()
+    if lab.lent:
+        for record in reversed(lab.lent):
+            for problem in hostif.give_back_safely(record, lab.host_ns):
+                lab.log("warning", f"{record['node']}: giving back {record['ifname']}: {problem}")
+        lab.lent.clear()
+        lab.on_record()
     removed = []
     present = set(netns.existing())
     for name in reversed(lab.namespaces):

@@ -66,8 +66,8 @@ def remove_leftovers(lab: str, state: dict | None, log: Callable[[str, str], Non
         lent = state.get("lent")
         for record in reversed(lent if isinstance(lent, list) else []):
             problems = hostif.give_back_safely(record, netns.host_ns(lab))
-            if isinstance(record, dict):
-                removed.append(f"{record.get('node')} (gave back {record.get('ifname')})")
+            if not problems:
+                removed.append(f"{record['node']} (gave back {record['ifname']})")
             for problem in problems:
                 if log:
                     log("warning", f"giving back an interface of lab {lab}: {problem}")

@@ -174,3 +174,13 @@ def test_a_stranger_that_took_the_name_is_left_alone(make_lab, machine):
     assert names["uplink0"][4] == "bridge" and names["wan"][4] == "veth"  # ours came back under the lab's name
     assert ("10.93.5.1", 24, "wan") in state["addresses"]  # with its addresses, not the stranger
     assert not [a for a in state["addresses"] if a[2] == "uplink0" and not a[0].startswith("fe80:")]
+
+
+def test_a_host_nic_named_like_a_link_of_the_machine_still_gives_back(make_lab, machine):
+    with machine.ipr(machine.ns) as ipr:
+        ipr.link("add", ifname="wan", kind="bridge")  # the machine has a "wan" of its own
+    before = settled_state(machine)
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    assert lab.stop() == 0
+    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+    assert not any("giving back" in e for e in lab.errors)
