@@ -281,12 +281,7 @@ class QnetApp(App[None]):
     def action_add(self) -> None:
         if not self._editable():
             return
-        selected = self.canvas.selected
-        kind = Kind.GUEST_NIC
-        node = self.document.topology.nodes.get(selected) if selected else None
-        if node is not None and node.kind is Kind.GUEST_NIC:
-            kind = Kind.GUEST_NIC
-        self.push_screen(AddNode(self.document.topology, kind, link_to=selected), self._added)
+        self.push_screen(AddNode(self.document.topology, link_to=self.canvas.selected), self._added)
 
     def _added(self, result: tuple[Kind, str, dict, str | None] | None) -> None:
         if result is None:
@@ -362,13 +357,9 @@ class QnetApp(App[None]):
     def action_duplicate(self) -> None:
         selected = self.canvas.selected
         if selected is not None:
-            self._apply("duplicate", self.editor.duplicate, selected, select=self.editor_next_id(selected))
-
-    def editor_next_id(self, node_id: str) -> str | None:
-        from qnet_tui.model.edit import next_id
-
-        node = self.document.topology.nodes.get(node_id)
-        return next_id(self.document.topology, node.kind) if node and isinstance(node.kind, Kind) else None
+            copy = self._apply("duplicate", self.editor.duplicate, selected)
+            if copy:
+                self.canvas.select(copy.id)
 
     def action_undo(self) -> None:
         if self.editor.undo():

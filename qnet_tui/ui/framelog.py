@@ -66,8 +66,7 @@ class FrameLog(ScrollView):
         self._bare = self._filter.replace(":", "")
         self.lines = deque(line for line, haystack in self._kept if self._wanted(haystack))
         self.virtual_size = Size(self._width, len(self.lines))
-        # To the newest of what is shown (the old position may be past the end now).
-        self.scroll_to(y=max(0, len(self.lines) - self.scrollable_content_region.height), animate=False, immediate=True)
+        self.anchor()  # to the newest of what is shown, following again (the old place may be past the end)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:

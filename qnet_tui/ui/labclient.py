@@ -61,8 +61,9 @@ class LabClient:
             text=True,
             start_new_session=True,  # the terminal's keys and signals are the app's
         )
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         threading.Thread(target=self._follow, name=f"lab-{self.lab}", daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_stderr(self) -> None:
         for line in self.proc.stderr:
@@ -96,7 +97,9 @@ class LabClient:
             if self.proc.poll() is None and self.sock is None:
                 self.proc.terminate()  # never reached its socket: give up on it
             code = self.proc.wait()
-            time.sleep(0.05)  # the last stderr lines
+            if self.sock is not None:
+                self.sock.close()
+            self._stderr_reader.join(timeout=1.0)  # the last lines, with the reason it failed
             errors = [x.removeprefix("qnet-tui: error: ") for x in self._stderr if ": error: " in x]
             reason = errors[-1] if errors else (f"the worker exited with status {code}" if code else "")
             if code < 0:

@@ -143,10 +143,11 @@ def layout(t: Topology) -> Layout:
     centre: dict[str, float] = {}
     hub_order = sorted(columns[3], key=lambda h: (str(t.nodes[h].attrs.get("vlan")), h))
     rank = {h: i for i, h in enumerate(hub_order)}
+    in_file = {n: i for i, n in enumerate(t.nodes)}
 
     def hub_rank(n: str) -> tuple[int, int]:
         hubs = [rank[m] for m in adj[n] if m in rank]
-        return (min(hubs) if hubs else len(rank), list(t.nodes).index(n))
+        return (min(hubs) if hubs else len(rank), in_file[n])
 
     tops = _stack([(i * (BOX_H + GAP_Y), n) for i, n in enumerate(sorted(columns[4], key=hub_rank))])
     for col in (4, 3, 2, 1, 0):
