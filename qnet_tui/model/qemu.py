@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from qnet_tui.model.edit import next_mac
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
-from qnet_tui.model.values import is_multicast, split_host_port
+from qnet_tui.model.values import ifname_problem, is_multicast, normalize_mac, split_host_port
 
 
 class QemuArgsError(Exception):
@@ -115,7 +116,7 @@ class _Importer:
 
     def new_id(self, wanted: str | None, prefix: str) -> str:
         base = "".join(c if c in _ID_CHARS else "-" for c in (wanted or ""))[:15].strip("-.")
-        if base and base not in self.t.nodes and base not in ("lo", "all", "default"):
+        if base and base not in self.t.nodes and ifname_problem(base) is None:
             return base
         while True:
             self.counter += 1
@@ -144,12 +145,12 @@ class _Importer:
 
     def mac(self, given: str | None) -> str:
         if given:
-            return given.lower()
-        used = {str(n.attrs.get("mac", "")).lower() for n in self.t.nodes.values()}
-        n = 0x56
-        while f"52:54:00:12:34:{n:02x}" in used:  # QEMU's own default MACs, counting up
-            n += 1
-        return f"52:54:00:12:34:{n:02x}"
+            return normalize_mac(given)
+        used = {normalize_mac(str(n.attrs.get("mac", ""))) for n in self.t.nodes.values()}
+        for n in range(0x56, 0x100):  # QEMU's own default MACs, counting up
+            if f"52:54:00:12:34:{n:02x}" not in used:
+                return f"52:54:00:12:34:{n:02x}"
+        return next_mac(self.t)  # past them: the editor's next free one
 
     def backend(
         self, index: int, option: str, value: str, kind: str, o: dict[str, str], name: str | None

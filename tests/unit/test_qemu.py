@@ -157,3 +157,14 @@ def test_unsupported_forms_are_reported_by_argument(args, why):
     _, problems = import_args(args.split())
     assert any(why in p for p in problems), problems
     assert all(p.startswith("argument ") for p in problems)
+
+
+def test_imported_ids_and_macs_are_always_valid():
+    from qnet_tui.model.validate import validate
+
+    many = " ".join(f"-net nic,vlan=0,model=e1000 -net tap,vlan=0,ifname=t{i}" for i in range(200))
+    t, _ = import_args(f"-netdev tap,id=_n0,ifname=_n0 -device e1000,netdev=_n0 {many}".split())
+    assert "_n0" not in t.nodes  # an id Linux would refuse is renamed
+    macs = [n.attrs["mac"] for n in t.nodes.values() if "mac" in n.attrs]
+    assert len(macs) == 201 and len(set(macs)) == 201
+    assert not [d for d in validate(t) if d.is_error]
