@@ -280,20 +280,18 @@ class Editor:
         self._saved_version = self._version
 
     def undo(self) -> bool:
-        if not self._undo:
-            return False
-        step = self._undo.pop()
-        # The state undo goes back to is one edit away: it shares all but a node or two.
-        self._redo.append(_Step(_Snapshot.of(self.topology, step.before.nodes), self._version, step.label))
-        step.before.restore(self.topology)
-        self._version = step.version
-        return True
+        return self._travel(self._undo, self._redo)
 
     def redo(self) -> bool:
-        if not self._redo:
+        return self._travel(self._redo, self._undo)
+
+    def _travel(self, source: deque[_Step], target: deque[_Step]) -> bool:
+        """Go back to the state on top of source, remembering this one on target."""
+        if not source:
             return False
-        step = self._redo.pop()
-        self._undo.append(_Step(_Snapshot.of(self.topology, step.before.nodes), self._version, step.label))
+        step = source.pop()
+        # The state it goes to is one edit away: it shares all but a node or two.
+        target.append(_Step(_Snapshot.of(self.topology, step.before.nodes), self._version, step.label))
         step.before.restore(self.topology)
         self._version = step.version
         return True
