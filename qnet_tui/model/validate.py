@@ -316,27 +316,28 @@ class _Checker:
                         owners[ip] = node_id
 
     def unconnected(self) -> None:
+        # Neighbour kinds per node, from one pass over the links (not a scan per node).
+        around: dict[str, list[Kind]] = defaultdict(list)
+        for a, b in self.t.links:
+            if a in self.t.nodes and b in self.t.nodes:
+                around[a].append(self.t.nodes[b].kind)
+                around[b].append(self.t.nodes[a].kind)
         degree: dict[str, int] = defaultdict(int)
         for a, b in self.t.links:
             degree[a] += 1
             degree[b] += 1
         for node in self.t.nodes.values():
+            kinds = around[node.id]
             if degree[node.id] == 0:
                 self.at_node(WARNING, node.id, f"{node.id}: not connected to anything")
-            elif node.kind is Kind.HUB and not any(
-                self.t.nodes[n].kind in (Kind.GUEST_NIC, Kind.SOCKET)
-                for n in self.t.neighbours(node.id)
-                if n in self.t.nodes
-            ):
+            elif node.kind is Kind.HUB and not any(k in (Kind.GUEST_NIC, Kind.SOCKET) for k in kinds):
                 self.at_node(
                     WARNING,
                     node.id,
                     f"{node.id}: hub of VLAN {values.describe(node.get('vlan'))} has no "
                     "guest NIC (nor a socket to a QEMU VM)",
                 )
-            elif node.kind is Kind.HUB and not any(
-                self.t.nodes[n].kind in (Kind.TAP, Kind.SOCKET) for n in self.t.neighbours(node.id) if n in self.t.nodes
-            ):
+            elif node.kind is Kind.HUB and not any(k in (Kind.TAP, Kind.SOCKET) for k in kinds):
                 # QEMU says it too: "hub N is not connected to host network".
                 self.at_node(
                     WARNING,
@@ -344,11 +345,7 @@ class _Checker:
                     f"{node.id}: hub of VLAN {values.describe(node.get('vlan'))} is not "
                     "connected to the host network (no tap or socket)",
                 )
-            elif node.kind in (Kind.TAP, Kind.SOCKET) and not any(
-                self.t.nodes[n].kind in (Kind.HUB, Kind.GUEST_NIC)
-                for n in self.t.neighbours(node.id)
-                if n in self.t.nodes
-            ):
+            elif node.kind in (Kind.TAP, Kind.SOCKET) and not any(k in (Kind.HUB, Kind.GUEST_NIC) for k in kinds):
                 # QEMU: "netdev X has no peer": frames that reach it go nowhere.
                 self.at_node(WARNING, node.id, f"{node.id}: has no peer (no hub or guest NIC): its frames go nowhere")
 
