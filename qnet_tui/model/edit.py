@@ -214,7 +214,7 @@ class _Snapshot:
 
 
 def _copy_node(node: Node) -> Node:
-    return Node(node.id, node.kind, dict(node.attrs))
+    return Node(node.id, node.kind, dict(node.attrs), node.origin)
 
 
 def _identical(a: Node, b: Node) -> bool:

@@ -19,6 +19,9 @@ class Node:
     id: str
     kind: Kind | str  # a str only when the file names a kind that does not exist
     attrs: dict[str, Any] = field(default_factory=dict)
+    # The id it has in the file it was read from (None: made since). A rename
+    # keeps it, so a save can give the new id the old one's place and comments.
+    origin: str | None = field(default=None, compare=False)
 
     def get(self, name: str) -> Any:
         """The attribute, or its default from the kind's schema."""

@@ -369,7 +369,7 @@ def _read_tree(tree: CommentedMap, doc: Document) -> None:
             error(f"{node_id}: missing 'kind' (one of {', '.join(k.value for k in Kind)})", pos, node=node_id)
         elif isinstance(kind, str) and kind in Kind.__members__.values():
             kind = Kind(kind)
-        topo.add(Node(node_id, kind, attrs))
+        topo.add(Node(node_id, kind, attrs, origin=node_id))
 
     links = tree.get("links")
     if links is not None and not isinstance(links, CommentedSeq):
@@ -430,7 +430,7 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
     nodes = tree.get("nodes")
     if not isinstance(nodes, CommentedMap):
         nodes = tree["nodes"] = CommentedMap()
-    _carry_renames(nodes, list(topology.nodes))
+    _carry_renames(nodes, topology)
     for node_id in [n for n in nodes if n not in topology.nodes]:
         comments.delete(nodes, node_id)
     for node in topology.nodes.values():
@@ -446,17 +446,15 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
     return tree
 
 
-def _carry_renames(nodes: CommentedMap, wanted: list[str]) -> None:
-    """A node that is gone from the file's place where a new id stands was
-    renamed: give the new id that place and the old one's comments."""
-    present = list(nodes)
-    for i, old in enumerate(present):
-        if old in wanted or i >= len(wanted) or wanted[i] in nodes:
+def _carry_renames(nodes: CommentedMap, topology: Topology) -> None:
+    """A node renamed since the file was read takes its old id's place and comments."""
+    for node in topology.nodes.values():
+        old, new = node.origin, node.id
+        if old is None or old == new or old not in nodes or new in nodes or old in topology.nodes:
             continue
-        new = wanted[i]
+        place = list(nodes).index(old)
         comment = nodes.ca.items.pop(old, None)
-        value = nodes.pop(old)
-        nodes.insert(i, new, value)
+        nodes.insert(place, new, nodes.pop(old))
         if comment is not None:
             nodes.ca.items[new] = comment
 

@@ -695,6 +695,18 @@ def test_rename_in_a_loaded_file_keeps_place_and_comment():
     assert "tap9:                     # kernel side on br0" in text
 
 
+def test_a_deleted_node_lends_its_comments_to_no_newcomer():
+    doc = load_text(
+        "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 0}\n  vm1:  # Alice's build box\n"
+        "    kind: guest_nic\n    mac: 52:54:00:00:00:01  # from the DHCP reservation\n"
+    )
+    editor = Editor(doc.topology)
+    editor.delete_node("vm1")
+    editor.add_node(Kind.GUEST_NIC, "vm2", {"mac": "52:54:00:00:00:02"})
+    text = doc.dumps()
+    assert "Alice" not in text and "DHCP" not in text and "vm2:" in text
+
+
 def test_undo_keeps_value_types():
     """1 and true, a quoted and a plain string: equal in Python, not in the saved file."""
     doc = load_text(
