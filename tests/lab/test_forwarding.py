@@ -108,14 +108,13 @@ def test_a_port_that_is_down_drops_without_stalling_the_others(tmp_path, make_la
 
 def test_bridges_honour_stp(make_lab):
     from qnet_tui.lab import netns
-    from qnet_tui.lab.realize import _ipr
 
     text = (
         "version: 1\nname: x\nnodes:\n  br0: {kind: bridge, stp: true}\n  br1: {kind: bridge}\n"
         "  up0: {kind: host_nic}\n  up1: {kind: host_nic}\nlinks: [[up0, br0], [up1, br1]]\n"
     )
     lab = make_lab("", text=text)
-    ipr = _ipr(netns.host_ns(lab.name))
+    ipr = netns.iproute(netns.host_ns(lab.name))
     try:
         state = {
             name: ipr.get_links(ifname=name)[0].get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_BR_STP_STATE")
