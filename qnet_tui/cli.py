@@ -65,7 +65,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between statistics")
         parser.add_argument("--allow-host", action="store_true", help=ALLOW_HOST_HELP)
         # For the app, which runs the worker: stop the lab when the app dies, however it dies.
-        parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     elif name == "exec":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("node", metavar="NODE")
@@ -130,10 +130,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         json_lines=args.json,
         allow_host=args.allow_host,
     )
-    if args.exit_with_parent:
+    if args.exit_with_parent is not None:
         from qnet_tui.lab.worker import exit_with_parent
 
-        exit_with_parent()
+        exit_with_parent(args.exit_with_parent)
     return run_worker(worker)
 
 

@@ -140,14 +140,16 @@ def _watchdog(lab: str, pipe_r: int, worker_pid: int) -> None:
         print(f"qnet-tui: the worker of lab {lab} died; removed {', '.join(removed)}", file=sys.stderr)
 
 
-def exit_with_parent() -> None:
+def exit_with_parent(parent: int) -> None:
     """Have the kernel send SIGTERM when the process that started this one
-    dies, so a killed app never leaves its lab running."""
+    (pid `parent`) dies, so a killed app never leaves its lab running."""
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the request took hold
+    # The parent died before the request took hold: we were handed to init,
+    # or to a subreaper (systemd --user), so compare with the pid, not with 1.
+    if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
 
 

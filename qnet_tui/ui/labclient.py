@@ -52,7 +52,7 @@ class LabClient:
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "qnet_tui", "run", name, "--interval", str(STATS_INTERVAL_S)),
-                "--exit-with-parent",
+                *("--exit-with-parent", str(os.getpid())),
                 *(["--allow-host"] if self.allow_host else []),
             ],
             stdin=subprocess.DEVNULL,

@@ -60,7 +60,9 @@ def test_random_kills_leave_nothing(tmp_path, runtime):
                 [
                     sys.executable,
                     "-c",
-                    "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(60)",
+                    "import os, subprocess, sys, time\n"
+                    "subprocess.Popen([*sys.argv[1:], str(os.getpid())])\n"
+                    "time.sleep(60)",
                     *run,
                     "--exit-with-parent",
                 ],
@@ -88,3 +90,31 @@ def test_random_kills_leave_nothing(tmp_path, runtime):
     assert final.returncode == 0, f"seed {seed}: {final.stderr}"
     assert lab_namespaces(name) == [], f"seed {seed}"
     assert not protocol.state_path(name).exists()
+
+
+REAPER = """\
+import ctypes, os, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans come here, not to init (as with systemd --user)
+app = subprocess.Popen([sys.executable, "-c", "import os, subprocess, sys; "
+                        "subprocess.Popen([*sys.argv[1:], str(os.getpid())]); os._exit(0)", *sys.argv[1:]])
+app.wait()  # the app is gone before its worker could ask to die with it
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        os.waitpid(-1, 0)  # the orphaned worker, and its watchdog
+    except ChildProcessError:
+        break
+"""
+
+
+def test_a_worker_whose_app_died_at_once_stops_even_under_a_subreaper(tmp_path, runtime):
+    name = f"t{uuid.uuid4().hex[:8]}"
+    file = tmp_path / f"{name}.yaml"
+    file.write_text(f"version: 1\nname: {name}\nnodes:\n  hub0: {{kind: hub, vlan: 0}}\n")
+    reaper = subprocess.run(
+        [sys.executable, "-c", REAPER, sys.executable, "-m", "qnet_tui", "run", str(file), "--exit-with-parent"],
+        timeout=60,
+        capture_output=True,
+    )
+    assert reaper.returncode == 0
+    assert not is_running(name) and not lab_namespaces(name)
