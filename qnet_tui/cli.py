@@ -157,7 +157,7 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
     if doc is None:
         return 1
     t = doc.topology
-    vms = [n.id for n in t.of_kind(Kind.GUEST_NIC) if n.get("qemu") is True]
+    vms = [n.id for n in t.of_kind(Kind.GUEST_NIC) if n.is_qemu_vm]
     nodes = [args.node] if args.node else vms + [n.id for n in t.of_kind(Kind.SOCKET)]
     if not nodes:
         print(

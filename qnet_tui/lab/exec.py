@@ -28,7 +28,7 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
     node = t.nodes.get(node_id)
     if node is None:
         return _fail(f"{file} has no node '{node_id}'{did_you_mean(node_id, t.nodes)}")
-    if node.kind is Kind.GUEST_NIC and node.get("qemu") is True:
+    if node.is_qemu_vm:
         return _fail(f"{node_id} is a QEMU VM: run commands inside that VM")
     if node.kind is Kind.HOST_NIC and "interface" in node.attrs:
         return _fail(

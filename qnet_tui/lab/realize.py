@@ -80,10 +80,6 @@ def _add_addresses(ipr: IPRoute, index: int, node: Node) -> None:
         ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
 
 
-def _is_qemu(node: Node) -> bool:
-    return node.kind is Kind.GUEST_NIC and node.get("qemu") is True
-
-
 def _lo_up(ipr: IPRoute) -> None:
     ipr.link("set", index=_index(ipr, "lo"), state="up")
 
@@ -135,7 +131,7 @@ class Builder:
                 self.host_nic(host, node)
         plan = self.plan_hubs()
         for hub, members in plan:
-            vnet = not any(t.nodes[m].kind is Kind.SOCKET or _is_qemu(t.nodes[m]) for m in members)
+            vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm for m in members)
             hub.vnet = vnet
             for member in members:
                 hub.attach(self.port(host, t.nodes[member], vnet))
@@ -232,7 +228,7 @@ class Builder:
             fd = self.tap(lab.host_ns, node.id, vnet)
             self.bridge_port_up(host, node.id)
             port: Port = TapPort(node.id, fd, vnet)
-        elif _is_qemu(node):
+        elif node.is_qemu_vm:
             # A real QEMU VM is this NIC: the lab serves the socket it plugs into.
             port = StreamPort(node.id, lab.loop, lab.log, "unix", "listen", qemu_socket(node.id), lab.runtime_dir)
             try:

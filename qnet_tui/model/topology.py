@@ -23,6 +23,11 @@ class Node:
     # keeps it, so a save can give the new id the old one's place and comments.
     origin: str | None = field(default=None, compare=False)
 
+    @property
+    def is_qemu_vm(self) -> bool:
+        """A guest NIC that a real QEMU VM is (qemu: true): the lab serves its socket."""
+        return self.kind is Kind.GUEST_NIC and self.get("qemu") is True
+
     def get(self, name: str) -> Any:
         """The attribute, or its default from the kind's schema."""
         if name in self.attrs:

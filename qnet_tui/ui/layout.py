@@ -106,7 +106,7 @@ def box_text(node: Node) -> tuple[str, tuple[str, str, str]]:
     else:
         extra = ("", "")
     title = kind.title if kind else f"? {node.kind}"
-    if kind is Kind.GUEST_NIC and a.get("qemu") is True:
+    if node.is_qemu_vm:
         title = "QEMU VM"
     return title, (node.id, *extra)
 
