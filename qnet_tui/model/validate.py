@@ -20,9 +20,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def link_problem(topology: Topology, a: str, b: str, ignore: int | None = None) -> str | None:
-    """Why the link a-b cannot be added (or, with ignore=its index, cannot
-    stay), or None. The editor asks this before it connects two nodes."""
+def link_problem(topology: Topology, a: str, b: str) -> str | None:
+    """Why the link a-b cannot be added, or None. The editor asks this
+    before it connects two nodes."""
     nodes = topology.nodes
     for end in (a, b):
         if end not in nodes:
@@ -34,9 +34,7 @@ def link_problem(topology: Topology, a: str, b: str, ignore: int | None = None) 
         return None  # the unknown kind is reported on its node
     if slot_for(ka, kb) is None:
         return f"a {ka.title} cannot connect to a {kb.title} ({peers_phrase(ka)})"
-    for i, link in enumerate(topology.links):
-        if i == ignore:
-            break
+    for link in topology.links:
         if {a, b} == set(link):
             return f"{a} and {b} are already linked"
     for this, other in ((a, b), (b, a)):
@@ -46,8 +44,8 @@ def link_problem(topology: Topology, a: str, b: str, ignore: int | None = None) 
             continue
         taken = [
             n
-            for i, link in enumerate(topology.links)
-            if i != ignore and (ignore is None or i < ignore) and this in link
+            for link in topology.links
+            if this in link
             for n in link
             if n != this and n in nodes and nodes[n].kind in slot.peers
         ]
