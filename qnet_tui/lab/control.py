@@ -1,9 +1,14 @@
 """The worker's side of the control socket: owner-only, non-blocking, and a
-slow client loses messages rather than slowing the forwarding loop."""
+slow client loses messages rather than slowing the forwarding loop.
+
+Nothing a client sends stops the lab: a malformed or refused message gets an
+`error` reply, a client past MAX_CLIENTS (or past the process's fd limit) is
+told so and closed."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -15,29 +20,46 @@ from qnet_tui import protocol
 from qnet_tui.lab.loop import Loop
 
 CLIENT_BACKLOG = 2 * 1024 * 1024  # bytes queued per client before messages are skipped
+MAX_CLIENTS = 64
+# accept() fails this way when the process or the machine is out of fds or memory.
+_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class MessageError(Exception):
+    """A client message the worker refuses; the text is the client's reply."""
 
 
 class Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.out = bytearray()
-        self.lines = protocol.LineBuffer()
+        self.lines = protocol.LineBuffer(protocol.MAX_CLIENT_LINE)
 
 
 class ControlServer:
     def __init__(
-        self, loop: Loop, path: Path, on_message: Callable[[dict], None], greeting: Callable[[], list[bytes]]
+        self,
+        loop: Loop,
+        path: Path,
+        on_message: Callable[[dict], None],
+        greeting: Callable[[], list[bytes]],
+        on_fault: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.loop = loop
         self.path = path
-        self.on_message = on_message
+        self.on_message = on_message  # raises MessageError to refuse a message
         self.greeting = greeting
+        self.on_fault = on_fault  # a handler's own failure: the worker logs it
         self.sock: socket.socket | None = None
         self.clients: dict[int, Client] = {}
+        self._spare = -1  # an fd held back, so a client can still be told "too many"
 
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._spare >= 0:
+            os.close(self._spare)
+            self._spare = -1
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         old = os.umask(0o177)  # born 0600: no window in which others may connect
         try:
@@ -46,6 +68,7 @@ class ControlServer:
             os.umask(old)
         sock.listen(8)
         self.sock = sock
+        self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.loop.add(sock.fileno(), self._on_accept)
 
     def _on_accept(self, mask: int) -> None:
@@ -53,10 +76,17 @@ class ControlServer:
             conn, _ = self.sock.accept()
         except BlockingIOError:
             return
+        except OSError as exc:
+            if exc.errno in _OUT_OF_FDS:
+                self._turn_away()
+            return  # ECONNABORTED and the like: that client is gone already
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _, uid, _ = struct.unpack("3i", creds)
         if uid not in (0, os.geteuid()):
             conn.close()  # only the lab's owner (or root) may watch or stop it
+            return
+        if len(self.clients) >= MAX_CLIENTS:
+            self._refuse(conn, f"too many control clients ({MAX_CLIENTS}); close one and try again")
             return
         conn.setblocking(False)
         client = Client(conn)
@@ -64,6 +94,28 @@ class ControlServer:
         self.loop.add(conn.fileno(), lambda m, c=client: self._on_client(c, m), select.EPOLLIN | select.EPOLLRDHUP)
         for message in self.greeting():
             self._send(client, message)
+
+    def _turn_away(self) -> None:
+        """Out of fds: the pending client would keep the listener readable, and
+        the loop spinning. Free the spare fd, accept it, tell it, close it."""
+        if self._spare >= 0:
+            os.close(self._spare)
+            self._spare = -1
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            conn = None
+        if conn is not None:
+            self._refuse(conn, "the lab has no file descriptors left for another control client; try later")
+        with contextlib.suppress(OSError):
+            self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    @staticmethod
+    def _refuse(conn: socket.socket, why: str) -> None:
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            conn.send(protocol.encode("error", message=why))
+        conn.close()
 
     def _on_client(self, client: Client, mask: int) -> None:
         if mask & select.EPOLLOUT:
@@ -79,10 +131,26 @@ class ControlServer:
                 self._drop(client)
                 return
             try:
-                for line in client.lines.feed(data):
-                    self.on_message(protocol.decode(line, protocol.CLIENT_TYPES))
-            except protocol.ProtocolError:
-                self._drop(client)
+                lines = client.lines.feed(data)
+            except protocol.ProtocolError as exc:
+                self._send(client, protocol.encode("error", message=str(exc)))
+                self._drop(client)  # no telling where its next message starts
+                return
+            for line in lines:
+                if client.sock.fileno() < 0:
+                    return  # a message before this one stopped the lab
+                self._handle(client, line)
+
+    def _handle(self, client: Client, line: bytes) -> None:
+        try:
+            if len(line) > protocol.MAX_CLIENT_LINE:
+                raise protocol.ProtocolError(f"message longer than {protocol.MAX_CLIENT_LINE} bytes")
+            self.on_message(protocol.decode(line, protocol.CLIENT_TYPES))
+        except (protocol.ProtocolError, MessageError) as exc:
+            self._send(client, protocol.encode("error", message=str(exc)))
+        except Exception as exc:  # a fault of the handler: the client is told, the lab goes on
+            self._send(client, protocol.encode("error", message=f"internal error: {type(exc).__name__}: {exc}"))
+            self.on_fault(f"handling {line[:80]!r}")
 
     def broadcast(self, message: bytes) -> None:
         for client in list(self.clients.values()):
@@ -136,3 +204,6 @@ class ControlServer:
             self.sock = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._spare >= 0:
+            os.close(self._spare)
+            self._spare = -1

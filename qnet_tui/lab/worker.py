@@ -15,8 +15,10 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +26,7 @@ from typing import IO, Any
 from qnet_tui import protocol
 from qnet_tui.lab import hostif, netns
 from qnet_tui.lab.capture import Capture
-from qnet_tui.lab.control import ControlServer
+from qnet_tui.lab.control import ControlServer, MessageError
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
@@ -33,6 +35,7 @@ from qnet_tui.model.topology import Topology
 
 WORKER_NICE = -5
 WATCHDOG_LOCK_WAIT_S = 10.0
+EX_SOFTWARE = 70  # sysexits.h: the worker failed of itself, not of its input
 
 
 class LabError(Exception):
@@ -41,11 +44,16 @@ class LabError(Exception):
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_state(lab: str) -> dict | None:
@@ -122,7 +130,10 @@ def _watchdog(lab: str, pipe_r: int, worker_pid: int) -> None:
     # The dead worker's lock may outlive its pipe by a moment (the kernel
     # closes a dying process's fds one by one), and a new run may have taken
     # the lab meanwhile: wait for the lock, then look again.
-    lock = os.open(protocol.lock_path(lab), os.O_RDWR | os.O_CLOEXEC)
+    try:
+        lock = os.open(protocol.lock_path(lab), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # a new run took the lab and finished with it
     deadline = time.monotonic() + WATCHDOG_LOCK_WAIT_S
     while True:
         try:
@@ -136,8 +147,21 @@ def _watchdog(lab: str, pipe_r: int, worker_pid: int) -> None:
     if not state or state.get("pid") != worker_pid:
         return
     removed = remove_leftovers(lab, state)
+    release_lab_dir(lab)
     if removed:
         print(f"qnet-tui: the worker of lab {lab} died; removed {', '.join(removed)}", file=sys.stderr)
+
+
+def release_lab_dir(lab: str) -> None:
+    """Remove the lab's lock and its folder. Only by the lock's holder: whoever
+    waits on the lock sees it unlinked under them and takes a fresh one."""
+    with contextlib.suppress(OSError):
+        control = protocol.control_path(lab)
+        if stat.S_ISSOCK(os.lstat(control).st_mode):  # a killed worker's, left in place
+            control.unlink()
+    with contextlib.suppress(OSError):
+        protocol.lock_path(lab).unlink()
+        protocol.lab_dir(lab).rmdir()  # only when empty: nothing of anyone else's goes
 
 
 def exit_with_parent(parent: int) -> None:
@@ -216,20 +240,26 @@ class Worker:
     def acquire(self) -> None:
         if os.geteuid() != 0:
             raise LabError("a lab needs root for its network namespaces: run it with sudo")
-        root = protocol.runtime_root()
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        here = protocol.lab_dir(self.name)
-        here.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(here, 0o700)
-        self.lock_fd = os.open(protocol.lock_path(self.name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        if not self._lock(read_state(self.name) or {}):
-            state = read_state(self.name) or {}
-            os.close(self.lock_fd)
+        while True:
+            self._make_lab_dir()
+            try:
+                self.lock_fd = os.open(protocol.lock_path(self.name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                continue  # the folder went with the run that just stopped: make it again
+            except OSError as exc:
+                raise LabError(f"cannot create {protocol.lock_path(self.name)}: {exc.strerror}") from None
+            if not self._lock(read_state(self.name) or {}):
+                state = read_state(self.name) or {}
+                os.close(self.lock_fd)
+                self.lock_fd = -1
+                raise LabError(
+                    f"lab {self.name} is already running (pid {state.get('pid', '?')}, "
+                    f"from {state.get('file', '?')}); stop it first, or give this topology another name"
+                ) from None
+            if self._lock_is_current():
+                break
+            os.close(self.lock_fd)  # its holder removed it as it stopped: take the new one
             self.lock_fd = -1
-            raise LabError(
-                f"lab {self.name} is already running (pid {state.get('pid', '?')}, from {state.get('file', '?')}); "
-                "stop it first, or give this topology another name"
-            ) from None
         removed = remove_leftovers(self.name, read_state(self.name), self.log)
         if removed:
             self.log("warning", f"removed what a killed run of lab {self.name} left behind: {', '.join(removed)}")
@@ -252,6 +282,31 @@ class Worker:
         os.close(pipe_r)
         self.watchdog_w = pipe_w
 
+    def _make_lab_dir(self) -> None:
+        """The runtime folders, made private, and never through a link: the lab
+        writes, binds and later removes things in its folder as root."""
+        for folder, parents in ((protocol.runtime_root(), True), (protocol.lab_dir(self.name), False)):
+            try:
+                folder.mkdir(mode=0o700, parents=parents, exist_ok=True)
+                st = os.lstat(folder)
+            except OSError as exc:
+                raise LabError(f"cannot make the runtime folder {folder}: {exc.strerror}") from None
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a file"
+                raise LabError(f"{folder} is {what}, not a folder; the lab will not use it: remove it")
+            if st.st_uid != os.geteuid():
+                raise LabError(f"{folder} belongs to uid {st.st_uid}, not to this user; the lab will not use it")
+        try:
+            os.chmod(protocol.lab_dir(self.name), 0o700, follow_symlinks=False)
+        except OSError as exc:
+            raise LabError(f"cannot make {protocol.lab_dir(self.name)} private: {exc.strerror}") from None
+
+    def _lock_is_current(self) -> bool:
+        try:
+            return os.fstat(self.lock_fd).st_ino == os.stat(protocol.lock_path(self.name)).st_ino
+        except FileNotFoundError:
+            return False
+
     def _lock(self, state: dict) -> bool:
         """Take the lab's lock. While the run that holds it is dead (its
         watchdog is clearing up after it), wait a moment instead of refusing."""
@@ -267,6 +322,25 @@ class Worker:
                 state = read_state(self.name) or {}
 
     def _save_state(self) -> None:
+        """Record what the lab has made; raises RealizeError (naming the file)
+        when the record cannot be written: nothing more may be made then."""
+        try:
+            self._write_state()
+        except OSError as exc:
+            path = protocol.state_path(self.name)
+            raise RealizeError(f"cannot write the lab's state file {path}: {exc.strerror}") from None
+
+    def _record(self) -> None:
+        """on_record for the lab: while it is taken down, a failed record is
+        said, not raised; the teardown must go on."""
+        try:
+            self._save_state()
+        except RealizeError as exc:
+            if self.state != "stopping":
+                raise
+            self.log("warning", str(exc))
+
+    def _write_state(self) -> None:
         lab = self.lab
         _write_json(
             protocol.state_path(self.name),
@@ -280,14 +354,23 @@ class Worker:
         )
 
     def start(self) -> None:
-        self.acquire()
+        try:
+            self.acquire()
+        except RealizeError as exc:  # the first state record could not be written
+            raise LabError(str(exc)) from None
         # The worker is every guest's switch: when guests' programs take all
         # the CPU, a starved worker drops their frames. Ask for a little more
         # of it than they get, as the kernel's own networking does.
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
-        self.control = ControlServer(self.loop, protocol.control_path(self.name), self._on_client_message, self._hello)
-        self.control.start()
+        control = ControlServer(
+            self.loop, protocol.control_path(self.name), self._on_client_message, self._hello, self._on_fault
+        )
+        try:
+            control.start()
+        except OSError as exc:
+            raise LabError(f"cannot serve the control socket {control.path}: {exc.strerror}") from None
+        self.control = control
         self.set_state("starting")
         lab = self.lab = Lab(
             self.name,
@@ -296,7 +379,7 @@ class Worker:
             self.loop,
             self.log,
             allow_host=self.allow_host,
-            on_record=self._save_state,
+            on_record=self._record,
         )
         try:
             realize(lab)
@@ -314,30 +397,38 @@ class Worker:
         ]
 
     def _on_client_message(self, msg: dict) -> None:
+        """One client message; MessageError says why it is refused."""
         if msg["type"] == "stop":
             self.log("info", "stop requested by a control client")
             self.loop.stop()
         elif msg["type"] == "capture":
             self._capture(msg.get("hub"), msg.get("path"))
 
+    def _on_fault(self, what: str) -> None:
+        self.log("error", f"internal error {what} (the lab goes on):\n{traceback.format_exc(limit=8)}")
+
     def _capture(self, hub_name: object, path: object) -> None:
         hubs = {h.name: h for h in (*self.lab.hubs, *self.lab.pairs)} if self.lab else {}
         hub = hubs.get(hub_name) if isinstance(hub_name, str) else None
         if hub is None:
-            self.log("error", f"capture: no hub {str(hub_name)[:40]!r}; hubs are {', '.join(hubs) or 'none'}")
-            return
+            shown = json.dumps(hub_name)[:40] if isinstance(hub_name, (str, int, float)) else type(hub_name).__name__
+            why = f"capture: no hub {shown}; hubs are {', '.join(hubs) or 'none'}"
+            self.log("error", why)
+            raise MessageError(why)
+        if path is not None and not (isinstance(path, str) and os.path.isabs(path) and "\0" not in path):
+            why = "capture: give an absolute path for the pcap file (a string without NUL bytes), or null to stop"
+            self.log("error", why)
+            raise MessageError(why)
         if hub.capture is not None:
             self._end_capture(hub)
         if path is None:
             return
-        if not isinstance(path, str) or not os.path.isabs(path):
-            self.log("error", "capture: give an absolute path for the pcap file")
-            return
         try:
             hub.capture = Capture(Path(path))
         except OSError as exc:
-            self.log("error", f"capture: cannot write {path}: {exc.strerror}")
-            return
+            why = f"capture: cannot write {path}: {exc.strerror}"
+            self.log("error", why)
+            raise MessageError(why) from None
         self.log("info", f"capturing {hub.name} to {path}")
 
     def _end_capture(self, hub: Hub) -> None:
@@ -416,6 +507,7 @@ class Worker:
             os.close(self.watchdog_w)  # the watchdog sees EOF, finds no state file, and exits
             self.watchdog_w = -1
         if self.lock_fd >= 0:
+            release_lab_dir(self.name)
             os.close(self.lock_fd)
             self.lock_fd = -1
         self.loop.close()
@@ -439,8 +531,15 @@ def run_worker(worker: Worker) -> int:
         worker.log("info", f"lab {worker.name} is running ({len(worker.lab.namespaces)} namespaces)")
         try:
             worker.run()
-        finally:
+        except Exception as exc:  # a fault of the worker itself: said as such, and the lab still goes
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            worker.log("error", f"{reason}\n{traceback.format_exc(limit=8)}")
+            worker.stop(reason)
+            return EX_SOFTWARE
+        except BaseException:
             worker.stop()
+            raise
+        worker.stop()
         worker.log("info", f"lab {worker.name} stopped; everything it made is removed")
         return 0
     except KeyboardInterrupt:
