@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,6 +55,17 @@ def _tui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (nan or inf would spin the loop or never end)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number of seconds")
+    return value
+
+
 def _command_parser(name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=COMMANDS[name])
     if name == "validate":
@@ -60,9 +73,9 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("-q", "--quiet", action="store_true", help="no summary line per file")
     elif name == "run":
         parser.add_argument("file", metavar="FILE")
-        parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+        parser.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
         parser.add_argument("--json", action="store_true", help="statistics as one JSON object per line")
-        parser.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between statistics")
+        parser.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="seconds between statistics")
         parser.add_argument("--allow-host", action="store_true", help=ALLOW_HOST_HELP)
         # For the app, which runs the worker: stop the lab when the app dies, however it dies.
         parser.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
@@ -118,9 +131,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     doc = _load_valid(args.file, "run", "nothing was started")
     if doc is None:
         return 1
-    if args.interval <= 0:
-        print(f"{PROG} run: --interval must be positive", file=sys.stderr)
-        return 2
     worker = Worker(
         doc.topology,
         str(Path(args.file).resolve()),
@@ -155,6 +165,14 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
 
     doc = _load_valid(args.file, "qemu-args", "no arguments given")
     if doc is None:
+        return 1
+    if os.geteuid() != 0 and not os.environ.get("QNET_RUNTIME_DIR"):
+        # Labs run as root and keep their sockets in root's private folder.
+        print(
+            f"{PROG} qemu-args: needs root: a lab's sockets are in {protocol.ROOT_RUNTIME}, which only root reaches; "
+            f"run qemu-args (and QEMU) with sudo",
+            file=sys.stderr,
+        )
         return 1
     t = doc.topology
     vms = [n.id for n in t.of_kind(Kind.GUEST_NIC) if n.is_qemu_vm]

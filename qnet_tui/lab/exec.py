@@ -44,6 +44,8 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
             f"{node_id} is a {node.kind.title}: it has no namespace; commands run in guest NICs, "
             "host NICs (their outside host), bridges and taps (the lab's host side)"
         )
+    if os.geteuid() != 0:
+        return _fail("needs root: it enters the lab's network namespaces; run it with sudo")
     if not is_running(lab):
         return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
     if ns not in netns.existing():
