@@ -128,10 +128,14 @@ class Builder:
         except hostif.LendError as exc:
             raise RealizeError(str(exc)) from None
         host = self.ns(lab.host_ns)
+        for record in surveys:
+            # First, into a namespace holding only lo: the interface keeps its
+            # ifindex there, and that is how it is known again at stop.
+            self.lend(host, record)
         for node in t.of_kind(Kind.BRIDGE):
             self.bridge(host, node)
         for record in surveys:
-            self.lend(host, record)
+            self.bridge_port_up(host, record["node"])
         for node in t.of_kind(Kind.HOST_NIC):
             if "interface" not in node.attrs:
                 self.host_nic(host, node)
@@ -206,7 +210,6 @@ class Builder:
             # and giving back what never left is harmless.
             raise RealizeError(str(exc)) from None
         self.lab.on_record()
-        self.bridge_port_up(host, record["node"])
 
     def bridge_port_up(self, host: IPRoute, name: str) -> None:
         """Make link `name` (its node's name) a port of the bridge the node is linked to, and up."""
