@@ -97,7 +97,7 @@ def _matches(path: str, record: dict[str, Any]) -> bool:
     """The file at path is the socket the record says the lab made."""
     try:
         st = os.lstat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in a damaged state file's path
         return False
     return (
         stat.S_ISSOCK(st.st_mode)
@@ -183,9 +183,12 @@ def remove_recorded(records: Any, log: Callable[[str], None] | None = None) -> l
         if not isinstance(path, str):
             continue
         if _matches(path, record):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(path)
-            removed.append(path)
+                removed.append(path)
+            except OSError as exc:  # the rest of the clean-up goes on
+                if log:
+                    log(f"cannot remove {path}: {exc.strerror}")
         elif record.get("ino") is None and os.path.lexists(path) and log:
             log(f"left {path} alone: a killed run was binding it but had not yet recorded which file it made")
     return removed

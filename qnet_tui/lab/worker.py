@@ -64,9 +64,8 @@ def remove_leftovers(lab: str, state: dict | None, log: Callable[[str, str], Non
     Never anything it did not record, nor another lab's."""
     removed = []
     if state:
-        removed += unixpaths.remove_recorded(
-            state.get("sockets"), lambda message: log and log("warning", f"lab {lab}: {message}")
-        )
+        warn = (lambda message: log("warning", f"lab {lab}: {message}")) if log else None
+        removed += unixpaths.remove_recorded(state.get("sockets"), warn)
         lent = state.get("lent")
         for record in reversed(lent if isinstance(lent, list) else []):
             problems = hostif.give_back_safely(record, netns.host_ns(lab))

@@ -21,7 +21,7 @@ import pytest
 from qnet_tui import protocol
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.realize import Builder, Lab, RealizeError
-from qnet_tui.lab.unixpaths import SUN_PATH_MAX
+from qnet_tui.lab.unixpaths import SUN_PATH_MAX, remove_recorded
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Node, Topology
 
@@ -168,6 +168,28 @@ def test_the_next_run_removes_a_dead_runs_sockets_but_not_a_file_put_in_their_pl
     assert "removed what a killed run of lab" in again.stderr and str(outside / "d0.sock") in again.stderr
     assert [p for p in paths if os.path.lexists(p)] == [ext]
     assert os.lstat(ext).st_ino == new  # not the dead run's: left alone
+
+
+def test_records_that_prove_nothing_remove_nothing(outside):
+    """A damaged state file, or a run killed between recording a path and
+    recording the inode it made there: nothing is unlinked."""
+    unsure = outside / "unsure.sock"
+    inode = stale_socket(unsure)
+    other = outside / "other.sock"
+    stale_socket(other)
+    st = os.lstat(other)
+    records = [
+        None,
+        {"path": 5},
+        {"path": "a\0b", "dev": 1, "ino": 2},
+        {"node": "s0", "path": str(unsure), "dev": None, "ino": None},  # the intent only
+        {"node": "s1", "path": str(other), "dev": st.st_dev, "ino": st.st_ino + 1},  # another file
+    ]
+    warnings: list[str] = []
+    assert remove_recorded(records, warnings.append) == []
+    assert os.lstat(unsure).st_ino == inode and other.is_socket()
+    assert warnings == [f"left {unsure} alone: a killed run was binding it but had not yet recorded which file it made"]
+    assert remove_recorded("damaged") == []
 
 
 # -- paths the worker refuses whatever validation said -------------------------------------
