@@ -7,7 +7,12 @@ its addresses and routes, so what X had is recorded first (in the state
 file, before the move) and put back when the lab stops: by the worker, by
 its watchdog, or by the next run after a crash. A namespace being deleted
 would hand a physical NIC back bare and destroy a virtual one; giving it
-back first avoids both."""
+back first avoids both.
+
+X is known again by its ifindex together with its MAC (and its kind and
+burned-in MAC), all recorded: a MAC alone is no identity (a VLAN
+sub-interface shares its parent's, anyone may set any), nor is a name. What
+is not found that way is gone, and nothing else is touched in its place."""
 
 from __future__ import annotations
 
@@ -41,15 +46,42 @@ def _lookup(ipr: IPRoute, ifname: str) -> int | None:
     return found[0] if found else None
 
 
-def _find(ipr: IPRoute, names: tuple[str, ...], mac: str | None, any_name: bool = False) -> int | None:
-    """The index of the first link with one of these names (and this MAC, if
-    known); with any_name, else of a link with this MAC."""
+def _identity(link: Any) -> dict[str, Any]:
+    """What tells a link from others beside its ifindex; a record keeps it."""
+    return {
+        "mac": link.get_attr("IFLA_ADDRESS"),
+        "kind": link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"),  # None for a physical NIC
+        "perm_mac": link.get_attr("IFLA_PERM_ADDRESS"),  # a physical NIC's burned-in MAC
+    }
+
+
+def _is_it(ipr: IPRoute, index: int, record: dict[str, Any]) -> bool:
+    """Link `index` is the one the record describes (all it recorded of it match)."""
+    if not isinstance(record.get("mac"), str):
+        return False
+    try:
+        link = ipr.get_links(index)[0]
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return False
+        raise
+    return all(record[key] == value for key, value in _identity(link).items() if key in record)
+
+
+def _by_index(ipr: IPRoute, indexes: tuple[Any, ...], record: dict[str, Any]) -> int | None:
+    """The first of these ifindexes whose link is the recorded one."""
+    for index in indexes:
+        if isinstance(index, int) and not isinstance(index, bool) and _is_it(ipr, index, record):
+            return index
+    return None
+
+
+def _by_name(ipr: IPRoute, names: tuple[str, ...], record: dict[str, Any]) -> int | None:
+    """The first link with one of these names that is the recorded one."""
     for name in names:
         index = _lookup(ipr, name)
-        if index is not None and (mac is None or ipr.get_links(index)[0].get_attr("IFLA_ADDRESS") == mac):
+        if index is not None and _is_it(ipr, index, record):
             return index
-    if any_name and mac is not None:  # under another name (a stand-in, or one the kernel gave it)
-        return next((link["index"] for link in ipr.get_links() if link.get_attr("IFLA_ADDRESS") == mac), None)
     return None
 
 
@@ -102,7 +134,10 @@ def survey(node: str, ifname: str) -> dict[str, Any]:
         return {
             "node": node,
             "ifname": ifname,
-            "mac": link.get_attr("IFLA_ADDRESS"),  # to know it again, whatever its name by then
+            # To know it again, whatever its name by then: the ifindex (at home,
+            # and in the lab once lent: see lent_index) with its identity.
+            "home_index": index,
+            **_identity(link),
             "up": bool(link["flags"] & IFF_UP),
             "addresses": addresses,
             "routes": routes,
@@ -122,34 +157,64 @@ def lend(record: dict[str, Any], lab_ns: str) -> None:
             raise LendError(f"{record['node']}: cannot lend {record['ifname']} to the lab: {why}") from None
 
 
+def lent_index(lab: IPRoute, record: dict[str, Any]) -> int:
+    """The ifindex the lent interface has in the lab's namespace (netlink
+    socket `lab`), just after lend(): to be recorded, to find it by at stop."""
+    index = _by_name(lab, (record["node"],), record)
+    if index is None:
+        raise LendError(f"{record['node']}: {record['ifname']} did not arrive in the lab")
+    return index
+
+
+def _send_home(lab: IPRoute, index: int, record: dict[str, Any]) -> str:
+    """Move link `index` of the lab's namespace home; returns the name it went under."""
+    node, ifname = record["node"], record["ifname"]
+    lab.link("set", index=index, state="down")
+    with contextlib.suppress(NetlinkError):
+        lab.link("set", index=index, master=0)
+    # Home under its own name if that is free there, else under the lab's,
+    # else a stand-in. (Renamed before the move: a move that renames fails
+    # when the name is taken, yet moves the link.)
+    for name in (ifname, node, f"qnet{os.getpid() & 0xFFFF:04x}back"):
+        with contextlib.suppress(NetlinkError):
+            lab.link("set", index=index, ifname=name)
+        try:
+            lab.link("set", index=index, net_ns_fd=HOME)
+            return name
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+    raise LendError(f"{node}: cannot bring {ifname} home: every name it could have is taken there")
+
+
+def _in_lab(lab: IPRoute, record: dict[str, Any]) -> int | None:
+    """The lent link in the lab's namespace: by its recorded ifindex there,
+    or, if a kill came before that was recorded, by its name there (the
+    lab's namespace holds nothing but the lab's links); the MAC always."""
+    if "lab_index" in record:
+        return _by_index(lab, (record["lab_index"],), record)
+    return _by_name(lab, (record["node"], record["ifname"]), record)
+
+
 def give_back(record: dict[str, Any], lab_ns: str) -> list[str]:
     """Return a lent interface to this machine with its name, addresses, routes
     and state. Returns what could not be restored (empty when all was)."""
-    node, ifname = record["node"], record["ifname"]
+    ifname = record["ifname"]
+    index = None
     if lab_ns in netns.existing():
         with netns.iproute(lab_ns) as lab:
-            index = _find(lab, (node, ifname), record.get("mac"))
-            if index is not None:
-                lab.link("set", index=index, state="down")
-                with contextlib.suppress(NetlinkError):
-                    lab.link("set", index=index, master=0)
-                # Home under its own name if that is free there, else under the
-                # lab's, else a stand-in. (Renamed before the move: a move that
-                # renames fails when the name is taken, yet moves the link.)
-                for name in (ifname, node, f"qnet{os.getpid() & 0xFFFF:04x}back"):
-                    with contextlib.suppress(NetlinkError):
-                        lab.link("set", index=index, ifname=name)
-                    try:
-                        lab.link("set", index=index, net_ns_fd=HOME)
-                        break
-                    except NetlinkError as exc:
-                        if exc.code != errno.EEXIST:
-                            raise
+            found = _in_lab(lab, record)
+            name = _send_home(lab, found, record) if found is not None else None
+        if name is not None:
+            with IPRoute() as ipr:
+                index = _by_name(ipr, (name,), record)
     problems = []
     with IPRoute() as ipr:
-        # Back under either name (a namespace deleted under it returns a NIC
-        # as the lab named it); the MAC tells it from a stranger that took the name.
-        index = _find(ipr, (ifname, node), record.get("mac"), any_name=True)
+        if index is None:
+            # Home already: given back before, or its namespace was deleted
+            # under it (a physical NIC returns by itself, keeping its ifindex
+            # when that is free). Never a link that merely shares its MAC.
+            index = _by_index(ipr, (record.get("lab_index"), record.get("home_index")), record)
         if index is None:
             return [f"{ifname} is gone"]
         if ipr.get_links(index)[0].get_attr("IFLA_IFNAME") != ifname:

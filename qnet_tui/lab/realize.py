@@ -25,6 +25,7 @@ from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
 from qnet_tui.lab.tap import open_tap
+from qnet_tui.lab.unixpaths import PathError, SocketFiles
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.qemu import qemu_socket
 from qnet_tui.model.topology import Node, Topology
@@ -49,9 +50,14 @@ class Lab:
     on_record: Callable[[], None] = lambda: None  # namespaces or lent changed: save them
     namespaces: list[str] = field(default_factory=list)  # created, in order
     lent: list[dict] = field(default_factory=list)  # this machine's interfaces in the lab (hostif records)
+    sockets: list[dict] = field(default_factory=list)  # unix socket files bound (unixpaths records)
     hubs: list[Hub] = field(default_factory=list)  # one per hub node: the VLANs
     pairs: list[Hub] = field(default_factory=list)  # direct peers and lone ports
     ports: dict[str, Port] = field(default_factory=dict)
+    files: SocketFiles = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.files = SocketFiles(self.runtime_dir, self.sockets, lambda: self.on_record())
 
     def namespace_of(self, node: str) -> str:
         return netns.node_ns(self.name, node)
@@ -122,10 +128,14 @@ class Builder:
         except hostif.LendError as exc:
             raise RealizeError(str(exc)) from None
         host = self.ns(lab.host_ns)
+        for record in surveys:
+            # First, into a namespace holding only lo: the interface keeps its
+            # ifindex there, and that is how it is known again at stop.
+            self.lend(host, record)
         for node in t.of_kind(Kind.BRIDGE):
             self.bridge(host, node)
         for record in surveys:
-            self.lend(host, record)
+            self.bridge_port_up(host, record["node"])
         for node in t.of_kind(Kind.HOST_NIC):
             if "interface" not in node.attrs:
                 self.host_nic(host, node)
@@ -193,11 +203,13 @@ class Builder:
         self.lab.on_record()
         try:
             hostif.lend(record, self.lab.host_ns)
+            # What finds it again at stop, whatever happens to names meanwhile.
+            record["lab_index"] = hostif.lent_index(host, record)
         except hostif.LendError as exc:
             # The record stays: a move can fail halfway (moved, not renamed),
             # and giving back what never left is harmless.
             raise RealizeError(str(exc)) from None
-        self.bridge_port_up(host, record["node"])
+        self.lab.on_record()
 
     def bridge_port_up(self, host: IPRoute, name: str) -> None:
         """Make link `name` (its node's name) a port of the bridge the node is linked to, and up."""
@@ -230,9 +242,11 @@ class Builder:
             port: Port = TapPort(node.id, fd, vnet)
         elif node.is_qemu_vm:
             # A real QEMU VM is this NIC: the lab serves the socket it plugs into.
-            port = StreamPort(node.id, lab.loop, lab.log, "unix", "listen", qemu_socket(node.id), lab.runtime_dir)
             try:
+                port = StreamPort(node.id, lab.loop, lab.log, "unix", "listen", qemu_socket(node.id), lab.files)
                 port.start()
+            except PathError as exc:
+                raise RealizeError(str(exc)) from None
             except OSError as exc:
                 raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
         elif node.kind is Kind.GUEST_NIC:
@@ -257,15 +271,18 @@ class Builder:
 
     def socket(self, node: Node) -> Port:
         lab = self.lab
-        family, address = node.get("family"), node.attrs["address"]
+        family, address, external = node.get("family"), node.attrs["address"], node.get("external") is True
         try:
             if node.attrs["transport"] == "stream":
                 port: StreamPort | DgramPort = StreamPort(
-                    node.id, lab.loop, lab.log, family, node.attrs["mode"], address, lab.runtime_dir
+                    node.id, lab.loop, lab.log, family, node.attrs["mode"], address, lab.files, external
                 )
             else:
-                port = DgramPort(node.id, lab.loop, lab.log, family, address, node.attrs.get("local"), lab.runtime_dir)
+                local = node.attrs.get("local")
+                port = DgramPort(node.id, lab.loop, lab.log, family, address, local, lab.files, external)
             port.start()
+        except PathError as exc:
+            raise RealizeError(str(exc)) from None
         except (OSError, socket.gaierror) as exc:
             raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
         return port
@@ -293,6 +310,7 @@ def teardown(lab: Lab) -> list[str]:
         close = getattr(port, "close", None)
         if close is not None:
             close()
+    lab.files.release_all()  # a port that failed half-way made its file, too
     if lab.lent:
         for record in reversed(lab.lent):
             for problem in hostif.give_back_safely(record, lab.host_ns):

@@ -15,13 +15,12 @@ import ipaddress
 import os
 import select
 import socket
-import stat
 import struct
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import BATCH, Port
+from qnet_tui.lab.unixpaths import PathError, SocketFiles
 from qnet_tui.model.values import split_host_port
 
 MAX_FRAME = 69632  # QEMU's NET_BUFSIZE: the largest frame its stream reader takes
@@ -42,27 +41,23 @@ def inet_address(text: str, kind: int) -> tuple[int, tuple]:
     return family, sockaddr
 
 
-def unix_path(text: str, runtime_dir: Path) -> str:
-    """A relative path lives in the lab's private runtime folder."""
-    return str(Path(text) if os.path.isabs(text) else runtime_dir / text)
-
-
-def _remove_stale_socket(path: str) -> None:
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 class StreamPort(Port):
     kind = "stream"
 
     def __init__(
-        self, name: str, loop: Loop, log: Log, family: str, mode: str, address: str, runtime_dir: Path
+        self,
+        name: str,
+        loop: Loop,
+        log: Log,
+        family: str,
+        mode: str,
+        address: str,
+        files: SocketFiles,
+        external: bool = False,
     ) -> None:
         super().__init__(name)
         self.loop, self.log = loop, log
+        self.files = files
         self.mode = mode
         self.address_text = address
         self.connected = False
@@ -71,8 +66,9 @@ class StreamPort(Port):
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.path: str | None = None
+        self.bound = False  # self.path is a socket file this port made
         if family == "unix":
-            self.path = unix_path(address, runtime_dir)
+            self.path = files.path(name, address, external)
             self.family, self.sockaddr = socket.AF_UNIX, self.path
         else:
             self.family, self.sockaddr = inet_address(address, socket.SOCK_STREAM)
@@ -83,16 +79,22 @@ class StreamPort(Port):
     def start(self) -> None:
         if self.mode == "listen":
             sock = socket.socket(self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-            if self.path:
-                _remove_stale_socket(self.path)
-            else:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind(self.sockaddr)
+                if self.path:
+                    self.files.bind(self.name, sock, self.path)
+                    self.bound = True
+                else:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind(self.sockaddr)
                 sock.listen(4)
+            except PathError:
+                sock.close()
+                raise
             except OSError as exc:
                 sock.close()
-                raise OSError(exc.errno, f"{self.name}: cannot listen on {self.address_text}: {exc.strerror}") from None
+                self._unbind()
+                where = self.path or self.address_text
+                raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from None
             self.listener = sock
             self.loop.add(sock.fileno(), self._on_accept)
         else:
@@ -264,26 +266,39 @@ class StreamPort(Port):
             self.loop.remove(self.listener.fileno())
             self.listener.close()
             self.listener = None
-            if self.path:
-                _remove_stale_socket(self.path)
+        self._unbind()
+
+    def _unbind(self) -> None:
+        if self.bound:
+            self.files.release(self.name, self.path)
+            self.bound = False
 
 
 class DgramPort(Port):
     kind = "dgram"
 
     def __init__(
-        self, name: str, loop: Loop, log: Log, family: str, address: str, local: str | None, runtime_dir: Path
+        self,
+        name: str,
+        loop: Loop,
+        log: Log,
+        family: str,
+        address: str,
+        local: str | None,
+        files: SocketFiles,
+        external: bool = False,
     ) -> None:
         super().__init__(name)
         self.loop, self.log = loop, log
+        self.files = files
         self.address_text = address
         self.multicast = False
-        self.bound_path: str | None = None
+        self.bound_path: str | None = None  # a socket file this port made
         if family == "unix":
             self.family = socket.AF_UNIX
-            self.remote = unix_path(address, runtime_dir)
-            self.local = unix_path(local, runtime_dir) if local else None
-            self.bound_path = self.local
+            # Frames go to this path only: outside the lab's folder only when the node says external.
+            self.remote = files.path(name, address, external)
+            self.local = files.path(name, local, external) if local else None
         else:
             self.family, self.remote = inet_address(address, socket.SOCK_DGRAM)
             self.multicast = ipaddress.ip_address(self.remote[0]).is_multicast
@@ -296,8 +311,8 @@ class DgramPort(Port):
         try:
             if self.family == socket.AF_UNIX:
                 if self.local:
-                    _remove_stale_socket(self.local)
-                    sock.bind(self.local)
+                    self.files.bind(self.name, sock, self.local)
+                    self.bound_path = self.local
             elif self.multicast:
                 # As QEMU's mcast: bind the group's port, join, loop back so that
                 # several QEMUs on this host share the VLAN.
@@ -322,10 +337,14 @@ class DgramPort(Port):
                 probe.connect(self.remote)
                 self.own = (probe.getsockname()[0], None)
                 probe.close()
+        except PathError:
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
+            self._unbind()
             raise OSError(
-                exc.errno, f"{self.name}: cannot open dgram socket for {self.address_text}: {exc.strerror}"
+                exc.errno, f"cannot open dgram socket for {self.address_text}: {exc.strerror or exc}"
             ) from None
         self.sock = sock
         self.loop.add(sock.fileno(), self._on_readable)
@@ -364,5 +383,9 @@ class DgramPort(Port):
             self.loop.remove(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        self._unbind()
+
+    def _unbind(self) -> None:
         if self.bound_path:
-            _remove_stale_socket(self.bound_path)
+            self.files.release(self.name, self.bound_path)
+            self.bound_path = None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qnet_tui import protocol
-from qnet_tui.lab import hostif, netns
+from qnet_tui.lab import hostif, netns, unixpaths
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.control import ControlServer, MessageError
 from qnet_tui.lab.loop import Loop
@@ -67,10 +67,13 @@ def read_state(lab: str) -> dict | None:
 
 def remove_leftovers(lab: str, state: dict | None, log: Callable[[str, str], None] | None = None) -> list[str]:
     """Give back the interfaces a dead run of `lab` borrowed from this
-    machine, delete the namespaces it recorded as its own, and its state
-    file. Never anything it did not record, nor another lab's."""
+    machine, delete the namespaces it recorded as its own, the socket files
+    it made (only while each is the very file it made), and its state file.
+    Never anything it did not record, nor another lab's."""
     removed = []
     if state:
+        warn = (lambda message: log("warning", f"lab {lab}: {message}")) if log else None
+        removed += unixpaths.remove_recorded(state.get("sockets"), warn)
         lent = state.get("lent")
         for record in reversed(lent if isinstance(lent, list) else []):
             problems = hostif.give_back_safely(record, netns.host_ns(lab))
@@ -350,6 +353,7 @@ class Worker:
                 "started": time.time(),
                 "namespaces": lab.namespaces if lab else [],
                 "lent": lab.lent if lab else [],
+                "sockets": lab.sockets if lab else [],
             },
         )
 

@@ -137,6 +137,12 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
         Field("mode", str, "stream: listen for QEMU, or connect to it", choices=("listen", "connect")),
         Field("address", str, "unix: a path; inet: HOST:PORT (dgram: the remote, or a multicast group)", required=True),
         Field("local", str, "dgram: the local address to bind"),
+        Field(
+            "external",
+            bool,
+            "the unix path is absolute, outside the lab's folder: a socket another program serves or uses",
+            default=False,
+        ),
     ),
 }
 

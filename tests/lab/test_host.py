@@ -184,3 +184,47 @@ def test_a_host_nic_named_like_a_link_of_the_machine_still_gives_back(make_lab, 
     assert lab.stop() == 0
     wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
     assert not any("giving back" in e for e in lab.errors)
+
+
+def add_look_alikes(m: Machine) -> str:
+    """Links of the machine that share uplink0's MAC: a veth, a sub-interface
+    on it (a macvlan: kernels without 802.1Q have it, and it shares a MAC as
+    a VLAN sub-interface does), and a bridge. Returns that MAC."""
+    with m.ipr(m.ns) as ipr:
+        mac = ipr.get_links(ipr.link_lookup(ifname="uplink0")[0])[0].get_attr("IFLA_ADDRESS")
+        ipr.link("add", ifname="twin0", kind="veth", peer={"ifname": "twin1"})
+        twin = ipr.link_lookup(ifname="twin0")[0]
+        ipr.link("set", index=twin, address=mac)
+        ipr.link("add", ifname="twin0.7", kind="macvlan", link=twin, macvlan_mode="passthru")
+        ipr.link("add", ifname="brtwin", kind="bridge", address=mac)
+        for name in ("twin0", "twin1", "twin0.7", "brtwin"):
+            ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+        alike = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links() if link.get_attr("IFLA_ADDRESS") == mac]
+    assert sorted(alike) == ["brtwin", "twin0", "twin0.7", "uplink0"]
+    return mac
+
+
+def without_uplink(state: dict) -> dict:
+    """The machine's state with uplink0 (and what hangs on it) removed."""
+    return {key: [item for item in items if "uplink0" not in item] for key, items in state.items()}
+
+
+def test_a_lent_interface_gone_with_its_namespace_leaves_look_alikes_alone(make_lab, machine):
+    add_look_alikes(machine)
+    before = settled_state(machine)
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    netns.remove(f"qnet-{lab.name}")  # the lab's host side, and the lent veth with it, are gone
+    assert lab.stop() == 0
+    assert "wan: giving back uplink0: uplink0 is gone" in "\n".join(lab.errors)
+    # Nothing else was taken for it: not renamed, not addressed, not brought down.
+    assert network_state(machine.ns) == without_uplink(before)
+
+
+def test_an_interface_already_home_under_the_labs_name_comes_back_whole(make_lab, machine):
+    add_look_alikes(machine)
+    before = settled_state(machine)
+    lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
+    with machine.ipr(f"qnet-{lab.name}") as ipr:  # someone sends it home while the lab has it
+        ipr.link("set", index=ipr.link_lookup(ifname="wan")[0], net_ns_fd=machine.ns)
+    assert lab.stop() == 0
+    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
