@@ -258,8 +258,7 @@ class Hub:
                 key = hash(frame[off0:] if off0 else frame)
                 if key == probe_key and frame[off0:] == self.probe:
                     self.probe_back = True  # the loop through the probed port persists
-                    src.drop_loop_in += 1
-                    continue
+                    continue  # the worker's own frame: not counted, not forwarded
                 if not now:
                     now = monotonic()
                 first = seen.get(key)
@@ -356,6 +355,9 @@ class Hub:
             if self.probe_back:
                 port.loop_hold = min(port.loop_hold * 2, LOOP_HOLD_MAX_S)
                 port.cut_until = now + port.loop_hold
+                events.append(
+                    ("info", f"{self.name}: port {port.name} still closes a loop; re-tested in {port.loop_hold:g} s")
+                )
             else:
                 self.restore(port)
                 events.append(("info", f"{self.name}: port {port.name} closes no loop any more; it forwards again"))

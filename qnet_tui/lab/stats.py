@@ -128,8 +128,10 @@ def format_table(snapshot: dict[str, Any]) -> str:
     rows = [(f"VLAN {k}", v) for k, v in snapshot["vlans"].items()] + list(snapshot["peers"].items())
     for label, s in rows:
         protocols = " ".join(f"{k} {v}" for k, v in s["protocols"].items() if v)
+        cut = ", ".join(name for name, p in s["ports"].items() if p.get("looped"))
         lines.append(
             f"  {label:<18} {s['frames']:>10} frames {si(s['bytes'], 'B'):>9}  "
             f"{si(s['fps'], 'fps'):>10} {si(s['bps'], 'bit/s'):>12}  drops {s['drops']:<6} {protocols}"
+            + (f"  loop: {cut} cut" if cut else "")
         )
     return "\n".join(lines)

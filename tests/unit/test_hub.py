@@ -288,10 +288,12 @@ def test_a_cut_port_is_reported_once_and_probed_alone(hub, monkeypatch):
     assert len(probe) == 1 and probe[0].startswith(PROBE_HEADER)  # out of the cut port only
     assert all(p.frames() == [] for p in pipes if p is not pipes[1])
     # The loop persists: the probe comes back through another port. It is not flooded.
+    before = h.frames, h.stats()["drops"]
     h.forward(pipes[2].port, probe)
-    assert all(p.frames() == [] for p in pipes)
+    assert all(p.frames() == [] for p in pipes) and (h.frames, h.stats()["drops"]) == before  # nor counted
     clock.now += LOOP_PROBE_WAIT_S
-    assert h.check_loops(clock.now) == []
+    events = h.check_loops(clock.now)
+    assert [level for level, _ in events] == ["info"] and "p1 still closes a loop" in events[0][1]
     assert pipes[1].port.looped and pipes[1].port.cut_until == clock.now + 2 * LOOP_HOLD_S  # twice as long
     clock.now += 2 * LOOP_HOLD_S
     h.check_loops(clock.now)
