@@ -577,8 +577,7 @@ class QnetApp(App[None]):
             live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
             for name, port in stats["ports"].items():
                 # A box's border is short: a port cut for a loop says only that (the pane has its drops).
-                looped = port.get("looped")
-                live[name] = "cut: loop" if looped else f"in {port['rx_frames']} out {port['tx_frames']}"
+                live[name] = "cut: loop" if port.get("looped") else f"in {port['rx_frames']} out {port['tx_frames']}"
         self.canvas.show_live(live)
 
     @on(LabExited)
