@@ -353,3 +353,15 @@ def test_looking_for_loops_touches_no_unicast_frame(hub, monkeypatch):
     assert calls == [] and h.seen == {}
     h.forward(pipes[0].port, [eth(0x0800, bytes(40))] * 100)  # broadcast: one clock read per batch
     assert calls == [1] and len(h.seen) == 1
+
+
+def test_runs_table_names_the_ports_cut_for_a_loop(hub, monkeypatch):
+    from qnet_tui.lab.stats import format_table
+
+    Clock(monkeypatch)
+    h, pipes = hub
+    snapshot = {"time": 0.0, "vlans": {"0": dict(h.stats(), fps=0.0, bps=0.0)}, "peers": {}}
+    assert "loop" not in format_table(snapshot)
+    loop_and_cut(h, pipes)
+    snapshot["vlans"]["0"] = dict(h.stats(), fps=0.0, bps=0.0)
+    assert format_table(snapshot).endswith("loop: p1 cut")
