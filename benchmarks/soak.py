@@ -121,19 +121,32 @@ async def soak(seconds: float) -> dict:
                 app.lab.stop()
                 asked = time.monotonic()
     hub_in = after[0]["frames"] - before[0]["frames"]
-    drops = after[0]["drops"] - before[0]["drops"]
+    # Only drops on the way out balance the hub's intake; guest-queue drops
+    # happened before a frame reached the hub, and are reported beside them.
+    drops = sent_drops(after[0]) - sent_drops(before[0])
+    queue = guest_queue_drops(after[0]) - guest_queue_drops(before[0])
     landed = (after[1] - before[1]) + (after[2] - before[2])
     return {
         "seconds": elapsed,
         "frames_in": hub_in,
         "delivered": landed,
         "drops": drops,
+        "guest_queue": queue,
         "worker_rss_start_kb": start["worker"],
         "worker_rss_end_kb": end["worker"],
         "app_rss_start_kb": start["app"],
         "app_rss_end_kb": end["app"],
         "trace": trace,
     }
+
+
+def sent_drops(vlan: dict) -> int:
+    reasons = ("full", "gone", "oversized")
+    return sum(port["drop_reasons"][why] for port in vlan["ports"].values() for why in reasons)
+
+
+def guest_queue_drops(vlan: dict) -> int:
+    return sum(port["drop_reasons"]["guest-queue"] for port in vlan["ports"].values())
 
 
 def main() -> int:
@@ -150,7 +163,8 @@ def main() -> int:
     )
     print(
         f"accounting: delivered {r['delivered']:,} + dropped {r['drops']:,} = {r['delivered'] + r['drops']:,}; "
-        f"drift {r['frames_in'] - r['delivered'] - r['drops']:+,}"
+        f"drift {r['frames_in'] - r['delivered'] - r['drops']:+,}; "
+        f"{r['guest_queue']:,} more dropped by the senders' kernels before the hub (guest-queue)"
     )
     points = (f"{t:.0f}s {w / 1024:.1f}/{a / 1024:.1f}" for t, w, a in r["trace"])
     print("RSS of worker/app over the flood, MiB: " + ", ".join(points))

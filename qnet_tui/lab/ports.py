@@ -3,15 +3,32 @@ and the hubs that flood between them.
 
 This is the forwarding path. It is written for per-frame cost: counters are
 plain integer attributes, each ready fd is drained in a batch, and nothing
-here decodes more of a frame than its EtherType and IP protocol byte."""
+here decodes more of a frame than its EtherType and IP protocol byte.
+
+Loops. Two sockets of a hub joined to each other, or a bridge with two taps
+on one hub, send every frame the hub floods back into it, forever. A hub
+remembers the group-addressed frames (broadcast, multicast: the ones every
+loop carries first, an ARP or an IPv6 neighbour solicitation) it forwarded in
+the last LOOP_WINDOW_S; unicast frames cost one bit test. The same frame
+entering again through another port than the first time is a repeat (a guest
+repeating itself enters through its own port, and its ARP retries are a
+second apart); LOOP_REPEATS repeats through one port within LOOP_COUNT_S cut
+that port: frames from it and to it are dropped and counted as `loop`, which
+breaks the loop. A cut port is re-tested after LOOP_HOLD_S with one probe
+frame sent out of it alone: if the probe comes back through a port that is
+not cut, the loop persists and the port stays cut twice as long (up to
+LOOP_HOLD_MAX_S); if not, it forwards again. Probing instead of just
+reopening keeps a loop that carries only unicast from storming unseen."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from time import monotonic
 
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.tap import VNET_HDR_LEN
@@ -28,6 +45,18 @@ _L4 = [-1] * 256
 _L4[1] = _L4[58] = ICMP  # ICMP, ICMPv6
 _L4[6] = TCP
 _L4[17] = UDP
+
+LOOP_WINDOW_S = 0.05  # a copy back within this is a repeat: loops return in microseconds to ms
+LOOP_REPEATS = 16  # repeats through one port within LOOP_COUNT_S that cut it
+LOOP_COUNT_S = 1.0
+LOOP_TABLE = 1024  # group-addressed frames a hub remembers; forgotten all at once when full
+LOOP_HOLD_S = 5.0  # a cut port is re-tested after this, doubling while the loop persists
+LOOP_HOLD_MAX_S = 60.0
+LOOP_PROBE_WAIT_S = 0.1  # how long a probe has to come back
+# The probe: broadcast, from a locally administered address, EtherType 0x9000
+# (Configuration Testing Protocol, "loopback"): made for exactly this, and
+# nothing a guest answers.
+PROBE_HEADER = b"\xff" * 6 + bytes.fromhex("02716e657400") + b"\x90\x00"
 
 
 @dataclass(slots=True)
@@ -56,7 +85,18 @@ class Port:
         self.drop_full = self.drop_gone = self.drop_oversized = 0  # frames this port could not send
         self.drop_bytes = 0
         self.drop_malformed = 0  # frames received that were not Ethernet
+        self.drop_loop_in = 0  # frames received while the port was cut for a loop
+        self.drop_loop_out = self.drop_loop_out_bytes = 0  # frames the hub flooded while it was cut (closed spells)
+        self.drop_guest_queue = 0  # frames its device could not queue to the worker (the device's tx_dropped)
         self.connected = True
+        # Loop guard state; see the module's docstring.
+        self.looped = False
+        self.loop_reported = False
+        self.repeats = 0
+        self.repeat_since = 0.0
+        self.cut_until = 0.0
+        self.loop_hold = LOOP_HOLD_S
+        self.cut_frames = self.cut_bytes = 0  # the hub's counters when it was cut
 
     def send(self, frame: bytes, segments: int, length: int) -> None:
         """Send one frame; count it in drop_* if it cannot go."""
@@ -69,17 +109,39 @@ class Port:
     # -- statistics ------------------------------------------------------------
 
     @property
+    def drop_loop(self) -> int:
+        """Frames from and to this port dropped while it was cut for a loop."""
+        return self.drop_loop_in + self._loop_out()[0]
+
+    def _loop_out(self) -> tuple[int, int]:
+        frames, size = self.drop_loop_out, self.drop_loop_out_bytes
+        if self.looped and self.hub:  # a cut port gets nothing the hub floods: all of it is dropped
+            frames += self.hub.frames - self.cut_frames
+            size += self.hub.bytes - self.cut_bytes
+        return frames, size
+
+    @property
     def drops(self) -> int:
-        return self.drop_full + self.drop_gone + self.drop_oversized + self.drop_malformed
+        return (
+            self.drop_full
+            + self.drop_gone
+            + self.drop_oversized
+            + self.drop_malformed
+            + self.drop_loop
+            + self.drop_guest_queue
+        )
 
     @property
     def tx_frames(self) -> int:
         hub = self.hub
-        return hub.frames - self.rx_frames - (self.drop_full + self.drop_gone + self.drop_oversized) if hub else 0
+        if hub is None:
+            return 0
+        not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0]
+        return hub.frames - self.rx_frames - not_sent
 
     @property
     def tx_bytes(self) -> int:
-        return self.hub.bytes - self.rx_bytes - self.drop_bytes if self.hub else 0
+        return self.hub.bytes - self.rx_bytes - self.drop_bytes - self._loop_out()[1] if self.hub else 0
 
     def stats(self) -> dict:
         return {
@@ -95,7 +157,10 @@ class Port:
                 "gone": self.drop_gone,
                 "oversized": self.drop_oversized,
                 "malformed": self.drop_malformed,
+                "loop": self.drop_loop,
+                "guest-queue": self.drop_guest_queue,
             },
+            "looped": self.looped,
         }
 
 
@@ -152,6 +217,13 @@ class Hub:
         self.capture: Capture | None = None
         # Per source: the tap fds (written directly) and other ports to flood to.
         self._outs: dict[int, tuple[list[tuple[int, Port]], list[Port]]] = {}
+        # Loop guard: hash of a group-addressed frame -> (port it first came in through, when last seen).
+        self.seen: dict[int, tuple[Port, float]] = {}
+        self.probe: bytes | None = None  # the loop probe out, if any, and whom it tests
+        self.probe_key: int | None = None
+        self.probe_port: Port | None = None
+        self.probe_sent = 0.0
+        self.probe_back = False
 
     def attach(self, port: Port) -> None:
         port.hub = self
@@ -159,7 +231,7 @@ class Hub:
         self._outs.clear()
 
     def _outs_for(self, src: Port) -> tuple[list[tuple[int, Port]], list[Port]]:
-        others = [p for p in self.ports if p is not src]
+        others = [p for p in self.ports if p is not src and not p.looped]
         outs = ([(p.fd, p) for p in others if type(p) is TapPort], [p for p in others if type(p) is not TapPort])
         self._outs[id(src)] = outs
         return outs
@@ -167,15 +239,38 @@ class Hub:
     def forward(self, src: Port, frames: Iterable[bytes]) -> None:
         """Flood frames from src. The per-frame path: counts in locals, one
         write per destination tap."""
+        if src.looped:
+            self._drop_looped(src, frames)
+            return
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
         off0 = VNET_HDR_LEN if src.vnet else 0
         protocols, budget, write, capture = self.protocols, self.sample_budget, os.write, self.capture
+        seen, probe_key, now = self.seen, self.probe_key, 0.0
         count = size_sum = 0
+        looping = None  # the frame that made src a loop's port
+        frames = iter(frames)
         for frame in frames:
             length = len(frame) - off0
             if length < 14:
                 src.drop_malformed += 1
                 continue
+            if frame[off0] & 1:  # a group address: remembered, to find loops (see the module's docstring)
+                key = hash(frame[off0:] if off0 else frame)
+                if key == probe_key and frame[off0:] == self.probe:
+                    self.probe_back = True  # the loop through the probed port persists
+                    continue  # the worker's own frame: not counted, not forwarded
+                if not now:
+                    now = monotonic()
+                first = seen.get(key)
+                if first is None or now - first[1] > LOOP_WINDOW_S:
+                    if len(seen) >= LOOP_TABLE:
+                        seen.clear()
+                    seen[key] = (src, now)
+                else:
+                    seen[key] = (first[0], now)
+                    if first[0] is not src and self._repeat(src, now):
+                        looping = frame
+                        break
             segments = 1
             if off0 and frame[1]:  # gso_type: a TCP super-frame of several wire frames
                 gso_size = frame[4] | frame[5] << 8
@@ -219,6 +314,77 @@ class Hub:
         self.frames += count
         self.bytes += size_sum
         self.sample_budget = budget
+        if looping is not None:
+            self.cut(src, now)
+            self._drop_looped(src, itertools.chain((looping,), frames))
+
+    # -- the loop guard (off the per-frame path but for _repeat) -----------------------
+
+    def _repeat(self, port: Port, now: float) -> bool:
+        """Count a repeat through port; True when that makes it a loop's."""
+        if now - port.repeat_since > LOOP_COUNT_S:
+            port.repeat_since, port.repeats = now, 0
+        port.repeats += 1
+        return port.repeats >= LOOP_REPEATS
+
+    def _drop_looped(self, port: Port, frames: Iterable[bytes]) -> None:
+        off0 = VNET_HDR_LEN if port.vnet else 0
+        port.drop_loop_in += sum(_segments(frame, off0) for frame in frames)
+
+    def cut(self, port: Port, now: float) -> None:
+        """Stop forwarding from and to port: it closes a loop."""
+        port.looped = True
+        port.cut_until = now + port.loop_hold
+        port.cut_frames, port.cut_bytes = self.frames, self.bytes
+        self._outs.clear()
+
+    def restore(self, port: Port) -> None:
+        port.drop_loop_out, port.drop_loop_out_bytes = port._loop_out()
+        port.looped = port.loop_reported = False
+        port.repeats = 0
+        port.loop_hold = LOOP_HOLD_S
+        self._outs.clear()
+
+    def check_loops(self, now: float) -> list[tuple[str, str]]:
+        """Called every statistics tick: judge the last probe, report new cuts,
+        probe the next cut port that is due. Returns (level, message) to log."""
+        events = []
+        port = self.probe_port
+        if port is not None and now - self.probe_sent >= LOOP_PROBE_WAIT_S:
+            self.probe = self.probe_key = self.probe_port = None
+            if self.probe_back:
+                port.loop_hold = min(port.loop_hold * 2, LOOP_HOLD_MAX_S)
+                port.cut_until = now + port.loop_hold
+                events.append(
+                    ("info", f"{self.name}: port {port.name} still closes a loop; re-tested in {port.loop_hold:g} s")
+                )
+            else:
+                self.restore(port)
+                events.append(("info", f"{self.name}: port {port.name} closes no loop any more; it forwards again"))
+        for port in self.ports:
+            if port.looped and not port.loop_reported:
+                port.loop_reported = True
+                events.append(
+                    (
+                        "warning",
+                        f"{self.name}: loop: frames this hub flooded come back in through port {port.name}; "
+                        f"{port.name} is cut (its frames are dropped as 'loop') and re-tested in {port.loop_hold:g} s",
+                    )
+                )
+        if self.probe_port is None:
+            due = [p for p in self.ports if p.looped and p.cut_until <= now]
+            if due:
+                self._send_probe(due[0], now)
+        return events
+
+    def _send_probe(self, port: Port, now: float) -> None:
+        """One broadcast out of port alone; seen coming back through any port
+        that is not cut, it says the loop is still there."""
+        body = PROBE_HEADER + os.urandom(8) + self.name.encode()[:32]
+        body += bytes(max(0, 60 - len(body)))
+        self.probe, self.probe_key, self.probe_port = body, hash(body), port
+        self.probe_sent, self.probe_back = now, False
+        port.send(bytes(VNET_HDR_LEN) + body if port.vnet else body, 1, len(body))
 
     def stats(self) -> dict:
         return {
@@ -236,3 +402,10 @@ class Hub:
         self.samples.clear()
         self.sample_budget = SAMPLES_PER_TICK
         return out
+
+
+def _segments(frame: bytes, off0: int) -> int:
+    """The wire frames a frame stands for (a GSO super-frame: several)."""
+    if off0 and len(frame) >= off0 + 14 and frame[1] and (gso_size := frame[4] | frame[5] << 8):
+        return -(-(len(frame) - off0 - (frame[2] | frame[3] << 8)) // gso_size)
+    return 1

@@ -1,5 +1,6 @@
 """Statistics snapshots of a running lab: cumulative counters from the
-forwarding path, rates between two snapshots, and decoded frame samples."""
+forwarding path, rates between two snapshots, decoded frame samples, and the
+drops the kernel counted before a frame ever reached the worker."""
 
 from __future__ import annotations
 
@@ -7,9 +8,51 @@ import logging
 import time
 from typing import Any
 
-from qnet_tui.lab.ports import Hub
-from qnet_tui.lab.realize import Lab
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from qnet_tui.lab import netns
+from qnet_tui.lab.ports import Hub, TapPort
+from qnet_tui.lab.realize import GUEST_IFNAME, Lab
+from qnet_tui.model.kinds import Kind
 from qnet_tui.model.values import si
+
+
+class GuestQueues:
+    """Frames a guest (or a tap node's bridge) sent that the kernel dropped
+    because the tap's queue to the worker was full: the device's tx_dropped.
+    The forwarding path never sees them; read once per statistics tick, one
+    netlink socket per namespace, kept for the lab's life."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.devices: dict[str, list[tuple[str, TapPort]]] = {}  # namespace -> (ifname, port)
+        for name, port in lab.ports.items():
+            node = lab.topology.nodes.get(name)
+            if not isinstance(port, TapPort) or node is None:
+                continue
+            if node.kind is Kind.TAP:
+                self.devices.setdefault(lab.host_ns, []).append((name, port))
+            elif node.kind is Kind.GUEST_NIC:
+                self.devices.setdefault(lab.namespace_of(name), []).append((GUEST_IFNAME, port))
+        self.iprs: dict[str, IPRoute] = {}
+
+    def read(self) -> None:
+        for ns, devices in self.devices.items():
+            try:
+                ipr = self.iprs.get(ns) or self.iprs.setdefault(ns, netns.iproute(ns))
+                links = {link.get_attr("IFLA_IFNAME"): link for link in ipr.get_links()}
+            except (OSError, NetlinkError):
+                continue  # the namespace is going (the lab stops): keep the last counts
+            for ifname, port in devices:
+                link = links.get(ifname)
+                counters = link.get_attr("IFLA_STATS64") if link is not None else None
+                if counters is not None:
+                    port.drop_guest_queue = counters["tx_dropped"]
+
+    def close(self) -> None:
+        for ipr in self.iprs.values():
+            ipr.close()
+        self.iprs.clear()
 
 
 class Stats:
@@ -17,6 +60,7 @@ class Stats:
         self.lab = lab
         self.last: dict[str, tuple[float, int, int]] = {}
         self._decode = None
+        self.queues = GuestQueues(lab)
 
     def _hub_stats(self, hub: Hub, now: float) -> dict[str, Any]:
         s = hub.stats()
@@ -28,6 +72,7 @@ class Stats:
         return s
 
     def snapshot(self) -> dict[str, Any]:
+        self.queues.read()
         now = time.monotonic()
         vlans = {}
         for hub in self.lab.hubs:
@@ -36,6 +81,9 @@ class Stats:
             vlans[str(hub.vlan)] = s
         peers = {hub.name: self._hub_stats(hub, now) for hub in self.lab.pairs}
         return {"time": round(time.time(), 3), "lab": self.lab.name, "vlans": vlans, "peers": peers}
+
+    def close(self) -> None:
+        self.queues.close()
 
     def samples(self) -> list[dict[str, Any]]:
         """Decoded samples since the last call: a handful per hub per tick, so
@@ -80,8 +128,10 @@ def format_table(snapshot: dict[str, Any]) -> str:
     rows = [(f"VLAN {k}", v) for k, v in snapshot["vlans"].items()] + list(snapshot["peers"].items())
     for label, s in rows:
         protocols = " ".join(f"{k} {v}" for k, v in s["protocols"].items() if v)
+        cut = ", ".join(name for name, p in s["ports"].items() if p.get("looped"))
         lines.append(
             f"  {label:<18} {s['frames']:>10} frames {si(s['bytes'], 'B'):>9}  "
             f"{si(s['fps'], 'fps'):>10} {si(s['bps'], 'bit/s'):>12}  drops {s['drops']:<6} {protocols}"
+            + (f"  loop: {cut} cut" if cut else "")
         )
     return "\n".join(lines)

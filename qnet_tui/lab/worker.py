@@ -448,9 +448,12 @@ class Worker:
     def _tick(self) -> None:
         if not self.loop.running:
             return
+        now = time.monotonic()
         for hub in (*self.lab.hubs, *self.lab.pairs):
             if hub.capture is not None and hub.capture.error:
                 self._end_capture(hub)
+            for level, message in hub.check_loops(now):
+                self.log(level, message)
         snapshot = self.stats.snapshot()
         if self.out is not None:
             line = json.dumps(snapshot) if self.json_lines else format_table(snapshot)
@@ -497,6 +500,9 @@ class Worker:
         for hub in (*self.lab.hubs, *self.lab.pairs) if self.lab else ():
             if hub.capture is not None:
                 self._end_capture(hub)
+        if self.stats is not None:
+            self.stats.close()  # its netlink sockets hold the namespaces
+            self.stats = None
         if self.lab is not None:
             teardown(self.lab)
             self.lab = None

@@ -462,18 +462,12 @@ class QnetApp(App[None]):
         t = self.document.topology
         if node is None or node not in t.nodes:
             return None
-        panes = self.query_one(TrafficView).panes
-        hubs = (
-            [node] if t.nodes[node].kind is Kind.HUB else [n for n in t.neighbours(node) if t.nodes[n].kind is Kind.HUB]
-        )
-        for hub in hubs:
-            for pane in panes.values():
-                if pane.hub == hub:
-                    return pane
-        for pane in panes.values():
-            if pane.key.startswith("p") and node in pane.hub.split("-"):
-                return pane
-        return None
+        panes = self.query_one(TrafficView).panes.values()
+        if t.nodes[node].kind is Kind.HUB:
+            return next((pane for pane in panes if pane.hub == node), None)
+        # By the port names the statistics carry: a pair's hub name joins
+        # node ids with '-', and ids may hold '-' themselves.
+        return next((pane for pane in panes if node in pane.ports), None)
 
     def action_capture(self) -> None:
         if self.lab is None or self.lab_state != "running":
@@ -582,7 +576,8 @@ class QnetApp(App[None]):
         for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
             live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
             for name, port in stats["ports"].items():
-                live[name] = f"in {port['rx_frames']} out {port['tx_frames']}"
+                # A box's border is short: a port cut for a loop says only that (the pane has its drops).
+                live[name] = "cut: loop" if port.get("looped") else f"in {port['rx_frames']} out {port['tx_frames']}"
         self.canvas.show_live(live)
 
     @on(LabExited)

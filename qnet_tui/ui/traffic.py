@@ -38,6 +38,7 @@ class VlanPane(Vertical):
         self.history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
         self.last: dict[str, int] = {}  # the latest protocol counts, for tests and the canvas
         self.hub = ""  # the worker's name for this pane's hub
+        self.ports: frozenset[str] = frozenset()  # and of its ports: the nodes that forward in it
         self.macs: dict[str, set[str]] = {}  # per port, the source MACs its sampled frames carried
         self.capturing: str | None = None
 
@@ -50,6 +51,7 @@ class VlanPane(Vertical):
     def show(self, s: dict[str, Any]) -> None:
         self.last = dict(s["protocols"])
         self.hub = s["hub"]
+        self.ports = frozenset(s["ports"])
         self.history.append(float(s.get("fps", 0.0)))
         self.query_one(Sparkline).data = list(self.history)
         rates = (
@@ -65,9 +67,10 @@ class VlanPane(Vertical):
         ports = sorted(s["ports"].items(), key=lambda kv: kv[1]["rx_frames"], reverse=True)
         talkers = "  ".join(f"{self._talker(name)} {p['rx_frames']}" for name, p in ports[:3] if p["rx_frames"])
         dropping = "  ".join(
-            f"{name}: " + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
+            f"{name}{' (cut: loop)' if p.get('looped') else ''}: "
+            + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
             for name, p in ports
-            if p["drops"]
+            if p["drops"] or p.get("looped")
         )
         detail = Text.assemble(
             ("protocols ", "dim"),

@@ -3,7 +3,11 @@ VLANs stay apart, and a hub floods exactly, never back to the source."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+
+import pytest
 
 from .conftest import wait_for
 
@@ -140,3 +144,46 @@ def test_demo_traffic_reaches_the_vlan(make_lab):
     )["protocols"]
     assert after["arp"] - before["arp"] >= 1
     assert lab.latest()["vlans"]["2"]["protocols"]["udp"] == 0
+
+
+@pytest.mark.parametrize(
+    ("sample", "vlan", "sender", "port", "device"),
+    [
+        ("two-vlans.yaml", "1", "vm1", "vm1", ("vm1", "eth0")),  # a guest's eth0
+        ("seed-path.yaml", "0", "eth0", "tap0", (None, "tap0")),  # a tap node, fed by its bridge
+    ],
+)
+def test_frames_the_kernel_could_not_queue_to_the_worker_are_drops(make_lab, sample, vlan, sender, port, device):
+    """A sender faster than the worker (here: a worker stopped for a moment)
+    overflows the tap's queue; the kernel counts those frames in the device's
+    tx_dropped, and the lab reports them as the port's `guest-queue` drops."""
+    from qnet_tui.lab import netns
+
+    lab = make_lab(sample)
+    node, ifname = device
+    ns = netns.node_ns(lab.name, node) if node else netns.host_ns(lab.name)
+
+    def tx_dropped() -> int:
+        ipr = netns.iproute(ns)
+        try:
+            return ipr.get_links(ifname=ifname)[0].get_attr("IFLA_STATS64")["tx_dropped"]
+        finally:
+            ipr.close()
+
+    assert lab.vlan(vlan)["ports"][port]["drop_reasons"]["guest-queue"] == tx_dropped() == 0
+    os.kill(lab.proc.pid, signal.SIGSTOP)
+    try:
+        sender_proc = lab.frames(sender, "send", "eth0", "52:54:00:00:0f:01", "3000")
+        assert sender_proc.wait(60) == 0, sender_proc.stderr.read()
+    finally:
+        os.kill(lab.proc.pid, signal.SIGCONT)
+    dropped = tx_dropped()
+    assert dropped >= 1000  # 3000 frames into a queue of 1000 (the tap's txqueuelen)
+
+    def counted() -> dict | None:
+        v = lab.vlan(vlan, after=time.time())
+        return v if v["ports"][port]["drop_reasons"]["guest-queue"] == dropped else None
+
+    v = wait_for(counted, 15, "the guest-queue drops in the statistics")
+    assert v["ports"][port]["drops"] >= dropped and v["drops"] >= dropped
+    assert tx_dropped() == dropped

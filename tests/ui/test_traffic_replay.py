@@ -161,3 +161,79 @@ async def test_enter_or_escape_in_the_filter_gives_the_keys_back():
             await pilot.press("a", "r", "p", leave)
             assert app.query_one("#filter", Input).value.endswith("arp")  # the filter stays
             assert app.focused is app.canvas  # and s, q, r... are the editor's keys again
+
+
+DASHED = """\
+version: 1
+name: dashed
+nodes:
+  br-0: {kind: bridge}
+  tap-a: {kind: tap}
+  vm-a: {kind: guest_nic, mac: '52:54:00:00:0a:01'}
+  hub-1: {kind: hub, vlan: 1}
+  vm-b: {kind: guest_nic, mac: '52:54:00:00:0b:01'}
+  vm-c: {kind: guest_nic, mac: '52:54:00:00:0c:01'}
+links: [[br-0, tap-a], [tap-a, vm-a], [hub-1, vm-b], [hub-1, vm-c]]
+"""
+
+
+def dashed_stats() -> dict:
+    """A statistics message as the worker makes it for DASHED: the pair's hub
+    is named by its ports joined with '-' ("vm-a-tap-a")."""
+    from qnet_tui.lab.ports import Hub, Port
+
+    pair, vlan = Hub("vm-a-tap-a", None), Hub("hub-1", 1)
+    for hub, ports in ((pair, ("vm-a", "tap-a")), (vlan, ("vm-b", "vm-c"))):
+        for name in ports:
+            hub.attach(Port(name))
+    pair.ports[1].drop_loop_in = 7
+    pair.cut(pair.ports[1], 0.0)
+    rated = [dict(h.stats(), fps=0.0, bps=0.0) for h in (pair, vlan)]
+    snapshot = {"time": 1795617934.0, "lab": "dashed", "vlans": {"1": dict(rated[1], vlan=1)}, "peers": {}}
+    snapshot["peers"]["vm-a-tap-a"] = rated[0]
+    return protocol.decode(protocol.encode("stats", **snapshot), protocol.WORKER_TYPES)
+
+
+class SentToWorker:
+    """Stands in for the lab client: keeps what the app sends."""
+
+    file = None
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    def send(self, kind: str, **fields) -> None:
+        self.sent.append((kind, fields))
+
+
+async def test_capture_finds_the_pane_of_nodes_whose_ids_hold_dashes(tmp_path):
+    from qnet_tui.model.yamlio import load_text
+    from qnet_tui.ui.canvas import TopologyCanvas
+    from qnet_tui.ui.dialogs import PathPrompt
+
+    app = QnetApp(load_text(DASHED, tmp_path / "dashed.yaml"))
+    app.settle_s = 0
+    async with app.run_test(size=(160, 60)) as pilot:
+        lab = app.lab = SentToWorker()
+        hello = {"type": "hello", "lab": "dashed", "file": None, "pid": 1, "protocol": protocol.PROTOCOL_VERSION}
+        await replay(app, pilot, [hello, {"type": "state", "state": "running", "reason": None}, dashed_stats()])
+        await pilot.pause()
+        view = app.query_one(TrafficView)
+        assert set(view.panes) == {"v1", "pvm-a-tap-a"}
+        for node, hub in (("vm-a", "vm-a-tap-a"), ("tap-a", "vm-a-tap-a"), ("vm-b", "hub-1"), ("hub-1", "hub-1")):
+            app.query_one(TopologyCanvas).select(node)
+            await pilot.press("w")
+            assert isinstance(app.screen, PathPrompt), f"no capture offered for {node}"
+            pcap = tmp_path / f"{node}.pcap"
+            app.screen.query_one("#path").value = str(pcap)
+            await pilot.click("#ok")
+            await pilot.pause()
+            assert lab.sent[-1] == ("capture", {"hub": hub, "path": str(pcap)})
+        app.query_one(TopologyCanvas).select("br-0")  # forwards in no hub of the worker's
+        await pilot.press("w")
+        assert not isinstance(app.screen, PathPrompt) and len(lab.sent) == 4
+        # The pane says which port a loop cut, and what it dropped.
+        detail = str(view.panes["pvm-a-tap-a"].query_one(".detail", Static).render())
+        assert "tap-a (cut: loop): loop 7" in detail
+        assert app.query_one(TopologyCanvas).live["tap-a"] == "cut: loop"  # and its box's border
+        app.lab = None

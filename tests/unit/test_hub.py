@@ -187,3 +187,181 @@ def test_a_capture_that_cannot_write_ends_without_stopping_the_hub(hub, tmp_path
     assert all(b"".join(p.frames()) == frame * 3 for p in pipes[1:])  # forwarded all the same
     assert h.capture.error == "No space left on device" and h.capture.frames == 0
     h.capture.close()  # says why, does not raise
+
+
+# -- the loop guard ----------------------------------------------------------------
+
+
+class Clock:
+    """monotonic() for the forwarding path, moved by hand."""
+
+    def __init__(self, monkeypatch) -> None:
+        from qnet_tui.lab import ports
+
+        self.now = 1000.0
+        monkeypatch.setattr(ports, "monotonic", lambda: self.now)
+
+
+def drain(pipes) -> None:
+    for p in pipes:
+        p.frames()
+
+
+def test_a_frame_flooded_back_through_another_port_cuts_that_port(hub, monkeypatch):
+    from qnet_tui.lab.ports import LOOP_REPEATS
+
+    Clock(monkeypatch)
+    h, pipes = hub
+    arp = eth(0x0806, bytes(28))
+    h.forward(pipes[0].port, [arp])  # a guest's ARP, then its copies coming back through p1 (a loop)
+    h.forward(pipes[1].port, [arp] * (LOOP_REPEATS - 1))
+    assert not pipes[1].port.looped  # below the threshold: forwarded
+    assert h.frames == LOOP_REPEATS
+    h.forward(pipes[1].port, [arp] * 5)
+    p1 = pipes[1].port
+    assert p1.looped and h.frames == LOOP_REPEATS  # the repeat that crossed it and the rest: dropped
+    assert p1.drop_loop_in == 5
+    drain(pipes)
+    # Cut both ways: frames from others no longer go out of p1, and are counted there as loop drops.
+    other = eth(0x88B5, bytes(50), dst=MAC_B)
+    h.forward(pipes[0].port, [other] * 3)
+    assert pipes[1].frames() == [] and b"".join(pipes[2].frames()) == other * 3
+    drain(pipes)
+    s = h.stats()
+    assert s["ports"]["p1"]["looped"] is True and s["ports"]["p0"]["looped"] is False
+    assert s["ports"]["p1"]["drop_reasons"]["loop"] == 5 + 3
+    assert s["ports"]["p1"]["tx_frames"] == LOOP_REPEATS - (LOOP_REPEATS - 1)  # what it really got: the first ARP
+    assert s["drops"] == 8
+    h.forward(pipes[1].port, [other])  # nothing from a cut port goes anywhere
+    assert all(p.frames() == [] for p in pipes) and p1.drop_loop_in == 6
+
+
+def test_unicast_and_a_guest_repeating_itself_are_no_loop(hub, monkeypatch):
+    from qnet_tui.lab.ports import LOOP_REPEATS
+
+    Clock(monkeypatch)
+    h, pipes = hub
+    arp = eth(0x0806, bytes(28))
+    h.forward(pipes[0].port, [arp] * (LOOP_REPEATS * 4))  # one sender, the same broadcast: its own port
+    unicast = eth(0x0800, bytes(40), dst=MAC_B)
+    for p in pipes:  # the same unicast frame from every port: never remembered
+        h.forward(p.port, [unicast] * LOOP_REPEATS * 2)
+    assert not any(p.port.looped for p in pipes)
+    assert len(h.seen) == 1 and h.frames == LOOP_REPEATS * 12
+
+
+def test_repeats_further_apart_than_the_window_are_no_loop(hub, monkeypatch):
+    from qnet_tui.lab.ports import LOOP_REPEATS, LOOP_WINDOW_S
+
+    clock = Clock(monkeypatch)
+    h, pipes = hub
+    arp = eth(0x0806, bytes(28))
+    for i in range(LOOP_REPEATS * 3):  # the same ARP through two ports, each time just past the window
+        h.forward(pipes[i % 2].port, [arp])
+        clock.now += LOOP_WINDOW_S * 1.5
+    assert not any(p.port.looped for p in pipes) and h.frames == LOOP_REPEATS * 3
+
+
+def loop_and_cut(h, pipes) -> None:
+    from qnet_tui.lab.ports import LOOP_REPEATS
+
+    arp = eth(0x0806, bytes(28))
+    h.forward(pipes[0].port, [arp])
+    h.forward(pipes[1].port, [arp] * LOOP_REPEATS)
+    assert pipes[1].port.looped
+    drain(pipes)
+
+
+def test_a_cut_port_is_reported_once_and_probed_alone(hub, monkeypatch):
+    from qnet_tui.lab.ports import LOOP_HOLD_S, LOOP_PROBE_WAIT_S, PROBE_HEADER
+
+    clock = Clock(monkeypatch)
+    h, pipes = hub
+    loop_and_cut(h, pipes)
+    events = h.check_loops(clock.now)
+    assert [level for level, _ in events] == ["warning"]
+    assert "hub0" in events[0][1] and "port p1" in events[0][1] and "loop" in events[0][1]
+    assert h.check_loops(clock.now) == []  # said once
+    clock.now += LOOP_HOLD_S
+    assert h.check_loops(clock.now) == []
+    probe = pipes[1].frames()
+    assert len(probe) == 1 and probe[0].startswith(PROBE_HEADER)  # out of the cut port only
+    assert all(p.frames() == [] for p in pipes if p is not pipes[1])
+    # The loop persists: the probe comes back through another port. It is not flooded.
+    before = h.frames, h.stats()["drops"]
+    h.forward(pipes[2].port, probe)
+    assert all(p.frames() == [] for p in pipes) and (h.frames, h.stats()["drops"]) == before  # nor counted
+    clock.now += LOOP_PROBE_WAIT_S
+    events = h.check_loops(clock.now)
+    assert [level for level, _ in events] == ["info"] and "p1 still closes a loop" in events[0][1]
+    assert pipes[1].port.looped and pipes[1].port.cut_until == clock.now + 2 * LOOP_HOLD_S  # twice as long
+    clock.now += 2 * LOOP_HOLD_S
+    h.check_loops(clock.now)
+    assert len(pipes[1].frames()) == 1  # probed again; this time nothing comes back
+    clock.now += LOOP_PROBE_WAIT_S
+    events = h.check_loops(clock.now)
+    assert [level for level, _ in events] == ["info"] and "forwards again" in events[0][1]
+    assert not pipes[1].port.looped
+    frame = eth(0x88B5, bytes(50))
+    h.forward(pipes[0].port, [frame])
+    assert pipes[1].frames() == [frame]  # back in the flood
+    s = h.stats()["ports"]["p1"]
+    assert s["looped"] is False and s["tx_frames"] == 2  # the loop's first ARP, and this frame
+    loop_and_cut(h, pipes)  # a loop that comes back is a new one: warned again
+    assert [level for level, _ in h.check_loops(clock.now)] == ["warning"]
+
+
+def test_a_probe_returning_through_a_cut_port_does_not_keep_the_port_cut(hub, monkeypatch):
+    """Two ports joined to each other, both cut: re-tested one at a time, one
+    comes back (the other, still cut, breaks the loop) and the other stays cut."""
+    from qnet_tui.lab.ports import LOOP_HOLD_S, LOOP_PROBE_WAIT_S, LOOP_REPEATS
+
+    clock = Clock(monkeypatch)
+    h, pipes = hub
+    arp = eth(0x0806, bytes(28))
+    h.forward(pipes[0].port, [arp])
+    h.forward(pipes[1].port, [arp] * LOOP_REPEATS)
+    h.forward(pipes[2].port, [arp] * LOOP_REPEATS)
+    assert pipes[1].port.looped and pipes[2].port.looped
+    drain(pipes)
+    h.check_loops(clock.now)
+    clock.now += LOOP_HOLD_S
+    h.check_loops(clock.now)
+    probed = [p for p in pipes[1:3] if p.frames()]
+    assert len(probed) == 1 and h.probe_port is probed[0].port
+    other = pipes[2] if probed[0] is pipes[1] else pipes[1]
+    h.forward(other.port, [h.probe])  # p1 and p2 are joined: the probe comes back in through the other
+    clock.now += LOOP_PROBE_WAIT_S
+    h.check_loops(clock.now)  # judges that probe, and probes the other port, due as well
+    assert not probed[0].port.looped and other.port.looped
+    probe = other.frames()
+    assert len(probe) == 1
+    h.forward(probed[0].port, probe)  # now the way back is open: the loop persists
+    clock.now += LOOP_PROBE_WAIT_S
+    h.check_loops(clock.now)
+    assert other.port.looped and not probed[0].port.looped
+
+
+def test_looking_for_loops_touches_no_unicast_frame(hub, monkeypatch):
+    """The cost for ordinary traffic: no hash, no clock, no table entry per unicast frame."""
+    from qnet_tui.lab import ports
+
+    calls = []
+    monkeypatch.setattr(ports, "monotonic", lambda: calls.append(1) or 1000.0)
+    h, pipes = hub
+    h.forward(pipes[0].port, [eth(0x0800, bytes(40), dst=MAC_B)] * 100)
+    assert calls == [] and h.seen == {}
+    h.forward(pipes[0].port, [eth(0x0800, bytes(40))] * 100)  # broadcast: one clock read per batch
+    assert calls == [1] and len(h.seen) == 1
+
+
+def test_runs_table_names_the_ports_cut_for_a_loop(hub, monkeypatch):
+    from qnet_tui.lab.stats import format_table
+
+    Clock(monkeypatch)
+    h, pipes = hub
+    snapshot = {"time": 0.0, "vlans": {"0": dict(h.stats(), fps=0.0, bps=0.0)}, "peers": {}}
+    assert "loop" not in format_table(snapshot)
+    loop_and_cut(h, pipes)
+    snapshot["vlans"]["0"] = dict(h.stats(), fps=0.0, bps=0.0)
+    assert format_table(snapshot).endswith("loop: p1 cut")
