@@ -95,6 +95,7 @@ class _Importer:
     def __init__(self) -> None:
         self.t = Topology(name="imported")
         self.problems: list[str] = []
+        self.notes: list[str] = []  # what was imported as asked but deserves a word
         self.netdevs: dict[str, str] = {}  # QEMU netdev id -> node id
         self.hubports: dict[str, int] = {}  # hubport netdev id -> hub id
         self.counter = 0
@@ -127,6 +128,18 @@ class _Importer:
     def add(self, kind: Kind, wanted: str | None, prefix: str, attrs: dict) -> str:
         node_id = self.new_id(wanted, prefix)
         self.t.add(Node(node_id, kind, attrs))
+        return node_id
+
+    def socket(self, attrs: dict[str, str], wanted: str | None) -> str:
+        """A socket node. QEMU's absolute unix paths stay where they are, which
+        the topology must say (external: true), and the person importing should know."""
+        node_id = self.add(Kind.SOCKET, wanted, "sock", attrs)
+        if attrs.get("family") == "unix":
+            outside = [attrs[k] for k in ("address", "local") if os.path.isabs(attrs.get(k) or "")]
+            if outside:
+                attrs["external"] = True
+                paths = " and ".join(outside)
+                self.notes.append(f"{node_id}: unix path {paths} is outside the lab's folder: marked external: true")
         return node_id
 
     def hub(self, hub_id: int) -> str:
@@ -188,7 +201,7 @@ class _Importer:
             else:
                 self.problem(index, option, value, f"stream address type {o.get('addr.type')!r} is not supported")
                 return None
-            return self.add(Kind.SOCKET, name, "sock", attrs)
+            return self.socket(attrs, name)
         if kind == "dgram":
             return self.dgram(index, option, value, o, name)
         if kind == "user":
@@ -219,7 +232,7 @@ class _Importer:
         else:
             self.problem(index, option, value, "a socket netdev needs listen=, connect=, mcast= or udp=/localaddr=")
             return None
-        return self.add(Kind.SOCKET, name, "sock", attrs)
+        return self.socket(attrs, name)
 
     def dgram(self, index: int, option: str, value: str, o: dict[str, str], name: str | None) -> str | None:
         def where(prefix: str) -> str | None:
@@ -239,7 +252,7 @@ class _Importer:
         else:
             self.problem(index, option, value, "a dgram netdev needs remote= and local= (or a multicast remote)")
             return None
-        return self.add(Kind.SOCKET, name, "sock", attrs)
+        return self.socket(attrs, name)
 
     def nic(self, model: str, o: dict[str, str], wanted: str | None) -> str:
         return self.add(
@@ -311,11 +324,14 @@ class _Importer:
                 self.link(node, self.nic(o.get("model", "e1000"), o, None))
 
 
-def import_args(argv: list[str]) -> tuple[Topology, list[str]]:
+def import_args(argv: list[str], notes: list[str] | None = None) -> tuple[Topology, list[str]]:
     """QEMU networking arguments -> a topology, and what could not be mapped,
-    by argument (nothing is dropped silently)."""
+    by argument (nothing is dropped silently). notes, if given, gets what was
+    mapped but deserves a word (a socket path outside the lab's folder)."""
     importer = _Importer()
     importer.run(argv)
+    if notes is not None:
+        notes += importer.notes
     return importer.t, importer.problems
 
 
