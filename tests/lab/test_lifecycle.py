@@ -113,7 +113,7 @@ def test_failed_start_leaves_nothing(make_lab):
         text=(
             "version: 1\nname: x\nnodes:\n  hub0: {kind: hub, vlan: 0}\n"
             "  vm1: {kind: guest_nic, mac: '52:54:00:00:00:01'}\n"
-            "  s0: {kind: socket, transport: stream, mode: listen, address: /nonexistent/dir/s.sock}\n"
+            "  s0: {kind: socket, transport: stream, mode: listen, address: /nonexistent/dir/s.sock, external: true}\n"
             "links: [[hub0, vm1], [hub0, s0]]\n"
         ),
     )
