@@ -667,7 +667,8 @@ class QnetApp(App[None]):
             return
         from qnet_tui.model.qemu import import_args
 
-        topology, problems = import_args(argv)
+        marked: list[str] = []
+        topology, problems = import_args(argv, marked)
         if not topology.nodes:
             self.notify(
                 "\n".join(problems[:6]) or "No networking in those arguments",
@@ -683,6 +684,8 @@ class QnetApp(App[None]):
         self.refresh_all()
         if problems:
             self.notify("\n".join(problems[:6]), title="Not imported", severity="warning", timeout=15)
+        if marked:
+            self.notify("\n".join(marked[:6]), title="Imported as external", timeout=15)
 
     async def _may_leave(self, doing: str) -> bool:
         """True when there is nothing unsaved, or the user saved or discarded it."""

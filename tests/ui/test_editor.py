@@ -361,6 +361,14 @@ async def test_import_qemu_from_the_palette(seed):
         assert {n.id for n in t.nodes.values()} == {"hub3", "vm1", "tap3"}
         assert app.document.path is None and "new topology" in app.sub_title
         assert any("user-mode networking" in n for n in notes(app))
+        await app.run_action("import_qemu")
+        await pilot.pause()
+        stream = "-netdev stream,id=q0,server=off,addr.type=unix,addr.path=/tmp/q0.sock -device e1000,netdev=q0"
+        app.screen.query_one("#args", Input).value = stream
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.document.topology.nodes["q0"].attrs["external"] is True
+        assert any("q0: unix path /tmp/q0.sock is outside the lab's folder" in n for n in notes(app))
 
 
 async def test_running_a_real_interface_needs_allow_host(tmp_path):
