@@ -289,7 +289,8 @@ class _Checker:
                 ERROR,
                 node.id,
                 f"{node.id}: external: true says this socket's paths are absolute, outside the lab's folder, "
-                f"but {' and '.join(relative)} is relative (a relative path lives in the lab's own folder): "
+                f"but {' and '.join(relative)} {'is' if len(relative) == 1 else 'are'} relative "
+                "(a relative path lives in the lab's own folder): "
                 "make it absolute, or drop external",
                 field="external",
             )

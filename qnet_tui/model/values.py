@@ -250,19 +250,27 @@ def lab_path_problem(path: str, lab: str | None) -> str | None:
 
 def external_path_problem(path: str, lab: str | None, binds: bool) -> str | None:
     """An absolute unix path the topology marks external: it must be outside
-    the lab's own folder (that is what relative paths are for) and, when the
-    lab binds it, outside every lab's folder."""
+    the lab's own folder (that is what relative paths are for); inside
+    another lab's folder a lab binds nothing, and reaches only its sockets,
+    never its control socket or other files of its own."""
     norm = normalize_unix_path(path)
-    if lab is not None and norm.startswith(lab_folder(lab) + "/"):
+    if not norm.startswith(RUNTIME_ROOT + "/"):
+        return None
+    other, _, inner = norm.removeprefix(RUNTIME_ROOT + "/").partition("/")
+    if lab is not None and other == lab:
         return (
             f"is inside this lab's own runtime folder {lab_folder(lab)}: "
-            f"write it relative ({norm.removeprefix(lab_folder(lab) + '/')}) and without external"
+            f"write it relative ({inner or '.'}) and without external"
         )
-    if binds and norm.startswith(RUNTIME_ROOT + "/"):
+    if binds:
         return (
             f"is inside {RUNTIME_ROOT}, where labs keep their own files: a lab binds a socket there "
             "only in its own folder (a relative path)"
         )
+    first = inner.split("/", 1)[0]
+    if not inner or first in LAB_FILES or any(part.startswith(".") for part in inner.split("/")):
+        what = LAB_FILES.get(first, "runtime folder" if not inner else "file")
+        return f"is lab {other}'s own {what}: another lab is reached only through the sockets it serves"
     return None
 
 

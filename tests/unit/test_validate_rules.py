@@ -389,6 +389,21 @@ CASES = [
         add_node(socket_node("mode: connect, address: /var/run/qnet-tui/other/vm.sock, external: true")),
     ),
     (
+        "external dialling another lab's control socket",
+        add_node(socket_node("mode: connect, address: /run/qnet-tui/other/control.sock, external: true")),
+        "s0: address '/run/qnet-tui/other/control.sock' is lab other's own control socket: another lab is reached "
+        "only through the sockets it serves",
+        22,
+        add_node(dgram_node("address: /run/qnet-tui/other/vm.sock, local: /tmp/in.sock, external: true")),
+    ),
+    (
+        "external sending to another lab's dot file",
+        add_node(dgram_node("address: /run/qnet-tui/other/.state.json.tmp, local: /tmp/in.sock, external: true")),
+        "is lab other's own file",
+        22,
+        None,
+    ),
+    (
         "two sockets listen on one path",
         add_node(socket_node("address: vm.sock") + "\n" + socket_node("address: ./vm.sock", "s1")),
         "s1: address vm.sock is the same unix path as s0's address: two sockets of a lab cannot bind one",
