@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
 }
 
 EX_SOFTWARE = 70  # sysexits.h: an internal error, never a verdict on the input
+MAX_SHOWN = 200  # problems validate prints per file: past that, fixing the first ones comes first
 
 
 def _epilog() -> str:
@@ -71,6 +72,9 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
     if name == "validate":
         parser.add_argument("files", nargs="+", metavar="FILE")
         parser.add_argument("-q", "--quiet", action="store_true", help="no summary line per file")
+        parser.add_argument(
+            "--all", action="store_true", help=f"every problem (without it, the first {MAX_SHOWN} of each file)"
+        )
     elif name == "run":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
@@ -93,20 +97,25 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from qnet_tui.model.diagnostics import printable
+    from qnet_tui.model.diagnostics import count_phrase, first_problems, has_errors, printable
     from qnet_tui.model.yamlio import load_file
 
     failed = False
     for name in args.files:
         diagnostics = load_file(name).diagnostics()
-        for d in diagnostics:
+        shown = diagnostics if args.all else first_problems(diagnostics, MAX_SHOWN)
+        for d in shown:
             print(d.format(name))
-        errors = sum(d.is_error for d in diagnostics)
-        failed |= errors > 0
+        if hidden := len(diagnostics) - len(shown):
+            print(
+                f"{printable(name)}: {hidden} more problem(s) not shown; {count_phrase(diagnostics)} in all "
+                "(--all shows every one)",
+                file=sys.stderr,
+            )
+        failed |= has_errors(diagnostics)
         if not args.quiet:
-            warnings = len(diagnostics) - errors
-            verdict = "invalid" if errors else "valid"
-            print(f"{printable(name)}: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+            verdict = "invalid" if has_errors(diagnostics) else "valid"
+            print(f"{printable(name)}: {verdict}: {count_phrase(diagnostics)}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -208,16 +217,17 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
 
     from qnet_tui.model.diagnostics import printable
     from qnet_tui.model.qemu import import_args
-    from qnet_tui.model.yamlio import SaveError, new_document
+    from qnet_tui.model.yamlio import SaveError, load_file, new_document
 
     argv = args.args[1:] if args.args[:1] == ["--"] else args.args
     out = Path(args.output)
     if out.exists():
         print(f"{PROG} import-qemu: {printable(str(out))} exists; give a new file name", file=sys.stderr)
         return 1
-    topology, problems = import_args(argv)
+    notes: list[str] = []
+    topology, problems = import_args(argv, notes)
     topology.name = re.sub(r"[^A-Za-z0-9_-]", "-", out.stem)[:32].strip("-") or "imported"
-    for problem in problems:
+    for problem in problems + notes:
         print(f"{PROG} import-qemu: {printable(problem)}", file=sys.stderr)
     if not topology.nodes:
         print(f"{PROG} import-qemu: no networking found in the arguments; nothing written", file=sys.stderr)
@@ -228,13 +238,17 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
     except SaveError as exc:
         print(f"{PROG} import-qemu: {exc}", file=sys.stderr)
         return 1
-    for d in doc.diagnostics():
+    diagnostics = load_file(out).diagnostics()  # read back: placed in the file as written
+    for d in diagnostics:
         print(d.format(str(out)), file=sys.stderr)
+    errors = sum(d.is_error for d in diagnostics)
+    verdict = f"; it has {errors} error(s), above: fix them before running it" if errors else ""
     print(
-        f"{PROG} import-qemu: wrote {printable(str(out))}: {len(topology.nodes)} nodes, {len(topology.links)} links",
+        f"{PROG} import-qemu: wrote {printable(str(out))}: {len(topology.nodes)} nodes, "
+        f"{len(topology.links)} links{verdict}",
         file=sys.stderr,
     )
-    return 0
+    return 1 if errors else 0
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

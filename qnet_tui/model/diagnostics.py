@@ -49,3 +49,18 @@ def has_errors(diagnostics: list[Diagnostic]) -> bool:
 
 def sort_key(d: Diagnostic) -> tuple[int, int, int]:
     return (d.line, d.col, 0 if d.is_error else 1)
+
+
+def first_problems(diagnostics: list[Diagnostic], limit: int) -> list[Diagnostic]:
+    """At most limit of them, in file order; when some must go, warnings go
+    before errors. A file with a thousand problems is fixed from the top."""
+    if len(diagnostics) <= limit:
+        return diagnostics
+    errors = [d for d in diagnostics if d.is_error][:limit]
+    warnings = [d for d in diagnostics if not d.is_error][: limit - len(errors)]
+    return sorted(errors + warnings, key=sort_key)
+
+
+def count_phrase(diagnostics: list[Diagnostic]) -> str:
+    errors = sum(d.is_error for d in diagnostics)
+    return f"{errors} error(s), {len(diagnostics) - errors} warning(s)"

@@ -9,7 +9,7 @@ and leaves the topology as it was."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,14 +86,20 @@ def _format_mac(n: int) -> str:
     return f"{MAC_PREFIX}:{n >> 16 & 0xFF:02x}:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
 
 
-def next_mac(topology: Topology, taken: Collection[str] = ()) -> str:
-    """A MAC in 52:54:00:xx:xx:xx that no node has (nor `taken`): the first
-    free one from 52:54:00:12:34:01 upwards, wrapping round to the bottom of the range."""
-    used = set(_macs(topology)) | set(taken)
+def mac_candidates() -> Iterator[str]:
+    """The MACs next_mac tries, in its order: from 52:54:00:12:34:01 upwards,
+    wrapping round to the bottom of the range."""
     for i in range(_MAC_SPACE):
         n = (_MAC_START + i) % _MAC_SPACE
-        mac = _format_mac(n)
-        if n and mac not in used:
+        if n:
+            yield _format_mac(n)
+
+
+def next_mac(topology: Topology, taken: Collection[str] = ()) -> str:
+    """A MAC in 52:54:00:xx:xx:xx that no node has (nor `taken`): the first free mac_candidates() one."""
+    used = set(_macs(topology)) | set(taken)
+    for mac in mac_candidates():
+        if mac not in used:
             return mac
     raise EditError(f"every MAC address in {MAC_PREFIX}:xx:xx:xx is taken")
 

@@ -140,7 +140,7 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
         Field(
             "external",
             bool,
-            "the unix path is absolute, outside the lab's folder: a socket another program serves or uses",
+            "unix: the paths are absolute, outside the lab's folder: a socket another program serves or uses",
             default=False,
         ),
     ),
@@ -176,11 +176,13 @@ SLOTS: dict[Kind, tuple[Slot, ...]] = {
 }
 
 
+_SLOT_OF: dict[tuple[Kind, Kind], Slot] = {
+    (kind, peer): slot for kind, slots in SLOTS.items() for slot in slots for peer in slot.peers
+}
+
+
 def slot_for(kind: Kind, peer: Kind) -> Slot | None:
-    for slot in SLOTS[kind]:
-        if peer in slot.peers:
-            return slot
-    return None
+    return _SLOT_OF.get((kind, peer))
 
 
 def peers_phrase(kind: Kind) -> str:

@@ -4,12 +4,13 @@ socket node, and a topology read from QEMU networking arguments."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from qnet_tui.model.edit import next_mac
-from qnet_tui.model.kinds import Kind
-from qnet_tui.model.topology import Topology
-from qnet_tui.model.values import ifname_problem, is_multicast, normalize_mac, split_host_port
+from qnet_tui.model.edit import mac_candidates
+from qnet_tui.model.kinds import NIC_MODELS, Kind
+from qnet_tui.model.topology import Node, Topology
+from qnet_tui.model.values import ifname_problem, is_multicast, normalize_mac, qemu_socket, split_host_port
 
 
 class QemuArgsError(Exception):
@@ -19,11 +20,6 @@ class QemuArgsError(Exception):
 def _inet(prefix: str, address: str) -> str:
     host, port = split_host_port(address)
     return f"{prefix}.type=inet,{prefix}.host={host},{prefix}.port={port}"
-
-
-def qemu_socket(node_id: str) -> str:
-    """Where the lab serves a QEMU-backed guest NIC: in its runtime folder."""
-    return f"{node_id}.sock"
 
 
 def vm_args(t: Topology, node_id: str, runtime_dir: Path) -> list[str]:
@@ -99,9 +95,14 @@ class _Importer:
     def __init__(self) -> None:
         self.t = Topology(name="imported")
         self.problems: list[str] = []
+        self.notes: list[str] = []  # what was imported as asked but deserves a word
         self.netdevs: dict[str, str] = {}  # QEMU netdev id -> node id
         self.hubports: dict[str, int] = {}  # hubport netdev id -> hub id
         self.counter = 0
+        self.linked: set[frozenset[str]] = set()
+        self.macs: set[str] = set()  # every MAC given out or written so far
+        self.defaults = (f"52:54:00:12:34:{n:02x}" for n in range(0x56, 0x100))  # QEMU's own, counting up
+        self.spares: Iterator[str] | None = None  # past them: the editor's order (edit.mac_candidates)
 
     def problem(self, index: int, option: str, value: str, why: str) -> None:
         self.problems.append(f"argument {index} ({option} {value}): {why}")
@@ -125,32 +126,49 @@ class _Importer:
                 return candidate
 
     def add(self, kind: Kind, wanted: str | None, prefix: str, attrs: dict) -> str:
-        from qnet_tui.model.topology import Node
-
         node_id = self.new_id(wanted, prefix)
         self.t.add(Node(node_id, kind, attrs))
+        return node_id
+
+    def socket(self, attrs: dict[str, str], wanted: str | None) -> str:
+        """A socket node. QEMU's absolute unix paths stay where they are, which
+        the topology must say (external: true), and the person importing should know."""
+        node_id = self.add(Kind.SOCKET, wanted, "sock", attrs)
+        if attrs.get("family") == "unix":
+            outside = [attrs[k] for k in ("address", "local") if os.path.isabs(attrs.get(k) or "")]
+            if outside:
+                attrs["external"] = True
+                paths = " and ".join(outside)
+                self.notes.append(f"{node_id}: unix path {paths} is outside the lab's folder: marked external: true")
         return node_id
 
     def hub(self, hub_id: int) -> str:
         node_id = f"hub{hub_id}"
         if node_id not in self.t.nodes:
-            from qnet_tui.model.topology import Node
-
             self.t.add(Node(node_id, Kind.HUB, {"vlan": hub_id}))
         return node_id
 
     def link(self, a: str, b: str) -> None:
-        if (a, b) not in self.t.links and (b, a) not in self.t.links:
+        if frozenset((a, b)) not in self.linked:
+            self.linked.add(frozenset((a, b)))
             self.t.links.append((a, b))
 
     def mac(self, given: str | None) -> str:
+        """The MAC given, or the next free one: each candidate is tried once, however many NICs."""
         if given:
+            self.macs.add(normalize_mac(given))
             return normalize_mac(given)
-        used = {normalize_mac(str(n.attrs.get("mac", ""))) for n in self.t.nodes.values()}
-        for n in range(0x56, 0x100):  # QEMU's own default MACs, counting up
-            if f"52:54:00:12:34:{n:02x}" not in used:
-                return f"52:54:00:12:34:{n:02x}"
-        return next_mac(self.t)  # past them: the editor's next free one
+        for mac in self.defaults:
+            if mac not in self.macs:
+                self.macs.add(mac)
+                return mac
+        if self.spares is None:
+            self.spares = mac_candidates()
+        for mac in self.spares:
+            if mac not in self.macs:
+                self.macs.add(mac)
+                return mac
+        raise QemuArgsError("every MAC address in 52:54:00:xx:xx:xx is taken")
 
     def backend(
         self, index: int, option: str, value: str, kind: str, o: dict[str, str], name: str | None
@@ -183,7 +201,7 @@ class _Importer:
             else:
                 self.problem(index, option, value, f"stream address type {o.get('addr.type')!r} is not supported")
                 return None
-            return self.add(Kind.SOCKET, name, "sock", attrs)
+            return self.socket(attrs, name)
         if kind == "dgram":
             return self.dgram(index, option, value, o, name)
         if kind == "user":
@@ -214,7 +232,7 @@ class _Importer:
         else:
             self.problem(index, option, value, "a socket netdev needs listen=, connect=, mcast= or udp=/localaddr=")
             return None
-        return self.add(Kind.SOCKET, name, "sock", attrs)
+        return self.socket(attrs, name)
 
     def dgram(self, index: int, option: str, value: str, o: dict[str, str], name: str | None) -> str | None:
         def where(prefix: str) -> str | None:
@@ -234,7 +252,7 @@ class _Importer:
         else:
             self.problem(index, option, value, "a dgram netdev needs remote= and local= (or a multicast remote)")
             return None
-        return self.add(Kind.SOCKET, name, "sock", attrs)
+        return self.socket(attrs, name)
 
     def nic(self, model: str, o: dict[str, str], wanted: str | None) -> str:
         return self.add(
@@ -282,8 +300,6 @@ class _Importer:
                 if node:
                     self.netdevs[netdev] = node
         elif option == "-device":
-            from qnet_tui.model.kinds import NIC_MODELS
-
             if kind not in NIC_MODELS:
                 self.problem(index, option, value, f"{kind!r} is not a NIC model QEMU knows: left out")
                 return
@@ -308,11 +324,14 @@ class _Importer:
                 self.link(node, self.nic(o.get("model", "e1000"), o, None))
 
 
-def import_args(argv: list[str]) -> tuple[Topology, list[str]]:
+def import_args(argv: list[str], notes: list[str] | None = None) -> tuple[Topology, list[str]]:
     """QEMU networking arguments -> a topology, and what could not be mapped,
-    by argument (nothing is dropped silently)."""
+    by argument (nothing is dropped silently). notes, if given, gets what was
+    mapped but deserves a word (a socket path outside the lab's folder)."""
     importer = _Importer()
     importer.run(argv)
+    if notes is not None:
+        notes += importer.notes
     return importer.t, importer.problems
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import ipaddress
+import os
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from qnet_tui.model import values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
@@ -13,6 +16,12 @@ from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_
 from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
+# How many node ids "did you mean" may compare, in all, per validation: each
+# comparison is a difflib ratio, and a file of 20,000 links to unknown nodes
+# must not cost 20,000 scans of every id.
+HINT_BUDGET = 50_000
+_PEER_CHECKED = frozenset({Kind.HUB, Kind.TAP, Kind.SOCKET})  # unconnected() looks at their neighbours' kinds
+_ADDRESS_FIELDS = {"ipv4": 4, "ipv6": 6}  # of the kinds that have them: guest NIC, host NIC, bridge
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
@@ -62,6 +71,25 @@ class _Checker:
         self.smap = smap or SourceMap()
         self.out: list[Diagnostic] = []
         self.bad_links: set[int] = set()  # indices of links with an error
+        self.hints: dict[str, str] = {}
+        self.hint_budget = HINT_BUDGET
+        name = topology.name
+        # The lab's name as its runtime folder will have it; None when that is unknown.
+        self.lab = name if isinstance(name, str) and not values.lab_name_problem(name) else None
+        self.binds: list[_Bind] = []  # the socket paths and ports the lab would bind, in file order
+        self.targets: list[_Bind] = []  # where its connect and dgram sockets send
+        self.ips: list[tuple[str, str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []  # node, field, address
+
+    def node_hint(self, word: str) -> str:
+        """did_you_mean among the node ids, within the budget."""
+        if word not in self.hints:
+            nodes = self.t.nodes
+            if len(nodes) <= self.hint_budget:
+                self.hint_budget -= len(nodes)
+                self.hints[word] = did_you_mean(word, nodes)
+            else:
+                self.hints[word] = ""
+        return self.hints[word]
 
     def add(
         self,
@@ -104,9 +132,12 @@ class _Checker:
         self.links()
         self.unique_macs()
         self.unique_vlans()
-        self.addresses()
+        self.unique_interfaces()
+        self.unique_binds()
+        links = self.valid_links()
+        self.addresses(links)
         self.unconnected()
-        self.loops()
+        self.loops(links)
         return sorted(self.out, key=sort_key)
 
     def node(self, node: Node) -> None:
@@ -144,13 +175,21 @@ class _Checker:
                     field=name,
                 )
                 continue
-            problem = spec.problem(value)
+            if name in _ADDRESS_FIELDS and isinstance(value, str):
+                # Read once: addresses() needs the address, not only the verdict.
+                ip, problem = values.host_address(value, _ADDRESS_FIELDS[name])
+                if ip is not None:
+                    self.ips.append((node.id, name, ip))
+            else:
+                problem = spec.problem(value)
             if problem:
                 self.at_node(ERROR, node.id, f"{node.id}: {name} {problem}", field=name)
         for spec in FIELDS[node.kind]:
             if spec.required and spec.name not in node.attrs:
                 self.at_node(ERROR, node.id, f"{node.id}: missing '{spec.name}' ({spec.help})")
         if node.kind is Kind.GUEST_NIC:
+            if node.is_qemu_vm:
+                self.vm_socket(node)
             model = node.attrs.get("model")
             if isinstance(model, str) and model not in NIC_MODELS:
                 self.at_node(
@@ -172,6 +211,20 @@ class _Checker:
         elif node.kind is Kind.SOCKET:
             self.socket(node)
 
+    def vm_socket(self, node: Node) -> None:
+        """A QEMU guest NIC's socket lives in the lab's folder, named after the node."""
+        path = values.qemu_socket(node.id)
+        if problem := values.lab_path_problem(path, self.lab):
+            self.at_node(
+                ERROR,
+                node.id,
+                f"{node.id}: the lab serves this QEMU guest NIC at {path} in its runtime folder, which {problem}: "
+                "give the node another id",
+                field="qemu",
+            )
+        else:
+            self.binds.append(_Bind(node.id, "qemu", "VM socket", ("unix", path), stream=True))
+
     def socket(self, node: Node) -> None:
         a = node.attrs
         transport, family, address = a.get("transport"), node.get("family"), a.get("address")
@@ -188,15 +241,87 @@ class _Checker:
             )
         if transport == "stream" and "local" in a:
             self.at_node(ERROR, node.id, f"{node.id}: local is for dgram sockets", field="local")
-        check = values.unix_path_problem if family == "unix" else values.inet_problem
-        for name in ("address", "local"):
-            value = a.get(name)
-            if isinstance(value, str) and (problem := check(value)):
-                self.at_node(ERROR, node.id, f"{node.id}: {name} {values.describe(value)} {problem}", field=name)
         if isinstance(address, str) and values.is_multicast(address) and transport != "dgram":
             self.at_node(
                 ERROR, node.id, f"{node.id}: multicast address {address} needs transport dgram", field="address"
             )
+        if family == "unix":
+            self.unix_paths(node, transport)
+        else:
+            self.inet_addresses(node, transport)
+
+    def unix_paths(self, node: Node, transport: str) -> None:
+        """Relative paths live in the lab's runtime folder and stay there;
+        absolute ones only where the node says external: true."""
+        a = node.attrs
+        external = node.get("external") is True
+        relative = []
+        for name in ("address", "local"):
+            value = a.get(name)
+            if not isinstance(value, str):
+                continue
+            binds = name == "local" or (transport == "stream" and a.get("mode") == "listen")
+            absolute = os.path.isabs(value)
+            problem = values.unix_path_problem(value)
+            if problem is None and absolute:
+                problem = (
+                    values.external_path_problem(value, self.lab, binds)
+                    if external
+                    else "is an absolute path, outside the lab's runtime folder: set 'external: true' if another "
+                    "program serves or uses that socket, or give a path relative to the lab's folder"
+                )
+            elif problem is None and external:
+                relative.append(f"{name} {values.describe(value)}")
+                continue
+            elif problem is None:
+                problem = values.lab_path_problem(value, self.lab)
+            if problem:
+                self.at_node(ERROR, node.id, f"{node.id}: {name} {values.describe(value)} {problem}", field=name)
+                continue
+            norm = values.normalize_unix_path(value)
+            where = ("unix-abs" if absolute else "unix", norm)
+            if binds:
+                self.binds.append(_Bind(node.id, name, name, where, stream=transport == "stream"))
+            else:
+                self.targets.append(_Bind(node.id, name, name, where, stream=transport == "stream"))
+        if relative:
+            self.at_node(
+                ERROR,
+                node.id,
+                f"{node.id}: external: true says this socket's paths are absolute, outside the lab's folder, "
+                f"but {' and '.join(relative)} {'is' if len(relative) == 1 else 'are'} relative "
+                "(a relative path lives in the lab's own folder): "
+                "make it absolute, or drop external",
+                field="external",
+            )
+
+    def inet_addresses(self, node: Node, transport: str) -> None:
+        a = node.attrs
+        if "external" in a:
+            self.at_node(
+                ERROR,
+                node.id,
+                f"{node.id}: external is for unix sockets: an inet address names its host itself",
+                field="external",
+            )
+        multicast = isinstance(a.get("address"), str) and values.is_multicast(a["address"])
+        for name in ("address", "local"):
+            value = a.get(name)
+            if not isinstance(value, str):
+                continue
+            if problem := values.inet_problem(value):
+                self.at_node(ERROR, node.id, f"{node.id}: {name} {values.describe(value)} {problem}", field=name)
+                continue
+            endpoint = values.inet_endpoint(value)
+            if endpoint is None:
+                continue
+            where = (transport, *endpoint)
+            if multicast:
+                continue  # a group is shared by design; its local names an interface, not a port
+            if name == "local" or a.get("mode") == "listen":
+                self.binds.append(_Bind(node.id, name, name, where, stream=transport == "stream"))
+            else:
+                self.targets.append(_Bind(node.id, name, name, where, stream=transport == "stream"))
 
     def links(self) -> None:
         """Every link's problem, in one pass: link_problem() rescans all links,
@@ -207,9 +332,7 @@ class _Checker:
         for i, (a, b) in enumerate(self.t.links):
             for end, name in enumerate((a, b)):
                 if name not in nodes:
-                    self.at_link(
-                        ERROR, i, f"link {a} - {b}: unknown node '{name}'{did_you_mean(str(name), nodes)}", end=end
-                    )
+                    self.at_link(ERROR, i, f"link {a} - {b}: unknown node '{name}'{self.node_hint(str(name))}", end=end)
             if a not in nodes or b not in nodes:
                 continue
             ka, kb = nodes[a].kind, nodes[b].kind
@@ -223,9 +346,9 @@ class _Checker:
                 problem = f"{a} and {b} are already linked"
             else:
                 problem = None
-                for this, other in ((a, b), (b, a)):
-                    slot = slot_for(nodes[this].kind, nodes[other].kind)
-                    peers = taken[(this, slot.what)]
+                ends = ((a, slot_for(ka, kb)), (b, slot_for(kb, ka)))
+                for this, slot in ends:
+                    peers = taken.get((this, slot.what), ()) if slot.most is not None else ()
                     if slot.most is not None and len(peers) >= slot.most and problem is None:
                         problem = (
                             f"{this} already connects to {', '.join(peers)}; "
@@ -233,8 +356,9 @@ class _Checker:
                         )
                 if problem is None:
                     seen.add(frozenset((a, b)))
-                    taken[(a, slot_for(ka, kb).what)].append(b)
-                    taken[(b, slot_for(kb, ka).what)].append(a)
+                    for (this, slot), other in zip(ends, (b, a), strict=True):
+                        if slot.most is not None:  # only limited slots are counted
+                            taken[(this, slot.what)].append(other)
             if problem:
                 self.at_link(ERROR, i, f"link {a} - {b}: {problem}")
                 self.bad_links.add(i)
@@ -262,10 +386,45 @@ class _Checker:
             else:
                 owners[vlan] = hub.id
 
-    def valid_links(self) -> list[Link]:
+    def unique_interfaces(self) -> None:
+        """Two host NICs cannot both borrow one real interface."""
+        owners: dict[str, str] = {}
+        for nic in self.t.of_kind(Kind.HOST_NIC):
+            name = nic.attrs.get("interface")
+            if not isinstance(name, str) or values.ifname_problem(name):
+                continue
+            if name in owners:
+                self.at_node(
+                    ERROR,
+                    nic.id,
+                    f"{nic.id}: interface {name} is already attached by {owners[name]}; "
+                    "a real interface can join the lab once",
+                    field="interface",
+                )
+            else:
+                owners[name] = nic.id
+
+    def unique_binds(self) -> None:
+        """Two sockets of a lab cannot bind one unix path (nor one port)."""
+        owners: dict[tuple, _Bind] = {}
+        for bind in self.binds:
+            first = owners.setdefault(bind.where, bind)
+            if first is bind:
+                continue
+            what = "unix path" if bind.where[0].startswith("unix") else "address"
+            self.at_node(
+                ERROR,
+                bind.node,
+                f"{bind.node}: {bind.what} {bind.shown} is the same {what} as {first.node}'s {first.what}: "
+                "two sockets of a lab cannot bind one",
+                field=bind.field,
+            )
+
+    def valid_links(self) -> list[tuple[int, Link]]:
+        """The links without an error, with their index in the file."""
         nodes = self.t.nodes
         return [
-            (a, b)
+            (i, (a, b))
             for i, (a, b) in enumerate(self.t.links)
             if i not in self.bad_links
             and a in nodes
@@ -274,68 +433,63 @@ class _Checker:
             and isinstance(nodes[b].kind, Kind)
         ]
 
-    def segments(self) -> list[list[str]]:
-        """Connected components: one Ethernet broadcast domain each."""
-        adj: dict[str, list[str]] = {n: [] for n in self.t.nodes}
-        for a, b in self.valid_links():
-            adj[a].append(b)
-            adj[b].append(a)
-        return components(adj)
-
     def segment_name(self, comp: list[str]) -> str:
         vlans = sorted(str(n.get("vlan")) for c in comp if (n := self.t.nodes[c]).kind is Kind.HUB)
         if vlans:
             return f"VLAN {vlans[0]}" if len(vlans) == 1 else f"VLANs {', '.join(vlans)}"
         return "the same segment"
 
-    def addresses(self) -> None:
-        for comp in self.segments():
-            owners: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
-            members = set(comp)
-            for node_id in (n for n in self.t.nodes if n in members):  # file order: first one owns it
-                node = self.t.nodes[node_id]
-                for name, version in (("ipv4", 4), ("ipv6", 6)):
-                    value = node.attrs.get(name)
-                    if not isinstance(value, str) or node.kind not in (Kind.GUEST_NIC, Kind.HOST_NIC, Kind.BRIDGE):
-                        continue
-                    try:
-                        ip = values.interface_address(value, version).ip
-                    except ValueError:
-                        continue
-                    if ip in owners:
-                        self.at_node(
-                            ERROR,
-                            node_id,
-                            f"{node_id}: {name} {ip} is already the address of "
-                            f"{owners[ip]} on {self.segment_name(comp)}",
-                            field=name,
-                        )
-                    else:
-                        owners[ip] = node_id
+    def addresses(self, links: list[tuple[int, Link]]) -> None:
+        """No address twice in one broadcast domain (a connected component)."""
+        if not self.ips:
+            return
+        adj: dict[str, list[str]] = {n: [] for n in self.t.nodes}
+        for _, (a, b) in links:
+            adj[a].append(b)
+            adj[b].append(a)
+        comps = components(adj)
+        segment = {n: i for i, comp in enumerate(comps) for n in comp}
+        names: dict[int, str] = {}
+        owners: dict[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address], str] = {}
+        for node_id, name, ip in self.ips:  # in file order: the first one owns it
+            key = (segment[node_id], ip)
+            if key not in owners:
+                owners[key] = node_id
+                continue
+            if key[0] not in names:
+                names[key[0]] = self.segment_name(comps[key[0]])
+            self.at_node(
+                ERROR,
+                node_id,
+                f"{node_id}: {name} {ip} is already the address of {owners[key]} on {names[key[0]]}",
+                field=name,
+            )
 
     def unconnected(self) -> None:
-        # Neighbour kinds per node, from one pass over the links (not a scan per node).
-        around: dict[str, list[Kind]] = defaultdict(list)
-        for a, b in self.t.links:
-            if a in self.t.nodes and b in self.t.nodes:
-                around[a].append(self.t.nodes[b].kind)
-                around[b].append(self.t.nodes[a].kind)
+        # Degree and neighbour kinds per node, from one pass over the links (not a scan per node).
+        nodes = self.t.nodes
         degree: dict[str, int] = defaultdict(int)
+        around: dict[str, set[Kind | str]] = defaultdict(set)  # of the kinds below that need it
         for a, b in self.t.links:
             degree[a] += 1
             degree[b] += 1
-        for node in self.t.nodes.values():
-            kinds = around[node.id]
-            if degree[node.id] == 0:
+            if a in nodes and b in nodes:
+                ka, kb = nodes[a].kind, nodes[b].kind
+                if ka in _PEER_CHECKED:
+                    around[a].add(kb)
+                if kb in _PEER_CHECKED:
+                    around[b].add(ka)
+        for node in nodes.values():
+            if not degree.get(node.id):
                 self.at_node(WARNING, node.id, f"{node.id}: not connected to anything")
-            elif node.kind is Kind.HUB and not any(k in (Kind.GUEST_NIC, Kind.SOCKET) for k in kinds):
+            elif node.kind is Kind.HUB and around[node.id].isdisjoint((Kind.GUEST_NIC, Kind.SOCKET)):
                 self.at_node(
                     WARNING,
                     node.id,
                     f"{node.id}: hub of VLAN {values.describe(node.get('vlan'))} has no "
                     "guest NIC (nor a socket to a QEMU VM)",
                 )
-            elif node.kind is Kind.HUB and not any(k in (Kind.TAP, Kind.SOCKET) for k in kinds):
+            elif node.kind is Kind.HUB and around[node.id].isdisjoint((Kind.TAP, Kind.SOCKET)):
                 # QEMU says it too: "hub N is not connected to host network".
                 self.at_node(
                     WARNING,
@@ -343,17 +497,40 @@ class _Checker:
                     f"{node.id}: hub of VLAN {values.describe(node.get('vlan'))} is not "
                     "connected to the host network (no tap or socket)",
                 )
-            elif node.kind in (Kind.TAP, Kind.SOCKET) and not any(k in (Kind.HUB, Kind.GUEST_NIC) for k in kinds):
+            elif node.kind in (Kind.TAP, Kind.SOCKET) and around[node.id].isdisjoint((Kind.HUB, Kind.GUEST_NIC)):
                 # QEMU: "netdev X has no peer": frames that reach it go nowhere.
                 self.at_node(WARNING, node.id, f"{node.id}: has no peer (no hub or guest NIC): its frames go nowhere")
 
-    def loops(self) -> None:
+    def served_pairs(self) -> list[tuple[str, str, str]]:
+        """Sockets of this lab that reach each other: a connect socket and the
+        listen socket (or QEMU guest NIC) it dials, a dgram socket and the one
+        whose local address it sends to. Frames cross such a pair as they
+        cross a link. (a, b, how) each."""
+        bound: dict[tuple, _Bind] = {}
+        for bind in self.binds:
+            bound.setdefault(bind.where, bind)
+        pairs = []
+        for target in self.targets:
+            for where in _reaches(target.where):
+                peer = bound.get(where)
+                if peer is not None and peer.node != target.node and peer.stream == target.stream:
+                    pairs.append(
+                        (target.node, peer.node, f"{target.node} sends to {peer.node}'s {peer.what} {peer.shown}")
+                    )
+                    break
+        return pairs
+
+    def loops(self, links: list[tuple[int, Link]]) -> None:
         """A cycle through hubs and bridges floods every broadcast forever,
         unless a bridge on it runs STP. Stripping leaves repeatedly leaves the
-        2-core: exactly the nodes on or between cycles."""
-        links = self.valid_links()
+        2-core: exactly the nodes on or between cycles. Two sockets the lab
+        serves to each other count as a link."""
+        pairs = self.served_pairs()
         adj: dict[str, set[str]] = defaultdict(set)
-        for a, b in links:
+        for _, (a, b) in links:
+            adj[a].add(b)
+            adj[b].add(a)
+        for a, b, _ in pairs:
             adj[a].add(b)
             adj[b].add(a)
         leaves = deque(n for n, peers in adj.items() if len(peers) < 2)
@@ -364,19 +541,72 @@ class _Checker:
                     adj[m].discard(n)
                     if len(adj[m]) < 2:
                         leaves.append(m)
-        for comp in map(set, components(adj)):
-            if any(self.t.nodes[n].kind is Kind.BRIDGE and self.t.nodes[n].get("stp") is True for n in comp):
+        comps = components(adj)
+        loop_of = {n: i for i, comp in enumerate(comps) for n in comp}
+        first: dict[int, int] = {}  # loop -> the first link on it
+        for i, (a, b) in links:
+            loop = loop_of.get(a)
+            if loop is not None and loop == loop_of.get(b):
+                first.setdefault(loop, i)
+        how: dict[int, list[str]] = defaultdict(list)
+        for a, b, text in pairs:
+            if a in loop_of and loop_of[a] == loop_of.get(b):
+                how[loop_of[a]].append(text)
+        rank = {n: i for i, n in enumerate(self.t.nodes)}
+        for loop, comp in enumerate(comps):
+            bridges = [self.t.nodes[n] for n in comp if self.t.nodes[n].kind is Kind.BRIDGE]
+            if any(bridge.get("stp") is True for bridge in bridges):
                 continue
-            order = [n for n in self.t.nodes if n in comp]
+            order = sorted(comp, key=rank.__getitem__)
             shown = ", ".join(order[:6]) + (f" and {len(order) - 6} more" if len(order) > 6 else "")
-            first = next(i for i, (a, b) in enumerate(self.t.links) if a in comp and b in comp)
-            self.at_link(
-                WARNING,
-                first,
-                f"loop through {shown}: broadcasts circle forever "
-                "(turn on stp on a bridge in the loop, or remove a link)",
+            served = f" ({'; '.join(how[loop][:3])}, both served by this lab)" if how[loop] else ""
+            fix = (
+                "turn on stp on a bridge in the loop, or remove a link" if bridges else "hubs run no STP: remove a link"
             )
+            message = f"loop through {shown}{served}: broadcasts circle forever ({fix})"
+            if loop in first:
+                self.at_link(WARNING, first[loop], message)
+            else:
+                self.at_node(WARNING, order[0], message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Bind:
+    """A unix path or inet address a node of the lab binds, or sends to."""
+
+    node: str
+    field: str  # the attribute that says it
+    what: str  # how a message names it
+    where: tuple  # ("unix" | "unix-abs", normalized path) or (transport, host, port)
+    stream: bool  # a stream socket's (else a dgram socket's)
+
+    @property
+    def shown(self) -> str:
+        if self.where[0].startswith("unix"):
+            return self.where[1]
+        host = self.where[1]
+        return f"[{host}]:{self.where[2]}" if ":" in host else f"{host}:{self.where[2]}"
+
+
+def _reaches(where: tuple) -> list[tuple]:
+    """Where a socket sending to `where` may arrive: the address itself, and
+    for a local host the same port bound on 'any' or loopback."""
+    if where[0].startswith("unix"):
+        return [where]
+    transport, host, port = where
+    if not values.is_local_host(host):
+        return [where]
+    return [where] + [(transport, h, port) for h in ("0.0.0.0", "::", "127.0.0.1", "::1") if h != host]
 
 
 def validate(topology: Topology, smap: SourceMap | None = None) -> list[Diagnostic]:
-    return _Checker(topology, smap).run()
+    # The checker makes a few objects per node and link, and no cycles: the
+    # collector, woken by them, would only walk the loaded file's (possibly
+    # huge) tree again and again, a third of the time on a 4 MiB file.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _Checker(topology, smap).run()
+    finally:
+        if paused:
+            gc.enable()

@@ -4,6 +4,7 @@ or a short phrase saying what is wrong with it; callers add the where."""
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from typing import Any
 
@@ -16,7 +17,14 @@ RESERVED_IFNAMES = frozenset({"lo", "all", "default"})
 LAB_NAME_MAX = 32
 _LAB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+# Octets without leading zeros: ipaddress refuses those, and says why.
+_OCTET = r"(0|[1-9][0-9]{0,2})"
+_IPV4_RE = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/([0-9]{{1,2}})")
 UNIX_PATH_MAX = 107  # sizeof(sun_path) - 1
+# Where root's labs keep their files (protocol.runtime_root()): a relative unix
+# path lives in RUNTIME_ROOT/<lab>/, beside the lab's own files below.
+RUNTIME_ROOT = "/run/qnet-tui"
+LAB_FILES = {"control.sock": "control socket", "state.json": "state file", "lock": "lock file"}
 
 
 def describe(value: Any) -> str:
@@ -40,6 +48,8 @@ def describe(value: Any) -> str:
 
 
 def ifname_problem(name: str) -> str | None:
+    if _IFNAME_RE.fullmatch(name) and len(name) <= IFNAME_MAX and name not in RESERVED_IFNAMES:
+        return None  # the usual case, in one regex; the rest says what is wrong
     if not name:
         return "is empty"
     if len(name) > IFNAME_MAX:
@@ -72,7 +82,7 @@ def mac_problem(mac: str) -> str | None:
     first = int(mac[:2], 16)
     if first & 1:
         return "is a multicast address; a NIC needs a unicast MAC (even first octet)"
-    if int(mac.replace(":", ""), 16) == 0:
+    if not mac.strip("0:"):
         return "is all zeros"
     return None
 
@@ -101,20 +111,46 @@ def interface_address(value: str, version: int) -> ipaddress.IPv4Interface | ipa
     return iface
 
 
+def _plain_ipv4(value: str) -> tuple[int, int] | None:
+    """The usual 'A.B.C.D/P' as (address, prefix length), read without the
+    ipaddress module (ten times faster: a big file has tens of thousands);
+    None for anything else, which interface_address then reads."""
+    m = _IPV4_RE.fullmatch(value)
+    if m is None:
+        return None
+    a, b, c, d, prefix = map(int, m.groups())
+    if a > 255 or b > 255 or c > 255 or d > 255 or prefix > 32:
+        return None
+    return a << 24 | b << 16 | c << 8 | d, prefix
+
+
+def host_address(value: str, version: int) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, str | None]:
+    """interface_address's verdict on 'ADDRESS/PREFIX': (the address, None),
+    or (None, what is wrong)."""
+    plain = _plain_ipv4(value) if version == 4 else None
+    if plain is None:
+        try:
+            return interface_address(value, version).ip, None
+        except ValueError as exc:
+            return None, str(exc)
+    ip, prefix = plain
+    if 224 <= ip >> 24 <= 239 or ip == 0:
+        return None, "is not a unicast address"
+    if prefix < 31:
+        mask = 0xFFFFFFFF << (32 - prefix) & 0xFFFFFFFF
+        net = ip & mask
+        if ip in (net, net | ~mask & 0xFFFFFFFF):
+            what = "network" if ip == net else "broadcast"
+            return None, f"is the {what} address of {ipaddress.IPv4Network((net, prefix))}"
+    return ipaddress.IPv4Address(ip), None
+
+
 def ipv4_problem(value: str) -> str | None:
-    try:
-        interface_address(value, 4)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return host_address(value, 4)[1]
 
 
 def ipv6_problem(value: str) -> str | None:
-    try:
-        interface_address(value, 6)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return host_address(value, 6)[1]
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -161,6 +197,105 @@ def unix_path_problem(value: str) -> str | None:
     if len(value.encode()) > UNIX_PATH_MAX:
         return f"is {len(value.encode())} bytes long; a unix socket path holds at most {UNIX_PATH_MAX}"
     return None
+
+
+def qemu_socket(node_id: str) -> str:
+    """Where the lab serves a QEMU-backed guest NIC: in its runtime folder."""
+    return f"{node_id}.sock"
+
+
+def lab_folder(lab: str) -> str:
+    return f"{RUNTIME_ROOT}/{lab}"
+
+
+def normalize_unix_path(path: str) -> str:
+    """One spelling per file, for comparing paths: no '.', doubled '/' or
+    '//' in front (the kernel reads '//run' as '/run'), and /var/run as the
+    /run it links to on every current distribution."""
+    norm = posixpath.normpath(path)
+    if norm.startswith("/"):
+        norm = "/" + norm.lstrip("/")
+        if norm == "/var/run" or norm.startswith("/var/run/"):
+            norm = norm.removeprefix("/var")
+    return norm
+
+
+def lab_path_problem(path: str, lab: str | None) -> str | None:
+    """A relative unix path (of lab, when its name is known): it lives in the
+    lab's runtime folder, so it must stay inside it, leave the lab's own files
+    alone and still fit sun_path once the folder is in front of it."""
+    if path.startswith("~"):
+        return "starts with '~', which names no home folder here: a relative path lives in the lab's runtime folder"
+    if path[0].isspace():
+        return "starts with white space"
+    if ".." in path.split("/"):
+        return "has a '..' component: a relative path must stay inside the lab's runtime folder"
+    norm = normalize_unix_path(path)
+    if norm == "." or path.endswith("/"):
+        return "names a folder, not a socket"
+    first = norm.split("/", 1)[0]
+    if first in LAB_FILES:
+        return f"is the lab's own {LAB_FILES[first]} ({first} in its runtime folder)"
+    if any(part.startswith(".") for part in norm.split("/")):
+        return "names a file starting with '.': such names in the lab's runtime folder are the lab's own"
+    if lab is not None:
+        full = f"{lab_folder(lab)}/{path}"
+        if len(full.encode()) > UNIX_PATH_MAX:
+            return (
+                f"is {full!r} with the lab's runtime folder in front: {len(full.encode())} bytes, "
+                f"and a unix socket path holds at most {UNIX_PATH_MAX}"
+            )
+    return None
+
+
+def external_path_problem(path: str, lab: str | None, binds: bool) -> str | None:
+    """An absolute unix path the topology marks external: it must be outside
+    the lab's own folder (that is what relative paths are for); inside
+    another lab's folder a lab binds nothing, and reaches only its sockets,
+    never its control socket or other files of its own."""
+    norm = normalize_unix_path(path)
+    if not norm.startswith(RUNTIME_ROOT + "/"):
+        return None
+    other, _, inner = norm.removeprefix(RUNTIME_ROOT + "/").partition("/")
+    if lab is not None and other == lab:
+        return (
+            f"is inside this lab's own runtime folder {lab_folder(lab)}: "
+            f"write it relative ({inner or '.'}) and without external"
+        )
+    if binds:
+        return (
+            f"is inside {RUNTIME_ROOT}, where labs keep their own files: a lab binds a socket there "
+            "only in its own folder (a relative path)"
+        )
+    first = inner.split("/", 1)[0]
+    if not inner or first in LAB_FILES or any(part.startswith(".") for part in inner.split("/")):
+        what = LAB_FILES.get(first, "runtime folder" if not inner else "file")
+        return f"is lab {other}'s own {what}: another lab is reached only through the sockets it serves"
+    return None
+
+
+def inet_endpoint(value: str) -> tuple[str, int] | None:
+    """'HOST:PORT' -> (host, port) with one spelling per host ('localhost'
+    is 127.0.0.1, IPv6 compressed), for comparing addresses; None if malformed."""
+    try:
+        host, port = split_host_port(value)
+    except ValueError:
+        return None
+    if host.lower() == "localhost":
+        return "127.0.0.1", port
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        return host.lower(), port
+
+
+def is_local_host(host: str) -> bool:
+    """A host any socket of this machine reaches: loopback, or 'any' (0.0.0.0, ::)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
 
 
 def si(value: float, unit: str) -> str:

@@ -21,7 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
-from qnet_tui.model.diagnostics import Diagnostic
+from qnet_tui.model.diagnostics import Diagnostic, count_phrase, first_problems
 from qnet_tui.model.edit import EditError, Editor
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
@@ -41,6 +41,7 @@ from qnet_tui.ui.labclient import LabClient
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
 from qnet_tui.ui.traffic import TrafficView, VlanPane
 
+MAX_PROBLEMS = 100  # problems the panel lists; it says how many more there are
 SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
 
 
@@ -219,17 +220,23 @@ class QnetApp(App[None]):
     def refresh_diagnostics(self) -> None:
         panel = self.query_one("#diagnostics", OptionList)
         diagnostics = self.document.diagnostics() if not self.editor.changed else self._live_diagnostics()
-        self.diagnostics = diagnostics
+        # A list of 100,000 options would cost more than the validation did.
+        self.diagnostics = first_problems(diagnostics, MAX_PROBLEMS)
         panel.clear_options()
         if not diagnostics:
             panel.add_option(Option(Text.assemble(("valid", "green"), ": no problems"), id="none", disabled=True))
             return
         where = not self.editor.changed  # line numbers hold only for the file as it was read
-        for i, d in enumerate(diagnostics):
+        options = []
+        for i, d in enumerate(self.diagnostics):
             colour = "red" if d.is_error else "yellow"
             place = f"{d.line}:{d.col} " if where else ""
             node = f"[{d.node}] " if d.node and not where else ""
-            panel.add_option(Option(Text.assemble((f"{d.severity} ", colour), place, node, d.text), id=str(i)))
+            options.append(Option(Text.assemble((f"{d.severity} ", colour), place, node, d.text), id=str(i)))
+        if hidden := len(diagnostics) - len(self.diagnostics):
+            more = f"and {hidden} more not shown ({count_phrase(diagnostics)} in all)"
+            options.append(Option(Text(more, style="italic"), id="more", disabled=True))
+        panel.add_options(options)
 
     def _live_diagnostics(self) -> list[Diagnostic]:
         from qnet_tui.model.validate import validate
@@ -655,7 +662,8 @@ class QnetApp(App[None]):
             return
         from qnet_tui.model.qemu import import_args
 
-        topology, problems = import_args(argv)
+        marked: list[str] = []
+        topology, problems = import_args(argv, marked)
         if not topology.nodes:
             self.notify(
                 "\n".join(problems[:6]) or "No networking in those arguments",
@@ -671,6 +679,8 @@ class QnetApp(App[None]):
         self.refresh_all()
         if problems:
             self.notify("\n".join(problems[:6]), title="Not imported", severity="warning", timeout=15)
+        if marked:
+            self.notify("\n".join(marked[:6]), title="Imported as external", timeout=15)
 
     async def _may_leave(self, doing: str) -> bool:
         """True when there is nothing unsaved, or the user saved or discarded it."""

@@ -361,6 +361,14 @@ async def test_import_qemu_from_the_palette(seed):
         assert {n.id for n in t.nodes.values()} == {"hub3", "vm1", "tap3"}
         assert app.document.path is None and "new topology" in app.sub_title
         assert any("user-mode networking" in n for n in notes(app))
+        await app.run_action("import_qemu")
+        await pilot.pause()
+        stream = "-netdev stream,id=q0,server=off,addr.type=unix,addr.path=/tmp/q0.sock -device e1000,netdev=q0"
+        app.screen.query_one("#args", Input).value = stream
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.document.topology.nodes["q0"].attrs["external"] is True
+        assert any("q0: unix path /tmp/q0.sock is outside the lab's folder" in n for n in notes(app))
 
 
 async def test_running_a_real_interface_needs_allow_host(tmp_path):
@@ -405,3 +413,17 @@ async def test_a_refused_edit_is_marked_not_fatal(tmp_path):
         await pilot.pause()
         assert app.document.topology.nodes["hub1"].attrs["vlan"] == 1  # refused
         assert "2" in str(app.query_one("#problem-vlan").render())
+
+
+async def test_problem_list_is_bounded_and_says_how_many_more(tmp_path):
+    path = tmp_path / "many.yaml"
+    hub = "  hub0: {kind: hub, vlan: 7000}\n"  # an error, after 150 warnings
+    path.write_text("version: 1\nname: many\nnodes:\n" + "".join(f"  t{i}: {{kind: tap}}\n" for i in range(150)) + hub)
+    app = app_for(path)
+    async with app.run_test(size=SIZE):
+        panel = app.query_one("#diagnostics", OptionList)
+        shown = [str(panel.get_option_at_index(i).prompt) for i in range(panel.option_count)]
+        assert len(shown) == 101
+        assert shown[-1] == "and 52 more not shown (1 error(s), 151 warning(s) in all)"
+        assert sum(line.startswith("error ") for line in shown) == 1  # the error is kept
+        assert panel.get_option_at_index(100).disabled

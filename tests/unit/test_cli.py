@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from qnet_tui import __version__
 from qnet_tui.cli import COMMANDS, main
+from qnet_tui.model.yamlio import load_file
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
 LINE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning): (?P<msg>.+)$")
@@ -211,3 +212,38 @@ def test_qemu_args_give_each_socket_its_own_mac_and_refuse_invalid_files(tmp_pat
     assert main(["qemu-args", str(path)]) == 1  # an address with no port: a placed error, not a traceback
     err = capsys.readouterr().err
     assert f"{path}:5:" in err and "qemu-args" in err and "has errors" in err and "Traceback" not in err
+
+
+def test_validate_shows_the_first_problems_errors_kept(tmp_path, capsys):
+    f = tmp_path / "many.yaml"
+    taps = "".join(f"  t{i}: {{kind: tap}}\n" for i in range(250))  # a warning each
+    hubs = "".join(f"  h{i}: {{kind: hub, vlan: {5000 + i}}}\n" for i in range(5))  # errors, last in the file
+    f.write_text(f"version: 1\nname: many\nnodes:\n{taps}{hubs}")
+    assert main(["validate", str(f)]) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 200 and all(LINE.match(x) for x in lines)
+    assert sum(": error: " in x for x in lines) == 5  # every error, and warnings up to the cap
+    assert lines[0].startswith(f"{f}:4:3: warning: t0:") and ": error: h4: vlan" in lines[-1]  # file order
+    assert f"{f}: 60 more problem(s) not shown; 5 error(s), 255 warning(s) in all (--all shows every one)" in err
+    assert f"{f}: invalid: 5 error(s), 255 warning(s)" in err
+    assert main(["validate", "--all", "-q", str(f)]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 260 and err == ""
+
+
+def test_import_qemu_marks_outside_paths_external_and_fails_on_errors(tmp_path, capsys):
+    out = tmp_path / "vm.yaml"
+    stream = "stream,id=s0,server=off,addr.type=unix,addr.path=/tmp/qemu-vm.sock"
+    assert main(["import-qemu", "-o", str(out), "--", "-netdev", stream, "-device", "e1000,netdev=s0"]) == 0
+    err = capsys.readouterr().err
+    assert "s0: unix path /tmp/qemu-vm.sock is outside the lab's folder: marked external: true" in err
+    node = load_file(out).topology.nodes["s0"]
+    assert node.attrs["external"] is True and node.attrs["address"] == "/tmp/qemu-vm.sock"
+    bad = tmp_path / "bad.yaml"  # a relative path that leaves the lab's folder: written, and exit 1
+    stream = "stream,id=s0,server=off,addr.type=unix,addr.path=../other/control.sock"
+    assert main(["import-qemu", "-o", str(bad), "--", "-netdev", stream, "-device", "e1000,netdev=s0"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:9:14: error: s0: address '../other/control.sock' has a '..' component" in err
+    assert "it has 1 error(s), above: fix them before running it" in err
+    assert load_file(bad).topology.nodes["s0"].attrs["address"] == "../other/control.sock"

@@ -31,7 +31,7 @@ def socket_lab(attrs: str) -> object:
             "stream,id=q0,server=off,addr.type=unix,addr.path=/run/qnet-tui/lab/q0.sock",
         ),
         (
-            "transport: stream, mode: connect, address: /tmp/vm.sock",
+            "transport: stream, mode: connect, address: /tmp/vm.sock, external: true",
             "stream,id=q0,server=on,addr.type=unix,addr.path=/tmp/vm.sock",
         ),
         (

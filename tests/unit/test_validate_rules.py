@@ -78,6 +78,16 @@ def add_link(a: str, b: str) -> Callable[[str], str]:
     return lambda text: text + f"  - [{a}, {b}]\n"
 
 
+def socket_node(attrs: str, node: str = "s0") -> str:
+    """A stream socket, listening unless attrs say otherwise, on its own line."""
+    mode = "" if "mode:" in attrs else "mode: listen, "
+    return f"  {node}: {{kind: socket, transport: stream, {mode}{attrs}}}"
+
+
+def dgram_node(attrs: str, node: str = "s0") -> str:
+    return f"  {node}: {{kind: socket, transport: dgram, {attrs}}}"
+
+
 # (rule, edit that breaks it, expected message fragment, line; edit that keeps it valid)
 CASES = [
     (
@@ -282,8 +292,7 @@ CASES = [
     (
         "host nic real interface keeps its own MAC",
         sub("ipv4: 10.0.0.1/24", "mac: 52:54:00:aa:00:01\n    interface: enp1s0"),
-        "mac belongs to the outside host, but a host NIC that attaches a real interface has none: "
-        "enp1s0 keeps its own",
+        "mac belongs to the outside host, but a host NIC that attaches a real interface has none: enp1s0 keeps its own",
         6,
         sub("ipv4: 10.0.0.1/24", "interface: enp1s0"),
     ),
@@ -293,6 +302,160 @@ CASES = [
         "QEMU knows no NIC model 'e1001' (did you mean 'e1000'?)",
         16,
         sub("    mac: 52:54:00:12:34:01", "    model: rtl8139\n    mac: 52:54:00:12:34:01"),
+    ),
+    (
+        "same real interface twice",
+        lambda t: add_link("eth1", "br1")(
+            add_node("  br1: {kind: bridge}\n  eth1: {kind: host_nic, interface: enp1s0}")(
+                sub("ipv4: 10.0.0.1/24", "interface: enp1s0")(t)
+            )
+        ),
+        "eth1: interface enp1s0 is already attached by eth0",
+        23,
+        lambda t: add_link("eth1", "br1")(
+            add_node("  br1: {kind: bridge}\n  eth1: {kind: host_nic, interface: enp2s0}")(
+                sub("ipv4: 10.0.0.1/24", "interface: enp1s0")(t)
+            )
+        ),
+    ),
+    (
+        "unix path absolute without external",
+        add_node(socket_node("address: /tmp/qemu.sock")),
+        "s0: address '/tmp/qemu.sock' is an absolute path, outside the lab's runtime folder: set 'external: true'",
+        22,
+        add_node(socket_node("address: /tmp/qemu.sock, external: true")),
+    ),
+    (
+        "unix path escapes the lab folder",
+        add_node(socket_node("address: ../otherlab/control.sock")),
+        "has a '..' component: a relative path must stay inside the lab's runtime folder",
+        22,
+        add_node(socket_node("address: otherlab/control.sock")),
+    ),
+    ("unix path dot dot inside", add_node(socket_node("address: a/../../b.sock")), "has a '..' component", 22, None),
+    ("unix path home", add_node(socket_node("address: ~/vm.sock")), "starts with '~'", 22, None),
+    ("unix path folder", add_node(socket_node("address: ./")), "names a folder, not a socket", 22, None),
+    (
+        "unix path is the control socket",
+        add_node(socket_node("address: ./control.sock")),
+        "s0: address './control.sock' is the lab's own control socket (control.sock in its runtime folder)",
+        22,
+        add_node(socket_node("address: controls.sock")),
+    ),
+    (
+        "unix path is the state file",
+        add_node(dgram_node("address: a.sock, local: state.json")),
+        "the lab's own state file",
+        22,
+        None,
+    ),
+    ("unix path is the lock", add_node(dgram_node("address: lock")), "the lab's own lock file", 22, None),
+    ("unix path hidden", add_node(socket_node("address: .vm.sock")), "names a file starting with '.'", 22, None),
+    (
+        "unix path too long with the lab folder",
+        add_node(socket_node("address: " + "a" * 85 + ".sock")),
+        f"is '/run/qnet-tui/seed/{'a' * 85}.sock' with the lab's runtime folder in front: 109 bytes, "
+        "and a unix socket path holds at most 107",
+        22,
+        add_node(socket_node("address: " + "a" * 83 + ".sock")),
+    ),
+    (
+        "external with a relative path",
+        add_node(dgram_node("address: /tmp/qemu.sock, local: in.sock, external: true")),
+        "s0: external: true says this socket's paths are absolute, outside the lab's folder, but local 'in.sock' "
+        "is relative (a relative path lives in the lab's own folder): make it absolute, or drop external",
+        22,
+        add_node(dgram_node("address: /tmp/qemu.sock, local: /tmp/in.sock, external: true")),
+    ),
+    (
+        "external on inet",
+        add_node(socket_node("family: inet, address: '127.0.0.1:5000', external: false")),
+        "s0: external is for unix sockets",
+        22,
+        add_node(socket_node("family: inet, address: '127.0.0.1:5000'")),
+    ),
+    (
+        "external inside the lab's own folder",
+        add_node(socket_node("address: //run/qnet-tui/seed/./vm.sock, external: true")),
+        "is inside this lab's own runtime folder /run/qnet-tui/seed: write it relative (vm.sock) and without external",
+        22,
+        None,
+    ),
+    (
+        "external bind in another lab's folder",
+        add_node(socket_node("address: /var/run/qnet-tui/other/control.sock, external: true")),
+        "is inside /run/qnet-tui, where labs keep their own files",
+        22,
+        add_node(socket_node("mode: connect, address: /var/run/qnet-tui/other/vm.sock, external: true")),
+    ),
+    (
+        "external dialling another lab's control socket",
+        add_node(socket_node("mode: connect, address: /run/qnet-tui/other/control.sock, external: true")),
+        "s0: address '/run/qnet-tui/other/control.sock' is lab other's own control socket: another lab is reached "
+        "only through the sockets it serves",
+        22,
+        add_node(dgram_node("address: /run/qnet-tui/other/vm.sock, local: /tmp/in.sock, external: true")),
+    ),
+    (
+        "external sending to another lab's dot file",
+        add_node(dgram_node("address: /run/qnet-tui/other/.state.json.tmp, local: /tmp/in.sock, external: true")),
+        "is lab other's own file",
+        22,
+        None,
+    ),
+    (
+        "two sockets listen on one path",
+        add_node(socket_node("address: vm.sock") + "\n" + socket_node("address: ./vm.sock", "s1")),
+        "s1: address vm.sock is the same unix path as s0's address: two sockets of a lab cannot bind one",
+        23,
+        add_node(socket_node("address: vm.sock") + "\n" + socket_node("mode: connect, address: ./vm.sock", "s1")),
+    ),
+    (
+        "a dgram local on a listen path",
+        add_node(
+            socket_node("address: /tmp/vm.sock, external: true")
+            + "\n"
+            + dgram_node("address: /tmp/b.sock, local: /tmp//vm.sock, external: true", "s1")
+        ),
+        "s1: local /tmp/vm.sock is the same unix path as s0's address",
+        23,
+        None,
+    ),
+    (
+        "a socket on a QEMU guest NIC's path",
+        lambda t: add_node(socket_node("address: vm1.sock"))(
+            sub("    mac: 52:54:00:12:34:01", "    mac: 52:54:00:12:34:01\n    qemu: true")(t)
+        ),
+        "s0: address vm1.sock is the same unix path as vm1's VM socket",
+        23,
+        None,
+    ),
+    (
+        "a QEMU guest NIC named control",
+        lambda t: add_link("hub0", "control")(
+            add_node("  control: {kind: guest_nic, mac: '52:54:00:00:00:09', qemu: true}")(t)
+        ),
+        "control: the lab serves this QEMU guest NIC at control.sock in its runtime folder, which is the lab's "
+        "own control socket (control.sock in its runtime folder): give the node another id",
+        22,
+        lambda t: add_link("hub0", "ctl")(
+            add_node("  ctl: {kind: guest_nic, mac: '52:54:00:00:00:09', qemu: true}")(t)
+        ),
+    ),
+    (
+        "two inet listens on one port",
+        add_node(
+            socket_node("family: inet, address: '127.0.0.1:5000'")
+            + "\n"
+            + socket_node("family: inet, address: 'localhost:5000'", "s1")
+        ),
+        "s1: address 127.0.0.1:5000 is the same address as s0's address",
+        23,
+        add_node(
+            socket_node("family: inet, address: '127.0.0.1:5000'")
+            + "\n"
+            + dgram_node("family: inet, address: '127.0.0.1:6000', local: '127.0.0.1:5000'", "s1")
+        ),
     ),
 ]
 
@@ -359,6 +522,107 @@ WARNINGS = [
         sub("kind: bridge", "kind: bridge\n    stp: true"),
     ),
 ]
+
+
+def on_hub0(*nodes: str) -> Callable[[str], str]:
+    """Add socket nodes (socket_node/dgram_node lines) and link each to hub0."""
+
+    def edit(text: str) -> str:
+        text = add_node("\n".join(nodes))(text)
+        for line in nodes:
+            text = add_link("hub0", line.split(":")[0].strip())(text)
+        return text
+
+    return edit
+
+
+LOOPS = [
+    (
+        "bridge with two taps on one hub",
+        lambda t: add_link("tap1", "hub0")(add_link("br0", "tap1")(add_node("  tap1: {kind: tap}")(t))),
+        "loop through br0, tap0, hub0, tap1: broadcasts circle forever",
+        None,
+    ),
+    (
+        "stream sockets of one hub dialling each other",
+        on_hub0(socket_node("address: a.sock", "s1"), socket_node("mode: connect, address: ./a.sock", "s2")),
+        "loop through hub0, s1, s2 (s2 sends to s1's address a.sock, both served by this lab): broadcasts circle "
+        "forever (hubs run no STP: remove a link)",
+        on_hub0(socket_node("address: a.sock", "s1"), socket_node("mode: connect, address: b.sock", "s2")),
+    ),
+    (
+        "dgram sockets sending to each other",
+        on_hub0(dgram_node("address: b.sock, local: a.sock", "d1"), dgram_node("address: a.sock, local: b.sock", "d2")),
+        "loop through hub0, d1, d2 (d1 sends to d2's local b.sock",
+        on_hub0(dgram_node("address: b.sock, local: a.sock", "d1"), dgram_node("address: c.sock, local: d.sock", "d2")),
+    ),
+    (
+        "one way is enough",
+        on_hub0(
+            dgram_node("family: inet, address: '127.0.0.1:6001', local: '127.0.0.1:6000'", "d1"),
+            dgram_node("family: inet, address: '192.0.2.1:6000', local: '0.0.0.0:6001'", "d2"),
+        ),
+        "(d1 sends to d2's local 0.0.0.0:6001, both served by this lab)",
+        on_hub0(
+            dgram_node("family: inet, address: '192.0.2.9:6001', local: '127.0.0.1:6000'", "d1"),
+            dgram_node("family: inet, address: '192.0.2.1:6000', local: '0.0.0.0:6001'", "d2"),
+        ),
+    ),
+    (
+        "tcp to the lab's own listener",
+        on_hub0(
+            socket_node("family: inet, address: '[::]:5000'", "s1"),
+            socket_node("family: inet, mode: connect, address: 'localhost:5000'", "s2"),
+        ),
+        "(s2 sends to s1's address [::]:5000, both served by this lab)",
+        on_hub0(
+            socket_node("family: inet, address: '[::]:5000'", "s1"),
+            socket_node("family: inet, mode: connect, address: '192.0.2.7:5000'", "s2"),
+        ),
+    ),
+    (
+        "a socket dialling a QEMU guest NIC of the same hub",
+        lambda t: on_hub0(socket_node("mode: connect, address: vm1.sock", "s1"))(
+            sub("    mac: 52:54:00:12:34:01", "    mac: 52:54:00:12:34:01\n    qemu: true")(t)
+        ),
+        "loop through hub0, vm1, s1 (s1 sends to vm1's VM socket vm1.sock, both served by this lab)",
+        lambda t: on_hub0(socket_node("mode: connect, address: vm2.sock", "s1"))(
+            sub("    mac: 52:54:00:12:34:01", "    mac: 52:54:00:12:34:01\n    qemu: true")(t)
+        ),
+    ),
+    (
+        "two hubs joined by a bridge and by a socket pair",
+        lambda t: add_link("hub1", "s2")(
+            add_link("hub0", "s1")(
+                add_link("tap1", "hub1")(
+                    add_link("br0", "tap1")(
+                        add_node(
+                            "  tap1: {kind: tap}\n  hub1: {kind: hub, vlan: 1}\n"
+                            + socket_node("address: a.sock", "s1")
+                            + "\n"
+                            + socket_node("mode: connect, address: a.sock", "s2")
+                        )(t)
+                    )
+                )
+            )
+        ),
+        "loop through br0, tap0, hub0, tap1, hub1, s1 and 1 more (s2 sends to s1's address a.sock",
+        sub("kind: bridge", "kind: bridge\n    stp: true"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "breaks", "message", "keeps"), LOOPS, ids=[w[0] for w in LOOPS])
+def test_loop_warning(rule, breaks, message, keeps):
+    found = diags(breaks(SEED))
+    hits = [d for d in found if message in d.message]
+    assert hits and hits[0].severity is Severity.WARNING, [d.message for d in found]
+    assert hits[0].link is not None  # placed on a link of the loop
+    assert not any(d.is_error for d in found), [d.message for d in found]
+    if keeps is not None:
+        found = diags(keeps(breaks(SEED)) if rule.startswith("two hubs") else keeps(SEED))
+        assert not any("loop" in d.message for d in found), [d.message for d in found]
+        assert not any(d.is_error for d in found), [d.message for d in found]
 
 
 @pytest.mark.parametrize(("rule", "breaks", "message", "keeps"), WARNINGS, ids=[w[0] for w in WARNINGS])
