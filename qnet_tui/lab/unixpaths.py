@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SUN_PATH_MAX = 107  # sizeof(sun_path) - 1: the longest path bind() and connect() take
-LAB_FILES = ("control.sock", "state.json", "lock")  # the worker's own, in the lab's folder
+from qnet_tui.model.values import LAB_FILES  # the worker's own files, in the lab's folder
+from qnet_tui.model.values import UNIX_PATH_MAX as SUN_PATH_MAX
 
 
 class PathError(Exception):
