@@ -144,19 +144,22 @@ def _yaml() -> YAML:
 def load_file(path: Path | str) -> Document:
     path = Path(path)
     try:
-        # O_NONBLOCK: opening a FIFO for reading would wait for a writer
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         return _unreadable(path, exc.strerror or str(exc))
-    with os.fdopen(fd, "rb") as f:
-        kind = _not_regular(os.fstat(fd).st_mode)
-        if kind:
-            return _unreadable(path, f"{kind}, not a regular file")
-        os.set_blocking(fd, True)
-        try:
-            data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            return _unreadable(path, exc.strerror or str(exc))
+    try:
+        what = _not_regular(os.fstat(fd).st_mode)
+        if what is None:
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return _unreadable(path, exc.strerror or str(exc))
+    finally:
+        os.close(fd)
+    if what is not None:
+        return _unreadable(path, f"{what}, not a regular file")
     return load_bytes(data, path)
 
 
@@ -222,10 +225,14 @@ def round_trip_tree(text: str) -> CommentedMap:
     SaveError when ruamel cannot read what libyaml could."""
     try:
         tree = _yaml().load(text)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # ruamel may raise anything on input libyaml took; the save must fail cleanly
+        mark = getattr(exc, "problem_mark", None)
+        if getattr(exc, "problem", None) and mark is not None:
+            why = f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"  # type: ignore[attr-defined]
+        else:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SaveError(
-            f"cannot save: ruamel.yaml, which writes the file back keeping its comments, cannot read it ({first}); "
+            f"cannot save: ruamel.yaml, which writes the file back with its comments, cannot read it ({why}); "
             "the file on disk is unchanged"
         ) from None
     if not isinstance(tree, CommentedMap):

@@ -54,6 +54,9 @@ _SCALAR_TAGS = frozenset(
 # Anything outside YAML's own set: #x9 | #xA | #xD | [#x20-#x7E] | #x85 |
 # [#xA0-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 _NOT_YAML = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Line breaks to libyaml (YAML 1.1), ordinary characters to ruamel (YAML 1.2):
+# refused, or the two would read different lines and values.
+_BREAKS = re.compile("[\x85\u2028\u2029]")
 MERGE_REFUSED = "merge keys ('<<') are not supported in a topology file; write the keys out in each node"
 TOO_DEEP = f"YAML is nested more than {MAX_DEPTH} levels deep; this is not a topology file"
 
@@ -83,15 +86,19 @@ class Composed:
 
 @contextlib.contextmanager
 def no_cyclic_gc() -> Iterator[None]:
-    """Everything made while reading is garbage-free and alive until the end;
-    with the collector on, each collection would walk it all again (5x slower
-    on a 4 MiB file)."""
+    """Everything made while reading stays alive to the end and holds no
+    cycle; with the collector on, each collection would walk it all again
+    (5x slower on a 4 MiB file)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            # Move all that was made to the oldest generation without walking
+            # it: the young ones would each walk it once more on the way up.
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
@@ -107,6 +114,13 @@ def check_characters(text: str) -> None:
     bad = _NOT_YAML.search(text)
     if bad is not None:
         raise Refused(f"character {bad.group()!r} is not allowed in YAML", *_offset_at(text, bad.start()))
+    bad = _BREAKS.search(text)
+    if bad is not None:
+        raise Refused(
+            f"character {bad.group()!r} is not allowed in a topology file: YAML 1.1 reads it as a line break, "
+            "YAML 1.2 does not (write it as an escape in double quotes)",
+            *_offset_at(text, bad.start()),
+        )
 
 
 def compose(text: str) -> Composed:

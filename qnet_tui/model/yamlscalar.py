@@ -53,6 +53,15 @@ _INT = re.compile(
     |[-+]?0x[0-9a-fA-F_]+)$""",
     re.X,
 )
+_IS_TIMESTAMP = re.compile(
+    r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+    (?:[Tt]|[ \t]+)[0-9][0-9]?
+    :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+    (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+    re.X,
+)
+# ruamel.yaml's util.py: the parts of a timestamp.
 _TIMESTAMP = re.compile(
     r"""^(?P<year>[0-9][0-9][0-9][0-9])
     -(?P<month>[0-9][0-9]?)
@@ -99,7 +108,7 @@ def plain(text: str) -> Any:
         return to_float(text)
     if _INT.match(text):
         return to_int(text)
-    if first in _DIGITS and _TIMESTAMP.match(text):
+    if first in _DIGITS and _IS_TIMESTAMP.match(text):
         return to_timestamp(text)
     return text
 
@@ -166,6 +175,8 @@ def to_timestamp(text: str) -> datetime.date:
             tz = datetime.UTC
         fraction = g["fraction"] or ""
         micro = int((fraction[:6] + "000000")[:6])
+        if len(fraction) > 6 and fraction[6] > "4":  # rounded, and no carry into the seconds, as ruamel does
+            micro = micro + 1 if micro < 999999 else 0
         return datetime.datetime(
             int(g["year"]),
             int(g["month"]),
