@@ -17,6 +17,7 @@ import gc
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 import yaml
@@ -182,6 +183,8 @@ def _compose(get_event: Any) -> Composed:
                     if key is _NO_KEY:
                         if text == "<<" and event.tag is None and event.implicit[0]:
                             raise Refused(MERGE_REFUSED, *_at(event.start_mark))
+                        if top[_DEPTH] >= _MARKED_DEPTH and value.__class__ is str:  # type: ignore[index]
+                            value = intern(value)  # attribute names: one string each, not one per node
                         top[_KEY], top[_KEY_EVENT] = value, event  # type: ignore[index]
                         continue
                     top[_KEY] = _NO_KEY  # type: ignore[index]
@@ -465,16 +468,18 @@ def _read_tree(tree: dict[Any, Any], composed: Composed, out: Reading) -> None:
 
 
 def _read_nodes(nodes: dict[Any, Any], marks: Any, at: Position, out: Reading) -> None:
-    """The hot loop of a big file: one pass, no call that can be saved. Where
-    marks are missing (a value from an alias to a deeper place), the
-    enclosing collection's position stands in."""
+    """The hot loop of a big file: one pass, no call that can be saved. It
+    empties nodes and marks as it goes, so that the memory of what was read
+    is reused for the topology. Where marks are missing (a value from an alias
+    to a deeper place), the enclosing collection's position stands in."""
     topo_nodes, smap, problems = out.topology.nodes, out.source.positions, out.problems
     kinds = {k.value: k for k in Kind}
     if marks.__class__ is not dict:
         marks = {}
     unknown = _UNKNOWN
-    for node_id, body in nodes.items():
-        key_mark, body_mark, fields = marks.get(node_id, unknown)
+    for node_id in list(nodes):
+        body = nodes.pop(node_id)
+        key_mark, body_mark, fields = marks.pop(node_id, unknown)
         pos = (key_mark.line + 1, key_mark.column + 1) if key_mark is not None else at
         if node_id.__class__ is not str and not isinstance(node_id, str):
             problems.append(Diagnostic(ERROR, f"node id {values.describe(node_id)} must be a string", *pos))
@@ -525,15 +530,26 @@ def _read_links(links: list[Any], marks: Any, at: Position, out: Reading) -> Non
     topo_links, smap = out.topology.links, out.source.positions
     if marks.__class__ is not list:
         marks = []
+    known = len(marks)
     for i, link in enumerate(links):
-        link_mark, ends = marks[i] if i < len(marks) else (None, None)
-        pos = _at(link_mark) if link_mark is not None else at
-        smap[("link", len(topo_links))] = pos
-        if not (isinstance(link, list) and len(link) == 2 and all(isinstance(x, str) for x in link)):
+        link_mark, ends = marks[i] if i < known else _UNKNOWN[:2]
+        pos = (link_mark.line + 1, link_mark.column + 1) if link_mark is not None else at
+        n = len(topo_links)
+        smap[("link", n)] = pos
+        if (
+            link.__class__ is not list
+            or len(link) != 2
+            or not isinstance(a := link[0], str)
+            or not isinstance(b := link[1], str)
+        ):
             out.problems.append(
                 Diagnostic(ERROR, f"a link is a pair of node ids, as in [br0, tap0], not {values.describe(link)}", *pos)
             )
             continue
-        for end in (0, 1):
-            smap[("end", len(topo_links), end)] = _at(ends[end][0]) if ends.__class__ is list else pos
-        topo_links.append((link[0], link[1]))
+        if ends.__class__ is list:
+            (m, _), (m2, _) = ends
+            smap[("end", n, 0)] = (m.line + 1, m.column + 1)
+            smap[("end", n, 1)] = (m2.line + 1, m2.column + 1)
+        else:
+            smap[("end", n, 0)] = smap[("end", n, 1)] = pos
+        topo_links.append((a if a.__class__ is str else str(a), b if b.__class__ is str else str(b)))
