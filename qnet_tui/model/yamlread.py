@@ -142,6 +142,7 @@ def compose(text: str) -> Composed:
 # An open collection (its end event has not come yet), a list for speed.
 _VALUE, _MARKS, _KEY, _KEY_EVENT, _HEIGHT, _ANCHOR, _MARK, _DEPTH = range(8)
 _NO_KEY = object()
+_MAX_LEVELS = MAX_DEPTH + 1  # the top level, and MAX_DEPTH levels in it (as brackets count them)
 _UNKNOWN = (None, None, None)  # the marks of an entry whose marks were not kept
 _MARKED_DEPTH = 3  # top level, nodes/links, one node's body or one link: all that diagnostics place
 
@@ -202,7 +203,7 @@ def _compose(get_event: Any) -> Composed:
                     out.root, out.at = value, _at(event.start_mark)
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
                 depth = len(stack) + 1
-                if depth > MAX_DEPTH:
+                if depth > _MAX_LEVELS:
                     raise Refused(TOO_DEEP, *_at(event.start_mark))
                 top_is_map = cls is MappingStartEvent
                 if event.tag is not None and event.tag != "!" and event.tag != (_MAP_TAG if top_is_map else _SEQ_TAG):
@@ -250,7 +251,7 @@ def _compose(get_event: Any) -> Composed:
                     )
                 if top is None:
                     out.root, out.at, out.marks = value, _at(event.start_mark), marks
-                elif top[_DEPTH] + height > MAX_DEPTH:
+                elif top[_DEPTH] + height > _MAX_LEVELS:
                     raise Refused(f"{TOO_DEEP} (through the alias *{event.anchor})", *_at(event.start_mark))
                 elif top_is_map and top[_KEY] is _NO_KEY:
                     if height:
