@@ -338,7 +338,7 @@ def _syntax(exc: yaml.MarkedYAMLError, text: str) -> Refused:
     problem = exc.problem or "invalid YAML"
     if "nesting depth" in problem:  # libyaml's own limit (1000), met while it looks ahead
         return Refused(TOO_DEEP, *(_too_deep_bracket(text) or (line, col)))
-    if "tab" in problem or _char_at(text, line, col) == "\t":
+    if "tab character" in problem or _char_at(text, line, col) == "\t":
         problem = "a tab character; YAML indents with spaces only"
     elif exc.context:
         problem = f"{problem} ({exc.context})"

@@ -180,6 +180,18 @@ def test_positions_are_where_ruamel_put_them(name):
     assert load_text(text).source.positions == ruamel_positions(text)
 
 
+@pytest.mark.parametrize("name", [p.name for p in SAMPLES] + ["hand", "flow", "refused"])
+def test_without_libyaml_pyyaml_reads_the_same(monkeypatch, name):
+    text = {"hand": HAND, "flow": FLOW, "refused": "version: 1\nnodes:\n  t:\n    <<: {kind: tap}\n"}.get(name)
+    text = text or (ROOT / "sample_topologies" / name).read_text()
+    with_libyaml = load_text(text)
+    monkeypatch.setattr(yamlread, "PARSER", yaml.BaseLoader)
+    without = load_text(text)
+    assert without.topology == with_libyaml.topology
+    assert without.source == with_libyaml.source
+    assert without.problems == with_libyaml.problems
+
+
 def test_every_structural_problem_is_placed():
     messages = {(d.line, d.col): d.message for d in load_text(HAND).problems}
     assert messages == {
