@@ -24,12 +24,10 @@ from qnet_tui.model import comments, yamlread
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.topology import SourceMap, Topology
 from qnet_tui.model.validate import validate
-from qnet_tui.model.yamlread import FORMAT_VERSION, MAX_DEPTH, TOP_KEYS
-
-__all__ = ["FORMAT_VERSION", "MAX_DEPTH", "MAX_FILE_BYTES", "TOP_KEYS", "Document", "SaveError"]
+from qnet_tui.model.yamlread import FORMAT_VERSION
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a topology of thousands of nodes is well under 1 MiB
-_CONTENT = re.compile(r"^\s*[^\s#]", re.M)  # a line with more than white space or a comment
+_CONTENT = re.compile(r"(?:^|\r)\s*[^\s#]", re.M)  # a line with more than white space or a comment
 ERROR = Severity.ERROR
 
 

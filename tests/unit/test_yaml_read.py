@@ -192,6 +192,15 @@ def test_without_libyaml_pyyaml_reads_the_same(monkeypatch, name):
     assert without.problems == with_libyaml.problems
 
 
+def test_carriage_returns_alone_end_lines_too():
+    doc = load_text("# a comment\rversion: 1\rname: x\rnodes: {t: {kind: tap}}\r")
+    assert doc.problems == [] and doc.topology.name == "x"
+    assert doc.source.positions[("node", "t")] == (4, 9)
+    assert [d.message for d in load_text("# only\r# comments\r").problems] == [
+        "file is empty; a topology starts with 'version: 1'"
+    ]
+
+
 def test_every_structural_problem_is_placed():
     messages = {(d.line, d.col): d.message for d in load_text(HAND).problems}
     assert messages == {
