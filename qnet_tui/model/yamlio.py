@@ -1,8 +1,9 @@
 """Topology files, format version 1: load with positions, save atomically.
 
-The file is read in ruamel.yaml's round-trip mode and the tree is kept: saving
-writes the edited topology back into that tree, touching only what changed, so
-hand-written comments, key order and quoting survive."""
+Loading reads the file fast with libyaml (yamlread) and keeps its text. Saving
+reads that text once in ruamel.yaml's round-trip mode and writes the edited
+topology back into that tree, touching only what changed, so hand-written
+comments, key order and quoting survive."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import io
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,21 +19,15 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from ruamel.yaml.nodes import Node as YamlNode
-from ruamel.yaml.reader import ReaderError
 
-from qnet_tui.model import comments, values
+from qnet_tui.model import comments, yamlread
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
-from qnet_tui.model.kinds import Kind
-from qnet_tui.model.topology import Node, SourceMap, Topology
-from qnet_tui.model.validate import did_you_mean, validate
+from qnet_tui.model.topology import SourceMap, Topology
+from qnet_tui.model.validate import validate
+from qnet_tui.model.yamlread import FORMAT_VERSION
 
-FORMAT_VERSION = 1
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a topology of thousands of nodes is well under 1 MiB
-MAX_DEPTH = 64
-TOP_KEYS = ("version", "name", "description", "nodes", "links")
+_CONTENT = re.compile(r"(?:^|\r)\s*[^\s#]", re.M)  # a line with more than white space or a comment
 ERROR = Severity.ERROR
 
 
@@ -87,8 +83,21 @@ class Document:
     path: Path | None = None
     source: SourceMap = field(default_factory=SourceMap)
     problems: list[Diagnostic] = field(default_factory=list)  # found while reading the file
-    tree: CommentedMap | None = None
     style: Style = field(default_factory=Style)
+    text: str | None = field(default=None, repr=False)  # as read (LF, no BOM), until the tree is made from it
+    _tree: CommentedMap | None = field(default=None, init=False, repr=False)
+
+    @property
+    def tree(self) -> CommentedMap | None:
+        """The file's round-trip tree, read from its text the first time it is
+        needed (to save): only ruamel keeps comments, and it is slow."""
+        if self._tree is None and self.text is not None:
+            self._tree = round_trip_tree(self.text)
+            bom, crlf = self.style.bom, self.style.crlf
+            self.style = Style.guess(self.text)  # needed only to save, and it reads every line
+            self.style.bom, self.style.crlf = bom, crlf
+            self.text = None
+        return self._tree
 
     @property
     def editable(self) -> bool:
@@ -102,12 +111,12 @@ class Document:
     def dumps(self) -> str:
         if not self.editable:
             raise SaveError("the file has structural errors; fix them in a text editor first")
-        self.tree = to_tree(self.topology, self.tree)
+        self._tree = tree = to_tree(self.topology, self.tree)
         yaml = _yaml()
         yaml.indent(mapping=self.style.mapping, sequence=self.style.sequence, offset=self.style.offset)
         yaml.explicit_start = self.style.explicit_start
         out = io.StringIO()
-        yaml.dump(self.tree, out)
+        yaml.dump(tree, out)
         text = self.style.preamble + out.getvalue()
         if self.style.crlf:
             text = text.replace("\n", "\r\n")
@@ -130,25 +139,47 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _pos(mark: Any) -> tuple[int, int]:
-    return (mark.line + 1, mark.column + 1)
-
-
-def _offset_pos(text: str, index: int) -> tuple[int, int]:
-    line = text.count("\n", 0, index) + 1
-    return (line, index - (text.rfind("\n", 0, index) + 1) + 1)
-
-
 def load_file(path: Path | str) -> Document:
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        doc = Document(path=path)
-        doc.problems.append(Diagnostic(ERROR, f"cannot read: {exc.strerror or exc}"))
-        return doc
+        return _unreadable(path, exc.strerror or str(exc))
+    try:
+        what = _not_regular(os.fstat(fd).st_mode)
+        if what is None:
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return _unreadable(path, exc.strerror or str(exc))
+    finally:
+        os.close(fd)
+    if what is not None:
+        return _unreadable(path, f"{what}, not a regular file")
     return load_bytes(data, path)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "not a file"
+
+
+def _unreadable(path: Path, why: str) -> Document:
+    doc = Document(path=path)
+    doc.problems.append(Diagnostic(ERROR, f"cannot read: {why}"))
+    return doc
 
 
 def load_bytes(data: bytes, path: Path | None = None) -> Document:
@@ -176,245 +207,35 @@ def load_text(text: str, path: Path | None = None) -> Document:
     crlf = "\r\n" in text
     # ruamel keeps a CR inside comments; read LF only and put CRs back on save
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    problems = doc.problems
-    if not text.strip() or all(not x.strip() or x.lstrip().startswith("#") for x in text.splitlines()):
-        problems.append(Diagnostic(ERROR, "file is empty; a topology starts with 'version: 1'"))
+    if not _CONTENT.search(text):
+        doc.problems.append(Diagnostic(ERROR, "file is empty; a topology starts with 'version: 1'"))
         return doc
-    too_deep = _flow_depth_exceeded(text)
-    if too_deep is not None:
-        problems.append(
-            Diagnostic(
-                ERROR,
-                f"YAML is nested more than {MAX_DEPTH} levels deep; this is not a topology file",
-                *_offset_pos(text, too_deep),
-            )
-        )
-        return doc
-    yaml = _yaml()
-    try:
-        root = yaml.compose(text)
-        if root is None:
-            problems.append(Diagnostic(ERROR, "file holds no YAML document"))
-            return doc
-        problems.extend(_duplicate_keys(root))
-        tree = yaml.constructor.construct_document(root)
-    except ReaderError as exc:
-        line, col = _offset_pos(text, exc.position)
-        problems.append(Diagnostic(ERROR, f"character {exc.character!r} is not allowed in YAML", line, col))
-        return doc
-    except MarkedYAMLError as exc:
-        problems.append(_yaml_error(exc))
-        return doc
-    except YAMLError as exc:
-        problems.append(
-            Diagnostic(ERROR, f"YAML error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-        )
-        return doc
-    except RecursionError:
-        problems.append(
-            Diagnostic(ERROR, f"YAML is nested more than {MAX_DEPTH} levels deep; this is not a topology file")
-        )
-        return doc
-    except ValueError as exc:  # the constructor's own, e.g. an integer of 5000 digits
-        m = re.search(r"\d{4000,}", text)
-        where = _offset_pos(text, m.start()) if m else (1, 1)
-        problems.append(Diagnostic(ERROR, f"YAML value cannot be read: {str(exc).split(';')[0]}", *where))
-        return doc
-    doc.style = Style.guess(text)
-    doc.style.bom, doc.style.crlf = bom, crlf
-    if not isinstance(tree, CommentedMap):
-        line, col = _pos(root.start_mark)
-        problems.append(
-            Diagnostic(
-                ERROR,
-                f"the top level must be a mapping with version, name, nodes and links, not {values.describe(tree)}",
-                line,
-                col,
-            )
-        )
-        return doc
-    doc.tree = tree
-    _read_tree(tree, doc)
+    reading = yamlread.read(text)
+    doc.topology, doc.source, doc.problems = reading.topology, reading.source, reading.problems
+    if reading.mapping:
+        doc.text = text
+        doc.style.bom, doc.style.crlf = bom, crlf
     return doc
 
 
-def _flow_depth_exceeded(text: str) -> int | None:
-    """Offset where brackets nest deeper than MAX_DEPTH, found before the
-    parser recurses into them. Brackets in strings count too: a generous
-    limit, far above any real topology, makes that harmless."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return None
-    depth = 0
-    for i, c in enumerate(text):
-        if c in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return i
-        elif c in "]}" and depth:
-            depth -= 1
-    return None
-
-
-def _yaml_error(exc: MarkedYAMLError) -> Diagnostic:
-    mark = exc.problem_mark or exc.context_mark
-    line, col = _pos(mark) if mark else (1, 1)
-    problem = exc.problem or "invalid YAML"
-    if "'\\t'" in problem:
-        problem = "a tab character; YAML indents with spaces only"
-    elif exc.context:
-        problem = f"{problem} ({exc.context})"
-    return Diagnostic(ERROR, f"YAML syntax: {problem}", line, col)
-
-
-def _duplicate_keys(root: YamlNode) -> list[Diagnostic]:
-    """Duplicate keys in any mapping. Walks the node graph once per node even
-    when aliases share it, so a billion-laughs file costs nothing."""
-    out = []
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, MappingNode):
-            keys: dict[Any, Any] = {}
-            for key, value in node.value:
-                if isinstance(key, ScalarNode) and isinstance(key.value, str):
-                    if key.value in keys:
-                        first = keys[key.value]
-                        out.append(
-                            Diagnostic(
-                                ERROR,
-                                f"duplicate key '{key.value}' (first at line {first.line + 1}); "
-                                "node ids and keys must be unique",
-                                *_pos(key.start_mark),
-                            )
-                        )
-                    else:
-                        keys[key.value] = key.start_mark
-                stack.append(value)
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    return out
-
-
-def _read_tree(tree: CommentedMap, doc: Document) -> None:
-    topo, smap, problems = doc.topology, doc.source.positions, doc.problems
-
-    def error(message: str, pos: tuple[int, int], **kw: Any) -> None:
-        problems.append(Diagnostic(ERROR, message, *pos, **kw))
-
-    for key in tree:
-        smap[("top", key)] = _pos_key(tree, key)
-        smap[("top-value", key)] = _pos_value(tree, key)
-        if key not in TOP_KEYS:
-            doc.problems.append(
-                Diagnostic(
-                    ERROR,
-                    f"unknown top-level key {values.describe(key)}"
-                    f"{did_you_mean(str(key), TOP_KEYS)}; a topology has {', '.join(TOP_KEYS)}",
-                    *smap[("top", key)],
-                )
-            )
-    version = tree.get("version")
-    if "version" not in tree:
-        error(f"missing 'version: {FORMAT_VERSION}' at the top", (1, 1))
-    elif version != FORMAT_VERSION or isinstance(version, bool):
-        error(
-            f"version {values.describe(version)} is not supported; this qnet-tui reads version {FORMAT_VERSION}",
-            smap[("top-value", "version")],
-        )
-    topo.name = tree.get("name")
-    description = tree.get("description")
-    if description is not None and not isinstance(description, str):
-        error(f"description must be a string, not {values.describe(description)}", smap[("top-value", "description")])
-    else:
-        topo.description = description
-
-    nodes = tree.get("nodes")
-    if nodes is not None and not isinstance(nodes, CommentedMap):
-        error(
-            f"nodes must be a mapping from node id to its attributes, not {values.describe(nodes)}",
-            smap[("top-value", "nodes")],
-        )
-        nodes = None
-    for node_id, body in (nodes or {}).items():
-        pos = _pos_key(nodes, node_id)
-        if not isinstance(node_id, str):
-            error(f"node id {values.describe(node_id)} must be a string", pos)
-            continue
-        smap[("node", node_id)] = pos
-        if body is None:  # "tap0:" alone: a node with nothing said of it yet
-            body = CommentedMap()
-        if not isinstance(body, CommentedMap):
-            error(
-                f"{node_id}: a node is a mapping with 'kind' and its attributes, not {values.describe(body)}",
-                _pos_value(nodes, node_id),
-                node=node_id,
-            )
-            topo.add(Node(node_id, None, {}))  # so that its links do not also fail
-            continue
-        attrs = {}
-        for key, value in body.items():
-            if not isinstance(key, str):
-                error(f"{node_id}: key {values.describe(key)} must be a string", _pos_key(body, key), node=node_id)
-                continue
-            smap[("field", node_id, key)] = _pos_key(body, key)
-            smap[("value", node_id, key)] = _pos_value(body, key)
-            if key != "kind":
-                attrs[key] = value
-        kind = body.get("kind")
-        if "kind" not in body:
-            error(f"{node_id}: missing 'kind' (one of {', '.join(k.value for k in Kind)})", pos, node=node_id)
-        elif isinstance(kind, str) and kind in Kind.__members__.values():
-            kind = Kind(kind)
-        topo.add(Node(node_id, kind, attrs, origin=node_id))
-
-    links = tree.get("links")
-    if links is not None and not isinstance(links, CommentedSeq):
-        error(f"links must be a list of node id pairs, not {values.describe(links)}", smap[("top-value", "links")])
-        links = None
-    for i, link in enumerate(links or []):
-        pos = _pos_item(links, i)
-        smap[("link", len(topo.links))] = pos
-        if not (isinstance(link, list) and len(link) == 2 and all(isinstance(x, str) for x in link)):
-            error(f"a link is a pair of node ids, as in [br0, tap0], not {values.describe(link)}", pos)
-            continue
-        for end in (0, 1):
-            smap[("end", len(topo.links), end)] = _pos_item(link, end)
-        topo.links.append((str(link[0]), str(link[1])))
-
-
-def _pos_key(m: CommentedMap, key: Any) -> tuple[int, int]:
+def round_trip_tree(text: str) -> CommentedMap:
+    """text read by ruamel.yaml in round-trip mode, for saving into; raises
+    SaveError when ruamel cannot read what libyaml could."""
     try:
-        line, col = m.lc.key(key)
-        return (line + 1, col + 1)
-    except (KeyError, TypeError, AttributeError):
-        return _pos_self(m)
-
-
-def _pos_value(m: CommentedMap, key: Any) -> tuple[int, int]:
-    try:
-        line, col = m.lc.value(key)
-        return (line + 1, col + 1)
-    except (KeyError, TypeError, AttributeError):
-        return _pos_key(m, key)
-
-
-def _pos_item(s: CommentedSeq, i: int) -> tuple[int, int]:
-    try:
-        line, col = s.lc.item(i)
-        return (line + 1, col + 1)
-    except (KeyError, TypeError, AttributeError):
-        return _pos_self(s)
-
-
-def _pos_self(x: Any) -> tuple[int, int]:
-    lc = getattr(x, "lc", None)
-    if lc is not None and lc.line is not None:
-        return (lc.line + 1, lc.col + 1)
-    return (1, 1)
+        tree = _yaml().load(text)
+    except Exception as exc:  # ruamel may raise anything on input libyaml took; the save must fail cleanly
+        mark = getattr(exc, "problem_mark", None)
+        if getattr(exc, "problem", None) and mark is not None:
+            why = f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"  # type: ignore[attr-defined]
+        else:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SaveError(
+            f"cannot save: ruamel.yaml, which writes the file back with its comments, cannot read it ({why}); "
+            "the file on disk is unchanged"
+        ) from None
+    if not isinstance(tree, CommentedMap):
+        raise SaveError("cannot save: ruamel.yaml reads the file differently; the file on disk is unchanged")
+    return tree
 
 
 # -- writing -------------------------------------------------------------------
