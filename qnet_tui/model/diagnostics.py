@@ -44,11 +44,11 @@ def printable(text: str) -> str:
 
 
 def has_errors(diagnostics: list[Diagnostic]) -> bool:
-    return any(d.is_error for d in diagnostics)
+    return any(d.severity is Severity.ERROR for d in diagnostics)
 
 
-def sort_key(d: Diagnostic) -> tuple[int, int, int]:
-    return (d.line, d.col, 0 if d.is_error else 1)
+def sort_key(d: Diagnostic) -> tuple[int, int, bool]:
+    return (d.line, d.col, d.severity is not Severity.ERROR)  # errors first at one place
 
 
 def first_problems(diagnostics: list[Diagnostic], limit: int) -> list[Diagnostic]:
@@ -56,11 +56,12 @@ def first_problems(diagnostics: list[Diagnostic], limit: int) -> list[Diagnostic
     before errors. A file with a thousand problems is fixed from the top."""
     if len(diagnostics) <= limit:
         return diagnostics
-    errors = [d for d in diagnostics if d.is_error][:limit]
-    warnings = [d for d in diagnostics if not d.is_error][: limit - len(errors)]
-    return sorted(errors + warnings, key=sort_key)
+    errors, warnings = [], []
+    for d in diagnostics:
+        (errors if d.severity is Severity.ERROR else warnings).append(d)
+    return sorted(errors[:limit] + warnings[: max(0, limit - len(errors))], key=sort_key)
 
 
 def count_phrase(diagnostics: list[Diagnostic]) -> str:
-    errors = sum(d.is_error for d in diagnostics)
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     return f"{errors} error(s), {len(diagnostics) - errors} warning(s)"

@@ -106,7 +106,8 @@ class Document:
         return not any(d.is_error for d in self.problems)
 
     def diagnostics(self) -> list[Diagnostic]:
-        return sorted(self.problems + validate(self.topology, self.source), key=sort_key)
+        found = validate(self.topology, self.source)  # in file order already
+        return sorted(self.problems + found, key=sort_key) if self.problems else found
 
     def dumps(self) -> str:
         if not self.editable:
