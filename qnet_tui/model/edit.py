@@ -143,6 +143,39 @@ def default_attrs(topology: Topology, kind: Kind, node_id: str | None = None) ->
     return {}
 
 
+def _free_address(topology: Topology, value: Any, version: int) -> str | None:
+    """For a copy of a node: the first address after value's, in its subnet
+    (wrapping round), that no node has; None if the subnet has none free. A
+    value that is not an address is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        iface = values.interface_address(value, version)
+    except ValueError:
+        return value
+    used: set[int] = set()
+    for other in topology.nodes.values():
+        text = other.attrs.get(f"ipv{version}")
+        ip = values.host_address(text, version)[0] if isinstance(text, str) else None
+        if ip is not None:
+            used.add(int(ip))
+    net = iface.network
+    low, high = int(net.network_address), int(net.broadcast_address)
+    if net.prefixlen < net.max_prefixlen - 1:
+        low += 1  # not the network address (IPv6: the subnet-router anycast)
+        if version == 4:
+            high -= 1  # nor the broadcast address
+    size, start = high - low + 1, int(iface.ip) - low
+    # Each used address hides at most one candidate; the spare tries stop a
+    # multicast block inside a huge subnet from being walked address by address.
+    for step in range(1, min(size, len(used) + 256)):
+        candidate = f"{type(iface.ip)(low + (start + step) % size)}/{net.prefixlen}"
+        ip = values.host_address(candidate, version)[0]
+        if ip is not None and int(ip) not in used:
+            return candidate
+    return None
+
+
 # -- checks ---------------------------------------------------------------------
 
 
@@ -426,15 +459,25 @@ class Editor:
         return gone
 
     def duplicate(self, node_id: str) -> Node:
-        """A copy of a node, unlinked, with a new id, and a MAC and VLAN of its
-        own: two NICs with one MAC, or two hubs with one VLAN, are errors. The
-        other attributes are copied as they are, right or wrong: the copy is
-        no worse than its original, and validation reports both alike."""
+        """A copy of a node, unlinked, with a new id, and a MAC, VLAN and
+        IPv4/IPv6 addresses of its own: two NICs with one MAC, two hubs with
+        one VLAN, or two addresses alike once the copy joins its original's
+        hub, are errors. An address moves on to the next free one of its
+        subnet, and is left out if there is none. The other attributes are
+        copied as they are, right or wrong: the copy is no worse than its
+        original, and validation reports both alike."""
         node, kind = self._schema_node(node_id)
         new_id = next_id(self.topology, kind)
         attrs = dict(node.attrs)
         if "mac" in attrs:
             attrs["mac"] = next_mac(self.topology)
+        for version in (4, 6):
+            if f"ipv{version}" in attrs:
+                address = _free_address(self.topology, attrs[f"ipv{version}"], version)
+                if address is None:
+                    del attrs[f"ipv{version}"]
+                else:
+                    attrs[f"ipv{version}"] = address
         if kind is Kind.HUB:
             attrs["vlan"] = next_vlan(self.topology)
         # A socket still at its default path gets its own, or the two would fight over one file.

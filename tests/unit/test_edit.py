@@ -24,7 +24,7 @@ from qnet_tui.model.edit import (
 )
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, Field, Kind
 from qnet_tui.model.topology import Node, Topology
-from qnet_tui.model.validate import link_problem
+from qnet_tui.model.validate import link_problem, validate
 from qnet_tui.model.yamlio import load_file, load_text
 
 SEED = Path(__file__).parents[2] / "sample_topologies" / "seed-path.yaml"
@@ -391,7 +391,7 @@ def test_delete_node_refused(editor):
 
 def test_duplicate_guest_nic(editor):
     copy = editor.duplicate("vm2")
-    assert copy == Node("vm3", Kind.GUEST_NIC, {"model": "e1000", "mac": "52:54:00:12:34:03", "ipv4": "10.0.0.12/24"})
+    assert copy == Node("vm3", Kind.GUEST_NIC, {"model": "e1000", "mac": "52:54:00:12:34:03", "ipv4": "10.0.0.13/24"})
     assert editor.topology.nodes["vm3"] is copy
     assert editor.topology.neighbours("vm3") == []
     assert editor.topology.nodes["vm2"].attrs["mac"] == "52:54:00:12:34:02"
@@ -402,7 +402,52 @@ def test_duplicate_hub_socket_and_host_nic(editor):
     assert editor.duplicate("hub0") == Node("hub2", Kind.HUB, {"vlan": 2})
     assert editor.duplicate("sock0").attrs["address"] == "sock1.sock"
     editor.set_attr("eth0", "mac", "52:54:00:00:00:01")
-    assert editor.duplicate("eth0") == Node("eth1", Kind.HOST_NIC, {"ipv4": "10.0.0.1/24", "mac": "52:54:00:12:34:03"})
+    assert editor.duplicate("eth0") == Node("eth1", Kind.HOST_NIC, {"ipv4": "10.0.0.2/24", "mac": "52:54:00:12:34:03"})
+
+
+def test_duplicate_gives_the_copy_a_free_address_so_it_can_join_the_hub(editor):
+    editor.set_attr("vm2", "ipv6", "fd00::12/64")
+    editor.set_attr("vm1", "ipv4", "10.0.0.13/24")  # the next one is taken: skipped
+    copy = editor.duplicate("vm2")
+    assert (copy.attrs["ipv4"], copy.attrs["ipv6"]) == ("10.0.0.14/24", "fd00::13/64")
+    editor.connect(copy.id, "hub0")
+    assert [d.message for d in validate(editor.topology) if d.is_error] == []
+    again = editor.duplicate(copy.id)
+    assert (again.attrs["ipv4"], again.attrs["ipv6"]) == ("10.0.0.15/24", "fd00::14/64")
+
+
+@pytest.mark.parametrize(
+    ("taken", "original", "expected"),
+    [
+        ((), "10.0.0.254/24", "10.0.0.1/24"),  # wraps round, past the broadcast and the network address
+        (("10.0.0.1/30",), "10.0.0.2/30", None),  # a /30 has two hosts, both taken: no address
+        ((), "10.0.0.1/30", "10.0.0.2/30"),
+        ((), "10.0.0.0/31", "10.0.0.1/31"),  # a /31 has no network or broadcast address
+        ((), "10.0.0.9/32", None),
+        ((), "fd00::ffff/112", "fd00::1/112"),  # not the subnet-router anycast fd00::
+        (("fd00::1/127",), "fd00::/127", None),
+    ],
+)
+def test_duplicate_address_in_the_subnet(taken, original, expected):
+    t = Topology(name="t")
+    version = 6 if ":" in original else 4
+    for i, address in enumerate(taken):
+        t.add(Node(f"vm{i + 10}", Kind.GUEST_NIC, {"mac": f"52:54:00:00:00:{i + 10}", f"ipv{version}": address}))
+    t.add(Node("vm1", Kind.GUEST_NIC, {"mac": "52:54:00:00:00:01", f"ipv{version}": original}))
+    copy = Editor(t).duplicate("vm1")
+    assert copy.attrs.get(f"ipv{version}") == expected
+    assert t.nodes["vm1"].attrs[f"ipv{version}"] == original
+
+
+def test_duplicate_copies_a_wrong_address_as_it_is(editor):
+    editor.topology.nodes["vm2"].attrs["ipv4"] = "10.0.0.300/24"
+    assert editor.duplicate("vm2").attrs["ipv4"] == "10.0.0.300/24"
+
+
+def test_duplicate_gives_up_before_a_multicast_block(editor):
+    # In 192.0.0.0/2 the 2**28 addresses after 223.255.255.255 are multicast: no search through all of them.
+    editor.set_attr("vm2", "ipv4", "223.255.255.255/2")
+    assert "ipv4" not in editor.duplicate("vm2").attrs
 
 
 def test_duplicate_keeps_a_socket_path_of_its_own_choosing(editor):
