@@ -20,9 +20,9 @@ PROG = "qnet-tui"
 COMMANDS: dict[str, str] = {
     "validate": "check topology files; one line per problem, exit 1 on any error",
     "run": "make a topology real in namespaces and forward its frames (headless)",
-    "exec": "run a command inside a guest NIC's namespace of a running lab",
-    "qemu-args": "print the -netdev/-device arguments that attach a QEMU VM as a guest NIC",
-    "import-qemu": "turn QEMU networking arguments into a topology file",
+    "exec": "run a command inside a running lab, at a guest NIC, a host NIC, a bridge or a tap",
+    "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
+    "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
 }
 
 EX_SOFTWARE = 70  # sysexits.h: an internal error, never a verdict on the input
@@ -67,8 +67,24 @@ def _seconds(text: str) -> float:
     return value
 
 
+# Examples under a command's help, where its arguments need showing.
+EXAMPLES: dict[str, str] = {
+    "exec": f"example:\n  sudo {PROG} exec lab.yaml vm1 -- ping -c 3 10.0.0.1",
+    "qemu-args": (
+        "needs QEMU 7.2 or newer (-netdev stream and dgram); start the lab first, then paste the\n"
+        f"arguments into the VM's command line:\n  sudo {PROG} qemu-args lab.yaml vm2"
+    ),
+    "import-qemu": f"example:\n  {PROG} import-qemu -o lab.yaml -- -netdev tap,id=t0 -device e1000,netdev=t0",
+}
+
+
 def _command_parser(name: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=COMMANDS[name])
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} {name}",
+        description=COMMANDS[name],
+        epilog=EXAMPLES.get(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if name == "validate":
         parser.add_argument("files", nargs="+", metavar="FILE")
         parser.add_argument("-q", "--quiet", action="store_true", help="no summary line per file")
@@ -85,14 +101,37 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     elif name == "exec":
         parser.add_argument("file", metavar="FILE")
-        parser.add_argument("node", metavar="NODE")
-        parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
+        parser.add_argument(
+            "node",
+            metavar="NODE",
+            help="a guest NIC (its namespace), a host NIC (its outside host's namespace), "
+            "or a bridge or tap (the lab's host side, where bridges and taps live)",
+        )
+        parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments")
     elif name == "qemu-args":
         parser.add_argument("file", metavar="FILE")
-        parser.add_argument("node", nargs="?", metavar="NODE", help="a socket node (default: every one)")
+        parser.add_argument(
+            "node",
+            nargs="?",
+            metavar="NODE",
+            help="a guest NIC marked 'qemu: true' or a socket node (default: every one of them)",
+        )
     elif name == "import-qemu":
-        parser.add_argument("-o", "--output", required=True, metavar="FILE")
-        parser.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+        parser.add_argument(
+            "-o",
+            "--output",
+            required=True,
+            metavar="FILE",
+            help="the topology file to write; it must not exist yet, and its name names the lab",
+        )
+        parser.add_argument(
+            "args",
+            nargs=argparse.REMAINDER,
+            metavar="-- ARGS",
+            help="QEMU's networking arguments after --, as on its command line: -net nic|tap|socket|bridge,vlan=N, "
+            "-nic, -netdev tap|bridge|socket|stream|dgram|hubport, -device MODEL,netdev=ID; "
+            "what cannot be mapped is reported by its position",
+        )
     return parser
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qnet_tui import __version__
-from qnet_tui.cli import COMMANDS, main
+from qnet_tui import __version__, protocol
+from qnet_tui.cli import COMMANDS, _command_parser, main
 from qnet_tui.model.yamlio import load_file
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
@@ -70,6 +70,30 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for name in COMMANDS:
         assert name in result.stdout
+
+
+def help_of(name: str) -> str:
+    return " ".join(_command_parser(name).format_help().split())
+
+
+def test_exec_help_names_every_kind_it_runs_in():
+    text = help_of("exec")
+    for kind in ("guest NIC", "host NIC", "bridge", "tap"):
+        assert kind in text
+    assert "-- CMD" in text and "exec lab.yaml vm1 -- " in text
+
+
+def test_qemu_args_help_names_qemu_guest_nics_sockets_and_the_qemu_version():
+    text = help_of("qemu-args")
+    assert "'qemu: true' guest NIC" in text and "socket node" in text
+    assert "QEMU 7.2 or newer" in text
+
+
+def test_import_qemu_help_describes_its_output_and_arguments():
+    text = help_of("import-qemu")
+    assert "-o FILE, --output FILE the topology file to write; it must not exist yet" in text
+    assert "-- ARGS QEMU's networking arguments after --" in text
+    assert "import-qemu -o lab.yaml -- -netdev" in text
 
 
 def test_version():
@@ -194,6 +218,17 @@ def test_qemu_args_for_every_socket(capsys):
     assert line.startswith("-netdev stream,id=vm9,server=off,addr.type=unix,addr.path=")
     assert "-device virtio-net-pci,netdev=vm9,mac=52:54:00:" in line
     assert main(["qemu-args", sample, "hub0"]) == 1
+
+
+def test_qemu_socket_sample_shows_the_arguments_qemu_args_prints(capsys, monkeypatch):
+    sample = SAMPLES[[p.name for p in SAMPLES].index("qemu-socket.yaml")]
+    monkeypatch.setenv("QNET_RUNTIME_DIR", str(protocol.ROOT_RUNTIME))  # root's folder, as with sudo
+    assert main(["qemu-args", str(sample)]) == 0
+    printed = capsys.readouterr().out.strip()
+    header = re.search(r"^#\s+qemu-system-x86_64 \.\.\. \\\n((?:#.*\\\n)*#.*)\n", sample.read_text(), re.M)
+    assert header is not None, "the sample's header shows no QEMU command line"
+    shown = " ".join(line.lstrip("#").strip().rstrip("\\").strip() for line in header.group(1).splitlines())
+    assert shown == printed
 
 
 def test_qemu_args_give_each_socket_its_own_mac_and_refuse_invalid_files(tmp_path, capsys):
