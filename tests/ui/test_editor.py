@@ -7,6 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
+from rich.color import Color as RichColor
+from textual.color import Color
 from textual.widgets import Input, OptionList
 
 from qnet_tui.model.kinds import Kind
@@ -17,6 +20,7 @@ from qnet_tui.ui.dialogs import AddNode, Confirm, Help, PathPrompt, UnsavedChang
 from qnet_tui.ui.inspector import Inspector
 
 SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+THEMES = Path(__file__).parents[2] / "themes"
 SIZE = (160, 45)
 
 
@@ -339,10 +343,17 @@ async def test_themes_switch_and_broken_theme_is_reported(seed):
         assert app.theme == "qnet-dark"
         assert {"qnet-light", "qnet-high-contrast"} <= set(app.available_themes)
         assert any("bad.yaml" in n for n in notes(app))
+        canvas = app.query_one(TopologyCanvas)
+        assert canvas._style("node-hub").color == theme_colour("qnet-dark", "node-hub")
         app.theme = "qnet-light"
         await pilot.pause()
-        canvas = app.query_one(TopologyCanvas)
-        assert canvas._style("node-hub").color is not None
+        # The canvas drops the colours it cached: the hub box takes the new theme's colour.
+        assert canvas._style("node-hub").color == theme_colour("qnet-light", "node-hub")
+
+
+def theme_colour(theme: str, variable: str) -> RichColor:
+    data = yaml.safe_load((THEMES / f"{theme}.yaml").read_text())
+    return Color.parse(data["variables"][variable]).rich_color
 
 
 async def test_import_qemu_from_the_palette(seed):
