@@ -40,8 +40,14 @@ def test_seed_path_outside_and_guests_reach_each_other(make_lab):
 def test_guest_to_guest_tcp_with_iperf3(make_lab):
     lab = make_lab("seed-path.yaml")
     server = lab.spawn("vm2", "iperf3", "-s", "-1", "-B", "10.0.0.12")
+
+    def listening() -> bool:
+        assert server.poll() is None, server.communicate()[1]  # the server gave up
+        return bool(lab.exec("vm2", "ss", "-Hltn", "sport = :5201").stdout.strip())
+
     try:
-        time.sleep(0.5)
+        # The client starts once the server listens, however long a loaded machine takes.
+        wait_for(listening, 30, "iperf3 to listen in vm2")
         result = lab.exec("vm1", "iperf3", "-c", "10.0.0.12", "-t", "1", "-J")
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr
         assert '"bits_per_second"' in result.stdout

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -77,12 +76,22 @@ def test_sigkill_watchdog_cleans_up(make_lab):
     assert not protocol.state_path(lab.name).exists()
 
 
+def dead(pid: int) -> bool:
+    """Gone, or a zombie (SIGKILLed, not yet reaped by its new parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
 def test_sigkill_of_worker_and_watchdog_then_next_run_cleans(make_lab):
     lab = make_lab("seed-path.yaml")
-    os.kill(watchdog_of(lab.proc.pid), signal.SIGKILL)
+    watchdog = watchdog_of(lab.proc.pid)
+    os.kill(watchdog, signal.SIGKILL)
     lab.proc.kill()
     lab.proc.wait(10)
-    time.sleep(0.3)
+    wait_for(lambda: dead(watchdog), 10, "the watchdog to die")  # then nobody is left who could clean up
     left = lab_namespaces(lab.name)
     assert len(left) == 4 and protocol.state_path(lab.name).exists()  # nobody cleaned: the next run must
     again = subprocess.Popen(

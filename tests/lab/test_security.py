@@ -120,7 +120,8 @@ def test_hostile_frames_do_not_stop_forwarding(make_lab):
     )
     result = lab.exec("vm1", sys.executable, "-c", fuzz, str(random.randrange(1 << 30)))
     assert result.returncode == 0 and "done" in result.stdout, result.stderr
-    time.sleep(0.5)
+    # The worker has taken the flood (its counters say so) and is still there.
+    wait_for(lambda: lab.vlan("1", after=time.time())["frames"] > 1000, 20, "the fuzzed frames to be counted")
     assert lab.proc.poll() is None  # alive
     ping = lab.exec("vm1", "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.2")
     assert ping.returncode == 0, ping.stdout  # and still forwarding

@@ -84,13 +84,17 @@ def test_garbage_peer_is_dropped_and_lab_stays_up(make_lab):
         sock.settimeout(5)
         assert sock.recv(100) == b""  # the worker hung up on it
     wait_for(lambda: any("not QEMU's stream framing" in line for line in lab.errors), 5, "the logged reason")
+
+    def malformed() -> int:
+        return lab.vlan("0", after=time.time())["ports"]["vm9"]["drop_reasons"]["malformed"]
+
+    before = malformed()
     with connect(lab) as sock:
         sock.sendall(framed(b"\x01\x02"))  # too short for Ethernet: counted, not fatal
-        time.sleep(0.3)
+        wait_for(lambda: malformed() > before, 10, "the short frame to be counted")
     arp_through_hub(lab)
     assert lab.proc.poll() is None
-    ports = lab.vlan("0", after=time.time())["ports"]
-    assert ports["vm9"]["drop_reasons"]["malformed"] >= 2
+    assert malformed() >= 2
 
 
 def free_udp_port() -> int:

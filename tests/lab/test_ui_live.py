@@ -84,8 +84,9 @@ async def test_quit_stops_the_lab(tmp_path, runtime):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await until(pilot, lambda: app.lab_state == "running", what="the lab to run")
+        worker = app.lab.proc
         await pilot.press("q")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: worker.poll() is not None, what="the worker to tear the lab down and exit")
     assert lab_namespaces(lab) == []
 
 
