@@ -10,7 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qnet_tui.model import values
+from qnet_tui.model import owners, values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
 from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
@@ -367,45 +367,22 @@ class _Checker:
                 rules.take(a, b)
 
     def unique_macs(self) -> None:
-        owners: dict[str, str] = {}
-        for node in self.t.nodes.values():
-            mac = node.attrs.get("mac")
-            if not isinstance(mac, str) or values.mac_problem(mac):
-                continue
-            key = values.normalize_mac(mac)
-            if key in owners:
-                self.at_node(ERROR, node.id, f"{node.id}: MAC {mac} is already used by {owners[key]}", field="mac")
-            else:
-                owners[key] = node.id
+        for node, mac, owner in owners.clashes(owners.macs(self.t)):
+            self.at_node(ERROR, node.id, f"{node.id}: MAC {mac} is already used by {owner}", field="mac")
 
     def unique_vlans(self) -> None:
-        owners: dict[int, str] = {}
-        for hub in self.t.of_kind(Kind.HUB):
-            vlan = hub.attrs.get("vlan")
-            if not isinstance(vlan, int) or isinstance(vlan, bool):
-                continue
-            if vlan in owners:
-                self.at_node(ERROR, hub.id, f"{hub.id}: VLAN {vlan} is already hub {owners[vlan]}", field="vlan")
-            else:
-                owners[vlan] = hub.id
+        for hub, vlan, owner in owners.clashes(owners.vlans(self.t)):
+            self.at_node(ERROR, hub.id, f"{hub.id}: VLAN {vlan} is already hub {owner}", field="vlan")
 
     def unique_interfaces(self) -> None:
         """Two host NICs cannot both borrow one real interface."""
-        owners: dict[str, str] = {}
-        for nic in self.t.of_kind(Kind.HOST_NIC):
-            name = nic.attrs.get("interface")
-            if not isinstance(name, str) or values.ifname_problem(name):
-                continue
-            if name in owners:
-                self.at_node(
-                    ERROR,
-                    nic.id,
-                    f"{nic.id}: interface {name} is already attached by {owners[name]}; "
-                    "a real interface can join the lab once",
-                    field="interface",
-                )
-            else:
-                owners[name] = nic.id
+        for nic, name, owner in owners.clashes(owners.interfaces(self.t)):
+            self.at_node(
+                ERROR,
+                nic.id,
+                f"{nic.id}: interface {name} is already attached by {owner}; a real interface can join the lab once",
+                field="interface",
+            )
 
     def unique_binds(self) -> None:
         """Two sockets of a lab cannot bind one unix path (nor one port)."""
