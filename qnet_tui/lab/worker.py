@@ -412,7 +412,7 @@ class Worker:
         self.log("error", f"internal error {what} (the lab goes on):\n{traceback.format_exc(limit=8)}")
 
     def _capture(self, hub_name: object, path: object) -> None:
-        hubs = {h.name: h for h in (*self.lab.hubs, *self.lab.pairs)} if self.lab else {}
+        hubs = {h.name: h for h in self.lab.all_hubs} if self.lab else {}
         hub = hubs.get(hub_name) if isinstance(hub_name, str) else None
         if hub is None:
             shown = json.dumps(hub_name)[:40] if isinstance(hub_name, (str, int, float)) else type(hub_name).__name__
@@ -449,7 +449,7 @@ class Worker:
         if not self.loop.running:
             return
         now = time.monotonic()
-        for hub in (*self.lab.hubs, *self.lab.pairs):
+        for hub in self.lab.all_hubs:
             if hub.capture is not None and hub.capture.error:
                 self._end_capture(hub)
             for level, message in hub.check_loops(now):
@@ -497,7 +497,7 @@ class Worker:
 
     def stop(self, reason: str | None = None) -> None:
         self.set_state("stopping", reason)
-        for hub in (*self.lab.hubs, *self.lab.pairs) if self.lab else ():
+        for hub in self.lab.all_hubs if self.lab else ():
             if hub.capture is not None:
                 self._end_capture(hub)
         if self.stats is not None:
