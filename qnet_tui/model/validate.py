@@ -56,8 +56,10 @@ class LinkRules:
         if frozenset((a, b)) in self.seen:
             return f"{a} and {b} are already linked"
         for this, slot in ((a, first), (b, slot_for(kb, ka))):
-            peers = self.taken.get((this, slot.what), ()) if slot.most is not None else ()
-            if slot.most is not None and len(peers) >= slot.most:
+            if slot.most is None:
+                continue  # only limited slots are counted
+            peers = self.taken.get((this, slot.what), ())
+            if len(peers) >= slot.most:
                 return (
                     f"{this} already connects to {', '.join(peers)}; "
                     f"a {nodes[this].kind.title} takes at most {slot.most} {slot.what}"
