@@ -66,6 +66,11 @@ class Lab:
     def host_ns(self) -> str:
         return netns.host_ns(self.name)
 
+    @property
+    def all_hubs(self) -> tuple[Hub, ...]:
+        """Every forwarding hub: the VLANs, then the direct peers and lone ports."""
+        return (*self.hubs, *self.pairs)
+
 
 def _index(ipr: IPRoute, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)

@@ -89,7 +89,7 @@ class Stats:
         """Decoded samples since the last call: a handful per hub per tick, so
         decoding (scapy, slow) stays off the per-frame path and bounded."""
         out = []
-        for hub in (*self.lab.hubs, *self.lab.pairs):
+        for hub in self.lab.all_hubs:
             for sample in hub.take_samples():
                 out.append(
                     {
@@ -105,7 +105,7 @@ class Stats:
         return out
 
     def drop_samples(self) -> None:
-        for hub in (*self.lab.hubs, *self.lab.pairs):
+        for hub in self.lab.all_hubs:
             hub.take_samples()
 
     def summary(self, frame: bytes) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qnet_tui.model import values
+from qnet_tui.model import owners, values
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, Kind
 from qnet_tui.model.topology import Link, Node, Topology
 from qnet_tui.model.validate import link_problem
@@ -72,16 +72,6 @@ def next_id(topology: Topology, kind: Kind) -> str:
     return f"{prefix}{number}"
 
 
-def _macs(topology: Topology, skip: str | None = None) -> dict[str, str]:
-    """Normalized MAC -> the node that has it (the first one, in file order)."""
-    owners: dict[str, str] = {}
-    for node in topology.nodes.values():
-        mac = node.attrs.get("mac")
-        if node.id != skip and isinstance(mac, str) and not values.mac_problem(mac):
-            owners.setdefault(values.normalize_mac(mac), node.id)
-    return owners
-
-
 def _format_mac(n: int) -> str:
     return f"{MAC_PREFIX}:{n >> 16 & 0xFF:02x}:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
 
@@ -97,30 +87,16 @@ def mac_candidates() -> Iterator[str]:
 
 def next_mac(topology: Topology, taken: Collection[str] = ()) -> str:
     """A MAC in 52:54:00:xx:xx:xx that no node has (nor `taken`): the first free mac_candidates() one."""
-    used = set(_macs(topology)) | set(taken)
+    used = set(owners.first_owners(owners.macs(topology))) | set(taken)
     for mac in mac_candidates():
         if mac not in used:
             return mac
     raise EditError(f"every MAC address in {MAC_PREFIX}:xx:xx:xx is taken")
 
 
-def _is_vlan(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _vlans(topology: Topology, skip: str | None = None) -> dict[int, str]:
-    """VLAN -> the hub that has it (the first one, in file order)."""
-    owners: dict[int, str] = {}
-    for hub in topology.of_kind(Kind.HUB):
-        vlan = hub.attrs.get("vlan")
-        if hub.id != skip and _is_vlan(vlan):
-            owners.setdefault(int(vlan), hub.id)
-    return owners
-
-
 def next_vlan(topology: Topology) -> int:
     """The lowest VLAN from 0 to 4095 that no hub has."""
-    used = _vlans(topology)
+    used = owners.first_owners(owners.vlans(topology))
     for vlan in VLAN_RANGE:
         if vlan not in used:
             return vlan
@@ -194,11 +170,11 @@ def _attr_error(topology: Topology, node_id: str, kind: Kind, name: str, value: 
         return EditError(f"{name} {problem}", node=node_id, field=name, problem=problem)
     problem = spec.problem(value)
     if problem is None and kind is Kind.HUB and name == "vlan":
-        owner = _vlans(topology, skip=node_id).get(int(value))
+        owner = owners.first_owners(owners.vlans(topology), skip=node_id).get(int(value))
         if owner is not None:
             problem = f"{value} is already hub {owner}"
     if problem is None and name == "mac":
-        owner = _macs(topology, skip=node_id).get(values.normalize_mac(value))
+        owner = owners.first_owners(owners.macs(topology), skip=node_id).get(values.normalize_mac(value))
         if owner is not None:
             problem = f"{value} is already used by {owner}"
     if problem is None:

@@ -10,7 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qnet_tui.model import values
+from qnet_tui.model import owners, values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
 from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
@@ -29,6 +29,57 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+class LinkRules:
+    """The link rules, with what the links seen so far have taken: no self
+    link, kinds that may connect, no link twice, and each limited slot's
+    count. The editor asks about one new link after taking every existing
+    one, right or wrong (a refused link in the file is still there); the
+    validator takes each link only when it passes, so one bad link is
+    reported once and does not refuse the next."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self.nodes = nodes
+        self.seen: set[frozenset[str]] = set()
+        self.taken: dict[tuple[str, str], list[str]] = defaultdict(list)  # (node, slot) -> its peers so far
+
+    def problem(self, a: str, b: str) -> str | None:
+        """Why a-b breaks a rule, or None. Both ends must be nodes."""
+        if a == b:
+            return f"{a} cannot connect to itself"
+        nodes = self.nodes
+        ka, kb = nodes[a].kind, nodes[b].kind
+        if not isinstance(ka, Kind) or not isinstance(kb, Kind):
+            return None  # the unknown kind is reported on its node
+        first = slot_for(ka, kb)
+        if first is None:
+            return f"a {ka.title} cannot connect to a {kb.title} ({peers_phrase(ka)})"
+        if frozenset((a, b)) in self.seen:
+            return f"{a} and {b} are already linked"
+        for this, slot in ((a, first), (b, slot_for(kb, ka))):
+            if slot.most is None:
+                continue  # only limited slots are counted
+            peers = self.taken.get((this, slot.what), ())
+            if len(peers) >= slot.most:
+                return (
+                    f"{this} already connects to {', '.join(peers)}; "
+                    f"a {nodes[this].kind.title} takes at most {slot.most} {slot.what}"
+                )
+        return None
+
+    def take(self, a: str, b: str) -> None:
+        """Count a-b as there; a link between unknown nodes or kinds takes nothing."""
+        nodes = self.nodes
+        if a == b or a not in nodes or b not in nodes:
+            return
+        ka, kb = nodes[a].kind, nodes[b].kind
+        if not isinstance(ka, Kind) or not isinstance(kb, Kind) or slot_for(ka, kb) is None:
+            return
+        self.seen.add(frozenset((a, b)))
+        for this, other, slot in ((a, b, slot_for(ka, kb)), (b, a, slot_for(kb, ka))):
+            if slot is not None and slot.most is not None:  # only limited slots are counted
+                self.taken[(this, slot.what)].append(other)
+
+
 def link_problem(topology: Topology, a: str, b: str) -> str | None:
     """Why the link a-b cannot be added, or None. The editor asks this
     before it connects two nodes."""
@@ -36,33 +87,10 @@ def link_problem(topology: Topology, a: str, b: str) -> str | None:
     for end in (a, b):
         if end not in nodes:
             return f"unknown node '{end}'{did_you_mean(str(end), nodes)}"
-    if a == b:
-        return f"{a} cannot connect to itself"
-    ka, kb = nodes[a].kind, nodes[b].kind
-    if not isinstance(ka, Kind) or not isinstance(kb, Kind):
-        return None  # the unknown kind is reported on its node
-    if slot_for(ka, kb) is None:
-        return f"a {ka.title} cannot connect to a {kb.title} ({peers_phrase(ka)})"
-    for link in topology.links:
-        if {a, b} == set(link):
-            return f"{a} and {b} are already linked"
-    for this, other in ((a, b), (b, a)):
-        kind = nodes[this].kind
-        slot = slot_for(kind, nodes[other].kind)
-        if slot is None or slot.most is None:
-            continue
-        taken = [
-            n
-            for link in topology.links
-            if this in link
-            for n in link
-            if n != this and n in nodes and nodes[n].kind in slot.peers
-        ]
-        if len(taken) >= slot.most:
-            return (
-                f"{this} already connects to {', '.join(taken)}; a {kind.title} takes at most {slot.most} {slot.what}"
-            )
-    return None
+    rules = LinkRules(nodes)
+    for x, y in topology.links:
+        rules.take(x, y)
+    return rules.problem(a, b)
 
 
 class _Checker:
@@ -324,85 +352,39 @@ class _Checker:
                 self.targets.append(_Bind(node.id, name, name, where, stream=transport == "stream"))
 
     def links(self) -> None:
-        """Every link's problem, in one pass: link_problem() rescans all links,
-        which is right for one edit and too slow for a whole file."""
+        """Every link's problem, in one pass (link_problem() takes all links
+        for each one it is asked about, right for one edit, too slow for a file)."""
         nodes = self.t.nodes
-        seen: set[frozenset[str]] = set()
-        taken: dict[tuple[str, str], list[str]] = defaultdict(list)  # (node, slot) -> peers so far
+        rules = LinkRules(nodes)
         for i, (a, b) in enumerate(self.t.links):
             for end, name in enumerate((a, b)):
                 if name not in nodes:
                     self.at_link(ERROR, i, f"link {a} - {b}: unknown node '{name}'{self.node_hint(str(name))}", end=end)
             if a not in nodes or b not in nodes:
                 continue
-            ka, kb = nodes[a].kind, nodes[b].kind
-            if a == b:
-                problem: str | None = f"{a} cannot connect to itself"
-            elif not isinstance(ka, Kind) or not isinstance(kb, Kind):
-                continue  # the unknown kind is reported on its node
-            elif slot_for(ka, kb) is None:
-                problem = f"a {ka.title} cannot connect to a {kb.title} ({peers_phrase(ka)})"
-            elif frozenset((a, b)) in seen:
-                problem = f"{a} and {b} are already linked"
-            else:
-                problem = None
-                ends = ((a, slot_for(ka, kb)), (b, slot_for(kb, ka)))
-                for this, slot in ends:
-                    peers = taken.get((this, slot.what), ()) if slot.most is not None else ()
-                    if slot.most is not None and len(peers) >= slot.most and problem is None:
-                        problem = (
-                            f"{this} already connects to {', '.join(peers)}; "
-                            f"a {nodes[this].kind.title} takes at most {slot.most} {slot.what}"
-                        )
-                if problem is None:
-                    seen.add(frozenset((a, b)))
-                    for (this, slot), other in zip(ends, (b, a), strict=True):
-                        if slot.most is not None:  # only limited slots are counted
-                            taken[(this, slot.what)].append(other)
-            if problem:
+            if problem := rules.problem(a, b):
                 self.at_link(ERROR, i, f"link {a} - {b}: {problem}")
                 self.bad_links.add(i)
+            else:
+                rules.take(a, b)
 
     def unique_macs(self) -> None:
-        owners: dict[str, str] = {}
-        for node in self.t.nodes.values():
-            mac = node.attrs.get("mac")
-            if not isinstance(mac, str) or values.mac_problem(mac):
-                continue
-            key = values.normalize_mac(mac)
-            if key in owners:
-                self.at_node(ERROR, node.id, f"{node.id}: MAC {mac} is already used by {owners[key]}", field="mac")
-            else:
-                owners[key] = node.id
+        for node, mac, owner in owners.clashes(owners.macs(self.t)):
+            self.at_node(ERROR, node.id, f"{node.id}: MAC {mac} is already used by {owner}", field="mac")
 
     def unique_vlans(self) -> None:
-        owners: dict[int, str] = {}
-        for hub in self.t.of_kind(Kind.HUB):
-            vlan = hub.attrs.get("vlan")
-            if not isinstance(vlan, int) or isinstance(vlan, bool):
-                continue
-            if vlan in owners:
-                self.at_node(ERROR, hub.id, f"{hub.id}: VLAN {vlan} is already hub {owners[vlan]}", field="vlan")
-            else:
-                owners[vlan] = hub.id
+        for hub, vlan, owner in owners.clashes(owners.vlans(self.t)):
+            self.at_node(ERROR, hub.id, f"{hub.id}: VLAN {vlan} is already hub {owner}", field="vlan")
 
     def unique_interfaces(self) -> None:
         """Two host NICs cannot both borrow one real interface."""
-        owners: dict[str, str] = {}
-        for nic in self.t.of_kind(Kind.HOST_NIC):
-            name = nic.attrs.get("interface")
-            if not isinstance(name, str) or values.ifname_problem(name):
-                continue
-            if name in owners:
-                self.at_node(
-                    ERROR,
-                    nic.id,
-                    f"{nic.id}: interface {name} is already attached by {owners[name]}; "
-                    "a real interface can join the lab once",
-                    field="interface",
-                )
-            else:
-                owners[name] = nic.id
+        for nic, name, owner in owners.clashes(owners.interfaces(self.t)):
+            self.at_node(
+                ERROR,
+                nic.id,
+                f"{nic.id}: interface {name} is already attached by {owner}; a real interface can join the lab once",
+                field="interface",
+            )
 
     def unique_binds(self) -> None:
         """Two sockets of a lab cannot bind one unix path (nor one port)."""

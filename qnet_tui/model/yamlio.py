@@ -1,78 +1,32 @@
-"""Topology files, format version 1: load with positions, save atomically.
+"""Topology files, format version 1: a Document, loaded with positions and
+saved atomically.
 
 Loading reads the file fast with libyaml (yamlread) and keeps its text. Saving
 reads that text once in ruamel.yaml's round-trip mode and writes the edited
 topology back into that tree, touching only what changed, so hand-written
-comments, key order and quoting survive."""
+comments, key order and quoting survive (yamlwrite); the file is then
+replaced whole or not at all (atomic)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 
-from qnet_tui.model import comments, yamlread
+from qnet_tui.model import yamlread, yamlwrite
+from qnet_tui.model.atomic import WriteFailed, atomic_write
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.topology import SourceMap, Topology
 from qnet_tui.model.validate import validate
-from qnet_tui.model.yamlread import FORMAT_VERSION
+from qnet_tui.model.yamlwrite import SaveError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a topology of thousands of nodes is well under 1 MiB
 _CONTENT = re.compile(r"(?:^|\r)\s*[^\s#]", re.M)  # a line with more than white space or a comment
 ERROR = Severity.ERROR
-
-
-class SaveError(Exception):
-    """A save that did not happen; the file on disk is as it was."""
-
-
-@dataclass(slots=True)
-class Style:
-    """How the file was written, so that saving writes it the same way."""
-
-    mapping: int = 2
-    sequence: int = 4
-    offset: int = 2
-    preamble: str = ""  # comments above an explicit '---', which ruamel drops
-    explicit_start: bool = False
-    crlf: bool = False
-    bom: bool = False
-
-    @classmethod
-    def guess(cls, text: str) -> Style:
-        style = cls()
-        lines = text.splitlines()
-        for i, line in enumerate(lines):
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                if stripped == "---" or stripped.startswith("--- "):
-                    style.explicit_start = True
-                    style.preamble = "".join(x + "\n" for x in lines[:i])
-                break
-        parent: int | None = None  # indentation of the last line that opened a block
-        mapping_seen = seq_seen = False
-        for line in lines:
-            stripped = line.lstrip(" ")
-            if not stripped.strip() or stripped.startswith("#"):
-                continue
-            indent = len(line) - len(stripped)
-            if parent is not None and indent > parent:
-                if stripped.startswith("- ") and not seq_seen:
-                    style.offset, seq_seen = indent - parent, True
-                elif not stripped.startswith("-") and not mapping_seen:
-                    style.mapping, mapping_seen = indent - parent, True
-            parent = indent if re.search(r":\s*(#.*)?$", stripped) else None
-        style.sequence = style.offset + 2
-        return style
 
 
 @dataclass
@@ -83,7 +37,7 @@ class Document:
     path: Path | None = None
     source: SourceMap = field(default_factory=SourceMap)
     problems: list[Diagnostic] = field(default_factory=list)  # found while reading the file
-    style: Style = field(default_factory=Style)
+    style: yamlwrite.Style = field(default_factory=yamlwrite.Style)
     text: str | None = field(default=None, repr=False)  # as read (LF, no BOM), until the tree is made from it
     _tree: CommentedMap | None = field(default=None, init=False, repr=False)
 
@@ -92,9 +46,9 @@ class Document:
         """The file's round-trip tree, read from its text the first time it is
         needed (to save): only ruamel keeps comments, and it is slow."""
         if self._tree is None and self.text is not None:
-            self._tree = round_trip_tree(self.text)
+            self._tree = yamlwrite.round_trip_tree(self.text)
             bom, crlf = self.style.bom, self.style.crlf
-            self.style = Style.guess(self.text)  # needed only to save, and it reads every line
+            self.style = yamlwrite.Style.guess(self.text)  # needed only to save, and it reads every line
             self.style.bom, self.style.crlf = bom, crlf
             self.text = None
         return self._tree
@@ -112,32 +66,21 @@ class Document:
     def dumps(self) -> str:
         if not self.editable:
             raise SaveError("the file has structural errors; fix them in a text editor first")
-        self._tree = tree = to_tree(self.topology, self.tree)
-        yaml = _yaml()
-        yaml.indent(mapping=self.style.mapping, sequence=self.style.sequence, offset=self.style.offset)
-        yaml.explicit_start = self.style.explicit_start
-        out = io.StringIO()
-        yaml.dump(tree, out)
-        text = self.style.preamble + out.getvalue()
-        if self.style.crlf:
-            text = text.replace("\n", "\r\n")
-        return ("\ufeff" if self.style.bom else "") + text
+        self._tree = tree = yamlwrite.to_tree(self.topology, self.tree)
+        return yamlwrite.dump(tree, self.style)
 
     def save(self, path: Path | str | None = None) -> Path:
         target = Path(path) if path is not None else self.path
         if target is None:
             raise SaveError("no file name to save to")
-        atomic_write(target, self.dumps().encode())
+        data = self.dumps().encode()
+        try:
+            # Through a symlink, replace its target: the link is the user's way to the file.
+            atomic_write(Path(os.path.realpath(target)), data)
+        except WriteFailed as exc:
+            raise SaveError(f"cannot save {target}: {exc}; the file on disk is unchanged") from None
         self.path = target
         return target
-
-
-def _yaml() -> YAML:
-    yaml = YAML()  # round-trip, YAML 1.2: "no" and 52:54:00:... stay strings
-    yaml.preserve_quotes = True
-    yaml.allow_duplicate_keys = True  # duplicates are found on the node graph and reported there
-    yaml.width = 4096
-    return yaml
 
 
 def load_file(path: Path | str) -> Document:
@@ -217,155 +160,6 @@ def load_text(text: str, path: Path | None = None) -> Document:
         doc.text = text
         doc.style.bom, doc.style.crlf = bom, crlf
     return doc
-
-
-def round_trip_tree(text: str) -> CommentedMap:
-    """text read by ruamel.yaml in round-trip mode, for saving into; raises
-    SaveError when ruamel cannot read what libyaml could."""
-    try:
-        tree = _yaml().load(text)
-    except Exception as exc:  # ruamel may raise anything on input libyaml took; the save must fail cleanly
-        mark = getattr(exc, "problem_mark", None)
-        if getattr(exc, "problem", None) and mark is not None:
-            why = f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"  # type: ignore[attr-defined]
-        else:
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SaveError(
-            f"cannot save: ruamel.yaml, which writes the file back with its comments, cannot read it ({why}); "
-            "the file on disk is unchanged"
-        ) from None
-    if not isinstance(tree, CommentedMap):
-        raise SaveError("cannot save: ruamel.yaml reads the file differently; the file on disk is unchanged")
-    return tree
-
-
-# -- writing -------------------------------------------------------------------
-
-
-def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
-    """Write topology into tree (a new one if None), changing only what differs."""
-    if tree is None:
-        tree = CommentedMap()
-        tree["version"] = FORMAT_VERSION
-    _set(tree, "name", topology.name)
-    _set(tree, "description", topology.description)
-    nodes = tree.get("nodes")
-    if not isinstance(nodes, CommentedMap):
-        nodes = tree["nodes"] = CommentedMap()
-    _carry_renames(nodes, topology)
-    for node_id in [n for n in nodes if n not in topology.nodes]:
-        comments.delete(nodes, node_id)
-    for node in topology.nodes.values():
-        body = nodes.get(node.id)
-        if not isinstance(body, CommentedMap):
-            body = nodes[node.id] = CommentedMap()
-        _set(body, "kind", str(node.kind) if node.kind is not None else None)
-        for key in [k for k in body if k != "kind" and k not in node.attrs]:
-            comments.delete(body, key)
-        for key, value in node.attrs.items():
-            _set(body, key, value)
-    _sync_links(tree, topology.links)
-    return tree
-
-
-def _carry_renames(nodes: CommentedMap, topology: Topology) -> None:
-    """A node renamed since the file was read takes its old id's place and comments."""
-    for node in topology.nodes.values():
-        old, new = node.origin, node.id
-        if old is None or old == new or old not in nodes or new in nodes or old in topology.nodes:
-            continue
-        place = list(nodes).index(old)
-        comment = nodes.ca.items.pop(old, None)
-        nodes.insert(place, new, nodes.pop(old))
-        if comment is not None:
-            nodes.ca.items[new] = comment
-
-
-def _set(m: CommentedMap, key: str, value: Any) -> None:
-    """Assign only a changed value, so an unchanged one keeps its quoting and style."""
-    if value is None:
-        m.pop(key, None)
-    elif key not in m or not _same(m[key], value):
-        m[key] = value
-
-
-def _same(old: Any, new: Any) -> bool:
-    # 1 == True in Python, but not in YAML
-    return old == new and isinstance(old, bool) == isinstance(new, bool)
-
-
-def _sync_links(tree: CommentedMap, links: list[tuple[str, str]]) -> None:
-    seq = tree.get("links")
-    if not isinstance(seq, CommentedSeq):
-        seq = tree["links"] = CommentedSeq()
-    current = [tuple(x) if isinstance(x, list) else None for x in seq]
-    if current == links:
-        return
-    # Drop the links that went, keeping the rest (and their comments) in place.
-    wanted: dict[tuple[str, str], int] = {}
-    for link in links:
-        wanted[link] = wanted.get(link, 0) + 1
-    for i in range(len(current) - 1, -1, -1):
-        link = current[i]
-        if link is not None and wanted.get(link, 0) > 0:
-            wanted[link] -= 1
-        else:
-            comments.delete(seq, i)
-            del current[i]
-    if current != links[: len(current)]:  # reordered: rewrite the list
-        del seq[:]
-        current = []
-    flow = not seq or getattr(seq[0], "fa", None) is None or seq[0].fa.flow_style()
-    for link in links[len(current) :]:
-        item = CommentedSeq(link)
-        if flow:
-            item.fa.set_flow_style()
-        seq.append(item)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace path's content with data, or leave it as it was: temp file in
-    the same folder, fsync, rename, fsync the folder."""
-    target = Path(os.path.realpath(path))  # through a symlink, replace its target
-    folder = target.parent
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    except OSError as exc:
-        raise SaveError(f"cannot save {path}: {exc.strerror}") from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise SaveError(f"cannot save {path}: {exc.strerror} (in folder {folder})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        raise SaveError(f"cannot save {path}: {exc.strerror or exc}; the file on disk is unchanged") from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass  # the rename happened; some file systems cannot fsync a folder
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 def new_document(topology: Topology | None = None, path: Path | None = None) -> Document:

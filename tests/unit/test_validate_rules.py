@@ -650,6 +650,26 @@ def test_link_problem_is_what_the_editor_asks():
     assert "at most 1 hub or guest NIC" in link_problem(t, "tap0", "vm1")
 
 
+def test_refused_links_count_for_the_editor_but_not_for_the_validator():
+    # tap0 has one bridge slot; the file links it to br0 twice over and to br1.
+    text = add_node("  br1:\n    kind: bridge\n  br2:\n    kind: bridge\n")(SEED)
+    text = add_link("tap0", "br1")(add_link("tap0", "br0")(text))
+    # The validator takes a link only when it passes: br0's second link and
+    # br1's are refused against br0 alone.
+    assert [m for m in messages(text, Severity.ERROR)] == [
+        "link tap0 - br0: tap0 and br0 are already linked",
+        "link tap0 - br1: tap0 already connects to br0; a tap takes at most 1 bridge",
+    ]
+    # The editor counts every link that is there, refused or not, duplicates too.
+    t = load_text(text).topology
+    assert link_problem(t, "tap0", "br2") == "tap0 already connects to br0, br0, br1; a tap takes at most 1 bridge"
+    assert link_problem(t, "br2", "tap0") == "tap0 already connects to br0, br0, br1; a tap takes at most 1 bridge"
+    # Links to unknown nodes or kinds take no slot.
+    t.add(Node("odd", "router"))
+    t.links[:] = [("vm1", "ghost"), ("vm1", "odd"), ("vm1", "vm1")]
+    assert link_problem(t, "vm1", "hub0") is None
+
+
 def test_in_memory_topology_validates_without_a_file():
     t = Topology(name="mem")
     t.add(Node("hub0", Kind.HUB, {"vlan": 7}))

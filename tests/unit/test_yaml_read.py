@@ -17,7 +17,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from qnet_tui.model import yamlio, yamlread
+from qnet_tui.model import yamlread, yamlwrite
 from qnet_tui.model.yamlio import SaveError, load_file, load_text
 
 ROOT = Path(__file__).parents[2]
@@ -375,8 +375,8 @@ def test_the_cyclic_garbage_collector_does_not_walk_what_is_read_again_and_again
 
 def test_ruamel_reads_the_file_only_to_save(monkeypatch):
     made = []
-    real = yamlio._yaml
-    monkeypatch.setattr(yamlio, "_yaml", lambda: made.append(1) or real())
+    real = yamlwrite._yaml
+    monkeypatch.setattr(yamlwrite, "_yaml", lambda: made.append(1) or real())
     doc = load_text("version: 1\nname: x   # kept\nnodes:\n  h: {kind: hub, vlan: 1}\n")
     doc.diagnostics()
     assert made == []
