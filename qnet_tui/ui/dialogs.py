@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -21,9 +21,18 @@ from qnet_tui.model.validate import link_problem
 from qnet_tui.model.values import ifname_problem
 from qnet_tui.ui.fields import FieldEditor
 
+FOCUS_MARK = ("▸ ", " ◂")  # around the label of the button enter presses
+
 
 class _Modal(ModalScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    """A dialog: escape cancels; left and right move between its buttons, and
+    the button enter presses (at first the default one) is marked ▸ like this ◂."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("left", "next_button(-1)", "Previous button", show=False),
+        Binding("right", "next_button(1)", "Next button", show=False),
+    ]
     DEFAULT_CSS = """
     _Modal { align: center middle; }
     _Modal > .dialog {
@@ -38,6 +47,26 @@ class _Modal(ModalScreen):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_next_button(self, step: int) -> None:
+        # Only from a button: in an input, left and right move its cursor (the input's own keys come first).
+        here = self.focused
+        if not isinstance(here, Button) or here.parent is None:
+            return
+        row = list(here.parent.query_children(Button))
+        i = row.index(here) + step
+        if 0 <= i < len(row):
+            row[i].focus()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if isinstance(event.widget, Button) and not str(event.widget.label).startswith(FOCUS_MARK[0]):
+            event.widget.label = f"{FOCUS_MARK[0]}{event.widget.label}{FOCUS_MARK[1]}"
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if isinstance(event.widget, Button):
+            text = str(event.widget.label)
+            if text.startswith(FOCUS_MARK[0]) and text.endswith(FOCUS_MARK[1]):
+                event.widget.label = text[len(FOCUS_MARK[0]) : -len(FOCUS_MARK[1])]
 
 
 class Confirm(_Modal):
