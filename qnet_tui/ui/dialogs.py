@@ -39,7 +39,7 @@ class _Modal(ModalScreen):
         width: 72; height: auto; max-height: 90%; padding: 1 2;
         border: thick $primary; background: $panel;
     }
-    _Modal .question { margin-bottom: 1; }
+    _Modal .question { width: 100%; margin-bottom: 1; }  /* wrapped, never clipped */
     _Modal .buttons { height: auto; margin-top: 1; align-horizontal: right; }
     _Modal Button { margin-left: 1; }
     _Modal .error { color: $error; }
@@ -278,10 +278,14 @@ class PathPrompt(_Modal):
         self.dismiss(path)
 
 
+HELP_HEADING = "Keys. Escape closes this list; ctrl+p opens the command palette, which has every action too."
+
+
 class Help(_Modal):
     """Every key of the app and what it does."""
 
     DEFAULT_CSS = """
+    Help > .dialog { width: 100; max-width: 95%; }
     Help Grid { grid-size: 2; grid-columns: 14 1fr; height: auto; grid-gutter: 0 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -296,7 +300,7 @@ class Help(_Modal):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
-            yield Label("Keys (ctrl+p opens the command palette, which has every action too)", classes="question")
+            yield Label(HELP_HEADING, classes="question")
             with Grid():
                 for key, text in self.keys:
                     yield Label(f"[b]{key}[/b]")
@@ -309,7 +313,11 @@ class DemoTraffic(_Modal):
 
     DEFAULT_CSS = """
     DemoTraffic Select { width: 40; }
+    DemoTraffic .row { height: auto; }
+    DemoTraffic .row Label { width: 10; padding: 1 1 0 0; }
+    DemoTraffic .row Input { width: 1fr; }
     """
+    COUNTS: ClassVar[dict[str, str]] = {"ping": "3", "udp": "100"}  # what each sends unless told; arp, dhcp: one
 
     def __init__(self, node: str, target: str) -> None:
         super().__init__()
@@ -329,14 +337,26 @@ class DemoTraffic(_Modal):
                 allow_blank=False,
                 id="what",
             )
-            yield Input(self.target, placeholder="address", id="target")
-            yield Input("100", placeholder="how many (UDP burst)", id="count")
+            with Horizontal(classes="row", id="target-row"):
+                yield Label("address")
+                yield Input(self.target, placeholder="an IPv4 address in the VLAN", id="target")
+            with Horizontal(classes="row", id="count-row"):
+                yield Label("how many")
+                yield Input(self.COUNTS["ping"], placeholder="frames (or pings) to send", id="count")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Send", id="send", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()  # enter sends at once: ping the offered guest
+
+    @on(Select.Changed, "#what")
+    def _what_changed(self, event: Select.Changed) -> None:
+        what = str(event.value)
+        self.query_one("#target-row").display = what != "dhcp"
+        self.query_one("#count-row").display = what in self.COUNTS
+        if what in self.COUNTS:
+            self.query_one("#count", Input).value = self.COUNTS[what]
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
@@ -351,12 +371,12 @@ class DemoTraffic(_Modal):
         if what in ("ping", "arp", "udp") and not target:
             self.notify("Give an address", severity="warning")
             return
+        if what in self.COUNTS and not (count.isdigit() and int(count) > 0):
+            self.notify("Give how many to send: a whole number, 1 or more", severity="warning")
+            return
         if what == "ping":
-            self.dismiss(["ping", "-c", "3", "-i", "0.2", "-W", "1", target])
+            self.dismiss(["ping", "-c", count, "-i", "0.2", "-W", "1", target])
         elif what == "udp":
-            if not count.isdigit():
-                self.notify("Give how many frames", severity="warning")
-                return
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", "udp", target, count])
         else:
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", what, *([target] if what == "arp" else [])])

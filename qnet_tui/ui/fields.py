@@ -39,14 +39,15 @@ class FieldEditor(Vertical):
 
     DEFAULT_CSS = """
     FieldEditor { height: auto; }
-    FieldEditor .row { height: auto; }
-    FieldEditor .row { margin-bottom: 1; }
+    FieldEditor .field { height: auto; margin-bottom: 1; }
+    FieldEditor .field > .row { height: auto; margin: 0; }  /* the hint goes right under it */
     FieldEditor .name { width: 11; padding: 0 1 0 0; }
     FieldEditor Input { width: 1fr; height: 1; border: none; padding: 0 1; }
     FieldEditor Select { width: 1fr; }
     FieldEditor Select > SelectCurrent { height: 1; border: none; padding: 0 1; }
     FieldEditor Switch { height: 1; border: none; padding: 0; }
-    FieldEditor .problem { color: $error; padding-left: 11; height: auto; margin-top: -1; }
+    FieldEditor .problem { color: $error; padding-left: 11; width: 100%; height: auto; }
+    FieldEditor .hint { color: $text-muted; padding-left: 12; width: 100%; height: auto; }
     """
 
     class Committed(Message):
@@ -69,31 +70,43 @@ class FieldEditor(Vertical):
     def compose(self) -> ComposeResult:
         for field in FIELDS[self.kind]:
             value = self.attrs.get(field.name, field.default if field.type is bool else None)
-            with Horizontal(classes="row"):
-                yield Label(field.name + (" *" if field.required else ""), classes="name")
-                wid = f"field-{field.name}"
-                if field.type is bool:
-                    yield Switch(value=bool(value), id=wid, tooltip=field.help)
-                elif field.choices:
-                    yield Select(
-                        [(c, c) for c in field.choices],
-                        value=value if value in field.choices else Select.BLANK,
-                        allow_blank=not field.required,
-                        id=wid,
-                        tooltip=field.help,
-                    )
-                else:
-                    yield Input(value=show(value), placeholder=field.help, id=wid, tooltip=field.help)
-            yield Label("", classes="problem", id=f"problem-{field.name}")
+            with Vertical(classes="field"):
+                with Horizontal(classes="row"):
+                    yield Label(field.name + (" *" if field.required else ""), classes="name")
+                    wid = f"field-{field.name}"
+                    if field.type is bool:
+                        yield Switch(value=bool(value), id=wid, tooltip=field.help)
+                    elif field.choices:
+                        yield Select(
+                            [(c, c) for c in field.choices],
+                            value=value if value in field.choices else Select.BLANK,
+                            allow_blank=not field.required,
+                            id=wid,
+                            tooltip=field.help,
+                        )
+                    else:
+                        yield Input(value=show(value), id=wid, tooltip=field.help)
+                if not (field.type is bool or field.choices):
+                    # What to type, under the field while it is empty: wrapped, where a
+                    # placeholder would be cut to the width of a narrow inspector.
+                    hint = Label(field.help, classes="hint", id=f"hint-{field.name}")
+                    hint.display = value is None
+                    yield hint
+                problem = Label("", classes="problem", id=f"problem-{field.name}")
+                problem.display = False
+                yield problem
 
     def show_problem(self, name: str, text: str | None) -> None:
         """Mark a field: as it is typed, or refused from outside the form (say, a VLAN another hub has)."""
-        self.query_one(f"#problem-{name}", Label).update(f"{name} {text}" if text else "")
+        label = self.query_one(f"#problem-{name}", Label)
+        label.update(f"{name} {text}" if text else "")
+        label.display = bool(text)
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         name = (event.input.id or "").removeprefix("field-")
         if name in self.fields:
+            self.query_one(f"#hint-{name}").display = not event.value
             self.show_problem(name, parse(self.fields[name], event.value)[1])
 
     @on(Input.Submitted)

@@ -1,13 +1,22 @@
-"""Dialogs driven by keys alone: arrows move between the buttons, enter
-presses the one focused, and that one is marked."""
+"""Dialogs driven by keys alone (arrows move between the buttons, enter
+presses the one focused, and that one is marked), and texts shown whole: the
+help heading, the inspector's hints, the labels of the traffic dialog."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from textual.app import App
-from textual.widgets import Button
+from textual.widgets import Button, Input, Label, Select
 
-from qnet_tui.ui.dialogs import FOCUS_MARK, Confirm, DemoTraffic, UnsavedChanges
+from qnet_tui.model.yamlio import load_file
+from qnet_tui.ui.app import QnetApp
+from qnet_tui.ui.canvas import TopologyCanvas
+from qnet_tui.ui.dialogs import FOCUS_MARK, Confirm, DemoTraffic, Help, UnsavedChanges
+from qnet_tui.ui.inspector import Inspector
+
+SAMPLES = Path(__file__).parents[2] / "sample_topologies"
 
 
 class Host(App[None]):
@@ -67,3 +76,79 @@ async def test_arrows_in_an_input_still_move_its_cursor():
         assert app.focused is target
         await pilot.press("end", "left")
         assert app.focused is target and target.cursor_position == len("10.0.0.2") - 1
+
+
+async def test_demo_traffic_labels_its_fields_and_counts_what_it_sends():
+    dialog = DemoTraffic("vm1", "10.0.0.2")
+    app = Host(dialog)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        labels = [str(label.render()) for label in dialog.query("#target-row Label, #count-row Label")]
+        assert labels == ["address", "how many"]
+        count = dialog.query_one("#count", Input)
+        assert count.value == "3"  # what a ping sends
+        what = dialog.query_one("#what", Select)
+        what.value = "udp"
+        await pilot.pause()
+        assert count.value == "100" and dialog.query_one("#count-row").display
+        what.value = "arp"
+        await pilot.pause()
+        assert not dialog.query_one("#count-row").display  # one request: nothing to count
+        what.value = "ping"
+        await pilot.pause()
+        assert count.value == "3"
+        count.value = "5"
+        count.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.0.0.2"]]
+
+
+async def test_demo_traffic_refuses_a_count_of_nothing():
+    dialog = DemoTraffic("vm1", "10.0.0.2")
+    app = Host(dialog)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        dialog.query_one("#count", Input).value = "0"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.results == [] and "how many" in [n.message for n in app._notifications][-1]
+
+
+def fits(widget) -> bool:
+    """The widget's text is shown whole: it needs no more lines than it has,
+    and no more columns than its container gives it."""
+    width = widget.content_size.width
+    lines = widget.get_content_height(widget.size, widget.app.size, width)
+    return width > 0 and lines <= widget.content_size.height and widget.outer_size.width <= widget.parent.size.width
+
+
+async def test_help_heading_is_whole_and_says_escape_closes_it():
+    app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, Help)
+        heading = app.screen.query_one(".question", Label)
+        assert "Escape closes" in str(heading.render())
+        assert fits(heading)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, Help)
+
+
+async def test_inspector_says_what_an_empty_field_wants_in_full():
+    app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
+    app.settle_s = 0
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.query_one(TopologyCanvas).select("eth0")
+        await pilot.pause()
+        await pilot.pause()
+        inspector = app.query_one(Inspector)
+        hint = inspector.query_one("#hint-ipv6", Label)
+        assert str(hint.render()) == "IPv6 address of the outside host on this uplink"
+        assert hint.display and fits(hint)
+        assert not inspector.query_one("#hint-ipv4", Label).display  # set: the value says enough
+        field = inspector.query_one("#field-ipv6", Input)
+        field.focus()
+        await pilot.press("f", "d")
+        assert not hint.display
