@@ -33,6 +33,7 @@ class _Modal(ModalScreen):
         Binding("left", "next_button(-1)", "Previous button", show=False),
         Binding("right", "next_button(1)", "Next button", show=False),
     ]
+    SUBMITS: ClassVar[dict[str, str]] = {}  # input id -> the button enter in it stands for
     DEFAULT_CSS = """
     _Modal { align: center middle; }
     _Modal > .dialog {
@@ -58,15 +59,25 @@ class _Modal(ModalScreen):
         if 0 <= i < len(row):
             row[i].focus()
 
+    # Both follow the focus as it is now: the blur of the old widget may come after the focus of the new.
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        if isinstance(event.widget, Button) and not str(event.widget.label).startswith(FOCUS_MARK[0]):
-            event.widget.label = f"{FOCUS_MARK[0]}{event.widget.label}{FOCUS_MARK[1]}"
+        self._mark(self.focused)
 
     def on_descendant_blur(self, event: events.DescendantBlur) -> None:
-        if isinstance(event.widget, Button):
-            text = str(event.widget.label)
-            if text.startswith(FOCUS_MARK[0]) and text.endswith(FOCUS_MARK[1]):
-                event.widget.label = text[len(FOCUS_MARK[0]) : -len(FOCUS_MARK[1])]
+        self._mark(self.focused)
+
+    def _mark(self, focused: object) -> None:
+        """Mark the button enter presses now: the one focused, or the one an
+        input in focus submits to."""
+        target = focused if isinstance(focused, Button) else None
+        if target is None and isinstance(focused, Input) and focused.id in self.SUBMITS:
+            target = self.query_one(f"#{self.SUBMITS[focused.id]}", Button)
+        for button in self.query(Button):
+            text = str(button.label)
+            bare = text[len(FOCUS_MARK[0]) : -len(FOCUS_MARK[1])] if text.startswith(FOCUS_MARK[0]) else text
+            want = f"{FOCUS_MARK[0]}{bare}{FOCUS_MARK[1]}" if button is target else bare
+            if want != text:
+                button.label = want
 
 
 class Confirm(_Modal):
@@ -120,6 +131,8 @@ class UnsavedChanges(_Modal):
 class AddNode(_Modal):
     """The add-node form: kind, id and the kind's fields, filled with defaults.
     Dismisses with (kind, id, attrs, link_to) or None."""
+
+    SUBMITS: ClassVar[dict[str, str]] = {"node-id": "add"}
 
     DEFAULT_CSS = """
     AddNode #fields { height: auto; max-height: 20; }
@@ -232,6 +245,7 @@ class PathPrompt(_Modal):
     DEFAULT_CSS = """
     PathPrompt YamlTree { height: 16; margin-top: 1; }
     """
+    SUBMITS: ClassVar[dict[str, str]] = {"path": "ok"}
 
     def __init__(self, title: str, start: Path, value: str = "", must_exist: bool = True) -> None:
         super().__init__()
@@ -317,6 +331,7 @@ class DemoTraffic(_Modal):
     DemoTraffic .row Label { width: 10; padding: 1 1 0 0; }
     DemoTraffic .row Input { width: 1fr; }
     """
+    SUBMITS: ClassVar[dict[str, str]] = {"target": "send", "count": "send"}
     COUNTS: ClassVar[dict[str, str]] = {"ping": "3", "udp": "100"}  # what each sends unless told; arp, dhcp: one
 
     def __init__(self, node: str, target: str) -> None:
@@ -384,6 +399,8 @@ class DemoTraffic(_Modal):
 
 class ImportQemu(_Modal):
     """QEMU networking arguments to read; dismisses with the argument list or None."""
+
+    SUBMITS: ClassVar[dict[str, str]] = {"args": "import"}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

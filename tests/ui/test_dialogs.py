@@ -63,6 +63,7 @@ async def test_the_button_enter_presses_is_marked():
         await pilot.pause()
         assert marked(dialog) == ["▸ Save ◂"]
         await pilot.press("left")
+        await pilot.pause()
         assert marked(dialog) == ["▸ Discard ◂"]
         assert str(dialog.query_one("#save", Button).label) == "Save"
 
@@ -152,3 +153,18 @@ async def test_inspector_says_what_an_empty_field_wants_in_full():
         field.focus()
         await pilot.press("f", "d")
         assert not hint.display
+
+
+async def test_in_an_input_the_button_enter_stands_for_is_marked():
+    dialog = DemoTraffic("vm1", "10.0.0.2")
+    app = Host(dialog)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert marked(dialog) == ["▸ Send ◂"]  # enter in the address sends
+        dialog.query_one("#what", Select).focus()
+        await pilot.pause()
+        assert marked(dialog) == []  # enter opens the list: no button stands for it
+        dialog.query_one("#cancel", Button).focus()
+        await pilot.pause()
+        assert marked(dialog) == ["▸ Cancel ◂"]
+        assert str(dialog.query_one("#send", Button).label) == "Send"
