@@ -38,9 +38,10 @@ class FieldEditor(Vertical):
     field (enter, leaving it, a switch or a choice)."""
 
     DEFAULT_CSS = """
-    FieldEditor { height: auto; }
-    FieldEditor .field { height: auto; margin-bottom: 1; }
-    FieldEditor .field > .row { height: auto; margin: 0; }  /* the hint goes right under it */
+    FieldEditor { height: auto; margin-bottom: 1; }
+    /* A blank line above each field, none below: its hint and problem go right under it. */
+    FieldEditor > Horizontal.row { height: auto; margin: 1 0 0 0; }
+    FieldEditor > Horizontal.row:first-child { margin-top: 0; }
     FieldEditor .name { width: 11; padding: 0 1 0 0; }
     FieldEditor Input { width: 1fr; height: 1; border: none; padding: 0 1; }
     FieldEditor Select { width: 1fr; }
@@ -70,31 +71,30 @@ class FieldEditor(Vertical):
     def compose(self) -> ComposeResult:
         for field in FIELDS[self.kind]:
             value = self.attrs.get(field.name, field.default if field.type is bool else None)
-            with Vertical(classes="field"):
-                with Horizontal(classes="row"):
-                    yield Label(field.name + (" *" if field.required else ""), classes="name")
-                    wid = f"field-{field.name}"
-                    if field.type is bool:
-                        yield Switch(value=bool(value), id=wid, tooltip=field.help)
-                    elif field.choices:
-                        yield Select(
-                            [(c, c) for c in field.choices],
-                            value=value if value in field.choices else Select.BLANK,
-                            allow_blank=not field.required,
-                            id=wid,
-                            tooltip=field.help,
-                        )
-                    else:
-                        yield Input(value=show(value), id=wid, tooltip=field.help)
-                if not (field.type is bool or field.choices):
-                    # What to type, under the field while it is empty: wrapped, where a
-                    # placeholder would be cut to the width of a narrow inspector.
-                    hint = Label(field.help, classes="hint", id=f"hint-{field.name}")
-                    hint.display = value is None
-                    yield hint
-                problem = Label("", classes="problem", id=f"problem-{field.name}")
-                problem.display = False
-                yield problem
+            with Horizontal(classes="row"):
+                yield Label(field.name + (" *" if field.required else ""), classes="name")
+                wid = f"field-{field.name}"
+                if field.type is bool:
+                    yield Switch(value=bool(value), id=wid, tooltip=field.help)
+                elif field.choices:
+                    yield Select(
+                        [(c, c) for c in field.choices],
+                        value=value if value in field.choices else Select.BLANK,
+                        allow_blank=not field.required,
+                        id=wid,
+                        tooltip=field.help,
+                    )
+                else:
+                    yield Input(value=show(value), id=wid, tooltip=field.help)
+            if not (field.type is bool or field.choices):
+                # What to type, under the field while it is empty: wrapped, where a
+                # placeholder would be cut to the width of a narrow inspector.
+                hint = Label(field.help, classes="hint", id=f"hint-{field.name}")
+                hint.display = value is None
+                yield hint
+            problem = Label("", classes="problem", id=f"problem-{field.name}")
+            problem.display = False
+            yield problem
 
     def show_problem(self, name: str, text: str | None) -> None:
         """Mark a field: as it is typed, or refused from outside the form (say, a VLAN another hub has)."""
