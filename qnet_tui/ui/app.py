@@ -39,7 +39,7 @@ from qnet_tui.ui.dialogs import (
 from qnet_tui.ui.inspector import Inspector
 from qnet_tui.ui.labclient import LabClient
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
-from qnet_tui.ui.traffic import TrafficView, VlanPane
+from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
 
 MAX_PROBLEMS = 100  # problems the panel lists; it says how many more there are
 SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
@@ -115,6 +115,7 @@ class QnetApp(App[None]):
         self.lab_state: str | None = None  # starting, running, stopping, stopped, failed
         self.lab_reason: str | None = None
         self.lab_version: object = None  # the topology as the lab was started from it
+        self.peers = PeerWatch()
         self._inspector_due = False
         self.settle_s = SETTLE_S
         self.full_gc_s = FULL_GC_S
@@ -452,6 +453,7 @@ class QnetApp(App[None]):
         )
         self.lab, self.lab_state, self.lab_reason = client, "starting", None
         self.lab_version = self.editor.version
+        self.peers = PeerWatch()
         self.query_one(TrafficView).clear()
         self.query_one(TrafficView).add_class("-shown")
         client.start()
@@ -571,21 +573,13 @@ class QnetApp(App[None]):
             self.refresh_title()
         elif kind == "stats":
             self.query_one(TrafficView).show(msg)
-            self._show_live_counters(msg)
+            self.canvas.show_live(live_counters(msg))
+            for port, connected in self.peers.update(msg):
+                self.notify(f"{port}: " + ("a peer connected" if connected else "the peer disconnected"), title="Lab")
         elif kind == "samples":
             self.query_one(TrafficView).log_samples(msg["samples"])
         elif kind == "log" and msg.get("level") in ("warning", "error"):
             self.notify(str(msg.get("message")), title="Lab", severity=msg["level"])
-
-    def _show_live_counters(self, snapshot: dict) -> None:
-        """Per-port counters in each box's border, and each hub's rate."""
-        live: dict[str, str] = {}
-        for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
-            live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
-            for name, port in stats["ports"].items():
-                # A box's border is short: a port cut for a loop says only that (the pane has its drops).
-                live[name] = "cut: loop" if port.get("looped") else f"in {port['rx_frames']} out {port['tx_frames']}"
-        self.canvas.show_live(live)
 
     @on(LabExited)
     def _lab_exited(self, event: LabExited) -> None:

@@ -24,7 +24,7 @@ from textual.strip import Strip
 
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
-from qnet_tui.ui.layout import BOX_H, BOX_W, COLUMN_TITLES, LINE_CHARS, MARGIN, Layout, layout
+from qnet_tui.ui.layout import BOX_H, BOX_W, LINE_CHARS, MARGIN, Layout, layout
 
 # What a run of text belongs to: ("box", node), ("link", mask of link indices), ("title", None)
 Owner = tuple[str, object]
@@ -57,8 +57,8 @@ def _with_label(border: str, label: str) -> str:
 def paint_rows(lay: Layout) -> list[list[Run]]:
     """The layout as rows of runs; pure, so tests can read the drawing."""
     rows: list[list[Run]] = [[] for _ in range(lay.height)]
-    for col, x in enumerate(lay.column_x):
-        rows[MARGIN].append((x, _fit(COLUMN_TITLES[col], BOX_W), ("title", None)))
+    for x, title in zip(lay.column_x, lay.column_titles, strict=True):
+        rows[MARGIN].append((x, _fit(title, BOX_W), ("title", None)))
     inner = BOX_W - 2
     bottom = "╰" + "─" * inner + "╯"
     for box in lay.boxes.values():

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -21,16 +21,26 @@ from qnet_tui.model.validate import link_problem
 from qnet_tui.model.values import ifname_problem
 from qnet_tui.ui.fields import FieldEditor
 
+FOCUS_MARK = ("▸ ", " ◂")  # around the label of the button enter presses
+
 
 class _Modal(ModalScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    """A dialog: escape cancels; left and right move between its buttons, and
+    the button enter presses (at first the default one) is marked ▸ like this ◂."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("left", "next_button(-1)", "Previous button", show=False),
+        Binding("right", "next_button(1)", "Next button", show=False),
+    ]
+    SUBMITS: ClassVar[dict[str, str]] = {}  # input id -> the button enter in it stands for
     DEFAULT_CSS = """
     _Modal { align: center middle; }
     _Modal > .dialog {
         width: 72; height: auto; max-height: 90%; padding: 1 2;
         border: thick $primary; background: $panel;
     }
-    _Modal .question { margin-bottom: 1; }
+    _Modal .question { width: 100%; margin-bottom: 1; }  /* wrapped, never clipped */
     _Modal .buttons { height: auto; margin-top: 1; align-horizontal: right; }
     _Modal Button { margin-left: 1; }
     _Modal .error { color: $error; }
@@ -38,6 +48,36 @@ class _Modal(ModalScreen):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_next_button(self, step: int) -> None:
+        # Only from a button: in an input, left and right move its cursor (the input's own keys come first).
+        here = self.focused
+        if not isinstance(here, Button) or here.parent is None:
+            return
+        row = list(here.parent.query_children(Button))
+        i = row.index(here) + step
+        if 0 <= i < len(row):
+            row[i].focus()
+
+    # Both follow the focus as it is now: the blur of the old widget may come after the focus of the new.
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._mark(self.focused)
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self._mark(self.focused)
+
+    def _mark(self, focused: object) -> None:
+        """Mark the button enter presses now: the one focused, or the one an
+        input in focus submits to."""
+        target = focused if isinstance(focused, Button) else None
+        if target is None and isinstance(focused, Input) and focused.id in self.SUBMITS:
+            target = self.query_one(f"#{self.SUBMITS[focused.id]}", Button)
+        for button in self.query(Button):
+            text = str(button.label)
+            bare = text[len(FOCUS_MARK[0]) : -len(FOCUS_MARK[1])] if text.startswith(FOCUS_MARK[0]) else text
+            want = f"{FOCUS_MARK[0]}{bare}{FOCUS_MARK[1]}" if button is target else bare
+            if want != text:
+                button.label = want
 
 
 class Confirm(_Modal):
@@ -91,6 +131,8 @@ class UnsavedChanges(_Modal):
 class AddNode(_Modal):
     """The add-node form: kind, id and the kind's fields, filled with defaults.
     Dismisses with (kind, id, attrs, link_to) or None."""
+
+    SUBMITS: ClassVar[dict[str, str]] = {"node-id": "add"}
 
     DEFAULT_CSS = """
     AddNode #fields { height: auto; max-height: 20; }
@@ -203,6 +245,7 @@ class PathPrompt(_Modal):
     DEFAULT_CSS = """
     PathPrompt YamlTree { height: 16; margin-top: 1; }
     """
+    SUBMITS: ClassVar[dict[str, str]] = {"path": "ok"}
 
     def __init__(self, title: str, start: Path, value: str = "", must_exist: bool = True) -> None:
         super().__init__()
@@ -249,10 +292,14 @@ class PathPrompt(_Modal):
         self.dismiss(path)
 
 
+HELP_HEADING = "Keys. Escape closes this list; ctrl+p opens the command palette, which has every action too."
+
+
 class Help(_Modal):
     """Every key of the app and what it does."""
 
     DEFAULT_CSS = """
+    Help > .dialog { width: 100; max-width: 95%; }
     Help Grid { grid-size: 2; grid-columns: 14 1fr; height: auto; grid-gutter: 0 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -267,7 +314,7 @@ class Help(_Modal):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
-            yield Label("Keys (ctrl+p opens the command palette, which has every action too)", classes="question")
+            yield Label(HELP_HEADING, classes="question")
             with Grid():
                 for key, text in self.keys:
                     yield Label(f"[b]{key}[/b]")
@@ -280,7 +327,12 @@ class DemoTraffic(_Modal):
 
     DEFAULT_CSS = """
     DemoTraffic Select { width: 40; }
+    DemoTraffic .row { height: auto; }
+    DemoTraffic .row Label { width: 10; padding: 1 1 0 0; }
+    DemoTraffic .row Input { width: 1fr; }
     """
+    SUBMITS: ClassVar[dict[str, str]] = {"target": "send", "count": "send"}
+    COUNTS: ClassVar[dict[str, str]] = {"ping": "3", "udp": "100"}  # what each sends unless told; arp, dhcp: one
 
     def __init__(self, node: str, target: str) -> None:
         super().__init__()
@@ -300,14 +352,26 @@ class DemoTraffic(_Modal):
                 allow_blank=False,
                 id="what",
             )
-            yield Input(self.target, placeholder="address", id="target")
-            yield Input("100", placeholder="how many (UDP burst)", id="count")
+            with Horizontal(classes="row", id="target-row"):
+                yield Label("address")
+                yield Input(self.target, placeholder="an IPv4 address in the VLAN", id="target")
+            with Horizontal(classes="row", id="count-row"):
+                yield Label("how many")
+                yield Input(self.COUNTS["ping"], placeholder="frames (or pings) to send", id="count")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Send", id="send", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()  # enter sends at once: ping the offered guest
+
+    @on(Select.Changed, "#what")
+    def _what_changed(self, event: Select.Changed) -> None:
+        what = str(event.value)
+        self.query_one("#target-row").display = what != "dhcp"
+        self.query_one("#count-row").display = what in self.COUNTS
+        if what in self.COUNTS:
+            self.query_one("#count", Input).value = self.COUNTS[what]
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
@@ -322,12 +386,12 @@ class DemoTraffic(_Modal):
         if what in ("ping", "arp", "udp") and not target:
             self.notify("Give an address", severity="warning")
             return
+        if what in self.COUNTS and not (count.isdigit() and int(count) > 0):
+            self.notify("Give how many to send: a whole number, 1 or more", severity="warning")
+            return
         if what == "ping":
-            self.dismiss(["ping", "-c", "3", "-i", "0.2", "-W", "1", target])
+            self.dismiss(["ping", "-c", count, "-i", "0.2", "-W", "1", target])
         elif what == "udp":
-            if not count.isdigit():
-                self.notify("Give how many frames", severity="warning")
-                return
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", "udp", target, count])
         else:
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", what, *([target] if what == "arp" else [])])
@@ -335,6 +399,8 @@ class DemoTraffic(_Modal):
 
 class ImportQemu(_Modal):
     """QEMU networking arguments to read; dismisses with the argument list or None."""
+
+    SUBMITS: ClassVar[dict[str, str]] = {"args": "import"}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

@@ -38,15 +38,17 @@ class FieldEditor(Vertical):
     field (enter, leaving it, a switch or a choice)."""
 
     DEFAULT_CSS = """
-    FieldEditor { height: auto; }
-    FieldEditor .row { height: auto; }
-    FieldEditor .row { margin-bottom: 1; }
+    FieldEditor { height: auto; margin-bottom: 1; }
+    /* A blank line above each field, none below: its hint and problem go right under it. */
+    FieldEditor > Horizontal.row { height: auto; margin: 1 0 0 0; }
+    FieldEditor > Horizontal.row:first-child { margin-top: 0; }
     FieldEditor .name { width: 11; padding: 0 1 0 0; }
     FieldEditor Input { width: 1fr; height: 1; border: none; padding: 0 1; }
     FieldEditor Select { width: 1fr; }
     FieldEditor Select > SelectCurrent { height: 1; border: none; padding: 0 1; }
     FieldEditor Switch { height: 1; border: none; padding: 0; }
-    FieldEditor .problem { color: $error; padding-left: 11; height: auto; margin-top: -1; }
+    FieldEditor .problem { color: $error; padding-left: 11; width: 100%; height: auto; }
+    FieldEditor .hint { color: $text-muted; padding-left: 12; width: 100%; height: auto; }
     """
 
     class Committed(Message):
@@ -83,17 +85,28 @@ class FieldEditor(Vertical):
                         tooltip=field.help,
                     )
                 else:
-                    yield Input(value=show(value), placeholder=field.help, id=wid, tooltip=field.help)
-            yield Label("", classes="problem", id=f"problem-{field.name}")
+                    yield Input(value=show(value), id=wid, tooltip=field.help)
+            if not (field.type is bool or field.choices):
+                # What to type, under the field while it is empty: wrapped, where a
+                # placeholder would be cut to the width of a narrow inspector.
+                hint = Label(field.help, classes="hint", id=f"hint-{field.name}")
+                hint.display = value is None
+                yield hint
+            problem = Label("", classes="problem", id=f"problem-{field.name}")
+            problem.display = False
+            yield problem
 
     def show_problem(self, name: str, text: str | None) -> None:
         """Mark a field: as it is typed, or refused from outside the form (say, a VLAN another hub has)."""
-        self.query_one(f"#problem-{name}", Label).update(f"{name} {text}" if text else "")
+        label = self.query_one(f"#problem-{name}", Label)
+        label.update(f"{name} {text}" if text else "")
+        label.display = bool(text)
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         name = (event.input.id or "").removeprefix("field-")
         if name in self.fields:
+            self.query_one(f"#hint-{name}").display = not event.value
             self.show_problem(name, parse(self.fields[name], event.value)[1])
 
     @on(Input.Submitted)

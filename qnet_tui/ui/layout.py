@@ -3,7 +3,8 @@ fast to test and to time.
 
 Nodes stand in columns in the order a frame travels, host NICs | bridges |
 taps | hubs | guest NICs and sockets, each placed level with the neighbours it
-links to. Links run orthogonally through the channels between columns: out
+links to; a column no node stands in takes no room (unless none has any: an
+empty topology shows where each kind goes). Links run orthogonally through the channels between columns: out
 of a box's side, along a lane of the channel, into the next box. A link that
 skips a column crosses it on a row no box there uses; a link within a column
 runs in a channel on its right."""
@@ -71,7 +72,8 @@ class Layout:
     # Plain ints, not sets: a layout is rebuilt on every edit, and ints leave
     # the garbage collector nothing to walk.
     cells: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
-    column_x: list[int] = field(default_factory=list)
+    column_x: list[int] = field(default_factory=list)  # per column drawn, left to right
+    column_titles: list[str] = field(default_factory=list)
     width: int = 0
     height: int = 0
 
@@ -137,6 +139,7 @@ def layout(t: Topology) -> Layout:
     columns: list[list[str]] = [[] for _ in range(COLUMNS)]
     for node in t.nodes.values():
         columns[_column_of(node)].append(node.id)
+    shown = [c for c in range(COLUMNS) if columns[c]] or list(range(COLUMNS))
 
     # Guests and sockets first, grouped under their hub (hubs by VLAN), then
     # every other column level with the neighbours already placed.
@@ -161,10 +164,17 @@ def layout(t: Topology) -> Layout:
             centre[n] = top + BOX_H // 2
         columns[col] = [n for _, n in sorted((top, n) for n, top in tops.items())]
 
+    # From here on, columns are those drawn: an empty one would leave a gap.
+    out.column_titles = [COLUMN_TITLES[c] for c in shown]
+    columns = [columns[c] for c in shown]
+    ncols = len(shown)
+    drawn = {kind_col: i for i, kind_col in enumerate(shown)}
+    col_of = {n: drawn[_column_of(node)] for n, node in t.nodes.items()}
+
     # Channel widths depend on how many lanes their links need: route first
     # with column positions unknown (lanes counted per channel), then place.
-    col_rows = [{(top, n) for n in columns[c] for top in [round(centre[n]) - BOX_H // 2]} for c in range(COLUMNS)]
-    occupied = [[range(top, top + BOX_H) for top, _ in sorted(col_rows[c])] for c in range(COLUMNS)]
+    col_rows = [{(top, n) for n in columns[c] for top in [round(centre[n]) - BOX_H // 2]} for c in range(ncols)]
+    occupied = [[range(top, top + BOX_H) for top, _ in sorted(col_rows[c])] for c in range(ncols)]
 
     def free_row(col: int, want: int) -> int:
         """A row of column col that no box covers, nearest to want."""
@@ -183,7 +193,7 @@ def layout(t: Topology) -> Layout:
     for index, (a, b) in enumerate(t.links):
         if a not in centre or b not in centre or a == b:
             continue
-        ca, cb = _column_of(t.nodes[a]), _column_of(t.nodes[b])
+        ca, cb = col_of[a], col_of[b]
         if ca > cb:
             a, b, ca, cb = b, a, cb, ca
         ya, yb = round(centre[a]), round(centre[b])
@@ -206,7 +216,7 @@ def layout(t: Topology) -> Layout:
         span = spans.setdefault((channel, fan), [lo, hi])
         span[0], span[1] = min(span[0], lo), max(span[1], hi)
     lanes: dict[tuple[int, str], int] = {}
-    lane_count = [0] * (COLUMNS + 1)
+    lane_count = [0] * (ncols + 1)
     by_channel: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
     for (channel, fan), (lo, hi) in spans.items():
         by_channel[channel].append((lo, hi, fan))
@@ -225,13 +235,13 @@ def layout(t: Topology) -> Layout:
 
     # Column x positions: channel c (left of column c, or right of the last) is wide enough for its lanes.
     x = MARGIN
-    for col in range(COLUMNS):
+    for col in range(ncols):
         x += 0 if col == 0 else 3 + 2 * lane_count[col]
         out.column_x.append(x)
         x += BOX_W
-    out.width = x + (3 + 2 * lane_count[COLUMNS] if lane_count[COLUMNS] else 0) + MARGIN
+    out.width = x + (3 + 2 * lane_count[ncols] if lane_count[ncols] else 0) + MARGIN
 
-    for col in range(COLUMNS):
+    for col in range(ncols):
         for n in columns[col]:
             title, lines = box_text(t.nodes[n])
             out.boxes[n] = Box(
@@ -262,7 +272,8 @@ def layout(t: Topology) -> Layout:
             masks[key] = masks.get(key, 0) | bit
 
     for channel, y1, y2, link, fan in hops:
-        if channel == COLUMNS or (channel < COLUMNS and y1 is not None and _same_column_hop(t, link, channel)):
+        a, b = t.links[link]
+        if channel == ncols or (channel < ncols and col_of[a] == col_of[b] == channel - 1):
             left = out.column_x[channel - 1] + BOX_W  # both ends on the right side of column channel-1
             lane_x = left + 2 + 2 * lanes[(channel, fan)]
             hline(left, lane_x, y1, link)
@@ -276,18 +287,12 @@ def layout(t: Topology) -> Layout:
         vline(lane_x, y1, y2, link)
         hline(lane_x, right, y2, link)
         # Across a column it skips, on the free row the hop ends at.
-        a, b = t.links[link]
-        cols = sorted((_column_of(t.nodes[a]), _column_of(t.nodes[b])))
+        cols = sorted((col_of[a], col_of[b]))
         if cols[0] < channel < cols[1]:
             hline(out.column_x[channel], out.column_x[channel] + BOX_W, y2, link)
     out.cells = {key: (value, masks[key]) for key, value in bits.items()}
     out.height = max(out.height, max((y for _, y in out.cells), default=0) + 1 + MARGIN)
     return out
-
-
-def _same_column_hop(t: Topology, link: int, channel: int) -> bool:
-    a, b = t.links[link]
-    return _column_of(t.nodes[a]) == _column_of(t.nodes[b]) == channel - 1
 
 
 def link_indices(mask: int) -> list[int]:

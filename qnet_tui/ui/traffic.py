@@ -18,6 +18,11 @@ from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.values import si
 from qnet_tui.ui.framelog import FrameLog
 
+# Ports whose "connected" says whether a peer is there: a stream socket waits
+# for (or dials) one QEMU. Taps and dgram sockets always count as connected.
+PEER_KINDS = frozenset({"stream"})
+NO_PEER = "no peer"
+
 HISTORY = 300  # statistics ticks kept for the sparkline (60 s at five a second)
 LOG_LINES = 300
 
@@ -27,7 +32,7 @@ class VlanPane(Vertical):
     VlanPane { height: 100%; border: round $primary; padding: 0 1; }
     VlanPane .rates { height: 1; text-style: bold; }
     VlanPane Sparkline { height: 2; margin-bottom: 1; }
-    VlanPane .detail { height: 3; }
+    VlanPane .detail { height: auto; }
     VlanPane FrameLog { height: 1fr; }
     """
 
@@ -65,31 +70,38 @@ class VlanPane(Vertical):
         self.capturing = capture["path"] if capture else None
         protocols = "  ".join(f"{k} {v}" for k, v in s["protocols"].items() if v) or "no frames yet"
         ports = sorted(s["ports"].items(), key=lambda kv: kv[1]["rx_frames"], reverse=True)
-        talkers = "  ".join(f"{self._talker(name)} {p['rx_frames']}" for name, p in ports[:3] if p["rx_frames"])
+        width = self.query_one(".detail", Static).content_size.width - len("talkers   ")
+        talkers = fit_talkers(
+            [(name, p["rx_frames"], self._macs(name)) for name, p in ports[:3] if p["rx_frames"]], width
+        )
         dropping = "  ".join(
             f"{name}{' (cut: loop)' if p.get('looped') else ''}: "
             + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
             for name, p in ports
             if p["drops"] or p.get("looped")
         )
-        detail = Text.assemble(
-            ("protocols ", "dim"),
-            protocols,
-            "\n",
-            ("talkers   ", "dim"),
-            talkers or "-",
-            "\n",
-            ("drops     ", "dim"),
-            dropping or "none",
-        )
-        self.query_one(".detail", Static).update(detail)
+        lines = [
+            Text.assemble(("protocols ", "dim"), protocols),
+            Text.assemble(("talkers   ", "dim"), talkers or "-"),
+            Text.assemble(("drops     ", "dim"), dropping or "none"),
+        ]
+        sockets = [(name, p["connected"]) for name, p in sorted(s["ports"].items()) if p.get("kind") in PEER_KINDS]
+        if sockets:
+            states = []
+            for name, connected in sockets:
+                states += [("  " if states else ""), name, " "]
+                states.append(("connected", "green") if connected else (NO_PEER, "yellow"))
+            lines.append(Text.assemble(("sockets   ", "dim"), *states))
+        for line in lines:  # one line each: a count wrapped onto a line of its own reads as another row
+            line.no_wrap, line.overflow = True, "ellipsis"
+        self.query_one(".detail", Static).update(Text("\n").join(lines))
 
-    def _talker(self, port: str) -> str:
-        """A port named by its node, with the MAC behind it (or how many)."""
+    def _macs(self, port: str) -> str:
+        """The MAC behind a port (or how many), as far as the samples tell."""
         macs = self.macs.get(port, set())
         if len(macs) == 1:
-            return f"{port} {next(iter(macs))}"
-        return f"{port} ({len(macs)} MACs)" if macs else port
+            return next(iter(macs))
+        return f"{len(macs)} MACs" if macs else ""
 
     def note_macs(self, samples: list[dict[str, Any]]) -> None:
         """Remember which source MACs each port's frames carried (for talkers)."""
@@ -108,6 +120,62 @@ class VlanPane(Vertical):
             )
             for s in samples
         )
+
+
+def fit_talkers(talkers: list[tuple[str, int, str]], width: int) -> str:
+    """Talkers (port, frames, MACs) on one line of width (<= 0: no limit):
+    every count first, then each one's MACs, the busiest first, while they fit."""
+    short = [f"{name} {frames}" for name, frames, _ in talkers]
+    if width > 0 and len("  ".join(short)) > width:
+        out = ""
+        for text in short:
+            if len(out + "  " + text + " …") > width:
+                return out + (" …" if out else "…")
+            out += ("  " if out else "") + text
+    texts = list(short)
+    for i, (_, _, macs) in enumerate(talkers):
+        whole = [*texts[:i], f"{short[i]} ({macs})", *texts[i + 1 :]]
+        if macs and (width <= 0 or len("  ".join(whole)) <= width):
+            texts = whole
+    return "  ".join(texts)
+
+
+def live_counters(snapshot: dict[str, Any]) -> dict[str, str]:
+    """Per node, what its box's bottom border says while the lab runs: a
+    hub's rate; a port's counters, or that it is cut for a loop, or that a
+    socket has no peer (the pane has the rest)."""
+    live: dict[str, str] = {}
+    for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
+        live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
+        for name, port in stats["ports"].items():
+            if port.get("looped"):
+                live[name] = "cut: loop"
+            elif port.get("kind") in PEER_KINDS and not port.get("connected"):
+                live[name] = NO_PEER
+            else:
+                live[name] = f"in {port['rx_frames']} out {port['tx_frames']}"
+    return live
+
+
+class PeerWatch:
+    """Which socket ports have a peer, to tell the user when one connects or
+    hangs up. Every socket starts without one, so a peer already there at the
+    first statistics is news too."""
+
+    def __init__(self) -> None:
+        self.connected: dict[str, bool] = {}
+
+    def update(self, snapshot: dict[str, Any]) -> list[tuple[str, bool]]:
+        """The ports whose peer came or went since the last snapshot, and which way."""
+        changes = []
+        for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
+            for name, port in stats["ports"].items():
+                if port.get("kind") in PEER_KINDS:
+                    now = bool(port.get("connected"))
+                    if now != self.connected.get(name, False):
+                        changes.append((name, now))
+                    self.connected[name] = now
+        return changes
 
 
 class TrafficView(Vertical):

@@ -11,7 +11,7 @@ from qnet_tui.model.kinds import Kind
 from qnet_tui.model.validate import validate
 from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.canvas import paint_rows
-from qnet_tui.ui.layout import BOX_H, COLUMN, layout, link_indices
+from qnet_tui.ui.layout import BOX_H, BOX_W, COLUMN, COLUMN_TITLES, layout, link_indices
 from tests.topogen import big_topology
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
@@ -21,8 +21,11 @@ def check(t):
     lay = layout(t)
     boxes = list(lay.boxes.values())
     assert set(lay.boxes) == set(t.nodes)
-    for node in t.nodes.values():  # columns in the order a frame travels
-        assert lay.boxes[node.id].x == lay.column_x[COLUMN[node.kind]]
+    # Columns in the order a frame travels, only those some node stands in.
+    used = sorted({COLUMN[node.kind] for node in t.nodes.values()})
+    assert lay.column_titles == [COLUMN_TITLES[c] for c in used]
+    for node in t.nodes.values():
+        assert lay.boxes[node.id].x == lay.column_x[used.index(COLUMN[node.kind])]
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
             apart = a.right <= b.x or b.right <= a.x or a.y + BOX_H <= b.y or b.y + BOX_H <= a.y
@@ -68,8 +71,25 @@ def test_direct_peer_skips_the_hub_column_on_a_free_row():
 
 
 def test_paint_shows_ids_and_titles():
-    t = load_file(SAMPLES[0]).topology
+    t = load_file(SAMPLES[[p.name for p in SAMPLES].index("seed-path.yaml")]).topology
     text = "\n".join("".join(run[1] for run in row) for row in paint_rows(layout(t)))
     for node in t.nodes:
         assert node in text
     assert "host NICs" in text and "hubs (VLANs)" in text
+
+
+def test_empty_columns_take_no_room():
+    t = load_file(SAMPLES[[p.name for p in SAMPLES].index("two-vlans.yaml")]).topology
+    lay = check(t)
+    assert lay.column_titles == ["hubs (VLANs)", "guest NICs, sockets"]
+    assert lay.column_x[0] == 1  # hubs at the left margin, not in the right third
+    assert lay.width < 3 * BOX_W
+    text = "\n".join("".join(run[1] for run in row) for row in paint_rows(lay))
+    assert "host NICs" not in text and "taps" not in text and "hubs (VLANs)" in text
+
+
+def test_an_empty_topology_shows_every_column():
+    from qnet_tui.model.topology import Topology
+
+    lay = layout(Topology())
+    assert lay.column_titles == list(COLUMN_TITLES)

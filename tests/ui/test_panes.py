@@ -1,0 +1,121 @@
+"""What the traffic panes and the boxes say about ports: a socket's peer
+(there or not, and a notice when it comes or goes), and talkers that keep
+to one line. Fed with statistics messages as the worker sends them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Static
+
+from qnet_tui.model.yamlio import load_file
+from qnet_tui.ui.app import QnetApp
+from qnet_tui.ui.traffic import TrafficView, fit_talkers
+
+SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+
+
+def port(kind: str, connected: bool = True, rx: int = 0, tx: int = 0) -> dict:
+    reasons = {"full": 0, "gone": 0, "oversized": 0, "malformed": 0}
+    return {"kind": kind, "connected": connected, "rx_frames": rx, "rx_bytes": 100 * rx, "tx_frames": tx,
+            "tx_bytes": 100 * tx, "drops": 0, "drop_reasons": reasons}  # fmt: skip
+
+
+def stats(ports: dict[str, dict], hub: str = "hub0", vlan: int = 0) -> dict:
+    frames = sum(p["rx_frames"] for p in ports.values())
+    protocols = {"arp": 0, "ipv4": frames, "ipv6": 0, "icmp": 0, "tcp": 0, "udp": 0, "other": 0}
+    pane = {"hub": hub, "frames": frames, "bytes": 100 * frames, "drops": 0, "protocols": protocols,
+            "ports": ports, "fps": 0.0, "bps": 0.0, "vlan": vlan}  # fmt: skip
+    return {"type": "stats", "time": 0.0, "lab": "qemusock", "vlans": {str(vlan): pane}, "peers": {}}
+
+
+def sample(port_name: str, mac: str) -> dict:
+    src = mac.replace(":", "")
+    frame = "ffffffffffff" + src + "0800" + "00" * 46
+    return {
+        "time": 0.0,
+        "hub": "hub0",
+        "vlan": 0,
+        "port": port_name,
+        "length": 60,
+        "summary": "Ether / IP",
+        "hex": frame,
+    }
+
+
+def detail(app: QnetApp) -> str:
+    return str(app.query_one(TrafficView).panes["v0"].query_one(".detail", Static).render())
+
+
+def notes(app: QnetApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def feed(app: QnetApp, pilot, *messages: dict) -> None:
+    for message in messages:
+        app.post_message(QnetApp.LabMessage(message))
+        await pilot.pause()
+    await pilot.pause()
+
+
+async def test_a_sockets_peer_shows_on_its_box_and_pane_and_its_coming_and_going_in_notices():
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    app.settle_s = 0
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.query_one(TrafficView).add_class("-shown")
+        await feed(app, pilot, stats({"vm1": port("tap", rx=3, tx=0), "vm9": port("stream", connected=False)}))
+        assert app.canvas.live["vm9"] == "no peer"
+        assert app.canvas.live["vm1"] == "in 3 out 0"  # a tap is always "connected": counters as ever
+        assert "sockets   vm9 no peer" in detail(app)
+        assert not [n for n in notes(app) if "vm9" in n]  # no peer at the start is no news
+
+        await feed(app, pilot, stats({"vm1": port("tap", rx=3, tx=2), "vm9": port("stream", rx=2, tx=3)}))
+        assert app.canvas.live["vm9"] == "in 2 out 3"
+        assert "sockets   vm9 connected" in detail(app)
+        assert notes(app)[-1] == "vm9: a peer connected"
+
+        await feed(app, pilot, stats({"vm1": port("tap", rx=3, tx=2), "vm9": port("stream", rx=2, tx=3)}))
+        assert [n for n in notes(app) if "vm9" in n] == ["vm9: a peer connected"]  # said once, not per tick
+
+        await feed(app, pilot, stats({"vm1": port("tap", rx=3, tx=2), "vm9": port("stream", False, rx=2, tx=3)}))
+        assert app.canvas.live["vm9"] == "no peer"
+        assert "sockets   vm9 no peer" in detail(app)
+        assert notes(app)[-1] == "vm9: the peer disconnected"
+
+
+async def test_a_pane_without_sockets_has_no_sockets_line():
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.query_one(TrafficView).add_class("-shown")
+        await feed(app, pilot, stats({"vm1": port("tap", rx=3)}))
+        assert "sockets" not in detail(app)
+
+
+async def test_talkers_keep_to_one_line_with_every_count():
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.query_one(TrafficView).add_class("-shown")
+        ports = {"guest-1": port("tap", rx=123456), "guest-2": port("tap", rx=23456),
+                 "guest-3": port("tap", rx=3456)}  # fmt: skip
+        macs = [sample(f"guest-{i}", f"52:54:00:00:01:0{i}") for i in (1, 2, 3)]
+        await feed(app, pilot, stats(ports), {"type": "samples", "samples": macs}, stats(ports))
+        widget = app.query_one(TrafficView).panes["v0"].query_one(".detail", Static)
+        width = widget.content_size.width
+        assert 0 < width < 100  # the pane is half the screen: all three with their MACs would not fit
+        assert widget.get_content_height(widget.size, app.size, width) == 3  # protocols, talkers, drops
+        talkers = detail(app).splitlines()[1]
+        assert len(talkers) <= width
+        for name, count in (("guest-1", 123456), ("guest-2", 23456), ("guest-3", 3456)):
+            assert f"{name} {count}" in talkers
+        assert "guest-1 123456 (52:54:00:00:01:01)" in talkers  # the busiest one's MAC: there is room for it
+
+
+def test_fit_talkers_drops_macs_before_counts():
+    talkers = [("vm1", 13, "52:54:00:00:01:01"), ("vm2", 13, "52:54:00:00:01:02"), ("tap0", 7, "3 MACs")]
+    assert fit_talkers(talkers, 0) == "vm1 13 (52:54:00:00:01:01)  vm2 13 (52:54:00:00:01:02)  tap0 7 (3 MACs)"
+    assert fit_talkers(talkers, 60) == "vm1 13 (52:54:00:00:01:01)  vm2 13  tap0 7 (3 MACs)"
+    assert fit_talkers(talkers, 42) == "vm1 13 (52:54:00:00:01:01)  vm2 13  tap0 7"
+    assert fit_talkers(talkers, 22) == "vm1 13  vm2 13  tap0 7"
+    assert fit_talkers(talkers, 21) == "vm1 13  vm2 13 …"
+    assert fit_talkers(talkers, 5) == "…"
+    assert fit_talkers([], 10) == ""
