@@ -64,7 +64,7 @@ async def soak(seconds: float) -> dict:
     latest: dict = {}  # only the newest snapshot: a list of them all would be growth of our own
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("r")
-        while app.lab_state != "running":
+        while app.lab.state != "running":
             await pilot.pause(0.1)
         view_show = app.query_one("TrafficView").show
 
@@ -74,8 +74,8 @@ async def soak(seconds: float) -> dict:
             view_show(snapshot)
 
         app.query_one("TrafficView").show = record
-        worker = app.lab.pid
-        run = [sys.executable, "-m", "qnet_tui", "exec", str(app.lab.file)]
+        worker = app.lab.client.pid
+        run = [sys.executable, "-m", "qnet_tui", "exec", str(app.lab.client.file)]
         server = subprocess.Popen(
             [*run, "vm2", "--", "iperf3", "-s", "-B", "10.89.0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -114,10 +114,10 @@ async def soak(seconds: float) -> dict:
         say("flood over; stopping the lab")
         await pilot.press("s")
         asked = time.monotonic()
-        while app.lab is not None:
+        while app.lab.client is not None:
             await pilot.pause(0.1)
             if time.monotonic() - asked > 20:
-                say(f"s did not stop the lab: state {app.lab_state}, focus {app.focused}, screen {app.screen}")
+                say(f"s did not stop the lab: state {app.lab.state}, focus {app.focused}, screen {app.screen}")
                 app.lab.stop()
                 asked = time.monotonic()
     hub_in = after[0]["frames"] - before[0]["frames"]

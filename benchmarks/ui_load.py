@@ -59,7 +59,7 @@ async def run(seconds: float) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("r")
-        while app.lab_state != "running" or not app.query_one(TrafficView).panes:
+        while app.lab.state != "running" or not app.query_one(TrafficView).panes:
             await pilot.pause(0.1)
         view = app.query_one(TrafficView)
         shows: list[tuple[float, float]] = []  # (when, fps)
@@ -102,7 +102,7 @@ async def run(seconds: float) -> dict[str, dict[str, float]]:
             proc.kill()
             proc.wait()
         await pilot.press("s")
-        while app.lab is not None:
+        while app.lab.client is not None:
             await pilot.pause(0.1)
     return results
 

@@ -1,43 +1,49 @@
 """What the worker and its clients (the TUI, `qnet-tui exec`, tests) share:
 where a running lab keeps its files, and the messages on its control socket.
 
-The control socket speaks JSON, one object per line, each with a "type":
+The control socket speaks JSON, one object per line, each with a "type"; each
+type is a dataclass below, and `decode` checks a line against its fields
+(nested statistics included) before anyone reads it:
 
 worker -> client
-  hello    {"lab", "file", "pid", "protocol"}        first, on connect
-  state    {"state": starting|running|stopping|stopped|failed, "reason"}
-  stats    {"time", "vlans": {VLAN: {...}}, "peers": {NAME: {...}}}   every tick
-  samples  {"samples": [{"time", "hub", "vlan", "port", "length", "summary", "hex"}]}
-  log      {"level": info|warning|error, "message"}
-  error    {"message"}                               the client's last message was refused, and why
+  hello    Hello    first, on connect
+  state    State    the lab's LabState and why
+  stats    Stats    every tick: per VLAN and direct peer pair, HubStats
+  samples  Samples  decoded frames since the last tick
+  log      Log      what the worker logs (info, warning, error)
+  error    Error    the client's last message was refused, and why
 client -> worker
-  stop     {}                                        stop the lab and exit
-  capture  {"hub", "path"}                           start a pcap capture of a hub (VLAN or peer pair);
-                                                     path None stops it. The path must not exist yet.
+  stop     Stop     stop the lab and exit
+  capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
+                    path None stops it. The path must not exist yet.
 
-A malformed or refused client message gets an `error` reply and the lab goes
-on; a line over MAX_CLIENT_LINE bytes also ends that client's connection.
+A line that is not one of these decodes to a Malformed value, never an
+exception. The worker answers a malformed or refused client message with an
+`error` and goes on; a line over MAX_CLIENT_LINE bytes also ends that
+client's connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypedDict
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_LINE = 4 * 1024 * 1024  # a stats line of a large lab is well under this
 MAX_CLIENT_LINE = 64 * 1024  # a client's messages are a few hundred bytes
 
-WORKER_TYPES = frozenset({"hello", "state", "stats", "samples", "log", "error"})
-CLIENT_TYPES = frozenset({"stop", "capture"})
-STATES = ("starting", "running", "stopping", "stopped", "failed")
-
 
 class ProtocolError(Exception):
-    pass
+    """A line too long for a LineBuffer (the connection cannot go on)."""
 
+
+# -- where a lab keeps its files ---------------------------------------------------
 
 ROOT_RUNTIME = Path("/run/qnet-tui")
 
@@ -68,26 +74,290 @@ def lock_path(lab: str) -> Path:
     return lab_dir(lab) / "lock"
 
 
-def encode(kind: str, **fields: Any) -> bytes:
-    if kind not in WORKER_TYPES | CLIENT_TYPES:
-        raise ProtocolError(f"unknown message type {kind!r}")
-    return json.dumps({"type": kind, **fields}, separators=(",", ":")).encode() + b"\n"
+# -- the shapes of a message's fields --------------------------------------------------
+# A shape is a Python type, a tuple of types, a dict of field -> shape (a JSON
+# object with those fields, others allowed), or one of the classes below.
 
 
-def decode(line: bytes, allowed: frozenset[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Opt:
+    """Missing or null, or of this shape."""
+
+    shape: Any
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A JSON object of any keys whose values have this shape."""
+
+    shape: Any
+
+
+@dataclass(frozen=True)
+class ListOf:
+    shape: Any
+
+
+NUMBER = (int, float)
+
+
+class Invalid(Exception):
+    pass
+
+
+def _names(t: Any) -> str:
+    types = t if isinstance(t, tuple) else (t,)
+    return " or ".join({int: "an integer", float: "a number", str: "a string", bool: "true or false"}[x] for x in types)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (bool, int, float, str)):
+        return _names(type(value))
+    return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def check(value: Any, shape: Any, where: str) -> None:
+    """Raise Invalid naming the first place where value does not fit shape."""
+    if isinstance(shape, Opt):
+        if value is not None:
+            check(value, shape.shape, where)
+    elif isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise Invalid(f"{where} is {_kind(value)}, not an object")
+        for key, sub in shape.items():
+            if key not in value and not isinstance(sub, Opt):
+                raise Invalid(f"{where} has no {key!r}")
+            check(value.get(key), sub, f"{where}.{key}")
+    elif isinstance(shape, MapOf):
+        if not isinstance(value, dict):
+            raise Invalid(f"{where} is {_kind(value)}, not an object")
+        for key, item in value.items():
+            check(item, shape.shape, f"{where}[{json.dumps(key)[:40]}]")
+    elif isinstance(shape, ListOf):
+        if not isinstance(value, list):
+            raise Invalid(f"{where} is {_kind(value)}, not a list")
+        for i, item in enumerate(value):
+            check(item, shape.shape, f"{where}[{i}]")
+    elif isinstance(value, bool) and shape is not bool and not (isinstance(shape, tuple) and bool in shape):
+        raise Invalid(f"{where} is {_kind(value)}, not {_names(shape)}")  # JSON true is no number
+    elif not isinstance(value, shape):
+        raise Invalid(f"{where} is {_kind(value)}, not {_names(shape)}")
+
+
+# -- statistics ----------------------------------------------------------------------
+
+
+class CaptureStats(TypedDict):
+    path: str
+    frames: int
+    bytes: int
+
+
+class PortStats(TypedDict):
+    kind: str  # tap, stream, dgram
+    connected: bool  # a stream socket: whether its peer is there
+    rx_frames: int
+    rx_bytes: int
+    tx_frames: int
+    tx_bytes: int
+    drops: int
+    drop_reasons: dict[str, int]
+    looped: bool  # cut because it closed a loop
+
+
+class HubStats(TypedDict):
+    hub: str  # the worker's name of the hub (a pair's: its two ends)
+    capture: CaptureStats | None
+    frames: int
+    bytes: int
+    drops: int
+    protocols: dict[str, int]
+    ports: dict[str, PortStats]
+    fps: float
+    bps: float  # bits per second
+
+
+class Sample(TypedDict):
+    time: float
+    hub: str
+    vlan: int | None  # None: a direct peer pair
+    port: str  # where the frame came in
+    length: int
+    summary: str
+    hex: str
+
+
+PORT_SHAPE = {
+    "kind": str,
+    "connected": bool,
+    "rx_frames": int,
+    "rx_bytes": int,
+    "tx_frames": int,
+    "tx_bytes": int,
+    "drops": int,
+    "drop_reasons": MapOf(int),
+    "looped": bool,
+}
+HUB_SHAPE = {
+    "hub": str,
+    "capture": Opt({"path": str, "frames": int, "bytes": int}),
+    "frames": int,
+    "bytes": int,
+    "drops": int,
+    "protocols": MapOf(int),
+    "ports": MapOf(PORT_SHAPE),
+    "fps": NUMBER,
+    "bps": NUMBER,
+}
+SAMPLE_SHAPE = {
+    "time": NUMBER,
+    "hub": str,
+    "vlan": Opt(int),
+    "port": str,
+    "length": int,
+    "summary": str,
+    "hex": str,
+}
+
+
+# -- the messages ------------------------------------------------------------------------
+
+
+class LabState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Message:
+    TYPE: ClassVar[str]
+    SHAPE: ClassVar[dict[str, Any]] = {}
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    TYPE = "hello"
+    SHAPE: ClassVar[dict[str, Any]] = {"lab": str, "file": Opt(str), "pid": int, "protocol": int}
+    lab: str
+    file: str | None
+    pid: int
+    protocol: int
+
+
+@dataclass(frozen=True)
+class State(Message):
+    TYPE = "state"
+    SHAPE: ClassVar[dict[str, Any]] = {"state": str, "reason": Opt(str)}
+    state: LabState
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Stats(Message):
+    TYPE = "stats"
+    SHAPE: ClassVar[dict[str, Any]] = {"time": NUMBER, "lab": str, "vlans": MapOf(HUB_SHAPE), "peers": MapOf(HUB_SHAPE)}
+    time: float
+    lab: str
+    vlans: dict[str, HubStats]  # by VLAN number (a string: JSON keys are)
+    peers: dict[str, HubStats]  # direct peer pairs, by the pair's name
+
+    @property
+    def hubs(self) -> list[HubStats]:
+        return [*self.vlans.values(), *self.peers.values()]
+
+
+@dataclass(frozen=True)
+class Samples(Message):
+    TYPE = "samples"
+    SHAPE: ClassVar[dict[str, Any]] = {"samples": ListOf(SAMPLE_SHAPE)}
+    samples: list[Sample]
+
+
+@dataclass(frozen=True)
+class Log(Message):
+    TYPE = "log"
+    SHAPE: ClassVar[dict[str, Any]] = {"level": str, "message": str}
+    LEVELS: ClassVar[frozenset[str]] = frozenset({"info", "warning", "error"})
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    TYPE = "error"
+    SHAPE: ClassVar[dict[str, Any]] = {"message": str}
+    message: str
+
+
+@dataclass(frozen=True)
+class Stop(Message):
+    TYPE = "stop"
+
+
+@dataclass(frozen=True)
+class Capture(Message):
+    TYPE = "capture"
+    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "path": Opt(str)}
+    hub: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A line that is no message of the side it came from, and why."""
+
+    reason: str
+
+
+WorkerMessage = Hello | State | Stats | Samples | Log | Error
+ClientMessage = Stop | Capture
+WORKER: Mapping[str, type[Message]] = {m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error)}
+CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture)}
+
+
+def encode(message: Message) -> bytes:
+    return json.dumps({"type": message.TYPE, **message.fields()}, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes, side: Mapping[str, type[Message]]) -> Message | Malformed:
+    """A line from the worker (side=WORKER) or a client (CLIENT) as its message,
+    or Malformed saying what is wrong with it."""
     try:
         msg = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not a JSON message: {exc}") from None
+        return Malformed(f"not a JSON message: {exc}")
     except RecursionError:  # "[[[[..." nested past the interpreter's limit
-        raise ProtocolError("not a JSON message: nested too deeply") from None
+        return Malformed("not a JSON message: nested too deeply")
     if not isinstance(msg, dict):
-        raise ProtocolError(f"a message is a JSON object, not {type(msg).__name__}")
+        return Malformed(f"a message is a JSON object, not {type(msg).__name__}")
     kind = msg.get("type")
-    if not isinstance(kind, str) or kind not in allowed:
+    cls = side.get(kind) if isinstance(kind, str) else None
+    if cls is None:
         shown = json.dumps(kind)[:40] if isinstance(kind, (str, int, float, bool, type(None))) else type(kind).__name__
-        raise ProtocolError(f"unknown message type {shown}; known: {', '.join(sorted(allowed))}")
-    return msg
+        return Malformed(f"unknown message type {shown}; known: {', '.join(sorted(side))}")
+    try:
+        check(msg, cls.SHAPE, kind)
+        values = {f.name: msg.get(f.name) for f in dataclasses.fields(cls)}
+        if cls is State:
+            values["state"] = _enum(LabState, values["state"], "state.state")
+        elif cls is Log and values["level"] not in Log.LEVELS:
+            raise Invalid(f"log.level is {json.dumps(values['level'])[:40]}, not one of info, warning, error")
+    except Invalid as exc:
+        return Malformed(str(exc))
+    return cls(**values)
+
+
+def _enum(enum: type[StrEnum], value: str, where: str) -> StrEnum:
+    try:
+        return enum(value)
+    except ValueError:
+        raise Invalid(f"{where} is {json.dumps(value)[:40]}, not one of {', '.join(enum)}") from None
 
 
 class LineBuffer:

@@ -41,7 +41,7 @@ class ControlServer:
         self,
         loop: Loop,
         path: Path,
-        on_message: Callable[[dict], None],
+        on_message: Callable[[protocol.Message], None],
         greeting: Callable[[], list[bytes]],
         on_fault: Callable[[str], None] = lambda text: None,
     ) -> None:
@@ -114,7 +114,7 @@ class ControlServer:
     def _refuse(conn: socket.socket, why: str) -> None:
         conn.setblocking(False)
         with contextlib.suppress(OSError):
-            conn.send(protocol.encode("error", message=why))
+            conn.send(protocol.encode(protocol.Error(why)))
         conn.close()
 
     def _on_client(self, client: Client, mask: int) -> None:
@@ -133,7 +133,7 @@ class ControlServer:
             try:
                 lines = client.lines.feed(data)
             except protocol.ProtocolError as exc:
-                self._send(client, protocol.encode("error", message=str(exc)))
+                self._send(client, protocol.encode(protocol.Error(str(exc))))
                 self._drop(client)  # no telling where its next message starts
                 return
             for line in lines:
@@ -142,14 +142,20 @@ class ControlServer:
                 self._handle(client, line)
 
     def _handle(self, client: Client, line: bytes) -> None:
+        if len(line) > protocol.MAX_CLIENT_LINE:
+            msg: protocol.Message | protocol.Malformed = protocol.Malformed(
+                f"message longer than {protocol.MAX_CLIENT_LINE} bytes"
+            )
+        else:
+            msg = protocol.decode(line, protocol.CLIENT)
         try:
-            if len(line) > protocol.MAX_CLIENT_LINE:
-                raise protocol.ProtocolError(f"message longer than {protocol.MAX_CLIENT_LINE} bytes")
-            self.on_message(protocol.decode(line, protocol.CLIENT_TYPES))
-        except (protocol.ProtocolError, MessageError) as exc:
-            self._send(client, protocol.encode("error", message=str(exc)))
+            if isinstance(msg, protocol.Malformed):
+                raise MessageError(msg.reason)
+            self.on_message(msg)
+        except MessageError as exc:
+            self._send(client, protocol.encode(protocol.Error(str(exc))))
         except Exception as exc:  # a fault of the handler: the client is told, the lab goes on
-            self._send(client, protocol.encode("error", message=f"internal error: {type(exc).__name__}: {exc}"))
+            self._send(client, protocol.encode(protocol.Error(f"internal error: {type(exc).__name__}: {exc}")))
             self.on_fault(f"handling {line[:80]!r}")
 
     def broadcast(self, message: bytes) -> None:

@@ -209,7 +209,6 @@ class Hub:
         self.name = name
         self.vlan = vlan
         self.ports: list[Port] = []
-        self.vnet = False
         self.frames = self.bytes = 0
         self.protocols = [0] * len(PROTOCOL_NAMES)
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_PER_TICK * 4)

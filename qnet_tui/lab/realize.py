@@ -99,7 +99,6 @@ class Builder:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.t = lab.topology
-        self.sockets: dict[int, IPRoute] = {}
         self.iprs: dict[str, IPRoute] = {}
 
     def ns(self, name: str) -> IPRoute:
@@ -147,7 +146,6 @@ class Builder:
         plan = self.plan_hubs()
         for hub, members in plan:
             vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm for m in members)
-            hub.vnet = vnet
             for member in members:
                 hub.attach(self.port(host, t.nodes[member], vnet))
         for hub, _ in plan:

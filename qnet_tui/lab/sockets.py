@@ -24,7 +24,6 @@ from qnet_tui.lab.unixpaths import PathError, SocketFiles
 from qnet_tui.model.values import split_host_port
 
 MAX_FRAME = 69632  # QEMU's NET_BUFSIZE: the largest frame its stream reader takes
-MIN_FRAME = 14  # an Ethernet header
 OUT_LIMIT = 4 * 1024 * 1024  # bytes queued for a slow stream peer before frames drop
 RECONNECT_S = 1.0
 Log = Callable[[str, str], None]  # (level, message)

@@ -17,7 +17,6 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -33,6 +32,7 @@ from qnet_tui.lab.runstate import is_running as is_running  # where lab.exec ask
 from qnet_tui.lab.stats import Stats, format_table
 from qnet_tui.model.atomic import WriteFailed
 from qnet_tui.model.topology import Topology
+from qnet_tui.protocol import LabState
 
 WORKER_NICE = -5
 EX_SOFTWARE = 70  # sysexits.h: the worker failed of itself, not of its input
@@ -62,7 +62,6 @@ class Worker:
         out: IO[str] | None = None,
         json_lines: bool = False,
         err: IO[str] | None = None,
-        on_state: Callable[[str, str | None], None] | None = None,
         allow_host: bool = False,
     ) -> None:
         self.topology = topology
@@ -75,7 +74,7 @@ class Worker:
         self.allow_host = allow_host
         self.err = err or sys.stderr
         self.loop = Loop()
-        self.state = "starting"
+        self.state = LabState.STARTING
         self.lock_fd = -1
         self.watchdog_w = -1
         self.control: ControlServer | None = None
@@ -90,12 +89,12 @@ class Worker:
         with contextlib.suppress(OSError, ValueError):
             print(f"qnet-tui: {level}: {message}", file=self.err, flush=True)
         if self.control:
-            self.control.broadcast(protocol.encode("log", level=level, message=message))
+            self.control.broadcast(protocol.encode(protocol.Log(level, message)))
 
-    def set_state(self, state: str, reason: str | None = None) -> None:
+    def set_state(self, state: LabState, reason: str | None = None) -> None:
         self.state = state
         if self.control:
-            self.control.broadcast(protocol.encode("state", state=state, reason=reason))
+            self.control.broadcast(protocol.encode(protocol.State(state, reason)))
 
     # -- start ---------------------------------------------------------------------
 
@@ -130,7 +129,7 @@ class Worker:
         try:
             self._save_state()
         except RealizeError as exc:
-            if self.state != "stopping":
+            if self.state is not LabState.STOPPING:
                 raise
             self.log("warning", str(exc))
 
@@ -166,7 +165,7 @@ class Worker:
         except OSError as exc:
             raise LabError(f"cannot serve the control socket {control.path}: {exc.strerror}") from None
         self.control = control
-        self.set_state("starting")
+        self.set_state(LabState.STARTING)
         lab = self.lab = Lab(
             self.name,
             self.topology,
@@ -181,36 +180,33 @@ class Worker:
         except RealizeError as exc:
             raise LabError(str(exc)) from None
         self.stats = Stats(lab)
-        self.set_state("running")
+        self.set_state(LabState.RUNNING)
 
     def _hello(self) -> list[bytes]:
         return [
-            protocol.encode(
-                "hello", lab=self.name, file=self.file, pid=os.getpid(), protocol=protocol.PROTOCOL_VERSION
-            ),
-            protocol.encode("state", state=self.state, reason=None),
+            protocol.encode(protocol.Hello(self.name, self.file, os.getpid(), protocol.PROTOCOL_VERSION)),
+            protocol.encode(protocol.State(self.state)),
         ]
 
-    def _on_client_message(self, msg: dict) -> None:
+    def _on_client_message(self, msg: protocol.Message) -> None:
         """One client message; MessageError says why it is refused."""
-        if msg["type"] == "stop":
+        if isinstance(msg, protocol.Stop):
             self.log("info", "stop requested by a control client")
             self.loop.stop()
-        elif msg["type"] == "capture":
-            self._capture(msg.get("hub"), msg.get("path"))
+        elif isinstance(msg, protocol.Capture):
+            self._capture(msg.hub, msg.path)
 
     def _on_fault(self, what: str) -> None:
         self.log("error", f"internal error {what} (the lab goes on):\n{traceback.format_exc(limit=8)}")
 
-    def _capture(self, hub_name: object, path: object) -> None:
+    def _capture(self, hub_name: str, path: str | None) -> None:
         hubs = {h.name: h for h in self.lab.all_hubs} if self.lab else {}
-        hub = hubs.get(hub_name) if isinstance(hub_name, str) else None
+        hub = hubs.get(hub_name)
         if hub is None:
-            shown = json.dumps(hub_name)[:40] if isinstance(hub_name, (str, int, float)) else type(hub_name).__name__
-            why = f"capture: no hub {shown}; hubs are {', '.join(hubs) or 'none'}"
+            why = f"capture: no hub {json.dumps(hub_name)[:40]}; hubs are {', '.join(hubs) or 'none'}"
             self.log("error", why)
             raise MessageError(why)
-        if path is not None and not (isinstance(path, str) and os.path.isabs(path) and "\0" not in path):
+        if path is not None and not (os.path.isabs(path) and "\0" not in path):
             why = "capture: give an absolute path for the pcap file (a string without NUL bytes), or null to stop"
             self.log("error", why)
             raise MessageError(why)
@@ -253,10 +249,10 @@ class Worker:
             except (BrokenPipeError, ValueError):
                 self.out = None
         if self.control and self.control.clients:
-            self.control.broadcast(protocol.encode("stats", **snapshot))
+            self.control.broadcast(protocol.encode(protocol.Stats(**snapshot)))
             samples = self.stats.samples()
             if samples:
-                self.control.broadcast(protocol.encode("samples", samples=samples))
+                self.control.broadcast(protocol.encode(protocol.Samples(samples)))
         else:
             self.stats.drop_samples()
         self.loop.call_later(self.interval, self._tick)
@@ -287,7 +283,7 @@ class Worker:
     # -- stop ------------------------------------------------------------------------
 
     def stop(self, reason: str | None = None) -> None:
-        self.set_state("stopping", reason)
+        self.set_state(LabState.STOPPING, reason)
         for hub in self.lab.all_hubs if self.lab else ():
             if hub.capture is not None:
                 self._end_capture(hub)
@@ -300,7 +296,7 @@ class Worker:
         if self.lock_fd >= 0:  # ours to remove only while we hold the lab
             with contextlib.suppress(FileNotFoundError):
                 protocol.state_path(self.name).unlink()
-        self.set_state("failed" if reason else "stopped", reason)
+        self.set_state(LabState.FAILED if reason else LabState.STOPPED, reason)
         if self.control:
             self.control.close()
             self.control = None

@@ -1,47 +1,37 @@
-"""The Textual app: draw, edit, validate and save a topology."""
+"""The Textual app: draw, edit, validate and save a topology, and run it.
+
+The app is the composition and the keys: the canvas and inspector edit
+through the Editor, files.py opens and saves, the LabPanel runs the lab."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import sys
-import time
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, OptionList
-from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
 
-from qnet_tui.model.diagnostics import Diagnostic, count_phrase, first_problems
+from qnet_tui.model.diagnostics import Diagnostic
 from qnet_tui.model.edit import EditError, Editor
 from qnet_tui.model.kinds import Kind
-from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
+from qnet_tui.model.yamlio import Document, load_file, new_document
+from qnet_tui.protocol import LabState
+from qnet_tui.ui import files, gcpolicy
 from qnet_tui.ui.canvas import TopologyCanvas
-from qnet_tui.ui.dialogs import (
-    AddNode,
-    ChooseLink,
-    Confirm,
-    DemoTraffic,
-    Help,
-    ImportQemu,
-    PathPrompt,
-    UnsavedChanges,
-)
+from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, Help
 from qnet_tui.ui.inspector import Inspector
-from qnet_tui.ui.labclient import LabClient
+from qnet_tui.ui.labpanel import LabPanel
+from qnet_tui.ui.problems import ProblemList
 from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
-from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
 
-MAX_PROBLEMS = 100  # problems the panel lists; it says how many more there are
 SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
 
 
@@ -52,8 +42,6 @@ class QnetApp(App[None]):
     TopologyCanvas { width: 1fr; }
     Inspector { width: 36; border-left: solid $primary; }
     #diagnostics { height: auto; max-height: 8; border-top: solid $primary; }
-    #traffic { display: none; height: 55%; }
-    #traffic.-shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add", "Add"),
@@ -84,7 +72,7 @@ class QnetApp(App[None]):
         "connect": "Connect the selected node to another (choose it, then enter)",
         "disconnect": "Remove one of the selected node's links",
         "delete": "Delete the selected node and its links",
-        "duplicate": "Duplicate the selected node (new id and MAC)",
+        "duplicate": "Duplicate the selected node (new id, MAC and addresses)",
         "undo": "Undo the last edit",
         "redo": "Redo what was undone",
         "save": "Save the topology to its file",
@@ -106,19 +94,15 @@ class QnetApp(App[None]):
     def __init__(self, document: Document, theme_errors: Iterable[str] = (), allow_host: bool = False) -> None:
         super().__init__()
         self.document = document
-        self.allow_host = allow_host  # passed on to the worker: see `qnet-tui --help`
+        self.allow_host = allow_host
         self.editor = Editor(document.topology)
         self.connect_from: str | None = None
+        self.busy: str | None = None  # a save or a lab start reads the topology in a thread: no edits meanwhile
         self.theme_errors = list(theme_errors)
         self._pending: dict[str, Timer] = {}
-        self.lab: LabClient | None = None
-        self.lab_state: str | None = None  # starting, running, stopping, stopped, failed
-        self.lab_reason: str | None = None
-        self.lab_version: object = None  # the topology as the lab was started from it
-        self.peers = PeerWatch()
         self._inspector_due = False
         self.settle_s = SETTLE_S
-        self.full_gc_s = FULL_GC_S
+        self.full_gc_s = gcpolicy.FULL_GC_S
         themes, errors = load_themes()
         self.theme_errors += errors
         for theme in themes:
@@ -136,26 +120,14 @@ class QnetApp(App[None]):
         with Horizontal(id="body"):
             yield TopologyCanvas(self.document.topology, id="canvas")
             yield Inspector(id="inspector")
-        yield TrafficView(id="traffic")
-        yield OptionList(id="diagnostics")
+        yield LabPanel(allow_host=self.allow_host, id="lab")
+        yield ProblemList(id="diagnostics")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(TopologyCanvas).focus()
+        self.canvas.focus()
         self.refresh_all()
-        # The cyclic GC, left to itself, walks the whole UI in the middle of a
-        # keypress now and then (100-180 ms on a 300-node topology). Objects
-        # made at start-up are frozen out of its reach, and it runs when the
-        # app is idle instead: a second after the last edit.
-        gc.freeze()
-        gc.disable()
-        # Still collect while nothing is edited (a lab's panes make garbage all
-        # the time): the young objects often, which is quick, everything each
-        # minute. Textual's strips refer to themselves (their own caches), so
-        # only a full collection frees a line once drawn: under a flood about
-        # 0.02 MiB/s (benchmarks/soak.py), for ~30 ms each minute.
-        self.set_interval(5.0, _collect_young)
-        self.set_interval(self.full_gc_s, _collect_all)
+        gcpolicy.take_over(self, self.full_gc_s)
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
         if not self.document.editable:
@@ -168,8 +140,7 @@ class QnetApp(App[None]):
             )
 
     def on_unmount(self) -> None:
-        gc.enable()
-        gc.unfreeze()
+        gcpolicy.give_back()
 
     @property
     def canvas(self) -> TopologyCanvas:
@@ -178,6 +149,10 @@ class QnetApp(App[None]):
     @property
     def inspector(self) -> Inspector:
         return self.query_one(Inspector)
+
+    @property
+    def lab(self) -> LabPanel:
+        return self.query_one(LabPanel)
 
     def refresh_all(self, inspector: bool = True, select: str | None = None) -> None:
         """After an edit, a load, an undo: redraw and retitle now; revalidate
@@ -196,53 +171,48 @@ class QnetApp(App[None]):
         if delay <= 0:
             callback()
         else:
-            self._pending[name] = self.set_timer(delay, callback)
+            self._pending[name] = self.set_timer(delay, lambda: self._while_composed(callback))
+
+    def _while_composed(self, callback: Callable[[], object]) -> None:
+        # A timer may fire while the app closes, its widgets already gone.
+        if self.query(Inspector) and self.query(TopologyCanvas):
+            callback()
 
     def _refresh_slow(self) -> None:
-        self._later("gc", 1.0, _collect_all)
+        self._later("gc", 1.0, gcpolicy.collect_all)
         if self._inspector_due:
             self._inspector_due = False
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
         self.refresh_diagnostics()
 
     def refresh_title(self) -> None:
-        doc = self.document
+        doc, lab = self.document, self.lab
         name = doc.path.name if doc.path else "new topology"
         marker = " ●" if self.editor.changed else ""
-        lab = f" — lab {doc.topology.name}" if isinstance(doc.topology.name, str) else ""
+        lab_name = f" — lab {doc.topology.name}" if isinstance(doc.topology.name, str) else ""
         state = ""
-        if self.lab_state:
-            state = f" [lab {self.lab_state}" + (f": {self.lab_reason}" if self.lab_reason else "")
-            if self.lab_state == "running" and self.lab_version not in (None, self.editor.version):
+        if lab.state:
+            state = f" [lab {lab.state}" + (f": {lab.reason}" if lab.reason else "")
+            if lab.state is LabState.RUNNING and lab.version not in (None, self.editor.version):
                 state += "; edited since: restart (s, r) to apply"
             state += "]"
-        self.sub_title = f"{name}{marker}{lab}" + ("" if doc.editable else " (read-only)") + state
+        self.sub_title = f"{name}{marker}{lab_name}" + ("" if doc.editable else " (read-only)") + state
 
     def refresh_diagnostics(self) -> None:
-        panel = self.query_one("#diagnostics", OptionList)
         diagnostics = self.document.diagnostics() if not self.editor.changed else self._live_diagnostics()
-        # A list of 100,000 options would cost more than the validation did.
-        self.diagnostics = first_problems(diagnostics, MAX_PROBLEMS)
-        panel.clear_options()
-        if not diagnostics:
-            panel.add_option(Option(Text.assemble(("valid", "green"), ": no problems"), id="none", disabled=True))
-            return
-        where = not self.editor.changed  # line numbers hold only for the file as it was read
-        options = []
-        for i, d in enumerate(self.diagnostics):
-            colour = "red" if d.is_error else "yellow"
-            place = f"{d.line}:{d.col} " if where else ""
-            node = f"[{d.node}] " if d.node and not where else ""
-            options.append(Option(Text.assemble((f"{d.severity} ", colour), place, node, d.text), id=str(i)))
-        if hidden := len(diagnostics) - len(self.diagnostics):
-            more = f"and {hidden} more not shown ({count_phrase(diagnostics)} in all)"
-            options.append(Option(Text(more, style="italic"), id="more", disabled=True))
-        panel.add_options(options)
+        # Line numbers hold only for the file as it was read.
+        self.query_one(ProblemList).show(diagnostics, placed=not self.editor.changed)
 
     def _live_diagnostics(self) -> list[Diagnostic]:
         from qnet_tui.model.validate import validate
 
         return [d for d in self.document.problems if not d.is_error] + validate(self.document.topology)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Whatever fails in a worker is said, and the app goes on."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed", severity="error")
 
     # -- selection --------------------------------------------------------------------
 
@@ -261,16 +231,26 @@ class QnetApp(App[None]):
     @on(OptionList.OptionSelected, "#diagnostics")
     @on(OptionList.OptionHighlighted, "#diagnostics")
     def _diagnostic_chosen(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id and event.option.id.isdigit():
-            d = self.diagnostics[int(event.option.id)]
-            if d.node in self.document.topology.nodes:
-                self.canvas.select(d.node)
+        d = self.query_one(ProblemList).problem(event.option.id)
+        if d is not None and d.node in self.document.topology.nodes:
+            self.canvas.select(d.node)
 
     # -- editing ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _busy(self, doing: str) -> Iterator[None]:
+        self.busy = doing
+        try:
+            yield
+        finally:
+            self.busy = None
 
     def _editable(self) -> bool:
         if not self.document.editable:
             self.notify("This file is open read-only: fix its structure in a text editor first.", severity="error")
+            return False
+        if self.busy:
+            self.notify(f"A moment: {self.busy}", severity="warning")
             return False
         return True
 
@@ -395,305 +375,109 @@ class QnetApp(App[None]):
 
     # -- the lab ------------------------------------------------------------------------
 
-    class LabMessage(Message):
-        """A message from the worker's control socket (posted from its thread)."""
-
-        def __init__(self, message: dict) -> None:
-            super().__init__()
-            self.message = message
-
-        def can_replace(self, message: Message) -> bool:
-            # A newer statistics snapshot makes an unhandled older one useless.
-            return (
-                isinstance(message, QnetApp.LabMessage)
-                and message.message.get("type") == "stats"
-                and self.message.get("type") == "stats"
-            )
-
-    class LabExited(Message):
-        def __init__(self, client: LabClient, code: int, reason: str) -> None:
-            super().__init__()
-            self.client, self.code, self.reason = client, code, reason
-
-    def action_run_lab(self) -> None:
-        if self.lab is not None:
-            self.notify(f"Lab {self.document.topology.name} is {self.lab_state}; stop it first (s)", severity="warning")
+    @work(exclusive=True, group="lab", exit_on_error=False)
+    async def action_run_lab(self) -> None:
+        refused = self.lab.refusal(self.document)
+        errors = [d.text for d in self._live_diagnostics() if d.is_error]
+        if refused is None and errors:
+            refused = ("Fix these before running", "\n".join(errors[:5]))
+        if refused is not None:
+            self.notify(refused[1], title=refused[0], severity="error", timeout=10)
             return
-        errors = [d for d in self._live_diagnostics() if d.is_error]
-        if errors:
-            self.notify(
-                "\n".join(d.text for d in errors[:5]), title="Fix these before running", severity="error", timeout=10
-            )
-            return
-        real = [n for n in self.document.topology.of_kind(Kind.HOST_NIC) if "interface" in n.attrs]
-        if real and not self.allow_host:
-            self.notify(
-                f"{real[0].id} attaches this machine's interface {real[0].attrs['interface']}, which then leaves "
-                "this machine for the lab while it runs. To allow that, start qnet-tui with --allow-host.",
-                title="Not started",
-                severity="error",
-                timeout=10,
-            )
-            return
-        try:
-            text = (
-                new_document(self.document.topology).dumps()
-                if self.editor.changed or not self.document.path
-                else self.document.dumps()
-            )
-        except SaveError as exc:
-            self.notify(str(exc), title="Cannot run", severity="error")
-            return
-        client = LabClient(
-            text,
-            str(self.document.topology.name),
-            on_message=lambda m: self.post_message(self.LabMessage(m)),
-            on_exit=lambda code, reason: self.post_message(self.LabExited(client, code, reason)),
-            allow_host=self.allow_host,
-        )
-        self.lab, self.lab_state, self.lab_reason = client, "starting", None
-        self.lab_version = self.editor.version
-        self.peers = PeerWatch()
-        self.query_one(TrafficView).clear()
-        self.query_one(TrafficView).add_class("-shown")
-        client.start()
-        self.refresh_title()
+        if self._editable():
+            with self._busy("the lab is starting"):
+                await self.lab.run(self.document, self.editor.changed, self.editor.version)
 
     def action_stop_lab(self) -> None:
-        if self.lab is None:
-            return
-        self.lab_state = "stopping"
         self.lab.stop()
-        self.refresh_title()
 
-    def _pane_of(self, node: str | None) -> VlanPane | None:
-        """The traffic pane of the VLAN (or direct pair) the node forwards in."""
-        t = self.document.topology
-        if node is None or node not in t.nodes:
-            return None
-        panes = self.query_one(TrafficView).panes.values()
-        if t.nodes[node].kind is Kind.HUB:
-            return next((pane for pane in panes if pane.hub == node), None)
-        # By the port names the statistics carry: a pair's hub name joins
-        # node ids with '-', and ids may hold '-' themselves.
-        return next((pane for pane in panes if node in pane.ports), None)
+    # The lab's last messages may come while the app closes and its widgets are gone.
+    @on(LabPanel.StateChanged)
+    def _lab_state(self) -> None:
+        if self.query(LabPanel):
+            self.refresh_title()
+
+    @on(LabPanel.Live)
+    def _lab_live(self, event: LabPanel.Live) -> None:
+        for canvas in self.query(TopologyCanvas):
+            canvas.show_live(event.counters)
 
     def action_capture(self) -> None:
-        if self.lab is None or self.lab_state != "running":
-            self.notify("Run the lab first (r)", severity="warning")
-            return
-        pane = self._pane_of(self.canvas.selected)
-        if pane is None:
-            self.notify("Select a hub, or a node on a hub or in a peer pair", severity="warning")
-            return
-        if pane.capturing:
-            self.lab.send("capture", hub=pane.hub, path=None)
-            self.notify(f"Capture of {pane.hub} stopped: {pane.capturing}")
-            return
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        default = Path.cwd() / f"{self.document.topology.name}-{pane.hub}-{stamp}.pcap"
-
-        def chosen(path: Path | None) -> None:
-            if path is not None and self.lab is not None:
-                self.lab.send("capture", hub=pane.hub, path=str(path.resolve()))
-
-        self.push_screen(
-            PathPrompt(f"Capture {pane.border_title} to", default.parent, str(default), must_exist=False), chosen
-        )
+        self.lab.capture(self.document.topology, self.canvas.selected)
 
     def action_demo_traffic(self) -> None:
-        t = self.document.topology
-        node = self.canvas.selected
-        if self.lab is None or self.lab_state != "running" or self.lab.file is None:
-            self.notify("Run the lab first (r)", severity="warning")
-            return
-        if node is None or t.nodes[node].kind is not Kind.GUEST_NIC:
-            self.notify("Select the guest NIC to send from", severity="warning")
-            return
-        # Offer another guest of the same VLAN as the target.
-        peers = {m for hub in t.neighbours(node) for m in t.neighbours(hub) if m != node}
-        target = next(
-            (
-                str(t.nodes[m].attrs["ipv4"]).split("/")[0]
-                for m in t.nodes
-                if m in peers and t.nodes[m].kind is Kind.GUEST_NIC and "ipv4" in t.nodes[m].attrs
-            ),
-            "",
-        )
-        lab_file = self.lab.file
-
-        def chosen(cmd: list[str] | None) -> None:
-            if cmd:
-                self._send_traffic(lab_file, node, cmd)
-
-        self.push_screen(DemoTraffic(node, target), chosen)
-
-    @work(group="traffic")
-    async def _send_traffic(self, lab_file: Path, node: str, cmd: list[str]) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "qnet_tui",
-            "exec",
-            str(lab_file),
-            node,
-            "--",
-            *cmd,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-        lines = [x for x in out.decode(errors="replace").splitlines() if x.strip()]
-        summary = next((x for x in lines if "packet loss" in x or x.startswith("sent ")), lines[-1] if lines else "")
-        self.notify(
-            summary or f"exit status {proc.returncode}",
-            title=f"{node}: {cmd[0].rsplit('/', 1)[-1]}",
-            severity="information" if proc.returncode == 0 else "warning",
-        )
+        self.lab.demo_traffic(self.document.topology, self.canvas.selected)
 
     def action_toggle_traffic(self) -> None:
-        self.query_one(TrafficView).toggle_class("-shown")
+        self.lab.toggle()
 
     def action_pause_log(self) -> None:
-        view = self.query_one(TrafficView)
-        view.paused = not view.paused
-        self.notify("Frame logs paused (p resumes)" if view.paused else "Frame logs resumed")
+        self.lab.pause_log()
 
     def action_filter_log(self) -> None:
-        view = self.query_one(TrafficView)
-        view.add_class("-shown")
-        view.query_one("#filter").focus()
-
-    @on(LabMessage)
-    def _lab_message(self, event: LabMessage) -> None:
-        msg = event.message
-        kind = msg["type"]
-        if kind == "state":
-            self.lab_state, self.lab_reason = msg["state"], msg.get("reason")
-            self.refresh_title()
-        elif kind == "stats":
-            self.query_one(TrafficView).show(msg)
-            self.canvas.show_live(live_counters(msg))
-            for port, connected in self.peers.update(msg):
-                self.notify(f"{port}: " + ("a peer connected" if connected else "the peer disconnected"), title="Lab")
-        elif kind == "samples":
-            self.query_one(TrafficView).log_samples(msg["samples"])
-        elif kind == "log" and msg.get("level") in ("warning", "error"):
-            self.notify(str(msg.get("message")), title="Lab", severity=msg["level"])
-
-    @on(LabExited)
-    def _lab_exited(self, event: LabExited) -> None:
-        if event.client is not self.lab:
-            return
-        self.lab = None
-        self.canvas.show_live({})
-        if self.lab_state in ("stopping", "stopped") and event.code == 0:
-            self.lab_state, self.lab_reason = "stopped", None
-        else:
-            self.lab_state = "failed"
-            self.lab_reason = event.reason or "the worker stopped unexpectedly"
-            self.notify(
-                f"{self.lab_reason}. Press r to start it again.", title="The lab failed", severity="error", timeout=15
-            )
-        self.refresh_title()
-
-    async def _stop_lab_and_wait(self) -> None:
-        if self.lab is not None:
-            self.lab.stop()
-            await asyncio.to_thread(self.lab.wait, 30)
+        self.lab.filter_log()
 
     # -- files --------------------------------------------------------------------------
 
-    def action_save(self) -> None:
-        if self.document.path is None:
-            self.action_save_as()
-        else:
-            self._save(self.document.path)
+    @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_save(self) -> None:
+        path = self.document.path or await files.ask_path(self, self.document)
+        if path is not None:
+            await self._save(path)
 
-    def _save(self, path: Path) -> bool:
+    @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_save_as(self) -> None:
+        path = await files.ask_path(self, self.document)
+        if path is not None:
+            await self._save(path)
+
+    async def _save(self, path: Path) -> bool:
         if not self._editable():
             return False
-        try:
-            self.document.save(path)
-        except (SaveError, OSError) as exc:
-            self.notify(str(exc), title="Not saved", severity="error", timeout=10)
-            return False
-        self.editor.mark_saved()
-        self.refresh_title()
-        self.notify(f"Saved {path}")
-        return True
-
-    def action_save_as(self) -> None:
-        doc = self.document
-        start = doc.path.parent if doc.path else Path.cwd()
-        value = str(doc.path) if doc.path else str(Path.cwd() / f"{doc.topology.name or 'lab'}.yaml")
-        self.push_screen(PathPrompt("Save as", start, value, must_exist=False), lambda p: p and self._save(p))
-
-    @work(exclusive=True, group="files")
-    async def action_open(self) -> None:
-        if not await self._may_leave("open another file"):
-            return
-        start = self.document.path.parent if self.document.path else Path.cwd()
-        path = await self.push_screen_wait(PathPrompt("Open a topology", start))
-        if path is None:
-            return
-        doc = load_file(path)
-        if not doc.editable:
-            errors = [d.format(path.name) for d in doc.problems if d.is_error]
-            self.notify("\n".join(errors[:6]), title=f"Cannot open {path.name}", severity="error", timeout=15)
-            return
-        self.document = doc
-        self.editor = Editor(doc.topology)
-        self.canvas.selected = None
-        self.refresh_all()
-
-    @work(exclusive=True, group="files")
-    async def action_import_qemu(self) -> None:
-        if not await self._may_leave("import QEMU arguments"):
-            return
-        argv = await self.push_screen_wait(ImportQemu())
-        if not argv:
-            return
-        from qnet_tui.model.qemu import import_args
-
-        marked: list[str] = []
-        topology, problems = import_args(argv, marked)
-        if not topology.nodes:
-            self.notify(
-                "\n".join(problems[:6]) or "No networking in those arguments",
-                title="Nothing imported",
-                severity="error",
-                timeout=12,
-            )
-            return
-        topology.name = "imported"
-        self.document = new_document(topology)
-        self.editor = Editor(topology)
-        self.canvas.selected = None
-        self.refresh_all()
-        if problems:
-            self.notify("\n".join(problems[:6]), title="Not imported", severity="warning", timeout=15)
-        if marked:
-            self.notify("\n".join(marked[:6]), title="Imported as external", timeout=15)
+        with self._busy("saving"):
+            saved = await files.save(self, self.document, path)
+        if saved:
+            self.editor.mark_saved()
+            self.refresh_title()
+        return saved
 
     async def _may_leave(self, doing: str) -> bool:
         """True when there is nothing unsaved, or the user saved or discarded it."""
-        if not self.editor.changed:
-            return True
-        choice = await self.push_screen_wait(UnsavedChanges(doing))
-        if choice == "save":
-            if self.document.path is None:
-                path = await self.push_screen_wait(
-                    PathPrompt("Save as", Path.cwd(), str(Path.cwd() / "lab.yaml"), must_exist=False)
-                )
-                return bool(path) and self._save(path)
-            return self._save(self.document.path)
-        return choice == "discard"
+        if self.busy:
+            self.notify(f"A moment: {self.busy}", severity="warning")
+            return False
+        with self._busy("saving"):
+            answer = await files.may_leave(self, self.document, self.editor.changed, doing)
+        if isinstance(answer, Path):
+            self.editor.mark_saved()
+            self.refresh_title()
+        return answer is not False
 
-    @work(exclusive=True, group="files")
+    def _switch_to(self, document: Document) -> None:
+        self.document = document
+        self.editor = Editor(document.topology)
+        self.canvas.selected = None
+        self.refresh_all()
+
+    @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_open(self) -> None:
+        if await self._may_leave("open another file"):
+            start = self.document.path.parent if self.document.path else Path.cwd()
+            doc = await files.open_file(self, start)
+            if doc is not None:
+                self._switch_to(doc)
+
+    @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_import_qemu(self) -> None:
+        if await self._may_leave("import QEMU arguments"):
+            doc = await files.import_qemu(self)
+            if doc is not None:
+                self._switch_to(doc)
+
+    @work(exclusive=True, group="files", exit_on_error=False)
     async def action_quit(self) -> None:
         if await self._may_leave("quit"):
-            await self._stop_lab_and_wait()  # leave nothing behind
+            await self.lab.stop_and_wait()  # leave nothing behind
             self.exit()
 
     def action_help(self) -> None:
@@ -719,19 +503,6 @@ class QnetApp(App[None]):
                 continue  # a step of connect, not a command of its own
             title = action.replace("_", " ").capitalize()
             yield SystemCommand(title, text, lambda a=action: self.run_action(a))
-
-
-# Python functions, not gc.collect itself: Textual's timers count a callback's
-# parameters, and cannot for a builtin (the timer dies, and with it the app).
-FULL_GC_S = 60.0  # seconds between full collections while the app runs
-
-
-def _collect_young() -> None:
-    gc.collect(1)
-
-
-def _collect_all() -> None:
-    gc.collect()
 
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:

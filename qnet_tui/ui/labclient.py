@@ -1,6 +1,11 @@
 """The app's side of a running lab: starts the worker as its own process and
 follows its control socket in a plain thread that knows no widgets; what it
-hears goes to the app through callbacks (which post messages)."""
+hears goes to the app through callbacks (which post messages).
+
+When the app falls behind (a flood of frames on a busy machine), statistics
+and samples would pile up in its message queue: the client holds at most
+IN_FLIGHT of each kind unhandled and skips the rest, counting what it
+skipped. Everything else (state, logs, errors) always goes through."""
 
 from __future__ import annotations
 
@@ -20,6 +25,38 @@ from qnet_tui import protocol
 
 CONNECT_TIMEOUT_S = 30.0
 STATS_INTERVAL_S = 0.2  # panes refresh five times a second
+# Unhandled messages of a kind the app may have queued before more are skipped.
+IN_FLIGHT: dict[type, int] = {protocol.Stats: 2, protocol.Samples: 4}
+
+Heard = protocol.WorkerMessage | protocol.Malformed
+
+
+class Backlog:
+    """Per kind, messages posted to the app and not handled yet. The client's
+    thread counts what it posts, the app's what it handles (one writer each,
+    so no lock); a message the app drops for a newer one (can_replace) is
+    counted handled with the newer one, by sequence number."""
+
+    def __init__(self, limits: dict[type, int]) -> None:
+        self.limits = limits
+        self.posted = dict.fromkeys(limits, 0)
+        self.handled = dict.fromkeys(limits, 0)
+        self.skipped = dict.fromkeys(limits, 0)
+
+    def admit(self, kind: type) -> int | None:
+        """The message's sequence number, or None: skip it, the app is behind."""
+        limit = self.limits.get(kind)
+        if limit is None:
+            return 0
+        if self.posted[kind] - self.handled[kind] >= limit:
+            self.skipped[kind] += 1
+            return None
+        self.posted[kind] += 1
+        return self.posted[kind]
+
+    def done(self, kind: type, seq: int) -> None:
+        if kind in self.handled:
+            self.handled[kind] = max(self.handled[kind], seq)
 
 
 class LabClient:
@@ -27,7 +64,7 @@ class LabClient:
         self,
         yaml_text: str,
         lab: str,
-        on_message: Callable[[dict], None],
+        on_message: Callable[[Heard, int], None],
         on_exit: Callable[[int, str], None],
         allow_host: bool = False,
     ) -> None:
@@ -40,6 +77,7 @@ class LabClient:
         self.sock: socket.socket | None = None
         self._file: Path | None = None
         self._stderr: list[str] = []
+        self.backlog = Backlog(IN_FLIGHT)
 
     def start(self) -> None:
         """Start the worker on the topology as it is on screen (saved or not).
@@ -89,8 +127,10 @@ class LabClient:
                     if not data:
                         break
                     for line in lines.feed(data):
-                        with contextlib.suppress(protocol.ProtocolError):
-                            self.on_message(protocol.decode(line, protocol.WORKER_TYPES))
+                        msg = protocol.decode(line, protocol.WORKER)
+                        seq = self.backlog.admit(type(msg))
+                        if seq is not None:
+                            self.on_message(msg, seq)
         except (OSError, protocol.ProtocolError):
             pass
         finally:
@@ -109,12 +149,16 @@ class LabClient:
                     self._file.unlink()
             self.on_exit(code, reason)
 
-    def send(self, kind: str, **fields: object) -> bool:
+    def handled(self, msg: Heard, seq: int) -> None:
+        """The app has handled msg: room for the next of its kind."""
+        self.backlog.done(type(msg), seq)
+
+    def send(self, msg: protocol.ClientMessage) -> bool:
         """A message to the worker; False if there is no connection (yet)."""
         if self.sock is None:
             return False
         try:
-            self.sock.sendall(protocol.encode(kind, **fields))
+            self.sock.sendall(protocol.encode(msg))
         except OSError:
             return False
         return True
@@ -123,7 +167,7 @@ class LabClient:
         """Ask the worker to stop; it tears the lab down and exits."""
         if self.sock is not None:
             with contextlib.suppress(OSError):
-                self.sock.sendall(protocol.encode("stop"))
+                self.sock.sendall(protocol.encode(protocol.Stop()))
                 return
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

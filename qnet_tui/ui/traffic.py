@@ -5,7 +5,7 @@ decoded frames."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -16,6 +16,7 @@ from textual.widgets import Input, Sparkline, Static
 
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.values import si
+from qnet_tui.protocol import HubStats, Sample, Stats
 from qnet_tui.ui.framelog import FrameLog
 
 # Ports whose "connected" says whether a peer is there: a stream socket waits
@@ -46,6 +47,7 @@ class VlanPane(Vertical):
         self.ports: frozenset[str] = frozenset()  # and of its ports: the nodes that forward in it
         self.macs: dict[str, set[str]] = {}  # per port, the source MACs its sampled frames carried
         self.capturing: str | None = None
+        self._waiting: HubStats | None = None  # came before the pane was composed
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first statistics", classes="rates")
@@ -53,17 +55,22 @@ class VlanPane(Vertical):
         yield Static("", classes="detail")
         yield FrameLog(LOG_LINES)
 
-    def show(self, s: dict[str, Any]) -> None:
+    def show(self, s: HubStats) -> None:
+        if not self.query(Sparkline):  # not composed yet: the newest is shown once it is
+            if self._waiting is None:
+                self.call_after_refresh(self._show_waiting)
+            self._waiting = s
+            return
         self.last = dict(s["protocols"])
         self.hub = s["hub"]
         self.ports = frozenset(s["ports"])
-        self.history.append(float(s.get("fps", 0.0)))
+        self.history.append(float(s["fps"]))
         self.query_one(Sparkline).data = list(self.history)
         rates = (
             f"{si(s['fps'], 'frames/s')}  {si(s['bps'] / 8, 'B/s')}   "
             f"total {s['frames']} frames, {si(s['bytes'], 'B')}   drops {s['drops']}"
         )
-        capture = s.get("capture")
+        capture = s["capture"]
         if capture:
             rates += f"   ● capturing {capture['frames']} frames, {si(capture['bytes'], 'B')} to {capture['path']}"
         self.query_one(".rates", Static).update(rates)
@@ -75,17 +82,17 @@ class VlanPane(Vertical):
             [(name, p["rx_frames"], self._macs(name)) for name, p in ports[:3] if p["rx_frames"]], width
         )
         dropping = "  ".join(
-            f"{name}{' (cut: loop)' if p.get('looped') else ''}: "
+            f"{name}{' (cut: loop)' if p['looped'] else ''}: "
             + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
             for name, p in ports
-            if p["drops"] or p.get("looped")
+            if p["drops"] or p["looped"]
         )
         lines = [
             Text.assemble(("protocols ", "dim"), protocols),
             Text.assemble(("talkers   ", "dim"), talkers or "-"),
             Text.assemble(("drops     ", "dim"), dropping or "none"),
         ]
-        sockets = [(name, p["connected"]) for name, p in sorted(s["ports"].items()) if p.get("kind") in PEER_KINDS]
+        sockets = [(name, p["connected"]) for name, p in sorted(s["ports"].items()) if p["kind"] in PEER_KINDS]
         if sockets:
             states = []
             for name, connected in sockets:
@@ -96,6 +103,11 @@ class VlanPane(Vertical):
             line.no_wrap, line.overflow = True, "ellipsis"
         self.query_one(".detail", Static).update(Text("\n").join(lines))
 
+    def _show_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self.show(waiting)
+
     def _macs(self, port: str) -> str:
         """The MAC behind a port (or how many), as far as the samples tell."""
         macs = self.macs.get(port, set())
@@ -103,20 +115,20 @@ class VlanPane(Vertical):
             return next(iter(macs))
         return f"{len(macs)} MACs" if macs else ""
 
-    def note_macs(self, samples: list[dict[str, Any]]) -> None:
+    def note_macs(self, samples: list[Sample]) -> None:
         """Remember which source MACs each port's frames carried (for talkers)."""
         for sample in samples:
-            frame = sample.get("hex", "")
+            frame = sample["hex"]
             if len(frame) >= 24 and int(frame[12:14], 16) & 1 == 0:
                 mac = ":".join(frame[i : i + 2] for i in range(12, 24, 2))
                 self.macs.setdefault(sample["port"], set()).add(mac)
 
-    def log_frames(self, samples: list[dict[str, Any]]) -> None:
+    def log_frames(self, samples: list[Sample]) -> None:
         self.query_one(FrameLog).write_frames(
             (
                 f"{s['port']:>8} ",
                 f"{s['length']:>5} B  {printable(s['summary'])}",
-                f"{s['port']} {s['summary']} {s.get('hex', '')}".lower(),
+                f"{s['port']} {s['summary']} {s['hex']}".lower(),
             )
             for s in samples
         )
@@ -140,17 +152,17 @@ def fit_talkers(talkers: list[tuple[str, int, str]], width: int) -> str:
     return "  ".join(texts)
 
 
-def live_counters(snapshot: dict[str, Any]) -> dict[str, str]:
+def live_counters(snapshot: Stats) -> dict[str, str]:
     """Per node, what its box's bottom border says while the lab runs: a
     hub's rate; a port's counters, or that it is cut for a loop, or that a
     socket has no peer (the pane has the rest)."""
     live: dict[str, str] = {}
-    for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
+    for stats in snapshot.hubs:
         live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
         for name, port in stats["ports"].items():
-            if port.get("looped"):
+            if port["looped"]:
                 live[name] = "cut: loop"
-            elif port.get("kind") in PEER_KINDS and not port.get("connected"):
+            elif port["kind"] in PEER_KINDS and not port["connected"]:
                 live[name] = NO_PEER
             else:
                 live[name] = f"in {port['rx_frames']} out {port['tx_frames']}"
@@ -165,13 +177,13 @@ class PeerWatch:
     def __init__(self) -> None:
         self.connected: dict[str, bool] = {}
 
-    def update(self, snapshot: dict[str, Any]) -> list[tuple[str, bool]]:
+    def update(self, snapshot: Stats) -> list[tuple[str, bool]]:
         """The ports whose peer came or went since the last snapshot, and which way."""
         changes = []
-        for stats in (*snapshot.get("vlans", {}).values(), *snapshot.get("peers", {}).values()):
+        for stats in snapshot.hubs:
             for name, port in stats["ports"].items():
-                if port.get("kind") in PEER_KINDS:
-                    now = bool(port.get("connected"))
+                if port["kind"] in PEER_KINDS:
+                    now = port["connected"]
                     if now != self.connected.get(name, False):
                         changes.append((name, now))
                     self.connected[name] = now
@@ -205,25 +217,25 @@ class TrafficView(Vertical):
             pane.remove()
         self.panes.clear()
 
-    def show(self, snapshot: dict[str, Any]) -> None:
+    def show(self, snapshot: Stats) -> None:
         grid = self.query_one("#panes", Grid)
-        items = [(f"v{k}", f"VLAN {k} ({s['hub']})", s) for k, s in snapshot.get("vlans", {}).items()]
-        items += [(f"p{name}", f"peers {name}", s) for name, s in snapshot.get("peers", {}).items()]
+        items = [(f"v{k}", f"VLAN {k} ({s['hub']})", s) for k, s in snapshot.vlans.items()]
+        items += [(f"p{name}", f"peers {name}", s) for name, s in snapshot.peers.items()]
         for key, title, stats in items:
             pane = self.panes.get(key)
             if pane is None:
                 pane = self.panes[key] = VlanPane(key, title)
                 grid.mount(pane)
-                pane.call_after_refresh(pane.show, stats)
+                pane.show(stats)
                 wanted = self.query_one("#filter", Input).value
                 pane.call_after_refresh(lambda p=pane, w=wanted: p.query_one(FrameLog).set_filter(w))
             else:
                 pane.show(stats)
 
-    def log_samples(self, samples: list[dict[str, Any]]) -> None:
-        by_pane: dict[str, list[dict[str, Any]]] = {}
+    def log_samples(self, samples: list[Sample]) -> None:
+        by_pane: dict[str, list[Sample]] = {}
         for sample in samples:
-            key = f"v{sample['vlan']}" if sample.get("vlan") is not None else f"p{sample['hub']}"
+            key = f"v{sample['vlan']}" if sample["vlan"] is not None else f"p{sample['hub']}"
             by_pane.setdefault(key, []).append(sample)
         for key, items in by_pane.items():
             pane = self.panes.get(key)

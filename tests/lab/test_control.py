@@ -64,7 +64,9 @@ MALFORMED = [
     (b"[" * 50000 + b"\n", "nested too deeply"),
     (b'{"type": "capture", "hub": "vm1-tap0", "path": "/tmp/a\\u0000b.pcap"}\n', "without NUL bytes"),
     (b'{"type": "capture", "hub": "vm1-tap0", "path": "relative.pcap"}\n', "absolute path"),
-    (b'{"type": "capture", "hub": ["x"], "path": null}\n', "capture: no hub list"),
+    (b'{"type": "capture", "hub": ["x"], "path": null}\n', "capture.hub is a list, not a string"),
+    (b'{"type": "capture", "path": null}\n', "capture has no 'hub'"),
+    (b'{"type": "capture", "hub": "vm1-tap0", "path": 7}\n', "capture.path is an integer, not a string"),
     (b'{"type": "capture", "hub": "nope", "path": null}\n', 'capture: no hub "nope"'),
 ]
 
@@ -79,9 +81,9 @@ def test_malformed_messages_get_an_error_reply_and_the_lab_goes_on(make_lab, tmp
         assert expected in reply["message"], (raw[:60], reply)
     # The same connection still works: a real capture starts and stops.
     pcap = tmp_path / "peer.pcap"
-    client.send(protocol.encode("capture", hub="vm1-tap0", path=str(pcap)))
+    client.send(protocol.encode(protocol.Capture("vm1-tap0", str(pcap))))
     wait_for(pcap.exists, 10, "the capture file")
-    client.send(protocol.encode("capture", hub="vm1-tap0", path=None))
+    client.send(protocol.encode(protocol.Capture("vm1-tap0", None)))
     client.close()
     assert lab.proc.poll() is None
     assert lab.stop() == 0

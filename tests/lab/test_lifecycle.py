@@ -41,16 +41,12 @@ def test_control_client_stops_lab(make_lab):
     with socket.socket(socket.AF_UNIX) as client:
         client.connect(str(protocol.control_path(lab.name)))
         reader = client.makefile("rb")
-        hello = protocol.decode(reader.readline(), protocol.WORKER_TYPES)
-        assert hello["type"] == "hello" and hello["lab"] == lab.name and hello["pid"] == lab.proc.pid
-        assert protocol.decode(reader.readline(), protocol.WORKER_TYPES) == {
-            "type": "state",
-            "state": "running",
-            "reason": None,
-        }
-        stats = next(m for m in map(json.loads, reader) if m["type"] == "stats")
-        assert "vm1-tap0" in stats["peers"]
-        client.sendall(protocol.encode("stop"))
+        hello = protocol.decode(reader.readline(), protocol.WORKER)
+        assert hello == protocol.Hello(lab.name, hello.file, lab.proc.pid, protocol.PROTOCOL_VERSION)
+        assert protocol.decode(reader.readline(), protocol.WORKER) == protocol.State(protocol.LabState.RUNNING)
+        stats = next(m for m in (protocol.decode(x, protocol.WORKER) for x in reader) if isinstance(m, protocol.Stats))
+        assert "vm1-tap0" in stats.peers
+        client.sendall(protocol.encode(protocol.Stop()))
         states = [m["state"] for m in map(json.loads, reader) if m["type"] == "state"]
         assert states == ["stopping", "stopped"]
     assert lab.proc.wait(30) == 0

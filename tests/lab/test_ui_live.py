@@ -58,23 +58,23 @@ async def test_run_watch_fail_restart_stop(tmp_path, runtime):
     app.settle_s = 0
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await until(pilot, lambda: app.lab_state == "running", what="the lab to run")
-        assert len(lab_namespaces(lab)) == 5 and app.query_one(TrafficView).has_class("-shown")
+        await until(pilot, lambda: app.lab.state == "running", what="the lab to run")
+        assert len(lab_namespaces(lab)) == 5 and app.lab.has_class("-shown")
         result = await asyncio.to_thread(exec_in, path, "vm1", "ping", "-c", "4", "-i", "0.2", "10.0.0.2")
         assert result.returncode == 0, result.stdout + result.stderr
         await until(pilot, lambda: frames(app, "v1", "ipv4") >= 8, what="the ping in VLAN 1's pane")
         assert frames(app, "v2", "ipv4") == 0
 
-        os.kill(app.lab.pid, signal.SIGKILL)  # the worker dies
-        await until(pilot, lambda: app.lab_state == "failed", what="the failure to show")
+        os.kill(app.lab.client.pid, signal.SIGKILL)  # the worker dies
+        await until(pilot, lambda: app.lab.state == "failed", what="the failure to show")
         assert "killed by signal SIGKILL" in app.sub_title
         assert any("Press r to start it again" in n.message for n in app._notifications)
         await until(pilot, lambda: not lab_namespaces(lab), what="the watchdog's cleanup")
 
         await pilot.press("r")
-        await until(pilot, lambda: app.lab_state == "running", what="the restart")
+        await until(pilot, lambda: app.lab.state == "running", what="the restart")
         await pilot.press("s")
-        await until(pilot, lambda: app.lab_state == "stopped" and app.lab is None, what="the stop")
+        await until(pilot, lambda: app.lab.state == "stopped" and app.lab.client is None, what="the stop")
         assert lab_namespaces(lab) == []
 
 
@@ -83,8 +83,8 @@ async def test_quit_stops_the_lab(tmp_path, runtime):
     app = QnetApp(load_file(path))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await until(pilot, lambda: app.lab_state == "running", what="the lab to run")
-        worker = app.lab.proc
+        await until(pilot, lambda: app.lab.state == "running", what="the lab to run")
+        worker = app.lab.client.proc
         await pilot.press("q")
         await until(pilot, lambda: worker.poll() is not None, what="the worker to tear the lab down and exit")
     assert lab_namespaces(lab) == []
@@ -97,7 +97,7 @@ async def test_run_refuses_an_invalid_topology(tmp_path, runtime):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await pilot.pause()
-        assert app.lab is None
+        assert app.lab.client is None
         assert any("unknown key 'colour'" in n.message for n in app._notifications)
     assert lab_namespaces(lab) == []
 
@@ -114,7 +114,7 @@ async def test_demo_traffic_and_capture(tmp_path, runtime):
     app.settle_s = 0
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await until(pilot, lambda: app.lab_state == "running" and app.query_one(TrafficView).panes, what="running")
+        await until(pilot, lambda: app.lab.state == "running" and app.query_one(TrafficView).panes, what="running")
         await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].hub == "hub0", what="the first stats")
         canvas = app.query_one(TopologyCanvas)
         canvas.select("hub0")
@@ -137,7 +137,7 @@ async def test_demo_traffic_and_capture(tmp_path, runtime):
         await pilot.press("w")  # stop the capture
         await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].capturing is None, what="capture stopped")
         await pilot.press("s")
-        await until(pilot, lambda: app.lab is None, what="the stop")
+        await until(pilot, lambda: app.lab.client is None, what="the stop")
     echoes = [p for p in rdpcap(str(pcap)) if ICMP in p]
     assert len(echoes) >= 6  # three requests and three replies, as Wireshark would read them
     assert lab_namespaces(lab) == []

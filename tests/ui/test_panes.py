@@ -11,6 +11,7 @@ from textual.widgets import Static
 from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.app import QnetApp
 from qnet_tui.ui.traffic import TrafficView, fit_talkers
+from tests.ui.heard import hear
 
 SAMPLES = Path(__file__).parents[2] / "sample_topologies"
 
@@ -18,14 +19,14 @@ SAMPLES = Path(__file__).parents[2] / "sample_topologies"
 def port(kind: str, connected: bool = True, rx: int = 0, tx: int = 0) -> dict:
     reasons = {"full": 0, "gone": 0, "oversized": 0, "malformed": 0}
     return {"kind": kind, "connected": connected, "rx_frames": rx, "rx_bytes": 100 * rx, "tx_frames": tx,
-            "tx_bytes": 100 * tx, "drops": 0, "drop_reasons": reasons}  # fmt: skip
+            "tx_bytes": 100 * tx, "drops": 0, "drop_reasons": reasons, "looped": False}  # fmt: skip
 
 
 def stats(ports: dict[str, dict], hub: str = "hub0", vlan: int = 0) -> dict:
     frames = sum(p["rx_frames"] for p in ports.values())
     protocols = {"arp": 0, "ipv4": frames, "ipv6": 0, "icmp": 0, "tcp": 0, "udp": 0, "other": 0}
     pane = {"hub": hub, "frames": frames, "bytes": 100 * frames, "drops": 0, "protocols": protocols,
-            "ports": ports, "fps": 0.0, "bps": 0.0, "vlan": vlan}  # fmt: skip
+            "ports": ports, "fps": 0.0, "bps": 0.0, "vlan": vlan, "capture": None}  # fmt: skip
     return {"type": "stats", "time": 0.0, "lab": "qemusock", "vlans": {str(vlan): pane}, "peers": {}}
 
 
@@ -53,7 +54,7 @@ def notes(app: QnetApp) -> list[str]:
 
 async def feed(app: QnetApp, pilot, *messages: dict) -> None:
     for message in messages:
-        app.post_message(QnetApp.LabMessage(message))
+        hear(app, message)
         await pilot.pause()
     await pilot.pause()
 
@@ -62,7 +63,7 @@ async def test_a_sockets_peer_shows_on_its_box_and_pane_and_its_coming_and_going
     app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
     app.settle_s = 0
     async with app.run_test(size=(160, 45)) as pilot:
-        app.query_one(TrafficView).add_class("-shown")
+        app.lab.add_class("-shown")
         await feed(app, pilot, stats({"vm1": port("tap", rx=3, tx=0), "vm9": port("stream", connected=False)}))
         assert app.canvas.live["vm9"] == "no peer"
         assert app.canvas.live["vm1"] == "in 3 out 0"  # a tap is always "connected": counters as ever
@@ -86,7 +87,7 @@ async def test_a_sockets_peer_shows_on_its_box_and_pane_and_its_coming_and_going
 async def test_a_pane_without_sockets_has_no_sockets_line():
     app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
     async with app.run_test(size=(160, 45)) as pilot:
-        app.query_one(TrafficView).add_class("-shown")
+        app.lab.add_class("-shown")
         await feed(app, pilot, stats({"vm1": port("tap", rx=3)}))
         assert "sockets" not in detail(app)
 
@@ -94,7 +95,7 @@ async def test_a_pane_without_sockets_has_no_sockets_line():
 async def test_talkers_keep_to_one_line_with_every_count():
     app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
     async with app.run_test(size=(160, 45)) as pilot:
-        app.query_one(TrafficView).add_class("-shown")
+        app.lab.add_class("-shown")
         ports = {"guest-1": port("tap", rx=123456), "guest-2": port("tap", rx=23456),
                  "guest-3": port("tap", rx=3456)}  # fmt: skip
         macs = [sample(f"guest-{i}", f"52:54:00:00:01:0{i}") for i in (1, 2, 3)]

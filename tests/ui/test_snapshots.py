@@ -11,6 +11,7 @@ from textual.widgets import Input
 
 from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.app import QnetApp
+from tests.ui.heard import hear
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_topologies").glob("*.yaml"))
 THEMES = ["qnet-dark", "qnet-light"]
@@ -55,9 +56,9 @@ def test_live_traffic_panes(snap_compare):
 
     async def replay(pilot) -> None:
         app = pilot.app
-        app.query_one("TrafficView").add_class("-shown")
+        app.lab.add_class("-shown")
         for message in recorded():
-            app.post_message(QnetApp.LabMessage(message))
+            hear(app, message)
             await pilot.pause()
         await still(pilot)
 

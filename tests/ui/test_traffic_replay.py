@@ -14,6 +14,7 @@ from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.app import QnetApp
 from qnet_tui.ui.framelog import FrameLog
 from qnet_tui.ui.traffic import TrafficView
+from tests.ui.heard import hear
 
 HERE = Path(__file__).parent
 REPLAY = HERE / "replays" / "two-vlans.jsonl"
@@ -22,13 +23,13 @@ SAMPLE = HERE.parents[1] / "sample_topologies" / "two-vlans.yaml"
 
 def recorded() -> list[dict]:
     lines = protocol.LineBuffer().feed(REPLAY.read_bytes())
-    return [protocol.decode(line, protocol.WORKER_TYPES) for line in lines]
+    return [json.loads(line) for line in lines]
 
 
 async def replay(app: QnetApp, pilot, messages: list[dict]) -> None:
-    app.query_one(TrafficView).add_class("-shown")
+    app.lab.add_class("-shown")
     for message in messages:
-        app.post_message(QnetApp.LabMessage(message))
+        hear(app, message)
         await pilot.pause()
 
 
@@ -55,7 +56,7 @@ async def test_panes_show_the_recorded_stream():
         assert "ipv4" not in str(view.panes["v2"].query_one(".detail", Static).render())
         logged = [head + rest for head, rest in pane1.query_one(FrameLog).lines]
         assert any("ICMP" in line or "IPv6" in line or "ARP" in line for line in logged)
-        assert app.lab_state == "running" and "[lab running]" in app.sub_title
+        assert app.lab.state == "running" and "[lab running]" in app.sub_title
 
 
 async def test_filter_and_pause_keep_the_log_quiet():
@@ -87,21 +88,21 @@ async def test_a_flood_of_stats_is_coalesced():
     app = QnetApp(load_file(SAMPLE))
     async with app.run_test(size=(160, 60)) as pilot:
         # The panes exist before the flood, so the flood updates them rather than creating them.
-        app.post_message(QnetApp.LabMessage(json.loads(json.dumps(stats[0]))))
+        hear(app, stats[0])
         await pilot.pause()
         assert stats[0]["vlans"]["1"]["frames"] != stats[-1]["vlans"]["1"]["frames"]
         shown: list[int] = []
         original = TrafficView.show
 
         def counting(view, snapshot):
-            shown.append(snapshot["vlans"]["1"]["frames"])
+            shown.append(snapshot.vlans["1"]["frames"])
             original(view, snapshot)
 
         TrafficView.show = counting
         try:
             for _ in range(200):  # a burst far faster than the app handles them
                 for m in stats:
-                    app.post_message(QnetApp.LabMessage(json.loads(json.dumps(m))))
+                    hear(app, m)
             await pilot.pause()
         finally:
             TrafficView.show = original
@@ -199,7 +200,7 @@ def dashed_stats() -> dict:
     rated = [dict(h.stats(), fps=0.0, bps=0.0) for h in (pair, vlan)]
     snapshot = {"time": 1795617934.0, "lab": "dashed", "vlans": {"1": dict(rated[1], vlan=1)}, "peers": {}}
     snapshot["peers"]["vm-a-tap-a"] = rated[0]
-    return protocol.decode(protocol.encode("stats", **snapshot), protocol.WORKER_TYPES)
+    return json.loads(protocol.encode(protocol.Stats(**snapshot)))
 
 
 class SentToWorker:
@@ -208,10 +209,11 @@ class SentToWorker:
     file = None
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, dict]] = []
+        self.sent: list[protocol.ClientMessage] = []
 
-    def send(self, kind: str, **fields) -> None:
-        self.sent.append((kind, fields))
+    def send(self, message: protocol.ClientMessage) -> bool:
+        self.sent.append(message)
+        return True
 
 
 async def test_capture_finds_the_pane_of_nodes_whose_ids_hold_dashes(tmp_path):
@@ -222,7 +224,7 @@ async def test_capture_finds_the_pane_of_nodes_whose_ids_hold_dashes(tmp_path):
     app = QnetApp(load_text(DASHED, tmp_path / "dashed.yaml"))
     app.settle_s = 0
     async with app.run_test(size=(160, 60)) as pilot:
-        lab = app.lab = SentToWorker()
+        lab = app.lab.client = SentToWorker()
         hello = {"type": "hello", "lab": "dashed", "file": None, "pid": 1, "protocol": protocol.PROTOCOL_VERSION}
         await replay(app, pilot, [hello, {"type": "state", "state": "running", "reason": None}, dashed_stats()])
         await pilot.pause()
@@ -236,7 +238,7 @@ async def test_capture_finds_the_pane_of_nodes_whose_ids_hold_dashes(tmp_path):
             app.screen.query_one("#path").value = str(pcap)
             await pilot.click("#ok")
             await pilot.pause()
-            assert lab.sent[-1] == ("capture", {"hub": hub, "path": str(pcap)})
+            assert lab.sent[-1] == protocol.Capture(hub, str(pcap))
         app.query_one(TopologyCanvas).select("br-0")  # forwards in no hub of the worker's
         await pilot.press("w")
         assert not isinstance(app.screen, PathPrompt) and len(lab.sent) == 4
@@ -244,4 +246,4 @@ async def test_capture_finds_the_pane_of_nodes_whose_ids_hold_dashes(tmp_path):
         detail = str(view.panes["pvm-a-tap-a"].query_one(".detail", Static).render())
         assert "tap-a (cut: loop): loop 7" in detail
         assert app.query_one(TopologyCanvas).live["tap-a"] == "cut: loop"  # and its box's border
-        app.lab = None
+        app.lab.client = None

@@ -1,0 +1,358 @@
+"""The lab in the app: a widget that owns the LabClient, shows the traffic
+panes, and runs, stops, captures and sends demo traffic. The app hands it
+the document and the selection; it tells the app, by messages, when the
+lab's state changes and what the canvas should show on each box."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+
+from qnet_tui import protocol
+from qnet_tui.model.kinds import Kind
+from qnet_tui.model.topology import Topology
+from qnet_tui.model.yamlio import Document, SaveError, new_document
+from qnet_tui.protocol import LabState
+from qnet_tui.ui.dialogs import DemoTraffic, PathPrompt
+from qnet_tui.ui.labclient import Heard, LabClient
+from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
+
+STOP_WAIT_S = 30.0  # how long quitting waits for the lab to be gone
+
+
+# -- what the client's thread heard, one message class per kind ---------------------------
+
+
+class LabHeard(Message):
+    """A message of the worker, posted from the client's thread."""
+
+    def __init__(self, client: LabClient | None, payload: Heard, seq: int = 0) -> None:
+        super().__init__()
+        self.client, self.payload, self.seq = client, payload, seq
+
+
+class HelloHeard(LabHeard):
+    pass
+
+
+class StateHeard(LabHeard):
+    pass
+
+
+class StatsHeard(LabHeard):
+    def can_replace(self, message: Message) -> bool:
+        # A newer snapshot makes an unhandled older one of the same lab useless.
+        return isinstance(message, StatsHeard) and message.client is self.client
+
+
+class SamplesHeard(LabHeard):
+    pass
+
+
+class LogHeard(LabHeard):
+    pass
+
+
+class ErrorHeard(LabHeard):
+    pass
+
+
+class MalformedHeard(LabHeard):
+    pass
+
+
+HEARD: dict[type, type[LabHeard]] = {
+    protocol.Hello: HelloHeard,
+    protocol.State: StateHeard,
+    protocol.Stats: StatsHeard,
+    protocol.Samples: SamplesHeard,
+    protocol.Log: LogHeard,
+    protocol.Error: ErrorHeard,
+    protocol.Malformed: MalformedHeard,
+}
+
+
+class LabExited(Message):
+    def __init__(self, client: LabClient, code: int, reason: str) -> None:
+        super().__init__()
+        self.client, self.code, self.reason = client, code, reason
+
+
+class LabPanel(Vertical):
+    DEFAULT_CSS = """
+    LabPanel { display: none; height: 55%; }
+    LabPanel.-shown { display: block; }
+    """
+
+    class StateChanged(Message):
+        """The lab's state (or reason) changed: the title says it."""
+
+    class Live(Message):
+        """Per node, what its box says while the lab runs ({} when it stops)."""
+
+        def __init__(self, counters: dict[str, str]) -> None:
+            super().__init__()
+            self.counters = counters
+
+    NOT_RUNNING: ClassVar[str] = "Run the lab first (r)"
+
+    def __init__(self, allow_host: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.allow_host = allow_host  # passed on to the worker: see `qnet-tui --help`
+        self.client: LabClient | None = None
+        self.state: LabState | None = None
+        self.reason: str | None = None
+        self.version: object = None  # the editor's version the lab was started from
+        self.peers = PeerWatch()
+        self.malformed = 0  # worker lines that were no message: a version mismatch, a bug
+
+    def compose(self) -> ComposeResult:
+        yield TrafficView(id="traffic")
+
+    @property
+    def traffic(self) -> TrafficView:
+        return self.query_one(TrafficView)
+
+    @property
+    def running(self) -> bool:
+        return self.client is not None and self.state is LabState.RUNNING
+
+    def hear(self, payload: Heard, seq: int = 0, client: LabClient | None = None) -> None:
+        """Post what the worker said (from any thread) as its message class."""
+        self.post_message(HEARD[type(payload)](client or self.client, payload, seq))
+
+    def _set_state(self, state: LabState | None, reason: str | None = None) -> None:
+        self.state, self.reason = state, reason
+        self.post_message(self.StateChanged())
+
+    # -- run and stop ---------------------------------------------------------------------
+
+    def refusal(self, document: Document) -> tuple[str, str] | None:
+        """Why this document cannot run now (title, text), or None."""
+        if self.client is not None:
+            return "Already running", f"Lab {document.topology.name} is {self.state}; stop it first (s)"
+        t = document.topology
+        real = [n for n in t.of_kind(Kind.HOST_NIC) if "interface" in n.attrs]
+        if real and not self.allow_host:
+            return "Not started", (
+                f"{real[0].id} attaches this machine's interface {real[0].attrs['interface']}, which then leaves "
+                "this machine for the lab while it runs. To allow that, start qnet-tui with --allow-host."
+            )
+        return None
+
+    async def run(self, document: Document, changed: bool, version: object) -> None:
+        """Start the worker on the document as it is on screen, saved or not.
+        The YAML is written off the event loop (a large file takes seconds);
+        the caller keeps the topology unedited until this returns."""
+        t = document.topology
+        if not changed and document.path and document.text is not None:
+            text = document.text  # the file as read: nothing to write
+        else:
+            source = document if not changed and document.path else new_document(t)
+            try:
+                text = await asyncio.to_thread(source.dumps)
+            except SaveError as exc:
+                self.app.notify(str(exc), title="Cannot run", severity="error")
+                return
+        client = LabClient(
+            text,
+            str(t.name),
+            on_message=lambda m, seq: self.hear(m, seq, client),
+            on_exit=lambda code, reason: self.post_message(LabExited(client, code, reason)),
+            allow_host=self.allow_host,
+        )
+        self.client, self.version, self.peers = client, version, PeerWatch()
+        self.traffic.clear()
+        self.add_class("-shown")
+        client.start()  # here, on the app's thread: the worker's death signal is tied to it
+        self._set_state(LabState.STARTING)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.stop()
+            self._set_state(LabState.STOPPING)
+
+    async def stop_and_wait(self) -> None:
+        """Stop the lab and wait until the worker is gone (quitting leaves nothing behind)."""
+        if self.client is not None:
+            self.client.stop()
+            await asyncio.to_thread(self.client.wait, STOP_WAIT_S)
+
+    def on_unmount(self) -> None:
+        if self.client is not None:
+            self.client.stop()
+
+    # -- what the worker says -----------------------------------------------------------------
+
+    def _ours(self, event: LabHeard) -> bool:
+        if event.client is not None and event.seq:
+            event.client.handled(event.payload, event.seq)
+        return event.client is self.client
+
+    @on(StateHeard)
+    def _state(self, event: StateHeard) -> None:
+        if self._ours(event):
+            self._set_state(event.payload.state, event.payload.reason)
+
+    @on(StatsHeard)
+    def _stats(self, event: StatsHeard) -> None:
+        if not self._ours(event):
+            return
+        stats: protocol.Stats = event.payload
+        self.traffic.show(stats)
+        self.post_message(self.Live(live_counters(stats)))
+        for port, connected in self.peers.update(stats):
+            self.app.notify(f"{port}: " + ("a peer connected" if connected else "the peer disconnected"), title="Lab")
+
+    @on(SamplesHeard)
+    def _samples(self, event: SamplesHeard) -> None:
+        if self._ours(event):
+            self.traffic.log_samples(event.payload.samples)
+
+    @on(LogHeard)
+    def _log(self, event: LogHeard) -> None:
+        if self._ours(event) and event.payload.level in ("warning", "error"):
+            self.app.notify(event.payload.message, title="Lab", severity=event.payload.level)
+
+    @on(ErrorHeard)
+    def _refused(self, event: ErrorHeard) -> None:
+        if self._ours(event):
+            self.app.notify(event.payload.message, title="The lab refused", severity="error")
+
+    @on(MalformedHeard)
+    def _malformed(self, event: MalformedHeard) -> None:
+        if self._ours(event):
+            self.malformed += 1
+            if self.malformed == 1:  # once per run: a stream of them would bury every other notice
+                self.app.notify(
+                    f"A message from the worker could not be read ({event.payload.reason}); "
+                    "it was skipped, and so are any more like it.",
+                    title="Lab",
+                    severity="warning",
+                )
+
+    @on(HelloHeard)
+    def _hello(self, event: HelloHeard) -> None:
+        self._ours(event)
+
+    @on(LabExited)
+    def _exited(self, event: LabExited) -> None:
+        if event.client is not self.client:
+            return
+        self.client = None
+        self.post_message(self.Live({}))
+        if self.state in (LabState.STOPPING, LabState.STOPPED) and event.code == 0:
+            self._set_state(LabState.STOPPED)
+            return
+        reason = event.reason or "the worker stopped unexpectedly"
+        self._set_state(LabState.FAILED, reason)
+        self.app.notify(f"{reason}. Press r to start it again.", title="The lab failed", severity="error", timeout=15)
+
+    # -- what the user does with a running lab ----------------------------------------------------
+
+    def pane_of(self, topology: Topology, node: str | None) -> VlanPane | None:
+        """The traffic pane of the VLAN (or direct pair) the node forwards in."""
+        if node is None or node not in topology.nodes:
+            return None
+        panes = self.traffic.panes.values()
+        if topology.nodes[node].kind is Kind.HUB:
+            return next((pane for pane in panes if pane.hub == node), None)
+        # By the port names the statistics carry: a pair's hub name joins
+        # node ids with '-', and ids may hold '-' themselves.
+        return next((pane for pane in panes if node in pane.ports), None)
+
+    def capture(self, topology: Topology, node: str | None) -> None:
+        """Start (asking where to) or stop a capture of the node's VLAN or pair."""
+        if not self.running:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return
+        pane = self.pane_of(topology, node)
+        if pane is None:
+            self.app.notify("Select a hub, or a node on a hub or in a peer pair", severity="warning")
+            return
+        if pane.capturing:
+            self._send(protocol.Capture(pane.hub, None))
+            self.app.notify(f"Capture of {pane.hub} stopped: {pane.capturing}")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        default = Path.cwd() / f"{topology.name}-{pane.hub}-{stamp}.pcap"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self._send(protocol.Capture(pane.hub, str(path.resolve())))
+
+        self.app.push_screen(
+            PathPrompt(f"Capture {pane.border_title} to", default.parent, str(default), must_exist=False), chosen
+        )
+
+    def _send(self, message: protocol.ClientMessage) -> None:
+        if self.client is None or not self.client.send(message):
+            self.app.notify("The lab is not connected (any more)", title="Not sent", severity="warning")
+
+    def demo_traffic(self, topology: Topology, node: str | None) -> None:
+        """Ask what to send from the selected guest NIC, then send it."""
+        if not self.running or self.client.file is None:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return
+        if node is None or topology.nodes[node].kind is not Kind.GUEST_NIC:
+            self.app.notify("Select the guest NIC to send from", severity="warning")
+            return
+        # Offer another guest of the same VLAN as the target.
+        peers = {m for hub in topology.neighbours(node) for m in topology.neighbours(hub) if m != node}
+        target = next(
+            (
+                str(n.attrs["ipv4"]).split("/")[0]
+                for m, n in topology.nodes.items()
+                if m in peers and n.kind is Kind.GUEST_NIC and "ipv4" in n.attrs
+            ),
+            "",
+        )
+        lab_file = self.client.file
+
+        def chosen(cmd: list[str] | None) -> None:
+            if cmd:
+                self.send_traffic(lab_file, node, cmd)
+
+        self.app.push_screen(DemoTraffic(node, target), chosen)
+
+    @work(group="traffic", exit_on_error=False)
+    async def send_traffic(self, lab_file: Path, node: str, cmd: list[str]) -> None:
+        """Run cmd in the guest (`qnet-tui exec`) and say how it went."""
+        title = f"{node}: {cmd[0].rsplit('/', 1)[-1]}"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "qnet_tui", "exec", str(lab_file), node, "--", *cmd),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await proc.communicate()
+        except OSError as exc:
+            self.app.notify(f"cannot start qnet-tui exec: {exc.strerror}", title=title, severity="error")
+            return
+        lines = [x for x in out.decode(errors="replace").splitlines() if x.strip()]
+        summary = next((x for x in lines if "packet loss" in x or x.startswith("sent ")), lines[-1] if lines else "")
+        self.app.notify(
+            summary or f"exit status {proc.returncode}",
+            title=title,
+            severity="information" if proc.returncode == 0 else "warning",
+        )
+
+    def toggle(self) -> None:
+        self.toggle_class("-shown")
+
+    def pause_log(self) -> None:
+        view = self.traffic
+        view.paused = not view.paused
+        self.app.notify("Frame logs paused (p resumes)" if view.paused else "Frame logs resumed")
+
+    def filter_log(self) -> None:
+        self.add_class("-shown")
+        self.traffic.query_one("#filter").focus()

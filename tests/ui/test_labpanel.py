@@ -1,0 +1,133 @@
+"""The lab panel and the app's workers: what the worker says arrives typed,
+a bad line is a notice and no crash, a flood is held back by the client,
+a failing worker is a notice, and saving leaves the event loop free."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+from qnet_tui import protocol
+from qnet_tui.model.yamlio import Document, load_file
+from qnet_tui.protocol import LabState
+from qnet_tui.ui import files
+from qnet_tui.ui.app import QnetApp
+from qnet_tui.ui.labclient import LabClient
+from tests.ui.heard import decoded
+from tests.ui.test_traffic_replay import recorded
+
+SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+
+
+def notes(app: QnetApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_a_malformed_worker_line_is_one_notice_and_the_panes_go_on():
+    app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.lab.hear(decoded({"type": "state", "state": "running"}))
+        for line in (b'{"type": "stats", "time": 1}', b"[]", b'{"type": "state", "state": "??"}'):
+            app.lab.hear(protocol.decode(line, protocol.WORKER))
+        stats = next(m for m in recorded() if m["type"] == "stats")
+        app.lab.hear(decoded(stats))
+        await pilot.pause()
+        warned = [n for n in notes(app) if "could not be read" in n]
+        assert len(warned) == 1 and "stats has no 'lab'" in warned[0]
+        assert app.lab.malformed == 3 and app.lab.state is LabState.RUNNING
+        assert set(app.lab.traffic.panes) == {"v1", "v2"}
+
+
+async def test_the_client_holds_back_a_flood_the_app_cannot_take():
+    """Statistics and samples arrive far faster than the app handles them:
+    the client's backlog keeps what is queued small and counts what it skipped;
+    once the app catches up, what comes is taken again."""
+    app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
+    stats = decoded(next(m for m in recorded() if m["type"] == "stats"))
+    samples = decoded(next(m for m in recorded() if m["type"] == "samples"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        client = app.lab.client = LabClient("", "twovlans", on_message=lambda m, s: None, on_exit=lambda c, r: None)
+        handled = []
+        original = app.lab.traffic.log_samples
+        app.lab.traffic.log_samples = lambda s: (handled.append(s), original(s))
+        for _ in range(500):  # as the client's thread does, without yielding to the app
+            for msg in (stats, samples):
+                seq = client.backlog.admit(type(msg))
+                if seq is not None:
+                    app.lab.hear(msg, seq, client)
+        for _ in range(100):  # until the app has handled what was let through
+            if client.backlog.posted == client.backlog.handled:
+                break
+            await pilot.pause(0.05)
+        skipped = client.backlog.skipped
+        assert skipped[protocol.Stats] >= 490 and skipped[protocol.Samples] >= 490, skipped
+        assert len(handled) <= 4  # the samples let through, no more
+        posted, done = client.backlog.posted, client.backlog.handled
+        assert posted == done, (posted, done)  # every one let through was handled: room again
+        assert client.backlog.admit(protocol.Samples) is not None
+        app.lab.client = None
+
+
+async def test_a_failing_worker_is_a_notice_and_the_app_goes_on(tmp_path, monkeypatch):
+    async def broken(app, start):
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr(files, "open_file", broken)
+    app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert any("the disk caught fire" in n for n in notes(app)), notes(app)
+        await pilot.press("q")
+    assert app.return_code == 0  # quit normally: the failure did not take the app down
+
+
+async def test_saving_runs_off_the_event_loop_and_edits_wait_for_it(tmp_path, monkeypatch):
+    path = tmp_path / "two.yaml"
+    shutil.copy(SAMPLES / "two-vlans.yaml", path)
+    writing, release = threading.Event(), threading.Event()
+    real_save = Document.save
+
+    def slow_save(self, target=None):
+        writing.set()
+        assert release.wait(30), "the test never let the save finish"
+        return real_save(self, target)
+
+    monkeypatch.setattr(Document, "save", slow_save)
+    app = QnetApp(load_file(path))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.canvas.select("vm1")
+        await pilot.press("d")  # an edit to save
+        await pilot.pause()
+        assert app.editor.changed
+        nodes = len(app.document.topology.nodes)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert writing.wait(10)
+        await pilot.press("d")  # the loop still answers keys while the file is written
+        await pilot.pause()
+        assert "A moment: saving" in notes(app) and len(app.document.topology.nodes) == nodes
+        release.set()
+        await pilot.wait_for_scheduled_animations()
+        for _ in range(100):
+            if not app.editor.changed:
+                break
+            await pilot.pause(0.05)
+        assert not app.editor.changed and f"Saved {path}" in notes(app)
+    assert len(json.loads(json.dumps(load_file(path).topology.nodes and list(load_file(path).topology.nodes)))) == nodes
+
+
+def test_every_worker_of_the_ui_reports_its_failure_instead_of_ending_the_app():
+    """Textual ends the app on a worker's exception unless told otherwise; the
+    app's on_worker_state_changed turns it into a notice (test above)."""
+    ui = Path(__file__).parents[2] / "qnet_tui" / "ui"
+    workers = [
+        (path.name, line.strip())
+        for path in ui.glob("*.py")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith("@work")
+    ]
+    assert len(workers) >= 7
+    assert [w for w in workers if "exit_on_error=False" not in w[1]] == []

@@ -1,0 +1,115 @@
+"""The control protocol: every message round-trips, and a line that is no
+message decodes to Malformed naming the place, never an exception."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qnet_tui import protocol
+from qnet_tui.protocol import LabState, Malformed
+from qnet_tui.ui.labclient import Backlog
+
+PORT = {"kind": "tap", "connected": True, "rx_frames": 1, "rx_bytes": 60, "tx_frames": 2, "tx_bytes": 120,
+        "drops": 0, "drop_reasons": {"full": 0}, "looped": False}  # fmt: skip
+HUB = {"hub": "hub1", "capture": None, "frames": 3, "bytes": 180, "drops": 0, "protocols": {"arp": 3},
+       "ports": {"vm1": PORT}, "fps": 1.5, "bps": 720.0, "vlan": 1}  # fmt: skip
+SAMPLE = {"time": 1.5, "hub": "hub1", "vlan": None, "port": "vm1", "length": 60, "summary": "ARP", "hex": "ff"}
+
+MESSAGES = [
+    protocol.Hello("lab", "/tmp/lab.yaml", 42, protocol.PROTOCOL_VERSION),
+    protocol.Hello("lab", None, 42, protocol.PROTOCOL_VERSION),
+    protocol.State(LabState.FAILED, "no root"),
+    protocol.State(LabState.RUNNING),
+    protocol.Stats(1.0, "lab", {"1": HUB}, {"vm1-tap0": dict(HUB, capture={"path": "/x", "frames": 1, "bytes": 2})}),
+    protocol.Samples([SAMPLE, dict(SAMPLE, vlan=1)]),
+    protocol.Log("warning", "a loop"),
+    protocol.Error("refused"),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.TYPE)
+def test_worker_messages_round_trip(message):
+    assert protocol.decode(protocol.encode(message), protocol.WORKER) == message
+
+
+@pytest.mark.parametrize("message", [protocol.Stop(), protocol.Capture("hub1", "/tmp/x.pcap"), protocol.Capture("h")])
+def test_client_messages_round_trip(message):
+    assert protocol.decode(protocol.encode(message), protocol.CLIENT) == message
+
+
+def test_a_state_decodes_to_the_enum():
+    msg = protocol.decode(b'{"type": "state", "state": "stopping", "reason": null}', protocol.WORKER)
+    assert msg.state is LabState.STOPPING
+
+
+def bad(message: dict) -> str:
+    msg = protocol.decode(json.dumps(message).encode(), protocol.WORKER)
+    assert isinstance(msg, Malformed), msg
+    return msg.reason
+
+
+def stats(**hub) -> dict:
+    return {"type": "stats", "time": 1.0, "lab": "lab", "vlans": {"1": dict(HUB, **hub)}, "peers": {}}
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (stats(ports={"vm1": dict(PORT, rx_frames="7")}), 'stats.vlans["1"].ports["vm1"].rx_frames is a string'),
+        (stats(ports={"vm1": dict(PORT, rx_frames=True)}), "rx_frames is true or false, not an integer"),
+        (stats(ports={"vm1": {k: v for k, v in PORT.items() if k != "looped"}}), "has no 'looped'"),
+        (stats(protocols={"arp": None}), 'stats.vlans["1"].protocols["arp"] is null'),
+        (stats(fps="fast"), "fps is a string, not an integer or a number"),
+        (stats(capture={"path": 1, "frames": 0, "bytes": 0}), "capture.path is an integer, not a string"),
+        (dict(stats(), peers=[]), "stats.peers is a list, not an object"),
+        ({"type": "samples", "samples": [dict(SAMPLE, hex=None)]}, "samples.samples[0].hex is null"),
+        ({"type": "samples", "samples": {}}, "samples.samples is an object, not a list"),
+        ({"type": "state", "state": "paused", "reason": None}, 'state.state is "paused", not one of starting'),
+        ({"type": "log", "level": "debug", "message": "x"}, 'log.level is "debug"'),
+        ({"type": "hello", "lab": "x", "pid": 1}, "hello has no 'protocol'"),
+        ({"type": "capture", "hub": "x", "path": None}, 'unknown message type "capture"'),  # a client's, not ours
+    ],
+)
+def test_a_malformed_message_says_where(message, reason):
+    assert reason in bad(message)
+
+
+def test_optional_fields_may_be_missing():
+    assert protocol.decode(b'{"type": "state", "state": "running"}', protocol.WORKER) == protocol.State(
+        LabState.RUNNING
+    )
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.sampled_from([*protocol.WORKER, *protocol.CLIENT]), st.dictionaries(st.text(max_size=12), JSON))
+def test_any_json_object_decodes_to_a_message_or_malformed(kind, fields):
+    """Never an exception: fields of a real message type filled with any JSON."""
+    for side in (protocol.WORKER, protocol.CLIENT):
+        msg = protocol.decode(json.dumps({**fields, "type": kind}).encode(), side)
+        assert isinstance(msg, Malformed | protocol.Message)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_to_a_message_or_malformed(line):
+    assert isinstance(protocol.decode(line, protocol.WORKER), Malformed | protocol.Message)
+
+
+def test_the_backlog_skips_what_the_app_cannot_take_yet():
+    backlog = Backlog({protocol.Stats: 2, protocol.Samples: 1})
+    first, second = backlog.admit(protocol.Stats), backlog.admit(protocol.Stats)
+    assert (first, second) == (1, 2)
+    assert backlog.admit(protocol.Stats) is None and backlog.skipped[protocol.Stats] == 1
+    assert backlog.admit(protocol.Log) == 0  # logs, states, errors always go through
+    backlog.done(protocol.Stats, second)  # the app handled the newer one: the older was replaced by it
+    assert backlog.admit(protocol.Stats) == 3 and backlog.admit(protocol.Stats) == 4
+    assert backlog.admit(protocol.Samples) == 1 and backlog.admit(protocol.Samples) is None
