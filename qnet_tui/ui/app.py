@@ -5,14 +5,11 @@ through the Editor, files.py opens and saves, the LabPanel runs the lab."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
@@ -20,13 +17,13 @@ from textual.widgets import Footer, Header, OptionList
 from textual.worker import Worker, WorkerState
 
 from qnet_tui.model.diagnostics import Diagnostic
-from qnet_tui.model.edit import EditError, Editor
-from qnet_tui.model.kinds import Kind
+from qnet_tui.model.edit import Editor
 from qnet_tui.model.yamlio import Document, load_file, new_document
 from qnet_tui.protocol import LabState
-from qnet_tui.ui import files, gcpolicy
+from qnet_tui.ui import files, gcpolicy, keys
 from qnet_tui.ui.canvas import TopologyCanvas
-from qnet_tui.ui.dialogs import AddNode, ChooseLink, Confirm, Help
+from qnet_tui.ui.dialogs import Help
+from qnet_tui.ui.editing import EditKeys
 from qnet_tui.ui.inspector import Inspector
 from qnet_tui.ui.labpanel import LabPanel
 from qnet_tui.ui.problems import ProblemList
@@ -35,7 +32,7 @@ from qnet_tui.ui.themes import CANVAS_VARIABLES, DEFAULT_THEME, load_themes
 SETTLE_S = 0.08  # the inspector and diagnostics follow the canvas after this pause
 
 
-class QnetApp(App[None]):
+class QnetApp(EditKeys, App[None]):
     TITLE = "qnet-tui"
     CSS = """
     #body { height: 1fr; }
@@ -43,53 +40,8 @@ class QnetApp(App[None]):
     Inspector { width: 36; border-left: solid $primary; }
     #diagnostics { height: auto; max-height: 8; border-top: solid $primary; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add"),
-        Binding("c", "connect", "Connect"),
-        Binding("x", "disconnect", "Disconnect"),
-        Binding("delete", "delete", "Delete"),
-        Binding("d", "duplicate", "Duplicate"),
-        Binding("ctrl+z", "undo", "Undo"),
-        Binding("ctrl+y", "redo", "Redo"),
-        Binding("ctrl+s", "save", "Save", priority=True),
-        Binding("f2", "save_as", "Save as"),
-        Binding("ctrl+o", "open", "Open", priority=True),
-        Binding("enter", "confirm", "Link here", show=True),
-        Binding("escape", "cancel_connect", "Cancel", show=False),
-        Binding("r", "run_lab", "Run"),
-        Binding("s", "stop_lab", "Stop"),
-        Binding("t", "toggle_traffic", "Traffic", show=False),
-        Binding("w", "capture", "Capture", show=False),
-        Binding("g", "demo_traffic", "Send traffic", show=False),
-        Binding("p", "pause_log", "Pause log", show=False),
-        Binding("slash", "filter_log", "Filter", show=False),
-        Binding("question_mark", "help", "Keys"),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-    ]
-    COMMANDS_HELP: ClassVar[dict[str, str]] = {
-        "add": "Add a node: a form with the kind, id and attributes",
-        "connect": "Connect the selected node to another (choose it, then enter)",
-        "disconnect": "Remove one of the selected node's links",
-        "delete": "Delete the selected node and its links",
-        "duplicate": "Duplicate the selected node (new id, MAC and addresses)",
-        "undo": "Undo the last edit",
-        "redo": "Redo what was undone",
-        "save": "Save the topology to its file",
-        "save_as": "Save the topology to another file",
-        "open": "Open another topology file",
-        "import_qemu": "Import QEMU networking arguments as a new topology",
-        "run_lab": "Run the lab: validate, then build the topology on screen and forward its frames",
-        "stop_lab": "Stop the lab: everything it made is removed",
-        "toggle_traffic": "Show or hide the traffic panes",
-        "demo_traffic": "Send traffic from the selected guest NIC: ping, ARP, DHCP or a UDP burst",
-        "capture": "Start or stop a pcap capture of the selected node's VLAN (or peer pair)",
-        "pause_log": "Pause or resume the frame logs",
-        "filter_log": "Filter the frame logs by protocol, MAC, address or node",
-        "help": "Show every key",
-        "confirm": "In connect mode: link to the node now selected",
-        "quit": "Quit (asks first if there are unsaved changes)",
-    }
+    BINDINGS = keys.BINDINGS
+    COMMANDS_HELP = keys.COMMANDS_HELP
 
     def __init__(self, document: Document, theme_errors: Iterable[str] = (), allow_host: bool = False) -> None:
         super().__init__()
@@ -235,144 +187,6 @@ class QnetApp(App[None]):
         if d is not None and d.node in self.document.topology.nodes:
             self.canvas.select(d.node)
 
-    # -- editing ------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _busy(self, doing: str) -> Iterator[None]:
-        self.busy = doing
-        try:
-            yield
-        finally:
-            self.busy = None
-
-    def _editable(self) -> bool:
-        if not self.document.editable:
-            self.notify("This file is open read-only: fix its structure in a text editor first.", severity="error")
-            return False
-        if self.busy:
-            self.notify(f"A moment: {self.busy}", severity="warning")
-            return False
-        return True
-
-    def _apply(self, what: str, edit: Any, *args: Any, select: str | None = None) -> Any:
-        """Run one Editor operation; a refusal is shown with the rule that forbids it."""
-        if not self._editable():
-            return None
-        try:
-            result = edit(*args)
-        except EditError as exc:
-            self.notify(str(exc), title=f"Cannot {what}", severity="error")
-            return None
-        self.refresh_all(select=select)
-        return result if result is not None else True
-
-    def action_add(self) -> None:
-        if not self._editable():
-            return
-        self.push_screen(AddNode(self.document.topology, link_to=self.canvas.selected), self._added)
-
-    def _added(self, result: tuple[Kind, str, dict, str | None] | None) -> None:
-        if result is None:
-            return
-        kind, node_id, attrs, link_to = result
-        if self._apply("add the node", self.editor.add_node, kind, node_id, attrs, select=node_id) and link_to:
-            self._apply("link it", self.editor.connect, node_id, link_to)
-
-    def action_connect(self) -> None:
-        if not self._editable():
-            return
-        if self.canvas.selected is None:
-            self.notify("Select the node to connect from first", severity="warning")
-            return
-        self.connect_from = self.canvas.selected
-        self.notify_connect()
-        self.refresh_bindings()
-
-    def notify_connect(self) -> None:
-        self.sub_title = f"connect {self.connect_from} → {self.canvas.selected}: enter to link, escape to cancel"
-
-    def action_confirm(self) -> None:
-        if self.connect_from is None:
-            return
-        source, target = self.connect_from, self.canvas.selected
-        self.connect_from = None
-        self.refresh_bindings()
-        if target is None or target == source:
-            self.refresh_title()
-            return
-        self._apply("connect", self.editor.connect, source, target)
-        self.refresh_title()
-
-    def action_cancel_connect(self) -> None:
-        if self.connect_from is not None:
-            self.connect_from = None
-            self.refresh_bindings()
-            self.refresh_title()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("confirm", "cancel_connect"):
-            return self.connect_from is not None
-        return True  # undo and redo stay shown: a footer that changes per edit costs a recompose per key
-
-    def action_disconnect(self) -> None:
-        selected = self.canvas.selected
-        if not self._editable() or selected is None:
-            return
-        peers = self.document.topology.neighbours(selected)
-        if not peers:
-            self.notify(f"{selected} has no links", severity="warning")
-        elif len(peers) == 1:
-            self._apply("disconnect", self.editor.disconnect, selected, peers[0])
-        else:
-            self.push_screen(
-                ChooseLink(selected, peers),
-                lambda peer: peer and self._apply("disconnect", self.editor.disconnect, selected, peer),
-            )
-
-    def action_delete(self) -> None:
-        selected = self.canvas.selected
-        if not self._editable() or selected is None:
-            return
-        links = len(self.document.topology.neighbours(selected))
-        question = f"Delete {selected}" + (f" and its {links} link(s)?" if links else "?")
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._apply("delete", self.editor.delete_node, selected)
-
-        self.push_screen(Confirm(question, yes="Delete"), done)
-
-    def action_duplicate(self) -> None:
-        selected = self.canvas.selected
-        if selected is not None:
-            copy = self._apply("duplicate", self.editor.duplicate, selected)
-            if copy:
-                self.canvas.select(copy.id)
-
-    def action_undo(self) -> None:
-        if self.editor.undo():
-            self.refresh_all()
-
-    def action_redo(self) -> None:
-        if self.editor.redo():
-            self.refresh_all()
-
-    @on(Inspector.Edited)
-    def _inspector_edit(self, event: Inspector.Edited) -> None:
-        if not self._editable():
-            return
-        try:
-            if event.name == "id":
-                self.editor.rename(event.node, event.value)
-            elif event.value is None:
-                self.editor.del_attr(event.node, event.name)
-            else:
-                self.editor.set_attr(event.node, event.name, event.value)
-        except EditError as exc:
-            self.inspector.show_problem(event.name, exc.problem or str(exc))
-            return
-        self.refresh_all(inspector=event.name == "id", select=event.value if event.name == "id" else None)
-
     # -- the lab ------------------------------------------------------------------------
 
     @work(exclusive=True, group="lab", exit_on_error=False)
@@ -481,28 +295,11 @@ class QnetApp(App[None]):
             self.exit()
 
     def action_help(self) -> None:
-        # Every key with a description, the footer's and those kept out of it
-        # (traffic keys); the first key of an action (ctrl+q quits too).
-        first: dict[str, Binding] = {}
-        for b in self.BINDINGS:
-            if isinstance(b, Binding) and b.action in self.COMMANDS_HELP:
-                first.setdefault(b.action, b)
-        keys = [(self.get_key_display(b), self.COMMANDS_HELP[b.action]) for b in first.values()]
-        keys += [
-            ("arrows", "move the selection between nodes (left/right: across columns)"),
-            ("tab", "next node; shift+tab: previous"),
-            ("escape", "cancel connect mode"),
-            ("mouse", "click a node to select it; click a problem to select its node"),
-        ]
-        self.push_screen(Help(keys))
+        self.push_screen(Help(keys.help_rows(self)))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for action, text in self.COMMANDS_HELP.items():
-            if action == "confirm":
-                continue  # a step of connect, not a command of its own
-            title = action.replace("_", " ").capitalize()
-            yield SystemCommand(title, text, lambda a=action: self.run_action(a))
+        yield from keys.system_commands(self)
 
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:

@@ -1,0 +1,84 @@
+"""The app's keys: what each does (the `?` screen and the command palette
+say the same), and the rows of the `?` screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+
+BINDINGS: list[BindingType] = [
+    Binding("a", "add", "Add"),
+    Binding("c", "connect", "Connect"),
+    Binding("x", "disconnect", "Disconnect"),
+    Binding("delete", "delete", "Delete"),
+    Binding("d", "duplicate", "Duplicate"),
+    Binding("ctrl+z", "undo", "Undo"),
+    Binding("ctrl+y", "redo", "Redo"),
+    Binding("ctrl+s", "save", "Save", priority=True),
+    Binding("f2", "save_as", "Save as"),
+    Binding("ctrl+o", "open", "Open", priority=True),
+    Binding("enter", "confirm", "Link here", show=True),
+    Binding("escape", "cancel_connect", "Cancel", show=False),
+    Binding("r", "run_lab", "Run"),
+    Binding("s", "stop_lab", "Stop"),
+    Binding("t", "toggle_traffic", "Traffic", show=False),
+    Binding("w", "capture", "Capture", show=False),
+    Binding("g", "demo_traffic", "Send traffic", show=False),
+    Binding("p", "pause_log", "Pause log", show=False),
+    Binding("slash", "filter_log", "Filter", show=False),
+    Binding("question_mark", "help", "Keys"),
+    Binding("q", "quit", "Quit"),
+    Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+]
+COMMANDS_HELP: dict[str, str] = {
+    "add": "Add a node: a form with the kind, id and attributes",
+    "connect": "Connect the selected node to another (choose it, then enter)",
+    "disconnect": "Remove one of the selected node's links",
+    "delete": "Delete the selected node and its links",
+    "duplicate": "Duplicate the selected node (new id, MAC and addresses)",
+    "undo": "Undo the last edit",
+    "redo": "Redo what was undone",
+    "save": "Save the topology to its file",
+    "save_as": "Save the topology to another file",
+    "open": "Open another topology file",
+    "import_qemu": "Import QEMU networking arguments as a new topology",
+    "run_lab": "Run the lab: validate, then build the topology on screen and forward its frames",
+    "stop_lab": "Stop the lab: everything it made is removed",
+    "toggle_traffic": "Show or hide the traffic panes",
+    "demo_traffic": "Send traffic from the selected guest NIC: ping, ARP, DHCP or a UDP burst",
+    "capture": "Start or stop a pcap capture of the selected node's VLAN (or peer pair)",
+    "pause_log": "Pause or resume the frame logs",
+    "filter_log": "Filter the frame logs by protocol, MAC, address or node",
+    "help": "Show every key",
+    "confirm": "In connect mode: link to the node now selected",
+    "quit": "Quit (asks first if there are unsaved changes)",
+}
+
+# Keys that are no binding of their own, for the `?` screen.
+MORE_KEYS = [
+    ("arrows", "move the selection between nodes (left/right: across columns)"),
+    ("tab", "next node; shift+tab: previous"),
+    ("escape", "cancel connect mode"),
+    ("mouse", "click a node to select it; click a problem to select its node"),
+]
+
+
+def help_rows(app: App) -> list[tuple[str, str]]:
+    """Every key with a description, the footer's and those kept out of it
+    (traffic keys); the first key of an action (ctrl+q quits too)."""
+    first: dict[str, Binding] = {}
+    for b in BINDINGS:
+        if isinstance(b, Binding) and b.action in COMMANDS_HELP:
+            first.setdefault(b.action, b)
+    return [(app.get_key_display(b), COMMANDS_HELP[b.action]) for b in first.values()] + MORE_KEYS
+
+
+def system_commands(app: App) -> Iterable[SystemCommand]:
+    """Every action in the command palette, by its name."""
+    for action, text in COMMANDS_HELP.items():
+        if action == "confirm":
+            continue  # a step of connect, not a command of its own
+        title = action.replace("_", " ").capitalize()
+        yield SystemCommand(title, text, lambda a=action: app.run_action(a))
