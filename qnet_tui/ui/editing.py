@@ -151,12 +151,16 @@ class EditKeys:
                 self.canvas.select(copy.id)
 
     def action_undo(self) -> None:
+        label = self.editor.undo_label
         if self._editable() and self.editor.undo():
             self.refresh_all()
+            self.notify(f"Undone: {label} (ctrl+y redoes it)", timeout=3)
 
     def action_redo(self) -> None:
+        label = self.editor.redo_label
         if self._editable() and self.editor.redo():
             self.refresh_all()
+            self.notify(f"Redone: {label}", timeout=3)
 
     def on_inspector_edited(self, event: Inspector.Edited) -> None:
         # By name, not @on: Textual gathers @on handlers of its own classes only, not of a mixin.

@@ -164,6 +164,10 @@ async def test_disconnect_delete_duplicate_undo_redo(seed):
         assert not app.editor.changed and app.sub_title == "seed.yaml — lab seed"
         await pilot.press("ctrl+y")
         assert ("hub0", "vm2") not in t.links
+        assert notes(app)[-2:] == [
+            "Undone: disconnect vm2 and hub0 (ctrl+y redoes it)",
+            "Redone: disconnect vm2 and hub0",
+        ]
 
 
 async def test_disconnect_chooses_among_several_links(seed):
