@@ -84,10 +84,20 @@ class LabClient:
         Called from the app's main thread: the worker's death signal is tied
         to the thread that started it."""
         fd, name = tempfile.mkstemp(prefix=f"qnet-{self.lab}-", suffix=".yaml")
-        with os.fdopen(fd, "w") as f:
-            f.write(self.yaml_text)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(self.yaml_text)
+            self.proc = self._spawn(name)
+        except OSError:
+            os.unlink(name)  # a full /tmp, no python: nothing of this start stays behind
+            raise
         self._file = Path(name)
-        self.proc = subprocess.Popen(
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+        threading.Thread(target=self._follow, name=f"lab-{self.lab}", daemon=True).start()
+
+    def _spawn(self, name: str) -> subprocess.Popen:
+        return subprocess.Popen(
             [
                 *(sys.executable, "-m", "qnet_tui", "run", name, "--interval", str(STATS_INTERVAL_S)),
                 *("--exit-with-parent", str(os.getpid())),
@@ -99,9 +109,6 @@ class LabClient:
             text=True,
             start_new_session=True,  # the terminal's keys and signals are the app's
         )
-        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_reader.start()
-        threading.Thread(target=self._follow, name=f"lab-{self.lab}", daemon=True).start()
 
     def _read_stderr(self) -> None:
         for line in self.proc.stderr:

@@ -169,10 +169,14 @@ class LabPanel(Vertical):
             on_exit=lambda code, reason: self.post_message(LabExited(client, code, reason)),
             allow_host=self.allow_host,
         )
+        try:
+            client.start()  # here, on the app's thread: the worker's death signal is tied to it
+        except OSError as exc:
+            self.app.notify(f"cannot start the worker: {exc}", title="Cannot run", severity="error", timeout=10)
+            return
         self.client, self.version, self.peers = client, version, PeerWatch()
         self.traffic.clear()
         self.add_class("-shown")
-        client.start()  # here, on the app's thread: the worker's death signal is tied to it
         self._set_state(LabState.STARTING)
 
     def stop(self) -> None:

@@ -131,3 +131,25 @@ def test_every_worker_of_the_ui_reports_its_failure_instead_of_ending_the_app():
     ]
     assert len(workers) >= 7
     assert [w for w in workers if "exit_on_error=False" not in w[1]] == []
+
+
+async def test_a_worker_that_cannot_start_is_a_notice_and_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def no_python(self, name):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "python3")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(LabClient, "_spawn", no_python)
+    app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("r")
+        for _ in range(100):
+            if any("cannot start the worker" in n for n in notes(app)):
+                break
+            await pilot.pause(0.05)
+        assert any("cannot start the worker: [Errno 2] No such file or directory: 'python3'" in n for n in notes(app))
+        assert app.lab.client is None and app.lab.state is None and "[lab" not in app.sub_title
+        assert list(tmp_path.iterdir()) == []  # the topology's temporary copy is gone
+        assert not app.busy  # and edits are possible again
