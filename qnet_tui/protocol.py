@@ -12,10 +12,14 @@ worker -> client
   samples  Samples  decoded frames since the last tick
   log      Log      what the worker logs (info, warning, error)
   error    Error    the client's last message was refused, and why
+  console_output  ConsoleOutput  what a VM guest's serial console printed
+                    (to the clients that watch it; the scrollback first)
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
                     path None stops it. The path must not exist yet.
+  console  Console  watch (or stop watching) a VM guest's serial console
+  console_input  ConsoleInput  bytes typed into it
 
 A line that is not one of these decodes to a Malformed value, never an
 exception. The worker answers a malformed or refused client message with an
@@ -25,6 +29,8 @@ client's connection.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import os
@@ -309,16 +315,56 @@ class Capture(Message):
 
 
 @dataclass(frozen=True)
+class ConsoleOutput(Message):
+    TYPE = "console_output"
+    SHAPE: ClassVar[dict[str, Any]] = {"guest": str, "data": str}
+    guest: str
+    data: str  # base64: a console's bytes need not be text
+
+    @classmethod
+    def of(cls, guest: str, data: bytes) -> ConsoleOutput:
+        return cls(guest, base64.b64encode(data).decode())
+
+
+@dataclass(frozen=True)
+class Console(Message):
+    TYPE = "console"
+    SHAPE: ClassVar[dict[str, Any]] = {"guest": str, "watch": bool}
+    guest: str
+    watch: bool = True
+
+
+@dataclass(frozen=True)
+class ConsoleInput(Message):
+    TYPE = "console_input"
+    SHAPE: ClassVar[dict[str, Any]] = {"guest": str, "data": str}
+    guest: str
+    data: str  # base64
+
+    @classmethod
+    def of(cls, guest: str, data: bytes) -> ConsoleInput:
+        return cls(guest, base64.b64encode(data).decode())
+
+
+def unbase64(text: str) -> bytes | None:
+    """The bytes of a console message's data; None if it is no base64."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+
+
+@dataclass(frozen=True)
 class Malformed:
     """A line that is no message of the side it came from, and why."""
 
     reason: str
 
 
-WorkerMessage = Hello | State | Stats | Samples | Log | Error
-ClientMessage = Stop | Capture
-WORKER: Mapping[str, type[Message]] = {m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error)}
-CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture)}
+WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput
+ClientMessage = Stop | Capture | Console | ConsoleInput
+WORKER: Mapping[str, type[Message]] = {m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput)}
+CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture, Console, ConsoleInput)}
 
 
 def encode(message: Message) -> bytes:

@@ -41,15 +41,17 @@ class ControlServer:
         self,
         loop: Loop,
         path: Path,
-        on_message: Callable[[protocol.Message], None],
+        on_message: Callable[[protocol.Message, Client], None],
         greeting: Callable[[], list[bytes]],
         on_fault: Callable[[str], None] = lambda text: None,
+        on_drop: Callable[[Client], None] = lambda client: None,
     ) -> None:
         self.loop = loop
         self.path = path
         self.on_message = on_message  # raises MessageError to refuse a message
         self.greeting = greeting
         self.on_fault = on_fault  # a handler's own failure: the worker logs it
+        self.on_drop = on_drop  # a client went: forget what it watched
         self.sock: socket.socket | None = None
         self.clients: dict[int, Client] = {}
         self._spare = -1  # an fd held back, so a client can still be told "too many"
@@ -151,7 +153,7 @@ class ControlServer:
         try:
             if isinstance(msg, protocol.Malformed):
                 raise MessageError(msg.reason)
-            self.on_message(msg)
+            self.on_message(msg, client)
         except MessageError as exc:
             self._send(client, protocol.encode(protocol.Error(str(exc))))
         except Exception as exc:  # a fault of the handler: the client is told, the lab goes on
@@ -160,6 +162,11 @@ class ControlServer:
 
     def broadcast(self, message: bytes) -> None:
         for client in list(self.clients.values()):
+            self._send(client, message)
+
+    def send(self, client: Client, message: bytes) -> None:
+        """A message to one client (what it asked to watch)."""
+        if client.sock.fileno() >= 0:
             self._send(client, message)
 
     def _send(self, client: Client, message: bytes) -> None:
@@ -195,6 +202,7 @@ class ControlServer:
         self.loop.remove(fd)
         self.clients.pop(fd, None)
         client.sock.close()
+        self.on_drop(client)
 
     def close(self) -> None:
         for client in list(self.clients.values()):

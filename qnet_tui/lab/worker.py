@@ -23,7 +23,8 @@ from typing import IO
 from qnet_tui import protocol
 from qnet_tui.lab import netns, runstate
 from qnet_tui.lab.capture import Capture
-from qnet_tui.lab.control import ControlServer, MessageError
+from qnet_tui.lab.console import ConsoleRelay
+from qnet_tui.lab.control import Client, ControlServer, MessageError
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
@@ -80,6 +81,7 @@ class Worker:
         self.control: ControlServer | None = None
         self.lab: Lab | None = None
         self.stats: Stats | None = None
+        self.consoles: dict[str, ConsoleRelay] = {}  # by VM guest
         self._wake_r, self._wake_w = socket.socketpair()
 
     # -- messages ----------------------------------------------------------------
@@ -158,7 +160,12 @@ class Worker:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
         control = ControlServer(
-            self.loop, protocol.control_path(self.name), self._on_client_message, self._hello, self._on_fault
+            self.loop,
+            protocol.control_path(self.name),
+            self._on_client_message,
+            self._hello,
+            self._on_fault,
+            on_drop=self._on_client_gone,
         )
         try:
             control.start()
@@ -188,13 +195,32 @@ class Worker:
             protocol.encode(protocol.State(self.state)),
         ]
 
-    def _on_client_message(self, msg: protocol.Message) -> None:
+    def _on_client_message(self, msg: protocol.Message, client: Client) -> None:
         """One client message; MessageError says why it is refused."""
         if isinstance(msg, protocol.Stop):
             self.log("info", "stop requested by a control client")
             self.loop.stop()
         elif isinstance(msg, protocol.Capture):
             self._capture(msg.hub, msg.path)
+        elif isinstance(msg, protocol.Console):
+            self._console(msg.guest).watch(client, msg.watch)
+        elif isinstance(msg, protocol.ConsoleInput):
+            data = protocol.unbase64(msg.data)
+            if data is None:
+                raise MessageError("console_input: data is not base64")
+            if not self._console(msg.guest).type(data):
+                raise MessageError(f"console of {msg.guest}: not connected (the VM is starting or gone); try again")
+
+    def _console(self, guest: str) -> ConsoleRelay:
+        relay = self.consoles.get(guest)
+        if relay is None:
+            vms = ", ".join(self.consoles) or "none"
+            raise MessageError(f"console: no VM guest {json.dumps(guest)[:40]} in this lab; its VM guests: {vms}")
+        return relay
+
+    def _on_client_gone(self, client: Client) -> None:
+        for relay in self.consoles.values():
+            relay.watchers.discard(client)
 
     def _on_fault(self, what: str) -> None:
         self.log("error", f"internal error {what} (the lab goes on):\n{traceback.format_exc(limit=8)}")

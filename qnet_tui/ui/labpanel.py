@@ -69,6 +69,10 @@ class MalformedHeard(LabHeard):
     pass
 
 
+class ConsoleHeard(LabHeard):
+    pass
+
+
 HEARD: dict[type, type[LabHeard]] = {
     protocol.Hello: HelloHeard,
     protocol.State: StateHeard,
@@ -77,6 +81,7 @@ HEARD: dict[type, type[LabHeard]] = {
     protocol.Log: LogHeard,
     protocol.Error: ErrorHeard,
     protocol.Malformed: MalformedHeard,
+    protocol.ConsoleOutput: ConsoleHeard,
 }
 
 
