@@ -201,13 +201,15 @@ def _locked(root: Path) -> Iterator[None]:
 def _swap_in(work: Path, final: Path) -> None:
     """Replace final by work with two renames; a reader sees old or new, and a
     crash between them leaves no guest/ (the next run builds it again)."""
-    old = None
     if final.exists():
-        old = final.with_name(f".old-{work.name}")
-        os.rename(final, old)
+        os.rename(final, work.parent / "old")  # in the build's temporary folder, removed with it
     os.rename(work, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def _clear_leftovers(root: Path) -> None:
+    """Temporary folders of a build that was killed (we hold the lock: no build runs)."""
+    for path in root.glob(".build-*"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def ensure(
@@ -223,6 +225,7 @@ def ensure(
     try:
         root.mkdir(parents=True, exist_ok=True)
         with _locked(root):
+            _clear_leftovers(root)
             current = cached(root)
             try:
                 inputs = resolve(run)

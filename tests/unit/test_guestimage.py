@@ -342,6 +342,17 @@ def test_up_to_date_is_not_rebuilt_and_a_change_is(tmp_path: Path):
     assert leftovers(tmp_path) == []
 
 
+def test_a_killed_build_leaves_nothing_in_the_way(tmp_path: Path):
+    apt = FakeApt()
+    ensure(tmp_path, apt)
+    stale = tmp_path / ".build-killed" / "guest"  # as a SIGKILL'd build leaves it, halfway
+    stale.mkdir(parents=True)
+    (stale / "vmlinuz").write_bytes(b"HALF")
+    (tmp_path / ".build-killed" / "old").mkdir()
+    assert ensure(tmp_path, apt, rebuild=True).kernel.read_bytes() == b"KERNEL"
+    assert leftovers(tmp_path) == []
+
+
 def test_installed_busybox_is_not_downloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     busybox = tmp_path / "busybox"
     busybox.write_bytes(b"INSTALLED BUSYBOX")
