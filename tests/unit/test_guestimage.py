@@ -255,6 +255,7 @@ class FakeApt:
     def __init__(self, kernel_version="6.1.100-1", busybox="1:1.35.0-4", installed=False, lists=True):
         self.kernel_version, self.busybox, self.installed, self.lists = kernel_version, busybox, installed, lists
         self.unpacked: list[str] = []
+        self.shown: list[list[str]] = []  # the packages of each apt-cache call
 
     def run(self, argv, cwd=None):
         def done(out="", err="", rc=0):
@@ -263,13 +264,14 @@ class FakeApt:
         if argv[0] == "apt-cache":
             if not self.lists:
                 return done(err="E: No packages found", rc=100)
-            package = argv[-1]
-            if package == guestimage.KERNEL_META:
-                return done(f"Package: {package}\nVersion: 6.1.100-1\nDepends: {KERNEL} (= 6.1.100-1)\n")
-            if package == KERNEL:
-                return done(f"Package: {package}\nVersion: {self.kernel_version}\nDepends: kmod\n")
-            if package == guestimage.BUSYBOX:
-                return done(f"Package: busybox-static\nVersion: {self.busybox}\n")
+            stanzas = {
+                guestimage.KERNEL_META: f"Package: {guestimage.KERNEL_META}\nVersion: 6.1.100-1\n"
+                f"Depends: {KERNEL} (= {self.kernel_version})\n",
+                KERNEL: f"Package: {KERNEL}\nVersion: {self.kernel_version}\nDepends: kmod\n",
+                guestimage.BUSYBOX: f"Package: busybox-static\nVersion: {self.busybox}\n",
+            }
+            self.shown.append(argv[3:])
+            return done("\n".join(stanzas[p] for p in argv[3:] if p in stanzas))
         if argv[0] == "dpkg-query":
             if self.installed:
                 return done(f"install ok installed {self.busybox}")
@@ -294,9 +296,26 @@ def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name not in ("guest", "guest.lock"))
 
 
-def test_resolve_follows_the_meta_package():
-    assert guestimage.resolve(FakeApt().run) == guestimage.Inputs(KERNEL, "6.1.100-1", "1:1.35.0-4", False)
-    assert guestimage.resolve(FakeApt(installed=True).run).busybox_installed
+def test_resolve_follows_the_meta_package_in_one_look_up():
+    apt = FakeApt()
+    assert guestimage.resolve(apt.run) == guestimage.Inputs(KERNEL, "6.1.100-1", "1:1.35.0-4", False)
+    assert apt.shown == [[guestimage.KERNEL_META, guestimage.BUSYBOX]]
+    apt = FakeApt(installed=True)
+    assert guestimage.resolve(apt.run).busybox_installed
+    assert apt.shown == [[guestimage.KERNEL_META]]
+
+
+def test_resolve_without_a_pinned_version_asks_the_kernel_package():
+    apt = FakeApt()
+    plain = apt.run
+
+    def run(argv, cwd=None):
+        done = plain(argv)
+        done.stdout = done.stdout.replace(f"{KERNEL} (= 6.1.100-1)", KERNEL)
+        return done
+
+    assert guestimage.resolve(run).kernel_version == "6.1.100-1"
+    assert apt.shown == [[guestimage.KERNEL_META, guestimage.BUSYBOX], [KERNEL]]
 
 
 def test_build_makes_kernel_initrd_and_manifest(tmp_path: Path):
@@ -451,3 +470,28 @@ def test_cli_help_names_the_verb(capsys: pytest.CaptureFixture[str]):
         cli.main(["guest-image", "--help"])
     text = capsys.readouterr().out
     assert "--rebuild" in text and "QNET_CACHE_DIR" in text
+
+
+def test_cli_prints_the_image_and_the_accelerator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from qnet_tui.lab import accel
+
+    apt = FakeApt()
+    built = ensure(tmp_path, apt)
+    asked: list[bool] = []
+
+    def fake_ensure(rebuild: bool, log) -> guestimage.GuestImage:
+        asked.append(rebuild)
+        return built
+
+    monkeypatch.setattr(guestimage, "ensure", fake_ensure)
+    monkeypatch.setattr(accel, "probe", lambda: accel.Accel("tcg", "no /dev/kvm"))
+    assert cli.main(["guest-image", "--rebuild"]) == 0
+    assert asked == [True]
+    assert capsys.readouterr().out == (
+        f"kernel  {tmp_path}/guest/vmlinuz  ({KERNEL} 6.1.100-1)\n"
+        f"initrd  {tmp_path}/guest/initrd.gz  (busybox-static 1:1.35.0-4; virtio failover net_failover virtio_net "
+        "virtio_pci)\n"
+        "accel   TCG: no /dev/kvm\n"
+    )
