@@ -4,6 +4,7 @@ test made in a namespace of its own, and pinged there over IPv4 and IPv6."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -50,13 +51,13 @@ def namespace() -> Iterator[str]:
         netns.remove(name)  # and the tap in it
 
 
-def make_tap(ns: str, name: str) -> None:
+def make_tap(ns: str, name: str, *addresses: tuple[str, int]) -> None:
     """A persistent tap in ns (the ioctl runs in this thread, so it is made there) for QEMU to open."""
     with netns.inside(ns), IPRoute() as ipr:
         ipr.link("add", ifname=name, kind="tuntap", mode="tap")
         (index,) = ipr.link_lookup(ifname=name)
-        ipr.addr("add", index=index, address=HOST4, prefixlen=24)
-        ipr.addr("add", index=index, address=HOST6, prefixlen=64, IFA_F_NODAD=True)
+        for address, prefixlen in addresses:
+            ipr.addr("add", index=index, address=address, prefixlen=prefixlen, IFA_F_NODAD=":" in address)
         ipr.link("set", index=index, state="up")
 
 
@@ -64,45 +65,76 @@ def run_in(ns: str, *cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30, preexec_fn=lambda: netns.enter(ns))
 
 
-def test_guest_boots_under_tcg_and_answers_ping(guest_image, namespace, tmp_path: Path):
-    make_tap(namespace, "tap0")
-    guest = GuestConfig("vm1", (NicConfig(MAC, (f"{GUEST4}/24", f"{GUEST6}/64"), gateway4=HOST4),))
-    initrd = guest_image.initrd_for(guest, tmp_path / "initrd")
-    console = tmp_path / "console.log"
-    # QEMU runs in the namespace: a tap is opened by name in the caller's namespace.
+def pings(ns: str, address: str) -> bool:
+    return run_in(ns, "ping", "-c", "1", "-W", "1", address).returncode == 0
+
+
+@contextlib.contextmanager
+def booted(
+    image: guestimage.GuestImage, ns: str, guest: GuestConfig, nics: list[tuple[str, str]], folder: Path
+) -> Iterator[float]:
+    """The guest under TCG with a virtio-net NIC per (tap, MAC) of nics, in
+    that PCI order, until it says it is ready; killed after. Yields the
+    seconds from QEMU's start to ready."""
+    initrd = image.initrd_for(guest, folder / "initrd")
+    console = folder / "console.log"
     argv = [
         QEMU, "-M", "q35", "-accel", "tcg", "-m", "256", "-nodefaults", "-display", "none",
         "-monitor", "none", "-serial", f"file:{console}", "-no-reboot",
-        "-kernel", str(guest_image.kernel), "-initrd", str(initrd), "-append", guestimage.APPEND,
-        "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-        "-device", f"virtio-net-pci,netdev=n0,mac={MAC},romfile=",
+        "-kernel", str(image.kernel), "-initrd", str(initrd), "-append", guestimage.APPEND,
     ]  # fmt: skip
+    for i, (tap, mac) in enumerate(nics):
+        argv += ["-netdev", f"tap,id=n{i},ifname={tap},script=no,downscript=no"]
+        argv += ["-device", f"virtio-net-pci,netdev=n{i},mac={mac},romfile="]
+    # QEMU runs in the namespace: it opens each tap by name in its own namespace.
     vm = subprocess.Popen(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: netns.enter(namespace),
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: netns.enter(ns)
     )
     started = time.monotonic()
     try:
 
-        def console_says(mark: str) -> bool:
+        def ready() -> bool:
             assert vm.poll() is None, f"QEMU exited: {vm.stderr.read()}"
-            return console.exists() and mark in console.read_text(errors="replace")
+            return console.exists() and f"{READY_MARK} {guest.hostname}" in console.read_text(errors="replace")
 
-        wait_for(lambda: console_says(f"{READY_MARK} vm1"), 90, "the guest to configure its NIC")
-        ready = time.monotonic() - started
-        wait_for(lambda: run_in(namespace, "ping", "-c", "1", "-W", "1", GUEST4).returncode == 0, 30, "ping")
+        wait_for(ready, 90, "the guest to configure its NICs")
+        yield time.monotonic() - started
+    finally:
+        vm.kill()
+        vm.wait()
+    said = console.read_text(errors="replace")
+    assert "insmod" not in said and "no NIC has MAC" not in said, said  # /init met no trouble
+
+
+def test_guest_boots_under_tcg_and_answers_ping(guest_image, namespace, tmp_path: Path):
+    make_tap(namespace, "tap0", (HOST4, 24), (HOST6, 64))
+    guest = GuestConfig("vm1", (NicConfig(MAC, (f"{GUEST4}/24", f"{GUEST6}/64"), gateway4=HOST4),))
+    started = time.monotonic()
+    with booted(guest_image, namespace, guest, [("tap0", MAC)], tmp_path) as ready:
+        wait_for(lambda: pings(namespace, GUEST4), 30, "ping")
         answered = time.monotonic() - started
         wait_for(lambda: run_in(namespace, "ping", "-6", "-c", "1", "-W", "1", GUEST6).returncode == 0, 30, "ping -6")
         print(f"guest ready {ready:.1f} s after QEMU started, ping answered at {answered:.1f} s")
         result = run_in(namespace, "ping", "-c", "3", "-i", "0.2", "-W", "2", GUEST4)
         assert result.returncode == 0, result.stdout + result.stderr
-    finally:
-        vm.kill()
-        vm.wait()
-    assert "insmod" not in console.read_text(errors="replace")  # no module failed to load
+
+
+def test_nics_are_found_by_mac_not_by_order(guest_image, namespace, tmp_path: Path):
+    # PCI order: tap0's NIC first. The config lists tap1's MAC as eth0: if /init
+    # configured NICs in probe order, each subnet would sit on the other tap.
+    make_tap(namespace, "tap0", ("10.213.0.1", 24))
+    make_tap(namespace, "tap1", ("10.214.0.1", 24))
+    # Strict reverse-path filtering: a reply must come in on the tap it was
+    # sent out of (a Linux guest would answer for either address on either NIC).
+    with netns.inside(namespace):
+        Path("/proc/sys/net/ipv4/conf/all/rp_filter").write_text("1\n")
+    on_tap0, on_tap1 = "52:54:00:4e:00:10", "52:54:00:4e:00:11"
+    guest = GuestConfig(
+        "r1", (NicConfig(on_tap1, ("10.214.0.2/24",)), NicConfig(on_tap0, ("10.213.0.2/24",))), forwarding=True
+    )
+    with booted(guest_image, namespace, guest, [("tap0", on_tap0), ("tap1", on_tap1)], tmp_path):
+        wait_for(lambda: pings(namespace, "10.213.0.2"), 30, "ping on tap0")
+        wait_for(lambda: pings(namespace, "10.214.0.2"), 30, "ping on tap1")
 
 
 def test_probe_mode_boot_under_tcg(guest_image):
