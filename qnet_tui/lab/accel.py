@@ -68,7 +68,7 @@ def decide(flags: frozenset[str], device: str | None, test_boot: Callable[[], st
         return Accel(
             "tcg",
             f"{KVM_DEVICE} is there but the CPU has no vmx or svm flag: a software KVM, "
-            "on which a stock kernel fails (emulation failure)",
+            "on which a stock kernel does not boot (an emulation failure, or no output at all)",
         )
     flag = sorted(flags & set(VIRT_FLAGS))[0]
     if test_boot is None:
