@@ -3,9 +3,10 @@ a one-line reason the app and the CLI can show.
 
 /dev/kvm alone proves little: a nested machine may offer a software KVM (no
 vmx/svm flag in /proc/cpuinfo) on which a stock kernel stops with "KVM
-internal error ... emulation failure". So the CPU flags decide first, and only
-when they say yes does a short test boot (the built-in guest image, if it is
-built) have the last word."""
+internal error ... emulation failure", or (the cloud kernel, measured here)
+prints nothing at all. So the CPU flags decide first, and only when they say
+yes does a short test boot (the built-in guest image, if it is built, with a
+timeout) have the last word."""
 
 from __future__ import annotations
 
