@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "exec": "run a command inside a running lab, at a guest NIC, a host NIC, a bridge or a tap",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
+    "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
 }
 
 EX_SOFTWARE = 70  # sysexits.h: an internal error, never a verdict on the input
@@ -75,6 +76,12 @@ EXAMPLES: dict[str, str] = {
         f"arguments into the VM's command line:\n  sudo {PROG} qemu-args lab.yaml vm2"
     ),
     "import-qemu": f"example:\n  {PROG} import-qemu -o lab.yaml -- -netdev tap,id=t0 -device e1000,netdev=t0",
+    "guest-image": (
+        "downloads linux-image-cloud-amd64's kernel and busybox-static with apt-get (unpacked, never installed;\n"
+        "needs 'apt-get update' done once) into /var/cache/qnet-tui/guest (as root; QNET_CACHE_DIR overrides);\n"
+        "built again when a package or the guest's /init changes. It also says whether VMs get KVM or TCG.\n"
+        f"example:\n  sudo {PROG} guest-image"
+    ),
 }
 
 
@@ -132,6 +139,8 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
             "-nic, -netdev tap|bridge|socket|stream|dgram|hubport, -device MODEL,netdev=ID; "
             "what cannot be mapped is reported by its position",
         )
+    elif name == "guest-image":
+        parser.add_argument("--rebuild", action="store_true", help="build it again even if it is up to date")
     return parser
 
 
@@ -290,12 +299,31 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_guest_image(args: argparse.Namespace) -> int:
+    from qnet_tui.lab import accel, guestimage
+
+    def log(text: str) -> None:
+        print(f"{PROG} guest-image: {text}", file=sys.stderr, flush=True)
+
+    try:
+        image = guestimage.ensure(rebuild=args.rebuild, log=log)
+    except guestimage.GuestImageError as exc:
+        log(f"error: {exc}")
+        return 1
+    m = image.manifest
+    print(f"kernel  {image.kernel}  ({m.get('kernel_package')} {m.get('kernel_version')})")
+    print(f"initrd  {image.initrd}  (busybox-static {m.get('busybox_version')}; {' '.join(m.get('modules', []))})")
+    print(f"accel   {accel.probe()}")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
     "exec": cmd_exec,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
+    "guest-image": cmd_guest_image,
 }
 
 
