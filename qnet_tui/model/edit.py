@@ -177,7 +177,7 @@ def _attr_error(topology: Topology, node_id: str, kind: Kind, name: str, value: 
     if problem is None and kind is Kind.GUEST_NIC and name == GUEST_FIELD:
         target = topology.nodes.get(value)
         if target is None or target.kind is not Kind.GUEST:
-            guest_ids = [n.id for n in topology.of_kind(Kind.GUEST)]
+            guest_ids = guests.guest_ids(topology)
             problem = (
                 f"{value} is not a guest; guests are {', '.join(guest_ids)}"
                 if guest_ids

@@ -19,6 +19,11 @@ def named_guest(nic: Node) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def guest_ids(t: Topology) -> list[str]:
+    """What a guest NIC's guest: may name: the topology's guests."""
+    return [n.id for n in t.of_kind(Kind.GUEST)]
+
+
 def members(t: Topology) -> dict[str, list[str]]:
     """Each guest node's NICs, in file order (an empty list: a guest with none)."""
     out: dict[str, list[str]] = {n.id: [] for n in t.of_kind(Kind.GUEST)}
