@@ -108,6 +108,8 @@ class _Checker:
         self.targets: list[_Bind] = []  # where its connect and dgram sockets send
         self.ips: list[tuple[str, str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []  # node, field, address
         self.segment: dict[str, int] = {}  # node -> its broadcast domain, once addresses() needed them
+        self.guest_names: list[str] | None = None  # the guests' ids, once a hint needs them
+        self.guest_hints: dict[str, str] = {}
 
     def node_hint(self, word: str) -> str:
         """did_you_mean among the node ids, within the budget."""
@@ -559,8 +561,16 @@ class _Checker:
                         )
 
     def guest_hint(self, name: str) -> str:
-        names = [n.id for n in self.t.of_kind(Kind.GUEST)]
-        return did_you_mean(name, names) if len(names) <= self.hint_budget else ""
+        """did_you_mean among the guests, within the hint budget."""
+        if name not in self.guest_hints:
+            if self.guest_names is None:
+                self.guest_names = guests.guest_ids(self.t)
+            if len(self.guest_names) <= self.hint_budget:
+                self.hint_budget -= len(self.guest_names)
+                self.guest_hints[name] = did_you_mean(name, self.guest_names)
+            else:
+                self.guest_hints[name] = ""
+        return self.guest_hints[name]
 
     def gateways(self, nic: Node) -> None:
         """A default route's router must be on the NIC's own subnet."""
