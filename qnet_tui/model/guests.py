@@ -5,7 +5,7 @@ before guests existed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qnet_tui.model.kinds import GUEST_FIELD, Kind
 from qnet_tui.model.topology import Node, Topology
@@ -34,16 +34,20 @@ def members(t: Topology) -> dict[str, list[str]]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Machine:
     """What owns one namespace of guest NICs: a guest node, or a lone NIC."""
 
     id: str  # the guest's id, or the lone NIC's: it names the namespace
     guest: Node | None  # None: a lone guest NIC
     nics: tuple[str, ...]  # in file order: eth0, eth1, ...
+    number: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.number = {nic: i for i, nic in enumerate(self.nics)}  # not an index() per NIC of a big guest
 
     def ifname(self, nic: str) -> str:
-        return f"{IFNAME_PREFIX}{self.nics.index(nic)}"
+        return f"{IFNAME_PREFIX}{self.number[nic]}"
 
 
 def machines(t: Topology) -> list[Machine]:
