@@ -531,6 +531,7 @@ class _Checker:
             on_hub: dict[str, str] = {}
             gateway: dict[str, str] = {}
             owner: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+            subnet: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
             for nic in nics:
                 hub = hub_of.get(nic)
                 if hub is not None and on_hub.setdefault(hub, nic) != nic:
@@ -557,6 +558,17 @@ class _Checker:
                             ERROR,
                             nic,
                             f"{nic}: {field} {ip} is already the address of {first}, another NIC of guest {guest}",
+                            field=field,
+                        )
+                        continue
+                    net = ipaddress.ip_interface(nodes[nic].attrs[field]).network
+                    first = subnet.setdefault(net, nic)
+                    if first != nic and self.segment.get(first) != self.segment.get(nic):
+                        self.at_node(
+                            WARNING,
+                            nic,
+                            f"{nic}: {field} subnet {net} is also {first}'s, on another segment: guest {guest} "
+                            f"routes {net} out of one NIC only",
                             field=field,
                         )
 

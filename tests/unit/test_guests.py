@@ -203,7 +203,15 @@ RULES = [
         "r2: ipv4 10.0.1.1 is already the address of r1, another NIC of guest router",
         (26, 11),
         Severity.ERROR,
+        sub("    ipv4: 10.0.2.1/24", "    ipv4: 10.0.2.2/24"),
+    ),
+    (
+        "one subnet on two NICs of a guest, on two VLANs",
         sub("    ipv4: 10.0.2.1/24", "    ipv4: 10.0.1.2/24"),
+        "r2: ipv4 subnet 10.0.1.0/24 is also r1's, on another segment: guest router routes 10.0.1.0/24 out of one",
+        (26, 11),
+        Severity.WARNING,
+        sub("    ipv4: 10.0.2.1/24", "    ipv4: 10.0.3.1/24"),
     ),
     (
         "bad hostname",
