@@ -1,6 +1,7 @@
 """Demo traffic, sent from inside a guest NIC's namespace (the app runs it
-through `qnet-tui exec`): an ARP who-has, a DHCP discover, or a burst of
-UDP frames. Crafted with scapy, which belongs at this edge.
+through `qnet-tui exec`, which names the NIC's interface in QNET_IFNAME): an
+ARP who-has, a DHCP discover, or a burst of UDP frames. Crafted with scapy,
+which belongs at this edge.
 
     python -m qnet_tui.lab.demo arp ADDRESS
     python -m qnet_tui.lab.demo dhcp
@@ -10,16 +11,16 @@ UDP frames. Crafted with scapy, which belongs at this edge.
 from __future__ import annotations
 
 import logging
+import os
 import sys
-
-IFACE = "eth0"
 
 
 def main(argv: list[str]) -> int:
     logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
     from scapy.all import ARP, BOOTP, DHCP, IP, UDP, Ether, get_if_hwaddr, sendp
 
-    mac = get_if_hwaddr(IFACE)
+    iface = os.environ.get("QNET_IFNAME", "eth0")
+    mac = get_if_hwaddr(iface)
     what = argv[0] if argv else ""
     if what == "arp" and len(argv) == 2:
         frames = [Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=mac, pdst=argv[1])]
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
     else:
         print(__doc__, file=sys.stderr)
         return 2
-    sendp(frames, iface=IFACE, verbose=False)
+    sendp(frames, iface=iface, verbose=False)
     print(f"sent {len(frames)} frame(s) from {mac}")
     return 0
 

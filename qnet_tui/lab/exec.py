@@ -1,4 +1,8 @@
-"""`qnet-tui exec FILE NODE -- CMD`: run a program inside a node of a running lab."""
+"""`qnet-tui exec FILE NODE -- CMD`: run a program inside a node of a running lab.
+
+A guest's commands run in its namespace, with its hostname (in a UTS
+namespace of the command's own); a guest NIC's run in its guest, with
+QNET_IFNAME naming the NIC's interface there (eth0, eth1, ...)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 
 from qnet_tui.lab import netns
 from qnet_tui.lab.worker import is_running
+from qnet_tui.model import guests
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.validate import did_you_mean
@@ -35,14 +40,24 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
             f"{node_id} lends this machine's interface {node.attrs['interface']} to the lab: it has no outside "
             "host to run commands in; use the hosts on that interface's network"
         )
-    if node.kind in (Kind.GUEST_NIC, Kind.HOST_NIC):
-        ns = netns.node_ns(lab, node_id)  # the guest, or the host NIC's outside host
+    hostname = None
+    if node.kind is Kind.GUEST_NIC:
+        machine = guests.machine_of(t, node_id)
+        assert machine is not None  # a guest NIC, not a QEMU VM
+        ns = netns.node_ns(lab, machine.id)
+        os.environ["QNET_IFNAME"] = machine.ifname(node_id)
+        hostname = machine.guest.get("hostname") if machine.guest is not None else None
+    elif node.kind is Kind.GUEST:
+        ns = netns.node_ns(lab, node_id)
+        hostname = node.get("hostname")
+    elif node.kind is Kind.HOST_NIC:
+        ns = netns.node_ns(lab, node_id)  # the host NIC's outside host
     elif node.kind in (Kind.BRIDGE, Kind.TAP):
         ns = netns.host_ns(lab)
     else:
         return _fail(
-            f"{node_id} is a {node.kind.title}: it has no namespace; commands run in guest NICs, "
-            "host NICs (their outside host), bridges and taps (the lab's host side)"
+            f"{node_id} is a {node.kind.title}: it has no namespace; commands run in guests, guest NICs (their "
+            "guest), host NICs (their outside host), bridges and taps (the lab's host side)"
         )
     if os.geteuid() != 0:
         return _fail("needs root: it enters the lab's network namespaces; run it with sudo")
@@ -59,6 +74,11 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
             f"cannot enter {ns}: {exc.strerror} (was the lab started in another mount namespace, "
             "as `ip netns exec` makes?)"
         )
+    if isinstance(hostname, str):
+        try:
+            netns.own_hostname(hostname)
+        except OSError as exc:
+            return _fail(f"cannot give the command {node_id}'s hostname {hostname}: {exc.strerror}")
     try:
         os.execvp(cmd[0], cmd)
     except FileNotFoundError:

@@ -15,6 +15,7 @@ from pyroute2 import netns as _pr_netns
 PREFIX = "qnet-"
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -83,3 +84,15 @@ def enter(name: str) -> None:
         _setns(fd)
     finally:
         os.close(fd)
+
+
+def own_hostname(name: str) -> None:
+    """Give this process (about to exec) a UTS namespace of its own with
+    this host name: a guest's programs see the guest's name, the machine's stays."""
+    if _libc.unshare(CLONE_NEWUTS) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare: {os.strerror(err)}")
+    data = name.encode()
+    if _libc.sethostname(data, len(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"sethostname: {os.strerror(err)}")

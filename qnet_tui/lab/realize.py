@@ -4,13 +4,16 @@ and the hubs and ports that forward between them.
 Layout of lab L:
   qnet-L            the lab's host side: bridges, tap nodes, host NICs' inner ends
   qnet-L.NIC        per host NIC: the outside host, eth0 holding its address
-  qnet-L.GUEST      per guest NIC: eth0, a tap whose fd the worker holds, with
-                    the guest's MAC and addresses, for real programs to use
+  qnet-L.GUEST      per guest (machine): eth0, eth1, ... one per guest NIC in
+                    file order, each a tap whose fd the worker holds, with that
+                    NIC's MAC and addresses, for real programs to use; a guest
+                    NIC of no guest is a guest of its own (its id, its eth0)
 Everything lives in those namespaces, so deleting them removes it all."""
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -20,18 +23,19 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from qnet_tui.lab import hostif, netns
+from qnet_tui.lab import hostif, netns, sysctl
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
 from qnet_tui.lab.tap import open_tap
 from qnet_tui.lab.unixpaths import PathError, SocketFiles
+from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.qemu import qemu_socket
 from qnet_tui.model.topology import Node, Topology
 from qnet_tui.model.values import interface_address
 
-GUEST_IFNAME = "eth0"
+GUEST_IFNAME = "eth0"  # an outside host's interface, and a lone guest NIC's
 IFA_F_NODAD = 0x02
 
 
@@ -59,8 +63,20 @@ class Lab:
     def __post_init__(self) -> None:
         self.files = SocketFiles(self.runtime_dir, self.sockets, lambda: self.on_record())
 
+    @functools.cached_property
+    def machine_of(self) -> dict[str, guests.Machine]:
+        """Each namespace guest NIC's machine (a lab's topology never changes)."""
+        return {nic: machine for machine in guests.machines(self.topology) for nic in machine.nics}
+
     def namespace_of(self, node: str) -> str:
-        return netns.node_ns(self.name, node)
+        """A node's own namespace: a guest NIC's is its guest's."""
+        machine = self.machine_of.get(node)
+        return netns.node_ns(self.name, machine.id if machine is not None else node)
+
+    def ifname_of(self, nic: str) -> str:
+        """A guest NIC's interface in its guest's namespace: eth0, eth1, ..."""
+        machine = self.machine_of.get(nic)
+        return machine.ifname(nic) if machine is not None else GUEST_IFNAME
 
     @property
     def host_ns(self) -> str:
@@ -143,11 +159,17 @@ class Builder:
         for node in t.of_kind(Kind.HOST_NIC):
             if "interface" not in node.attrs:
                 self.host_nic(host, node)
+        machines = guests.machines(t)
+        for machine in machines:
+            if machine.guest is not None:
+                self.ns(lab.namespace_of(machine.id))  # a guest of no NICs too: exec still runs in it
         plan = self.plan_hubs()
         for hub, members in plan:
             vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm for m in members)
             for member in members:
                 hub.attach(self.port(host, t.nodes[member], vnet))
+        for machine in machines:
+            self.machine(machine)
         for hub, _ in plan:
             for port in hub.ports:
                 if isinstance(port, TapPort):
@@ -253,9 +275,11 @@ class Builder:
             except OSError as exc:
                 raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
         elif node.kind is Kind.GUEST_NIC:
-            ipr = self.ns(lab.namespace_of(node.id))
-            fd = self.tap(lab.namespace_of(node.id), GUEST_IFNAME, vnet)
-            index = _index(ipr, GUEST_IFNAME)
+            machine = lab.machine_of[node.id]
+            ns, ifname = lab.namespace_of(machine.id), machine.ifname(node.id)
+            ipr = self.iprs.get(ns) or self.ns(ns)
+            fd = self.tap(ns, ifname, vnet)
+            index = _index(ipr, ifname)
             ipr.link("set", index=index, address=node.attrs["mac"])
             _add_addresses(ipr, index, node)
             ipr.link("set", index=index, state="up")
@@ -264,6 +288,31 @@ class Builder:
             port = self.socket(node)
         lab.ports[node.id] = port
         return port
+
+    def machine(self, machine: guests.Machine) -> None:
+        """What a guest holds across its NICs, once they are up: forwarding
+        between them, and its default routes."""
+        ns = self.lab.namespace_of(machine.id)
+        ipr = self.iprs[ns]
+        if machine.guest is not None and machine.guest.get("forwarding") is True:
+            try:
+                sysctl.forwarding(ns)
+            except OSError as exc:
+                raise RealizeError(f"{machine.id}: cannot turn forwarding on: {exc.strerror or exc}") from None
+        for nic in machine.nics:
+            node = self.t.nodes[nic]
+            index = _index(ipr, machine.ifname(nic))
+            for key, family in (("gateway", socket.AF_INET), ("gateway6", socket.AF_INET6)):
+                router = node.attrs.get(key)
+                if router is None:
+                    continue
+                dst = "0.0.0.0/0" if family == socket.AF_INET else "::/0"
+                try:
+                    ipr.route("add", family=family, dst=dst, gateway=router, oif=index)
+                except NetlinkError as exc:
+                    raise RealizeError(
+                        f"{nic}: cannot add the default route via {router}: {os.strerror(exc.code)}"
+                    ) from None
 
     def tap(self, ns: str, ifname: str, vnet: bool) -> int:
         try:

@@ -13,7 +13,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import netns
 from qnet_tui.lab.ports import Hub, TapPort
-from qnet_tui.lab.realize import GUEST_IFNAME, Lab
+from qnet_tui.lab.realize import Lab
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.values import si
 
@@ -33,7 +33,7 @@ class GuestQueues:
             if node.kind is Kind.TAP:
                 self.devices.setdefault(lab.host_ns, []).append((name, port))
             elif node.kind is Kind.GUEST_NIC:
-                self.devices.setdefault(lab.namespace_of(name), []).append((GUEST_IFNAME, port))
+                self.devices.setdefault(lab.namespace_of(name), []).append((lab.ifname_of(name), port))
         self.iprs: dict[str, IPRoute] = {}
 
     def read(self) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qnet_tui.model import owners, values
-from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, Kind
+from qnet_tui.model import guests, owners, values
+from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, GUEST_FIELD, Kind
 from qnet_tui.model.topology import Link, Node, Topology
 from qnet_tui.model.validate import link_problem
 
@@ -27,9 +27,10 @@ ID_PREFIXES: dict[Kind, str] = {
     Kind.HUB: "hub",
     Kind.GUEST_NIC: "vm",
     Kind.SOCKET: "sock",
+    Kind.GUEST: "guest",
 }
 # Guests count from 1 (vm1, vm2), as people name VMs; the rest from 0, as Linux names interfaces.
-_FIRST_NUMBER: dict[Kind, int] = {Kind.GUEST_NIC: 1}
+_FIRST_NUMBER: dict[Kind, int] = {Kind.GUEST_NIC: 1, Kind.GUEST: 1}
 
 MAC_PREFIX = "52:54:00"  # QEMU's locally administered range
 # The first MAC tried: QEMU's own neighbourhood (it hands out 52:54:00:12:34:56),
@@ -173,6 +174,15 @@ def _attr_error(topology: Topology, node_id: str, kind: Kind, name: str, value: 
         owner = owners.first_owners(owners.vlans(topology), skip=node_id).get(int(value))
         if owner is not None:
             problem = f"{value} is already hub {owner}"
+    if problem is None and kind is Kind.GUEST_NIC and name == GUEST_FIELD:
+        target = topology.nodes.get(value)
+        if target is None or target.kind is not Kind.GUEST:
+            guest_ids = guests.guest_ids(topology)
+            problem = (
+                f"{value} is not a guest; guests are {', '.join(guest_ids)}"
+                if guest_ids
+                else (f"{value} is not a guest, and there is none yet: add one (kind guest) first")
+            )
     if problem is None and name == "mac":
         owner = owners.first_owners(owners.macs(topology), skip=node_id).get(values.normalize_mac(value))
         if owner is not None:
@@ -406,6 +416,10 @@ class Editor:
         self.topology.links[:] = [
             (new_id if a == node_id else a, new_id if b == node_id else b) for a, b in self.topology.links
         ]
+        # A guest's NICs follow it (and NICs that named the new id in error now name the node so called).
+        for nic in self.topology.of_kind(Kind.GUEST_NIC):
+            if guests.named_guest(nic) == node_id:
+                nic.attrs[GUEST_FIELD] = new_id
 
     def connect(self, a: str, b: str) -> Link:
         """Link a and b, at the end of the links."""
@@ -426,12 +440,19 @@ class Editor:
         raise EditError(f"{a} and {b} are not linked")
 
     def delete_node(self, node_id: str) -> list[Link]:
-        """Remove a node and its links; returns the links removed, in order."""
-        self._node(node_id)
+        """Remove a node and its links; returns the links removed, in order.
+        A guest's NICs stay, each a guest of its own again (their `guest:`
+        goes): deleting the machine is not deleting its wiring, as deleting a
+        hub keeps its NICs; one undo brings all of it back."""
+        node = self._node(node_id)
         gone = [link for link in self.topology.links if node_id in link]
         self._record(f"delete {node_id}")
         del self.topology.nodes[node_id]
         self.topology.links[:] = [link for link in self.topology.links if node_id not in link]
+        if node.kind is Kind.GUEST:
+            for nic in self.topology.of_kind(Kind.GUEST_NIC):
+                if guests.named_guest(nic) == node_id:
+                    del nic.attrs[GUEST_FIELD]
         return gone
 
     def duplicate(self, node_id: str) -> Node:
@@ -456,6 +477,11 @@ class Editor:
                     attrs[f"ipv{version}"] = address
         if kind is Kind.HUB:
             attrs["vlan"] = next_vlan(self.topology)
+        if guests.named_guest(node) is not None:
+            # Another NIC of the same guest (its next ethN, being last in the
+            # file); a guest takes one default route, which the original has.
+            attrs.pop("gateway", None)
+            attrs.pop("gateway6", None)
         # A socket still at its default path gets its own, or the two would fight over one file.
         if kind is Kind.SOCKET and attrs.get("address") == f"{node_id}.sock":
             attrs["address"] = f"{new_id}.sock"

@@ -20,6 +20,7 @@ class Kind(StrEnum):
     HUB = "hub"
     GUEST_NIC = "guest_nic"
     SOCKET = "socket"
+    GUEST = "guest"
 
     @property
     def title(self) -> str:
@@ -33,6 +34,7 @@ KIND_TITLES = {
     Kind.HUB: "hub",
     Kind.GUEST_NIC: "guest NIC",
     Kind.SOCKET: "socket",
+    Kind.GUEST: "guest",
 }
 
 # QEMU's x86 NIC models (qemu-system-x86_64 -device help, "Network devices").
@@ -103,6 +105,8 @@ def _mac(required: bool) -> Field:
 
 _IPV4 = Field("ipv4", str, "IPv4 address with prefix length, e.g. 10.0.0.2/24", check=values.ipv4_problem)
 _IPV6 = Field("ipv6", str, "IPv6 address with prefix length, e.g. fd00::2/64", check=values.ipv6_problem)
+# A guest NIC's machine: the NICs naming one guest share its namespace (eth0, eth1, ... in file order).
+GUEST_FIELD = "guest"
 
 FIELDS: dict[Kind, tuple[Field, ...]] = {
     Kind.HOST_NIC: (
@@ -127,8 +131,11 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
     Kind.GUEST_NIC: (
         Field("model", str, "emulated NIC model", default="virtio-net-pci"),
         _mac(required=True),
+        Field(GUEST_FIELD, str, "the guest (machine) this NIC belongs to; none: a guest of its own"),
         _IPV4,
+        Field("gateway", str, "IPv4 default route via this address, in ipv4's subnet", check=values.gateway4_problem),
         _IPV6,
+        Field("gateway6", str, "IPv6 default route via this address, in ipv6's subnet", check=values.gateway6_problem),
         Field("qemu", bool, "a real QEMU VM plugs in here (see qemu-args) instead of a namespace guest", default=False),
     ),
     Kind.SOCKET: (
@@ -142,6 +149,13 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             bool,
             "unix: the paths are absolute, outside the lab's folder: a socket another program serves or uses",
             default=False,
+        ),
+    ),
+    # A machine: no links of its own, its guest NICs name it. (A later `vm:` group will boot it in QEMU.)
+    Kind.GUEST: (
+        Field("forwarding", bool, "forward IPv4 and IPv6 between its NICs: a router", default=False),
+        Field(
+            "hostname", str, "the name the guest's programs see (exec runs them with it)", check=values.hostname_problem
         ),
     ),
 }
@@ -173,6 +187,7 @@ SLOTS: dict[Kind, tuple[Slot, ...]] = {
     Kind.HUB: (_slot(None, "taps, guest NICs and sockets", Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET),),
     Kind.GUEST_NIC: (_slot(1, "hub, tap or socket", Kind.HUB, Kind.TAP, Kind.SOCKET),),
     Kind.SOCKET: (_slot(1, "hub or guest NIC", Kind.HUB, Kind.GUEST_NIC),),
+    Kind.GUEST: (),
 }
 
 
@@ -187,6 +202,8 @@ def slot_for(kind: Kind, peer: Kind) -> Slot | None:
 
 def peers_phrase(kind: Kind) -> str:
     """'a hub connects to taps, guest NICs and sockets' and the like."""
+    if not SLOTS[kind]:
+        return f"a {kind.title} has no links of its own: its guest NICs link, and name it in 'guest:'"
     parts = []
     for slot in SLOTS[kind]:
         parts.append(f"one {slot.what}" if slot.most == 1 else slot.what)

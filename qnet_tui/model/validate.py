@@ -10,7 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qnet_tui.model import owners, values
+from qnet_tui.model import guests, owners, values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
 from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
@@ -107,6 +107,9 @@ class _Checker:
         self.binds: list[_Bind] = []  # the socket paths and ports the lab would bind, in file order
         self.targets: list[_Bind] = []  # where its connect and dgram sockets send
         self.ips: list[tuple[str, str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []  # node, field, address
+        self.segment: dict[str, int] = {}  # node -> its broadcast domain, once addresses() needed them
+        self.guest_names: list[str] | None = None  # the guests' ids, once a hint needs them
+        self.guest_hints: dict[str, str] = {}
 
     def node_hint(self, word: str) -> str:
         """did_you_mean among the node ids, within the budget."""
@@ -164,6 +167,7 @@ class _Checker:
         self.unique_binds()
         links = self.valid_links()
         self.addresses(links)
+        self.guests(links)
         self.unconnected()
         self.loops(links)
         return sorted(self.out, key=sort_key)
@@ -430,7 +434,7 @@ class _Checker:
             adj[a].append(b)
             adj[b].append(a)
         comps = components(adj)
-        segment = {n: i for i, comp in enumerate(comps) for n in comp}
+        segment = self.segment = {n: i for i, comp in enumerate(comps) for n in comp}
         names: dict[int, str] = {}
         owners: dict[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address], str] = {}
         for node_id, name, ip in self.ips:  # in file order: the first one owns it
@@ -462,6 +466,8 @@ class _Checker:
                 if kb in _PEER_CHECKED:
                     around[b].add(ka)
         for node in nodes.values():
+            if node.kind is Kind.GUEST:
+                continue  # a machine has no links of its own; guests() warns of one without NICs
             if not degree.get(node.id):
                 self.at_node(WARNING, node.id, f"{node.id}: not connected to anything")
             elif node.kind is Kind.HUB and around[node.id].isdisjoint((Kind.GUEST_NIC, Kind.SOCKET)):
@@ -482,6 +488,130 @@ class _Checker:
             elif node.kind in (Kind.TAP, Kind.SOCKET) and around[node.id].isdisjoint((Kind.HUB, Kind.GUEST_NIC)):
                 # QEMU: "netdev X has no peer": frames that reach it go nowhere.
                 self.at_node(WARNING, node.id, f"{node.id}: has no peer (no hub or guest NIC): its frames go nowhere")
+
+    def guests(self, links: list[tuple[int, Link]]) -> None:
+        """What `guest:` names, and what a machine's NICs may not share: a
+        default route (one per guest and IP version), an address. Two NICs on
+        one hub only get a warning: QEMU allows it."""
+        nodes = self.t.nodes
+        held = guests.members(self.t)
+        for nic in self.t.of_kind(Kind.GUEST_NIC):
+            name = guests.named_guest(nic)
+            if name is None:
+                continue
+            target = nodes.get(name)
+            if target is None:
+                self.at_node(ERROR, nic.id, f"{nic.id}: unknown guest '{name}'{self.guest_hint(name)}", field="guest")
+            elif target.kind is not Kind.GUEST:
+                what = target.kind.title if isinstance(target.kind, Kind) else "node of unknown kind"
+                self.at_node(ERROR, nic.id, f"{nic.id}: guest {name} is a {what}, not a guest", field="guest")
+            elif nic.is_qemu_vm:
+                self.at_node(
+                    ERROR,
+                    nic.id,
+                    f"{nic.id}: a qemu: true guest NIC is a VM of its own, outside the lab: "
+                    f"it cannot also be a NIC of guest {name}",
+                    field="guest",
+                )
+        for nic in self.t.of_kind(Kind.GUEST_NIC):
+            self.gateways(nic)
+        hub_of: dict[str, str] = {}
+        for _, (a, b) in links:
+            if nodes[a].kind is Kind.GUEST_NIC and nodes[b].kind is Kind.HUB:
+                hub_of[a] = b
+            elif nodes[b].kind is Kind.GUEST_NIC and nodes[a].kind is Kind.HUB:
+                hub_of[b] = a
+        ips: dict[str, list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]]] = defaultdict(list)
+        for node_id, field, ip in self.ips:
+            ips[node_id].append((field, ip))
+        for guest, nics in held.items():
+            if not nics:
+                self.at_node(WARNING, guest, f"{guest}: guest has no guest NICs (a NIC joins it with 'guest: {guest}')")
+                continue
+            on_hub: dict[str, str] = {}
+            gateway: dict[str, str] = {}
+            owner: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+            subnet: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
+            for nic in nics:
+                hub = hub_of.get(nic)
+                if hub is not None and on_hub.setdefault(hub, nic) != nic:
+                    self.at_node(
+                        WARNING,
+                        nic,
+                        f"{nic}: on {hub} as {on_hub[hub]} is: two NICs of guest {guest} on one hub "
+                        "each get every frame of its VLAN",
+                    )
+                for field in ("gateway", "gateway6"):
+                    if field in nodes[nic].attrs and gateway.setdefault(field, nic) != nic:
+                        self.at_node(
+                            ERROR,
+                            nic,
+                            f"{nic}: guest {guest} already has its default route from {gateway[field]}'s {field}: "
+                            "one per guest",
+                            field=field,
+                        )
+                for field, ip in ips.get(nic, ()):
+                    first = owner.setdefault(ip, nic)
+                    same_segment = self.segment.get(first) == self.segment.get(nic)
+                    if first != nic and not same_segment:  # on one segment addresses() said it already
+                        self.at_node(
+                            ERROR,
+                            nic,
+                            f"{nic}: {field} {ip} is already the address of {first}, another NIC of guest {guest}",
+                            field=field,
+                        )
+                        continue
+                    net = ipaddress.ip_interface(nodes[nic].attrs[field]).network
+                    first = subnet.setdefault(net, nic)
+                    if first != nic and self.segment.get(first) != self.segment.get(nic):
+                        self.at_node(
+                            WARNING,
+                            nic,
+                            f"{nic}: {field} subnet {net} is also {first}'s, on another segment: guest {guest} "
+                            f"routes {net} out of one NIC only",
+                            field=field,
+                        )
+
+    def guest_hint(self, name: str) -> str:
+        """did_you_mean among the guests, within the hint budget."""
+        if name not in self.guest_hints:
+            if self.guest_names is None:
+                self.guest_names = guests.guest_ids(self.t)
+            if len(self.guest_names) <= self.hint_budget:
+                self.hint_budget -= len(self.guest_names)
+                self.guest_hints[name] = did_you_mean(name, self.guest_names)
+            else:
+                self.guest_hints[name] = ""
+        return self.guest_hints[name]
+
+    def gateways(self, nic: Node) -> None:
+        """A default route's router must be on the NIC's own subnet."""
+        for field, address in (("gateway", "ipv4"), ("gateway6", "ipv6")):
+            value = nic.attrs.get(field)
+            if not isinstance(value, str) or FIELD_BY_NAME[Kind.GUEST_NIC][field].problem(value):
+                continue  # none, or reported as a bad value
+            router = ipaddress.ip_address(value)
+            own = nic.attrs.get(address)
+            if field == "gateway6" and router.is_link_local:
+                continue  # a link-local router is on every IPv6 link
+            if own is None:
+                self.at_node(
+                    ERROR, nic.id, f"{nic.id}: {field} {value} needs an {address} address on this NIC", field=field
+                )
+                continue
+            if not isinstance(own, str) or values.host_address(own, 6 if address == "ipv6" else 4)[1]:
+                continue  # the address itself is reported
+            iface = ipaddress.ip_interface(own)
+            if router not in iface.network:
+                self.at_node(
+                    ERROR,
+                    nic.id,
+                    f"{nic.id}: {field} {value} is outside {address} {own}'s subnet {iface.network}: "
+                    "a router must be on the NIC's own link",
+                    field=field,
+                )
+            elif router == iface.ip:
+                self.at_node(ERROR, nic.id, f"{nic.id}: {field} {value} is this NIC's own address", field=field)
 
     def served_pairs(self) -> list[tuple[str, str, str]]:
         """Sockets of this lab that reach each other: a connect socket and the

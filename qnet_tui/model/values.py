@@ -153,6 +153,44 @@ def ipv6_problem(value: str) -> str | None:
     return host_address(value, 6)[1]
 
 
+def _gateway_problem(value: str, version: int) -> str | None:
+    if "/" in value:
+        return f"is a router's address, without a prefix length, as in {'10.0.0.1' if version == 4 else 'fd00::1'}"
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return f"is not an IPv{version} address"
+    if ip.version != version:
+        return f"is an IPv{ip.version} address where IPv{version} is expected"
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+        return "is not a unicast address"
+    return None
+
+
+def gateway4_problem(value: str) -> str | None:
+    return _gateway_problem(value, 4)
+
+
+def gateway6_problem(value: str) -> str | None:
+    return _gateway_problem(value, 6)
+
+
+HOSTNAME_MAX = 64  # HOST_NAME_MAX: sethostname() takes no more
+_HOSTNAME_RE = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def hostname_problem(value: str) -> str | None:
+    if not value:
+        return "is empty"
+    if len(value) > HOSTNAME_MAX:
+        return f"is {len(value)} characters long; a host name holds at most {HOSTNAME_MAX}"
+    if not _HOSTNAME_RE.fullmatch(value):
+        return "must be letters, digits and '-' (not first or last), in labels joined by '.'"
+    return None
+
+
 def split_host_port(value: str) -> tuple[str, int]:
     """'HOST:PORT' or '[V6]:PORT' -> (host, port); raises ValueError."""
     if value.startswith("["):

@@ -37,6 +37,7 @@ KIND_VARIABLE = {
     Kind.HUB: "node-hub",
     Kind.GUEST_NIC: "node-guest-nic",
     Kind.SOCKET: "node-socket",
+    Kind.GUEST: "node-guest-nic",  # a machine, in its NICs' colour
 }
 
 

@@ -3,6 +3,7 @@ with each field checked as it is typed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from textual import on
@@ -12,6 +13,10 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select, Switch
 
 from qnet_tui.model.kinds import FIELDS, Field, Kind
+
+# What a Select holds when nothing is chosen: Select.NULL since Textual 0.86
+# (Select.BLANK is now False, which a Select refuses as a value).
+NOTHING: Any = getattr(Select, "NULL", Select.BLANK)
 
 
 def parse(field: Field, text: str) -> tuple[Any, str | None]:
@@ -62,31 +67,44 @@ class FieldEditor(Vertical):
         def control(self) -> FieldEditor:
             return self.editor
 
-    def __init__(self, kind: Kind, attrs: dict[str, Any], **kwargs) -> None:
+    def __init__(
+        self, kind: Kind, attrs: dict[str, Any], choices: Mapping[str, Sequence[str]] | None = None, **kwargs
+    ) -> None:
+        """choices: for fields whose values the topology decides (a NIC's
+        guest: the guests there are), what to offer; with none to offer, the
+        field stays an input, and the editor says why what is typed is refused."""
         super().__init__(**kwargs)
         self.kind = kind
         self.attrs = dict(attrs)
         self.fields = {f.name: f for f in FIELDS[kind]}
+        self.choices = {name: tuple(options) for name, options in (choices or {}).items() if name in self.fields}
+
+    def _options(self, field: Field, value: Any) -> tuple[str, ...]:
+        options = self.choices.get(field.name, field.choices)
+        if field.name in self.choices and isinstance(value, str) and value not in options:
+            options = (*options, value)  # what the file says, right or wrong, stays visible
+        return options
 
     def compose(self) -> ComposeResult:
         for field in FIELDS[self.kind]:
             value = self.attrs.get(field.name, field.default if field.type is bool else None)
+            options = self._options(field, value)
             with Horizontal(classes="row"):
                 yield Label(field.name + (" *" if field.required else ""), classes="name")
                 wid = f"field-{field.name}"
                 if field.type is bool:
                     yield Switch(value=bool(value), id=wid, tooltip=field.help)
-                elif field.choices:
+                elif options:
                     yield Select(
-                        [(c, c) for c in field.choices],
-                        value=value if value in field.choices else Select.BLANK,
+                        [(c, c) for c in options],
+                        value=value if value in options else NOTHING,
                         allow_blank=not field.required,
                         id=wid,
                         tooltip=field.help,
                     )
                 else:
                     yield Input(value=show(value), id=wid, tooltip=field.help)
-            if not (field.type is bool or field.choices):
+            if not (field.type is bool or options):
                 # What to type, under the field while it is empty: wrapped, where a
                 # placeholder would be cut to the width of a narrow inspector.
                 hint = Label(field.help, classes="hint", id=f"hint-{field.name}")
@@ -139,7 +157,7 @@ class FieldEditor(Vertical):
         name = (event.select.id or "").removeprefix("field-")
         if name not in self.fields:
             return
-        value = None if event.value is Select.BLANK else event.value
+        value = None if event.value is NOTHING else event.value
         if value != self.attrs.get(name):
             self.attrs[name] = value
             self.post_message(self.Committed(self, name, value))
@@ -157,7 +175,7 @@ class FieldEditor(Vertical):
             if isinstance(widget, Select):
                 value, problem = (
                     (None, "is required" if field.required else None)
-                    if widget.value is Select.BLANK
+                    if widget.value is NOTHING
                     else (widget.value, None)
                 )
             else:

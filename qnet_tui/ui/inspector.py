@@ -11,6 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 
+from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.values import ifname_problem
@@ -75,7 +76,8 @@ class Inspector(VerticalScroll):
                 Label("", classes="rename-problem"),
             ]
             if isinstance(node.kind, Kind):
-                widgets.append(FieldEditor(node.kind, node.attrs, disabled=read_only))
+                choices = {"guest": guests.guest_ids(topology)}
+                widgets.append(FieldEditor(node.kind, node.attrs, choices, disabled=read_only))
             peers = topology.neighbours(node.id)
             widgets.append(Static("links: " + (", ".join(peers) if peers else "none"), classes="links"))
         with self.app.batch_update():

@@ -3,8 +3,10 @@ fast to test and to time.
 
 Nodes stand in columns in the order a frame travels, host NICs | bridges |
 taps | hubs | guest NICs and sockets, each placed level with the neighbours it
-links to; a column no node stands in takes no room (unless none has any: an
-empty topology shows where each kind goes). Links run orthogonally through the channels between columns: out
+links to; a guest (machine) stands in the last column, its NICs right under
+it, titled with the guest and their interface (router eth1). A column no node
+stands in takes no room (unless none has any: an empty topology shows where
+each kind goes). Links run orthogonally through the channels between columns: out
 of a box's side, along a lane of the channel, into the next box. A link that
 skips a column crosses it on a row no box there uses; a link within a column
 runs in a channel on its right."""
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Node, Topology
 
@@ -21,7 +24,7 @@ BOX_W = 20
 BOX_H = 5  # border, three lines of text, border
 GAP_Y = 1
 MARGIN = 1
-COLUMN = {Kind.HOST_NIC: 0, Kind.BRIDGE: 1, Kind.TAP: 2, Kind.HUB: 3, Kind.GUEST_NIC: 4, Kind.SOCKET: 4}
+COLUMN = {Kind.HOST_NIC: 0, Kind.BRIDGE: 1, Kind.TAP: 2, Kind.HUB: 3, Kind.GUEST_NIC: 4, Kind.SOCKET: 4, Kind.GUEST: 4}
 COLUMNS = 5
 COLUMN_TITLES = ("host NICs", "bridges", "taps", "hubs (VLANs)", "guest NICs, sockets")
 
@@ -84,8 +87,16 @@ class Layout:
         return None
 
 
-def box_text(node: Node) -> tuple[str, tuple[str, str, str]]:
-    """The box's title (its kind) and three lines: id and key attributes."""
+def _member_title(guest: str, ifname: str) -> str:
+    """'router eth1', cut in the guest's name to fit a box's title."""
+    room = BOX_W - 5 - len(ifname) - 1
+    return f"{guest if len(guest) <= room else guest[: room - 1] + '…'} {ifname}"
+
+
+def box_text(node: Node, machine: guests.Machine | None = None) -> tuple[str, tuple[str, str, str]]:
+    """The box's title (its kind, or for a NIC of a guest that guest and its
+    interface) and three lines: id and key attributes. machine: the guest
+    node's, or the guest a NIC belongs to."""
     kind = node.kind if isinstance(node.kind, Kind) else None
     a = node.attrs
 
@@ -105,11 +116,16 @@ def box_text(node: Node) -> tuple[str, tuple[str, str, str]]:
         extra = (f"stp {text('stp') or 'off'}", text("ipv4"))
     elif kind is Kind.SOCKET:
         extra = (f"{text('transport')} {text('mode')}".strip(), text("address"))
+    elif kind is Kind.GUEST:
+        count = len(machine.nics) if machine else 0
+        extra = ("forwarding on" if a.get("forwarding") is True else "", f"{count} NIC{'' if count == 1 else 's'}")
     else:
         extra = ("", "")
     title = kind.title if kind else f"? {node.kind}"
     if node.is_qemu_vm:
         title = "QEMU VM"
+    elif kind is Kind.GUEST_NIC and machine is not None and machine.guest is not None:
+        title = _member_title(machine.id, machine.ifname(node.id))
     return title, (node.id, *extra)
 
 
@@ -152,7 +168,21 @@ def layout(t: Topology) -> Layout:
         hubs = [rank[m] for m in adj[n] if m in rank]
         return (min(hubs) if hubs else len(rank), in_file[n])
 
-    tops = _stack([(i * (BOX_H + GAP_Y), n) for i, n in enumerate(sorted(columns[4], key=hub_rank))])
+    # A guest and its NICs stay together, the guest on top, placed by its first hub.
+    machine_of: dict[str, guests.Machine] = {}
+    for machine in guests.machines(t):
+        if machine.guest is not None:
+            machine_of[machine.id] = machine
+            for nic in machine.nics:
+                machine_of[nic] = machine
+    units = [
+        [n, *machine_of[n].nics] if n in machine_of else [n]
+        for n in columns[4]
+        if n not in machine_of or n == machine_of[n].id
+    ]
+    units.sort(key=lambda unit: min(hub_rank(n) for n in unit[1:] or unit) if len(unit) > 1 else hub_rank(unit[0]))
+    order = [n for unit in units for n in unit]
+    tops = _stack([(i * (BOX_H + GAP_Y), n) for i, n in enumerate(order)])
     for col in (4, 3, 2, 1, 0):
         if col != 4:
             wants = []
@@ -243,7 +273,7 @@ def layout(t: Topology) -> Layout:
 
     for col in range(ncols):
         for n in columns[col]:
-            title, lines = box_text(t.nodes[n])
+            title, lines = box_text(t.nodes[n], machine_of.get(n))
             out.boxes[n] = Box(
                 n,
                 t.nodes[n].kind if isinstance(t.nodes[n].kind, Kind) else None,

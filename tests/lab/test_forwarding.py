@@ -155,8 +155,9 @@ def test_demo_traffic_reaches_the_vlan(make_lab):
 @pytest.mark.parametrize(
     ("sample", "vlan", "sender", "port", "device"),
     [
-        ("two-vlans.yaml", "1", "vm1", "vm1", ("vm1", "eth0")),  # a guest's eth0
-        ("seed-path.yaml", "0", "eth0", "tap0", (None, "tap0")),  # a tap node, fed by its bridge
+        ("two-vlans.yaml", "1", ("vm1", "eth0"), "vm1", ("vm1", "eth0")),  # a guest's eth0
+        ("seed-path.yaml", "0", ("eth0", "eth0"), "tap0", (None, "tap0")),  # a tap node, fed by its bridge
+        ("router.yaml", "2", ("router-v2", "eth1"), "router-v2", ("router", "eth1")),  # a guest's second NIC
     ],
 )
 def test_frames_the_kernel_could_not_queue_to_the_worker_are_drops(make_lab, sample, vlan, sender, port, device):
@@ -179,7 +180,7 @@ def test_frames_the_kernel_could_not_queue_to_the_worker_are_drops(make_lab, sam
     assert lab.vlan(vlan)["ports"][port]["drop_reasons"]["guest-queue"] == tx_dropped() == 0
     os.kill(lab.proc.pid, signal.SIGSTOP)
     try:
-        sender_proc = lab.frames(sender, "send", "eth0", "52:54:00:00:0f:01", "3000")
+        sender_proc = lab.frames(sender[0], "send", sender[1], "52:54:00:00:0f:01", "3000")
         assert sender_proc.wait(60) == 0, sender_proc.stderr.read()
     finally:
         os.kill(lab.proc.pid, signal.SIGCONT)

@@ -194,7 +194,7 @@ def test_add_node_takes_a_kind_by_name(editor):
         (Kind.GUEST_NIC, "g", {"mac": "52:54:00:12:34:01"}, "mac 52:54:00:12:34:01 is already used by vm1"),
         (Kind.GUEST_NIC, "g", {"mac": "52:54:00:12:34:0"}, "mac is not a MAC address of the form 52:54:00:12:34:56"),
         (Kind.TAP, "t", {"mac": "52:54:00:00:00:09"}, "mac is not an attribute of a tap; a tap has no attributes"),
-        ("router", "r", None, "unknown kind 'router'; kinds are host_nic, bridge, tap, hub, guest_nic, socket"),
+        ("router", "r", None, "unknown kind 'router'; kinds are host_nic, bridge, tap, hub, guest_nic, socket, guest"),
     ],
 )
 def test_add_node_refused(editor, kind, node_id, attrs, message):
@@ -249,7 +249,13 @@ def test_set_attr_from_1_to_true_is_an_edit():
         ("vm1", "mac", "52:54:00:12:34:02", "mac 52:54:00:12:34:02 is already used by vm2"),
         ("vm1", "ipv4", "10.0.0.0/24", "ipv4 is the network address of 10.0.0.0/24"),
         ("sock0", "transport", "tcp", "transport must be one of stream, dgram, not 'tcp'"),
-        ("vm1", "kind", "hub", "kind is not an attribute of a guest NIC; a guest NIC has model, mac, ipv4, ipv6, qemu"),
+        (
+            "vm1",
+            "kind",
+            "hub",
+            "kind is not an attribute of a guest NIC; a guest NIC has model, mac, guest, ipv4, gateway, ipv6, "
+            "gateway6, qemu",
+        ),
         ("nope", "vlan", 1, "there is no node 'nope'"),
     ],
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from qnet_tui.model.edit import Editor
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.validate import validate
 from qnet_tui.model.yamlio import load_file
@@ -93,3 +94,21 @@ def test_an_empty_topology_shows_every_column():
 
     lay = layout(Topology())
     assert lay.column_titles == list(COLUMN_TITLES)
+
+
+def test_a_guest_stands_over_its_nics():
+    t = load_file(SAMPLES[[p.name for p in SAMPLES].index("router.yaml")]).topology
+    lay = check(t)
+    guest, v1, v2 = (lay.boxes[n] for n in ("router", "router-v1", "router-v2"))
+    assert guest.x == v1.x == v2.x and guest.y + BOX_H < v1.y < v2.y
+    # nothing of another machine between them
+    assert not [b for b in lay.boxes.values() if b.x == guest.x and guest.y < b.y < v2.y and b not in (v1, v2)]
+    assert (guest.title, guest.lines) == ("guest", ("router", "forwarding on", "2 NICs"))
+    assert (v1.title, v2.title, lay.boxes["hostA"].title) == ("router eth0", "router eth1", "guest NIC")
+
+
+def test_a_long_guest_name_keeps_the_interface_in_the_title():
+    t = load_file(SAMPLES[[p.name for p in SAMPLES].index("router.yaml")]).topology
+    editor = Editor(t)
+    editor.rename("router", "a-very-long-id1")
+    assert check(t).boxes["router-v2"].title == "a-very-lo… eth1"

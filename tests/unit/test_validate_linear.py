@@ -114,6 +114,30 @@ def socket_pairs(n: int) -> Topology:
     return t
 
 
+def guests_of_two_nics(n: int) -> Topology:
+    """n routers between two hubs, every other NIC naming a guest that is not there."""
+    t = Topology(name="lin")
+    hubs = add(t, "hub1", Kind.HUB, vlan=1), add(t, "hub2", Kind.HUB, vlan=2)
+    for i in range(n):
+        guest = add(t, f"g{i}", Kind.GUEST, forwarding=True)
+        for j, hub in enumerate(hubs):
+            name = guest if j == 0 else f"g{i}x"  # an unknown guest, with a hint
+            nic = add(t, f"n{i}.{j}", Kind.GUEST_NIC, mac=mac(2 * i + j + 1), guest=name, gateway="10.0.9.1")
+            t.nodes[nic].attrs["ipv4"] = f"10.{j}.{i >> 8 & 255}.{i & 255 or 1}/16"
+            t.links.append((hub, nic))
+    return t
+
+
+def one_guest_many_nics(n: int) -> Topology:
+    """One guest with n NICs on one hub, one address and one gateway each."""
+    t = Topology(name="lin")
+    hub, guest = add(t, "hub0", Kind.HUB, vlan=0), add(t, "g", Kind.GUEST)
+    for i in range(n):
+        nic = add(t, f"n{i}", Kind.GUEST_NIC, mac=mac(i + 1), guest=guest, ipv4="10.0.0.1/24", gateway="10.0.0.9")
+        t.links.append((hub, nic))
+    return t
+
+
 SHAPES: dict[str, Callable[[int], Topology]] = {
     f.__name__: f
     for f in (
@@ -124,6 +148,8 @@ SHAPES: dict[str, Callable[[int], Topology]] = {
         many_loops,
         duplicate_links,
         socket_pairs,
+        guests_of_two_nics,
+        one_guest_many_nics,
     )
 }
 

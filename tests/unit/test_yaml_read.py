@@ -204,7 +204,7 @@ def test_carriage_returns_alone_end_lines_too():
 def test_every_structural_problem_is_placed():
     messages = {(d.line, d.col): d.message for d in load_text(HAND).problems}
     assert messages == {
-        (12, 3): "tap0: missing 'kind' (one of host_nic, bridge, tap, hub, guest_nic, socket)",
+        (12, 3): "tap0: missing 'kind' (one of host_nic, bridge, tap, hub, guest_nic, socket, guest)",
         (18, 3): "node id 12 must be a string",
         (19, 8): "vm2: a node is a mapping with 'kind' and its attributes, not a list",
         (22, 5): "vm3: key 7 must be a string",
