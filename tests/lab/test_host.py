@@ -83,9 +83,19 @@ def machine() -> Iterator[Machine]:
 
 
 def settled_state(m: Machine) -> dict:
-    """The machine's state once IPv6 has added its link-local address and routes."""
-    wait_for(lambda: any(a[0].startswith("fe80:") for a in network_state(m.ns)["addresses"]), 5, "link-local")
-    return network_state(m.ns)
+    """The machine's state once IPv6 has given every link that is up its
+    link-local address and routes (each link on its own time), and it holds."""
+    last: list[dict] = []
+
+    def steady() -> dict | None:
+        state = network_state(m.ns)
+        up = {link[0] for link in state["links"] if link[2] == "UP"}
+        local = {a[2] for a in state["addresses"] if a[0].startswith("fe80:")}
+        held = last and last[-1] == state
+        last.append(state)
+        return state if up <= local and held else None
+
+    return wait_for(steady, 10, "link-local addresses on every link that is up, held over two reads")
 
 
 def test_real_interface_needs_allow_host(make_lab, machine):
