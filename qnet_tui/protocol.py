@@ -18,6 +18,7 @@ client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
                     path None stops it. The path must not exist yet.
+  vm       VmControl  restart a VM guest (a dead one too)
   console  Console  watch (or stop watching) a VM guest's serial console
   console_input  ConsoleInput  bytes typed into it
 
@@ -215,6 +216,16 @@ HUB_SHAPE = {
     "fps": NUMBER,
     "bps": NUMBER,
 }
+
+
+class VmStats(TypedDict):
+    state: str  # starting, running, paused, stopped, crashed
+    reason: str | None
+    accel: str  # kvm, tcg
+    links: dict[str, bool]  # per NIC: up as the guest sees it
+
+
+VM_SHAPE = {"state": str, "reason": Opt(str), "accel": str, "links": MapOf(bool)}
 SAMPLE_SHAPE = {
     "time": NUMBER,
     "hub": str,
@@ -267,11 +278,18 @@ class State(Message):
 @dataclass(frozen=True)
 class Stats(Message):
     TYPE = "stats"
-    SHAPE: ClassVar[dict[str, Any]] = {"time": NUMBER, "lab": str, "vlans": MapOf(HUB_SHAPE), "peers": MapOf(HUB_SHAPE)}
+    SHAPE: ClassVar[dict[str, Any]] = {
+        "time": NUMBER,
+        "lab": str,
+        "vlans": MapOf(HUB_SHAPE),
+        "peers": MapOf(HUB_SHAPE),
+        "vms": Opt(MapOf(VM_SHAPE)),
+    }
     time: float
     lab: str
     vlans: dict[str, HubStats]  # by VLAN number (a string: JSON keys are)
     peers: dict[str, HubStats]  # direct peer pairs, by the pair's name
+    vms: dict[str, VmStats] | None = None  # VM guests, by guest
 
     @property
     def hubs(self) -> list[HubStats]:
@@ -327,6 +345,15 @@ class ConsoleOutput(Message):
 
 
 @dataclass(frozen=True)
+class VmControl(Message):
+    TYPE = "vm"
+    SHAPE: ClassVar[dict[str, Any]] = {"guest": str, "action": str}
+    ACTIONS: ClassVar[tuple[str, ...]] = ("restart",)
+    guest: str
+    action: str = "restart"
+
+
+@dataclass(frozen=True)
 class Console(Message):
     TYPE = "console"
     SHAPE: ClassVar[dict[str, Any]] = {"guest": str, "watch": bool}
@@ -362,9 +389,9 @@ class Malformed:
 
 
 WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput
-ClientMessage = Stop | Capture | Console | ConsoleInput
+ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput
 WORKER: Mapping[str, type[Message]] = {m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput)}
-CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture, Console, ConsoleInput)}
+CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput)}
 
 
 def encode(message: Message) -> bytes:
@@ -392,6 +419,10 @@ def decode(line: bytes, side: Mapping[str, type[Message]]) -> Message | Malforme
         values = {f.name: msg.get(f.name) for f in dataclasses.fields(cls)}
         if cls is State:
             values["state"] = _enum(LabState, values["state"], "state.state")
+        elif cls is VmControl and values["action"] not in VmControl.ACTIONS:
+            raise Invalid(
+                f"vm.action is {json.dumps(values['action'])[:40]}, not one of {', '.join(VmControl.ACTIONS)}"
+            )
         elif cls is Log and values["level"] not in Log.LEVELS:
             raise Invalid(f"log.level is {json.dumps(values['level'])[:40]}, not one of info, warning, error")
     except Invalid as exc:

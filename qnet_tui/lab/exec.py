@@ -10,6 +10,7 @@ import os
 import sys
 
 from qnet_tui.lab import netns
+from qnet_tui.lab.consoleclient import ConsoleClient, ConsoleError, run_command
 from qnet_tui.lab.worker import is_running
 from qnet_tui.model import guests
 from qnet_tui.model.diagnostics import printable
@@ -17,10 +18,29 @@ from qnet_tui.model.kinds import Kind
 from qnet_tui.model.validate import did_you_mean
 from qnet_tui.model.yamlio import load_file
 
+VM_EXEC_TIMEOUT_S = 60.0  # a command in a VM guest that has not ended by then is interrupted
+
 
 def _fail(message: str, code: int = 1) -> int:
     print(f"qnet-tui exec: {printable(message)}", file=sys.stderr)
     return code
+
+
+def _in_vm(file: str, lab: str, guest: str, cmd: list[str]) -> int:
+    """Through the VM's console shell: its output, then its exit status as ours."""
+    if not is_running(lab):
+        return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
+    client = ConsoleClient(lab, guest)
+    try:
+        client.open()
+        output, status = run_command(client, cmd, float(os.environ.get("QNET_EXEC_TIMEOUT", VM_EXEC_TIMEOUT_S)))
+    except ConsoleError as exc:
+        return _fail(f"{guest}: {exc}")
+    finally:
+        client.close()
+    sys.stdout.buffer.write(output)
+    sys.stdout.flush()
+    return status
 
 
 def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
@@ -40,6 +60,9 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
             f"{node_id} lends this machine's interface {node.attrs['interface']} to the lab: it has no outside "
             "host to run commands in; use the hosts on that interface's network"
         )
+    machine = guests.machine_of(t, node_id) if node.kind is Kind.GUEST_NIC else None
+    if (node.kind is Kind.GUEST and node.get("vm") is True) or (machine is not None and machine.is_vm):
+        return _in_vm(file, lab, machine.id if machine else node_id, cmd)
     hostname = None
     if node.kind is Kind.GUEST_NIC:
         machine = guests.machine_of(t, node_id)

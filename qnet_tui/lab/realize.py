@@ -8,7 +8,9 @@ Layout of lab L:
                     file order, each a tap whose fd the worker holds, with that
                     NIC's MAC and addresses, for real programs to use; a guest
                     NIC of no guest is a guest of its own (its id, its eth0)
-Everything lives in those namespaces, so deleting them removes it all."""
+Everything lives in those namespaces, so deleting them removes it all. A VM
+guest (vm: true) is a QEMU process instead (lab/vmguests.py), each of its
+NICs a stream socket the lab dials; the lab ends it and removes its files."""
 
 from __future__ import annotations
 
@@ -23,12 +25,15 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from qnet_tui.lab import hostif, netns, sysctl
+from qnet_tui.lab import guestimage, hostif, netns, sysctl, vm, vmguests
+from qnet_tui.lab.accel import probe
+from qnet_tui.lab.console import Send
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
 from qnet_tui.lab.tap import open_tap
 from qnet_tui.lab.unixpaths import PathError, SocketFiles
+from qnet_tui.lab.vmguests import VmGuest, VmGuestError
 from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.qemu import qemu_socket
@@ -58,6 +63,9 @@ class Lab:
     hubs: list[Hub] = field(default_factory=list)  # one per hub node: the VLANs
     pairs: list[Hub] = field(default_factory=list)  # direct peers and lone ports
     ports: dict[str, Port] = field(default_factory=dict)
+    vms: list[dict] = field(default_factory=list)  # VM guests started (vmguests records)
+    vm_guests: dict[str, VmGuest] = field(default_factory=dict)
+    console_send: Send = lambda client, message: None  # the control server's, for VM consoles
     files: SocketFiles = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +124,32 @@ class Builder:
         self.lab = lab
         self.t = lab.topology
         self.iprs: dict[str, IPRoute] = {}
+        self.vm_nics: set[str] = set()
+
+    def vms(self, machines: list[guests.Machine]) -> None:
+        """Start the VM guests: their sockets must be there before the ports dial them."""
+        if not machines:
+            return
+        lab = self.lab
+        accel = probe()
+        lab.log("info" if accel.name == "kvm" else "warning", f"VM guests run under {accel}")
+        image = None
+        if any(not ({"kernel", "disk"} & set(m.guest.attrs)) for m in machines):
+            try:
+                image = guestimage.ensure(log=lambda text: lab.log("info", f"guest image: {text}"))
+            except guestimage.GuestImageError as exc:
+                raise RealizeError(f"{machines[0].id}: the built-in guest image: {exc}") from None
+        for machine in machines:
+            guest = VmGuest(self.t, machine, lab.runtime_dir, lab.loop, lab.log, accel, image, lab.console_send)
+            # Recorded before it starts, as namespaces are: its pid file finds it.
+            lab.vms.append(guest.record)
+            lab.vm_guests[machine.id] = guest
+            lab.on_record()
+            try:
+                guest.start()
+            except VmGuestError as exc:
+                raise RealizeError(str(exc)) from None
+            self.vm_nics.update(machine.nics)
 
     def ns(self, name: str) -> IPRoute:
         # Recorded before it exists: a worker killed in between must not leave
@@ -161,15 +195,20 @@ class Builder:
                 self.host_nic(host, node)
         machines = guests.machines(t)
         for machine in machines:
-            if machine.guest is not None:
+            if machine.guest is not None and not machine.is_vm:
                 self.ns(lab.namespace_of(machine.id))  # a guest of no NICs too: exec still runs in it
+        self.vms([m for m in machines if m.is_vm])
         plan = self.plan_hubs()
         for hub, members in plan:
-            vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm for m in members)
+            # Frames from sockets carry no virtio-net header: then nobody's do.
+            vnet = not any(
+                t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in self.vm_nics for m in members
+            )
             for member in members:
                 hub.attach(self.port(host, t.nodes[member], vnet))
         for machine in machines:
-            self.machine(machine)
+            if not machine.is_vm:
+                self.machine(machine)
         for hub, _ in plan:
             for port in hub.ports:
                 if isinstance(port, TapPort):
@@ -274,6 +313,14 @@ class Builder:
                 raise RealizeError(str(exc)) from None
             except OSError as exc:
                 raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
+        elif node.id in self.vm_nics:
+            # The VM's QEMU listens on the NIC's socket; the lab dials (and redials after a restart).
+            address = vm.VmFiles(lab.runtime_dir, lab.machine_of[node.id].id).nic_socket(node.id).name
+            try:
+                port = StreamPort(node.id, lab.loop, lab.log, "unix", "connect", address, lab.files)
+                port.start()
+            except (PathError, OSError) as exc:
+                raise RealizeError(f"{node.id}: {exc}") from None
         elif node.kind is Kind.GUEST_NIC:
             machine = lab.machine_of[node.id]
             ns, ifname = lab.namespace_of(machine.id), machine.ifname(node.id)
@@ -358,6 +405,14 @@ def teardown(lab: Lab) -> list[str]:
     """Stop forwarding, close every fd, give back this machine's interfaces,
     delete every namespace this lab made (and with them its bridges, veths and
     taps). Returns what was removed."""
+    removed = [f"VM {name}" for name in lab.vm_guests]
+    for guest in lab.vm_guests.values():
+        guest.stop()
+        vmguests.remove_files(lab.runtime_dir, guest.name)
+    lab.vm_guests.clear()
+    if lab.vms:
+        lab.vms.clear()
+        lab.on_record()
     for port in lab.ports.values():
         close = getattr(port, "close", None)
         if close is not None:
@@ -369,7 +424,6 @@ def teardown(lab: Lab) -> list[str]:
                 lab.log("warning", f"{record['node']}: giving back {record['ifname']}: {problem}")
         lab.lent.clear()
         lab.on_record()
-    removed = []
     present = set(netns.existing())
     for name in reversed(lab.namespaces):
         if name in present and netns.belongs_to(name, lab.name):

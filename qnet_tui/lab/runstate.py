@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qnet_tui import protocol
-from qnet_tui.lab import hostif, netns, unixpaths
+from qnet_tui.lab import hostif, netns, unixpaths, vm, vmguests
 from qnet_tui.model.atomic import atomic_write
 
 LOCK_WAIT_S = 10.0  # how long a dead run's lock may stay held while its watchdog clears up
@@ -53,6 +53,14 @@ def remove_leftovers(lab: str, state: dict | None, log: Callable[[str, str], Non
     if state:
         warn = (lambda message: log("warning", f"lab {lab}: {message}")) if log else None
         removed += unixpaths.remove_recorded(state.get("sockets"), warn)
+        vms = state.get("vms")
+        for record in vms if isinstance(vms, list) else []:
+            guest = record.get("guest") if isinstance(record, dict) else None
+            if isinstance(guest, str) and "/" not in guest:
+                # Its pid file in the lab's own folder, whatever the record says.
+                if vm.end_recorded(vm.VmFiles(protocol.lab_dir(lab), guest).pidfile):
+                    removed.append(f"VM {guest}")
+                vmguests.remove_files(protocol.lab_dir(lab), guest)
         lent = state.get("lent")
         for record in reversed(lent if isinstance(lent, list) else []):
             problems = hostif.give_back_safely(record, netns.host_ns(lab))

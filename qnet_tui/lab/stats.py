@@ -80,7 +80,8 @@ class Stats:
             s["vlan"] = hub.vlan
             vlans[str(hub.vlan)] = s
         peers = {hub.name: self._hub_stats(hub, now) for hub in self.lab.pairs}
-        return {"time": round(time.time(), 3), "lab": self.lab.name, "vlans": vlans, "peers": peers}
+        vms = {name: guest.stats() for name, guest in self.lab.vm_guests.items()}
+        return {"time": round(time.time(), 3), "lab": self.lab.name, "vlans": vlans, "peers": peers, "vms": vms}
 
     def close(self) -> None:
         self.queues.close()

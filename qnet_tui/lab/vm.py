@@ -111,7 +111,8 @@ def qemu_argv(spec: VmSpec, files: VmFiles, accel: str, extra: list[str] | None 
     for i, nic in enumerate(spec.nics):
         argv += [
             *("-netdev", f"stream,id=n{i},server=on,addr.type=unix,addr.path={files.nic_socket(nic.id)}"),
-            *("-device", f"{nic.model},netdev=n{i},mac={nic.mac},id={nic.id}"),
+            # Device ids by position: node ids need not be QEMU ids (QMP's set_link names nic0, nic1 ...).
+            *("-device", f"{nic.model},netdev=n{i},mac={nic.mac},id=nic{i}"),
         ]
     if spec.kernel:
         argv += ["-kernel", spec.kernel, "-append", f"console=ttyS0 {spec.append}".strip()]

@@ -31,6 +31,7 @@ from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
 from qnet_tui.lab.runstate import LabError
 from qnet_tui.lab.runstate import is_running as is_running  # where lab.exec asks
 from qnet_tui.lab.stats import Stats, format_table
+from qnet_tui.lab.vmguests import VmGuest, VmGuestError
 from qnet_tui.model.atomic import WriteFailed
 from qnet_tui.model.topology import Topology
 from qnet_tui.protocol import LabState
@@ -81,7 +82,6 @@ class Worker:
         self.control: ControlServer | None = None
         self.lab: Lab | None = None
         self.stats: Stats | None = None
-        self.consoles: dict[str, ConsoleRelay] = {}  # by VM guest
         self._wake_r, self._wake_w = socket.socketpair()
 
     # -- messages ----------------------------------------------------------------
@@ -146,6 +146,7 @@ class Worker:
                 "namespaces": lab.namespaces if lab else [],
                 "lent": lab.lent if lab else [],
                 "sockets": lab.sockets if lab else [],
+                "vms": lab.vms if lab else [],
             },
         )
 
@@ -181,6 +182,7 @@ class Worker:
             self.log,
             allow_host=self.allow_host,
             on_record=self._record,
+            console_send=control.send,
         )
         try:
             realize(lab)
@@ -202,6 +204,13 @@ class Worker:
             self.loop.stop()
         elif isinstance(msg, protocol.Capture):
             self._capture(msg.hub, msg.path)
+        elif isinstance(msg, protocol.VmControl):
+            guest = self._vm(msg.guest, "vm")
+            try:
+                guest.restart()
+            except VmGuestError as exc:
+                self.log("error", str(exc))
+                raise MessageError(str(exc)) from None
         elif isinstance(msg, protocol.Console):
             self._console(msg.guest).watch(client, msg.watch)
         elif isinstance(msg, protocol.ConsoleInput):
@@ -211,16 +220,21 @@ class Worker:
             if not self._console(msg.guest).type(data):
                 raise MessageError(f"console of {msg.guest}: not connected (the VM is starting or gone); try again")
 
+    def _vm(self, guest: str, what: str) -> VmGuest:
+        found = self.lab.vm_guests.get(guest) if self.lab else None
+        if found is None:
+            vms = ", ".join(self.lab.vm_guests) if self.lab else ""
+            raise MessageError(
+                f"{what}: no VM guest {json.dumps(guest)[:40]} in this lab; its VM guests: {vms or 'none'}"
+            )
+        return found
+
     def _console(self, guest: str) -> ConsoleRelay:
-        relay = self.consoles.get(guest)
-        if relay is None:
-            vms = ", ".join(self.consoles) or "none"
-            raise MessageError(f"console: no VM guest {json.dumps(guest)[:40]} in this lab; its VM guests: {vms}")
-        return relay
+        return self._vm(guest, "console").console
 
     def _on_client_gone(self, client: Client) -> None:
-        for relay in self.consoles.values():
-            relay.watchers.discard(client)
+        for guest in self.lab.vm_guests.values() if self.lab else ():
+            guest.console.watchers.discard(client)
 
     def _on_fault(self, what: str) -> None:
         self.log("error", f"internal error {what} (the lab goes on):\n{traceback.format_exc(limit=8)}")
@@ -262,6 +276,8 @@ class Worker:
         if not self.loop.running:
             return
         now = time.monotonic()
+        for guest in self.lab.vm_guests.values():
+            guest.poll()
         for hub in self.lab.all_hubs:
             if hub.capture is not None and hub.capture.error:
                 self._end_capture(hub)

@@ -46,6 +46,11 @@ class Machine:
     def __post_init__(self) -> None:
         self.number = {nic: i for i, nic in enumerate(self.nics)}  # not an index() per NIC of a big guest
 
+    @property
+    def is_vm(self) -> bool:
+        """A guest the lab boots in QEMU (vm: true), not a namespace."""
+        return self.guest is not None and self.guest.get("vm") is True
+
     def ifname(self, nic: str) -> str:
         return f"{IFNAME_PREFIX}{self.number[nic]}"
 

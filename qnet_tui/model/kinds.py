@@ -151,12 +151,25 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             default=False,
         ),
     ),
-    # A machine: no links of its own, its guest NICs name it. (A later `vm:` group will boot it in QEMU.)
+    # A machine: no links of its own, its guest NICs name it. A namespace, or with vm: true a QEMU VM.
     Kind.GUEST: (
         Field("forwarding", bool, "forward IPv4 and IPv6 between its NICs: a router", default=False),
         Field(
             "hostname", str, "the name the guest's programs see (exec runs them with it)", check=values.hostname_problem
         ),
+        Field("vm", bool, "boot it as a QEMU VM: the built-in guest, or the kernel or disk below", default=False),
+        Field("memory", int, "VM: memory in MiB", default=256, int_range=(32, 1 << 20)),
+        Field("cpus", int, "VM: virtual CPUs", default=1, int_range=(1, 64)),
+        Field("kernel", str, "VM: a kernel to boot instead of the built-in one", check=values.absolute_path_problem),
+        Field("initrd", str, "VM: the kernel's initramfs", check=values.absolute_path_problem),
+        Field("append", str, "VM: the kernel's command line, after console=ttyS0"),
+        Field(
+            "disk",
+            str,
+            "VM: a disk image to boot; the lab writes an overlay, never it",
+            check=values.absolute_path_problem,
+        ),
+        Field("disk_format", str, "VM: the disk image's format", default="qcow2", choices=("qcow2", "raw")),
     ),
 }
 

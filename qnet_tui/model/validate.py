@@ -21,6 +21,7 @@ ERROR, WARNING = Severity.ERROR, Severity.WARNING
 # must not cost 20,000 scans of every id.
 HINT_BUDGET = 50_000
 _PEER_CHECKED = frozenset({Kind.HUB, Kind.TAP, Kind.SOCKET})  # unconnected() looks at their neighbours' kinds
+VM_ONLY = ("memory", "cpus", "kernel", "initrd", "append", "disk", "disk_format")
 _ADDRESS_FIELDS = {"ipv4": 4, "ipv6": 6}  # of the kinds that have them: guest NIC, host NIC, bridge
 
 
@@ -168,6 +169,7 @@ class _Checker:
         links = self.valid_links()
         self.addresses(links)
         self.guests(links)
+        self.vms()
         self.unconnected()
         self.loops(links)
         return sorted(self.out, key=sort_key)
@@ -571,6 +573,25 @@ class _Checker:
                             f"routes {net} out of one NIC only",
                             field=field,
                         )
+
+    def vms(self) -> None:
+        """A VM guest's boot fields: only on a VM, a kernel or a disk, not both."""
+        for guest in self.t.of_kind(Kind.GUEST):
+            a = guest.attrs
+            if guest.get("vm") is not True:
+                for name in VM_ONLY:
+                    if name in a:
+                        self.at_node(ERROR, guest.id, f"{guest.id}: {name} is for a VM guest: set vm: true", field=name)
+                continue
+            if "kernel" in a and "disk" in a:
+                self.at_node(ERROR, guest.id, f"{guest.id}: boots a kernel or a disk, not both", field="disk")
+            for name in ("initrd", "append"):
+                if name in a and "kernel" not in a:
+                    self.at_node(ERROR, guest.id, f"{guest.id}: {name} goes with a kernel: set kernel too", field=name)
+            if "disk_format" in a and "disk" not in a:
+                self.at_node(
+                    ERROR, guest.id, f"{guest.id}: disk_format goes with a disk: set disk too", field="disk_format"
+                )
 
     def guest_hint(self, name: str) -> str:
         """did_you_mean among the guests, within the hint budget."""

@@ -181,6 +181,15 @@ _HOSTNAME_RE = re.compile(
 )
 
 
+def absolute_path_problem(value: str) -> str | None:
+    # Absolute: the lab runs a private copy of the file, from another folder.
+    if not value.startswith("/"):
+        return "must be an absolute path (it is read where the lab runs, not beside the file)"
+    if "\0" in value:
+        return "must not hold a NUL byte"
+    return None
+
+
 def hostname_problem(value: str) -> str | None:
     if not value:
         return "is empty"

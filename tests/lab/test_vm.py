@@ -84,7 +84,7 @@ def test_qmp_tells_the_state_and_sets_links(folder):
         qmp = Qmp(loop, str(files.qmp), lambda name, data: None, closed.append)
         qmp.connect()
         qmp.command("query-status", reply=lambda value, error: replies.setdefault("status", (value, error)))
-        qmp.command("set_link", {"name": "g1e1", "up": False}, lambda v, e: replies.setdefault("down", (v, e)))
+        qmp.command("set_link", {"name": "nic1", "up": False}, lambda v, e: replies.setdefault("down", (v, e)))
         qmp.command("set_link", {"name": "nope", "up": False}, lambda v, e: replies.setdefault("nope", (v, e)))
         run_until(loop, lambda: len(replies) == 3, 20, "QMP replies")
         assert replies["status"][0]["status"] == "running" and replies["status"][1] is None

@@ -22,8 +22,8 @@ def test_each_nic_is_a_stream_server_the_lab_dials_and_a_device_with_its_mac():
         "stream,id=n1,server=on,addr.type=unix,addr.path=/run/qnet-tui/lab/r1.r1e1.nic",
     ]
     assert opts(argv, "-device") == [
-        "virtio-net-pci,netdev=n0,mac=52:54:00:00:01:01,id=r1e0",
-        "e1000,netdev=n1,mac=52:54:00:00:01:02,id=r1e1",
+        "virtio-net-pci,netdev=n0,mac=52:54:00:00:01:01,id=nic0",
+        "e1000,netdev=n1,mac=52:54:00:00:01:02,id=nic1",
     ]
     assert opts(argv, "-machine") == ["q35,accel=tcg"] and opts(argv, "-cpu") == ["max"]
     assert opts(argv, "-qmp") == ["unix:/run/qnet-tui/lab/r1.qmp,server=on,wait=off"]

@@ -1,0 +1,131 @@
+"""VM guests booted by the lab (the built-in guest image under TCG here):
+a VM and a namespace guest ping each other through a hub, the router sample
+forwards through a VM router, a VM that dies is marked and restarts and
+reconnects, and a killed worker leaves no QEMU behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qnet_tui import protocol
+from qnet_tui.lab import vm
+
+from .conftest import SAMPLES, wait_for, watchdog_of
+
+pytestmark = pytest.mark.skipif(shutil.which(vm.QEMU) is None, reason="needs qemu-system-x86_64")
+
+VM_AND_NS = """\
+version: 1
+name: x
+nodes:
+  hub0: {kind: hub, vlan: 0}
+  vm1: {kind: guest, vm: true}
+  vm1e0: {kind: guest_nic, guest: vm1, mac: '52:54:00:00:09:01', ipv4: 10.9.0.1/24}
+  ns2: {kind: guest_nic, mac: '52:54:00:00:09:02', ipv4: 10.9.0.2/24}
+links: [[hub0, vm1e0], [hub0, ns2]]
+"""
+
+
+def booted(lab, guest: str) -> None:
+    """Until the guest's /init has set its NICs up (it says so on the console)."""
+    log = Path(protocol.lab_dir(lab.name)) / f"{guest}.console.log"
+    wait_for(lambda: log.exists() and "qnet-guest: ready" in log.read_text(errors="replace"), 60, f"{guest} to boot")
+
+
+def vm_state(lab, guest: str, after: float) -> str:
+    return lab.latest(after)["vms"][guest]["state"]
+
+
+def qemu_pid(lab, guest: str) -> int:
+    return int((Path(protocol.lab_dir(lab.name)) / f"{guest}.pid").read_text())
+
+
+def ping(lab, node: str, address: str) -> None:
+    result = lab.exec(node, "ping", "-c", "2", "-W", "3", address)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_vm_and_a_namespace_guest_ping_each_other(make_lab):
+    lab = make_lab("", text=VM_AND_NS)
+    booted(lab, "vm1")
+    ping(lab, "ns2", "10.9.0.1")
+    ping(lab, "vm1", "10.9.0.2")  # through the VM's console shell
+    ping(lab, "vm1e0", "10.9.0.2")  # a NIC of the VM: the same machine
+    s = lab.latest(time.time())
+    assert s["vms"]["vm1"] == {"state": "running", "reason": None, "accel": "tcg", "links": {"vm1e0": True}}
+    assert s["vlans"]["0"]["ports"]["vm1e0"]["kind"] == "stream" and s["vlans"]["0"]["protocols"]["icmp"] >= 8
+    failed = lab.exec("vm1", "sh", "-c", "echo out; exit 3")
+    assert (failed.returncode, failed.stdout) == (3, "out\n")
+
+
+def test_the_router_sample_forwards_through_a_vm_router(make_lab):
+    text = (
+        (SAMPLES / "router.yaml").read_text().replace("    forwarding: true\n", "    forwarding: true\n    vm: true\n")
+    )
+    lab = make_lab("", text=text)
+    booted(lab, "router")
+    before = lab.latest(time.time())
+    ping(lab, "hostA", "10.0.2.10")
+    ping(lab, "hostB", "10.0.1.10")
+    after = lab.latest(time.time())
+    for vlan in ("1", "2"):  # both VLANs carried the pings, the router's ports among them
+        grew = after["vlans"][vlan]["protocols"]["icmp"] - before["vlans"][vlan]["protocols"]["icmp"]
+        assert grew >= 8, (vlan, grew)
+    assert after["vlans"]["1"]["ports"]["router-v1"]["rx_frames"] > 0
+    assert after["vlans"]["2"]["ports"]["router-v2"]["rx_frames"] > 0
+
+
+def test_a_vm_that_dies_is_marked_and_restarts(make_lab):
+    lab = make_lab("", text=VM_AND_NS)
+    booted(lab, "vm1")
+    os.kill(qemu_pid(lab, "vm1"), signal.SIGKILL)
+    wait_for(lambda: vm_state(lab, "vm1", time.time()) == "crashed", 15, "the VM marked crashed")
+    assert "killed by signal 9" in lab.latest(time.time())["vms"]["vm1"]["reason"]
+    assert any("vm1: the VM died" in line for line in lab.errors)
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(protocol.control_path(lab.name)))
+        client.sendall(protocol.encode(protocol.VmControl("vm1")))
+        wait_for(lambda: vm_state(lab, "vm1", time.time()) == "running", 30, "the restarted VM")
+    log = Path(protocol.lab_dir(lab.name)) / "vm1.console.log"
+    wait_for(lambda: log.read_text(errors="replace").count("qnet-guest: ready") == 2, 60, "the second boot")
+    ping(lab, "ns2", "10.9.0.1")  # the lab redialled the new QEMU's NIC
+    assert lab.latest(time.time())["vlans"]["0"]["ports"]["vm1e0"]["connected"]
+
+
+def test_a_killed_worker_and_watchdog_leave_no_qemu(make_lab):
+    lab = make_lab("", text=VM_AND_NS)
+    pid = qemu_pid(lab, "vm1")
+    watchdog = watchdog_of(lab.proc.pid)
+    os.kill(watchdog, signal.SIGKILL)
+    lab.proc.kill()
+    lab.proc.wait()
+    # QEMU goes with its worker (a death signal set before it started).
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 10, "QEMU to end")
+    # The next run of the lab removes what is left of it, and says so.
+    result = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "run", str(lab.file), "--duration", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "removed what a killed run" in result.stderr, result.stderr
+    folder = Path(protocol.lab_dir(lab.name))
+    assert not folder.exists() or not list(folder.glob("vm1.*"))  # no pid file, socket, initrd or log left
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
