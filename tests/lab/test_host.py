@@ -121,7 +121,7 @@ def test_lent_interface_carries_frames_and_comes_back_whole(make_lab, machine):
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert lab.stop() == 0
     # Given back: its name, addresses, routes (another table's too) and state.
-    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+    wait_for(lambda: machine.settled(before), 15, "uplink0 to come back as it was")
 
 
 def test_a_killed_worker_gives_the_interface_back(make_lab, machine):
@@ -130,7 +130,7 @@ def test_a_killed_worker_gives_the_interface_back(make_lab, machine):
     lab.proc.send_signal(signal.SIGKILL)
     lab.proc.wait(10)
     wait_for(lambda: not lab_namespaces(lab.name), 15, "the watchdog to remove the lab")
-    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+    wait_for(lambda: machine.settled(before), 15, "uplink0 to come back as it was")
 
 
 def test_lending_refuses_what_it_cannot_give_back_safely(make_lab, machine):
@@ -169,7 +169,7 @@ def test_next_run_gives_back_what_a_dead_run_and_its_watchdog_left(make_lab, mac
     )
     assert again.returncode == 0, again.stderr
     assert "removed what a killed run of lab" in again.stderr and "wan (gave back uplink0)" in again.stderr
-    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+    wait_for(lambda: machine.settled(before), 15, "uplink0 to come back as it was")
 
 
 def test_a_stranger_that_took_the_name_is_left_alone(make_lab, machine):
@@ -192,7 +192,7 @@ def test_a_host_nic_named_like_a_link_of_the_machine_still_gives_back(make_lab, 
     before = settled_state(machine)
     lab = make_lab("", "--allow-host", text=LAB, inside=machine.ns)
     assert lab.stop() == 0
-    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+    wait_for(lambda: machine.settled(before), 15, "uplink0 to come back as it was")
     assert not any("giving back" in e for e in lab.errors)
 
 
@@ -237,4 +237,4 @@ def test_an_interface_already_home_under_the_labs_name_comes_back_whole(make_lab
     with machine.ipr(f"qnet-{lab.name}") as ipr:  # someone sends it home while the lab has it
         ipr.link("set", index=ipr.link_lookup(ifname="wan")[0], net_ns_fd=machine.ns)
     assert lab.stop() == 0
-    wait_for(lambda: machine.settled(before), 5, "uplink0 to come back as it was")
+    wait_for(lambda: machine.settled(before), 15, "uplink0 to come back as it was")
