@@ -6,6 +6,8 @@ reconnects, and a killed worker leaves no QEMU behind."""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -129,3 +131,36 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_the_console_verb_attaches_a_terminal_until_ctrl_bracket(make_lab):
+    lab = make_lab("", text=VM_AND_NS)
+    booted(lab, "vm1")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "console", str(lab.file), "vm1e0"],  # a NIC names its guest
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = bytearray()
+
+    def screen_has(text: bytes) -> bool:
+        while select.select([controller], [], [], 0.1)[0]:
+            try:
+                seen.extend(os.read(controller, 4096))
+            except OSError:
+                break
+        return text in seen
+
+    try:
+        wait_for(lambda: screen_has(b"qnet-guest: ready vm1"), 20, "the scrollback")  # printed before we came
+        os.write(controller, b"echo sum-$((40+2))\r")
+        wait_for(lambda: screen_has(b"sum-42"), 20, "the guest's answer")
+        os.write(controller, b"\x1d")
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        os.close(controller)
