@@ -21,7 +21,7 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 MAX_LINES = 2000
 _ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|.)")
@@ -112,8 +112,7 @@ class ConsoleScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(f"console of {self.guest} — every key goes to the guest; ctrl+] leaves", id="title")
-        yield ConsoleView(self.terminal)
-        yield Footer()
+        yield ConsoleView(self.terminal)  # no footer: the app's keys are the guest's here
 
     def on_mount(self) -> None:
         self.query_one(ConsoleView).focus()

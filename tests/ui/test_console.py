@@ -76,4 +76,4 @@ async def test_a_vm_guests_state_is_on_its_box(tmp_path):
         stats["vms"]["r1"]["state"] = "running"
         hear(app, stats)
         await pilot.pause()
-        assert app.query_one(TopologyCanvas).live["r1"] == "VM running (TCG)"
+        assert app.query_one(TopologyCanvas).live["r1"] == "VM up · TCG"
