@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "validate": "check topology files; one line per problem, exit 1 on any error",
     "run": "make a topology real in namespaces and forward its frames (headless)",
     "exec": "run a command inside a running lab, at a guest NIC, a host NIC, a bridge or a tap",
+    "console": "attach this terminal to a VM guest's serial console in a running lab (Ctrl-] leaves)",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
@@ -71,6 +72,10 @@ def _seconds(text: str) -> float:
 # Examples under a command's help, where its arguments need showing.
 EXAMPLES: dict[str, str] = {
     "exec": f"example:\n  sudo {PROG} exec lab.yaml vm1 -- ping -c 3 10.0.0.1",
+    "console": (
+        "what the console printed before is shown first (the last 64 KiB); the whole of it is in\n"
+        f"/run/qnet-tui/LAB/GUEST.console.log while the lab runs.\nexample:\n  sudo {PROG} console lab.yaml router"
+    ),
     "qemu-args": (
         "needs QEMU 7.2 or newer (-netdev stream and dgram); start the lab first, then paste the\n"
         f"arguments into the VM's command line:\n  sudo {PROG} qemu-args lab.yaml vm2"
@@ -115,6 +120,9 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
             "or a bridge or tap (the lab's host side, where bridges and taps live)",
         )
         parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments")
+    elif name == "console":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("guest", metavar="GUEST", help="a guest with vm: true (or one of its guest NICs)")
     elif name == "qemu-args":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument(
@@ -202,6 +210,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         exit_with_parent(args.exit_with_parent)
     return run_worker(worker)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.consoleclient import attach
+
+    return attach(args.file, args.guest)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -321,6 +335,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
     "exec": cmd_exec,
+    "console": cmd_console,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "guest-image": cmd_guest_image,

@@ -305,9 +305,9 @@ class Builder:
             self.bridge_port_up(host, node.id)
             port: Port = TapPort(node.id, fd, vnet)
         elif node.is_qemu_vm:
-            # A real QEMU VM is this NIC: the lab serves the socket it plugs into.
+            # A real QEMU VM is this NIC: it listens on a socket in the lab's folder, and the lab dials it.
             try:
-                port = StreamPort(node.id, lab.loop, lab.log, "unix", "listen", qemu_socket(node.id), lab.files)
+                port = StreamPort(node.id, lab.loop, lab.log, "unix", "connect", qemu_socket(node.id), lab.files)
                 port.start()
             except PathError as exc:
                 raise RealizeError(str(exc)) from None

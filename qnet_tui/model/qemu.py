@@ -23,12 +23,14 @@ def _inet(prefix: str, address: str) -> str:
 
 
 def vm_args(t: Topology, node_id: str, runtime_dir: Path) -> list[str]:
-    """The exact arguments for the QEMU VM that is guest NIC node_id."""
+    """The exact arguments for the QEMU VM that is guest NIC node_id. QEMU
+    listens and the lab dials (and redials): QEMU 7.2's stream client never
+    reconnects, so the other way round a lab restart would cut the VM off."""
     node = t.nodes[node_id]
     path = runtime_dir / qemu_socket(node_id)
     return [
         "-netdev",
-        f"stream,id={node_id},server=off,addr.type=unix,addr.path={path}",
+        f"stream,id={node_id},server=on,addr.type=unix,addr.path={path}",
         *device_args(node_id, str(node.get("model")), str(node.attrs["mac"])),
     ]
 

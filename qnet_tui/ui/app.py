@@ -222,6 +222,12 @@ class QnetApp(EditKeys, App[None]):
     def action_demo_traffic(self) -> None:
         self.lab.demo_traffic(self.document.topology, self.canvas.selected)
 
+    def action_console(self) -> None:
+        self.lab.open_console(self.document.topology, self.canvas.selected)
+
+    def action_restart_vm(self) -> None:
+        self.lab.restart_vm(self.document.topology, self.canvas.selected)
+
     def action_toggle_traffic(self) -> None:
         self.lab.toggle()
 

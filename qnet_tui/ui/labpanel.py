@@ -17,10 +17,12 @@ from textual.containers import Vertical
 from textual.message import Message
 
 from qnet_tui import protocol
+from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
 from qnet_tui.protocol import LabState
+from qnet_tui.ui.console import ConsoleScreen
 from qnet_tui.ui.dialogs import DemoTraffic, PathPrompt
 from qnet_tui.ui.labclient import Heard, LabClient
 from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
@@ -118,6 +120,7 @@ class LabPanel(Vertical):
         self.version: object = None  # the editor's version the lab was started from
         self.peers = PeerWatch()
         self.malformed = 0  # worker lines that were no message: a version mismatch, a bug
+        self.consoles: dict[str, ConsoleScreen] = {}  # open, by VM guest
 
     def compose(self) -> ComposeResult:
         yield TrafficView(id="traffic")
@@ -248,6 +251,11 @@ class LabPanel(Vertical):
                     severity="warning",
                 )
 
+    @on(ConsoleHeard)
+    def _console_output(self, event: ConsoleHeard) -> None:
+        if self._ours(event) and (screen := self.consoles.get(event.payload.guest)) is not None:
+            screen.show(protocol.unbase64(event.payload.data) or b"")
+
     @on(HelloHeard)
     def _hello(self, event: HelloHeard) -> None:
         self._ours(event)
@@ -353,6 +361,40 @@ class LabPanel(Vertical):
             title=title,
             severity="information" if proc.returncode == 0 else "warning",
         )
+
+    def vm_guest(self, topology: Topology, node: str | None) -> str | None:
+        """The VM guest a node is (or is a NIC of); None, and the user told, if none."""
+        machine = guests.machine_of(topology, node) if node in topology.nodes else None
+        guest = machine.id if machine is not None and machine.guest is not None else node
+        if guest is None or topology.nodes[guest].kind is not Kind.GUEST or topology.nodes[guest].get("vm") is not True:
+            self.app.notify("Select a VM guest (vm: true) or one of its NICs", severity="warning")
+            return None
+        if not self.running:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return None
+        return guest
+
+    def open_console(self, topology: Topology, node: str | None) -> None:
+        guest = self.vm_guest(topology, node)
+        if guest is None or guest in self.consoles:
+            return
+        screen = self.consoles[guest] = ConsoleScreen(
+            guest, lambda data: self._send(protocol.ConsoleInput.of(guest, data))
+        )
+
+        def closed(_: object) -> None:
+            self.consoles.pop(guest, None)
+            if self.client is not None:
+                self.client.send(protocol.Console(guest, False))
+
+        self._send(protocol.Console(guest, True))  # the scrollback comes first
+        self.app.push_screen(screen, closed)
+
+    def restart_vm(self, topology: Topology, node: str | None) -> None:
+        guest = self.vm_guest(topology, node)
+        if guest is not None:
+            self._send(protocol.VmControl(guest))
+            self.app.notify(f"Restarting the VM {guest}", title="Lab")
 
     def toggle(self) -> None:
         self.toggle_class("-shown")

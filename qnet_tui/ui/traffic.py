@@ -157,6 +157,8 @@ def live_counters(snapshot: Stats) -> dict[str, str]:
     hub's rate; a port's counters, or that it is cut for a loop, or that a
     socket has no peer (the pane has the rest)."""
     live: dict[str, str] = {}
+    for guest, vm in (snapshot.vms or {}).items():
+        live[guest] = f"VM up · {vm['accel'].upper()}" if vm["state"] == "running" else f"VM {vm['state']}"
     for stats in snapshot.hubs:
         live[stats["hub"]] = f"{stats['fps']:.0f} frames/s"
         for name, port in stats["ports"].items():

@@ -6,6 +6,7 @@ slirp's gateway through our hub, over stream and over dgram."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import shutil
 import socket
@@ -111,5 +112,23 @@ def test_guest_nic_that_is_a_qemu_vm(make_lab):
     lab = make_lab("", text=text)
     argv = qemu_args(lab, "vm2")
     assert argv[2:] == ["-device", "e1000,netdev=vm2,mac=52:54:00:00:00:02"]
+    assert ",server=on," in argv[1]  # QEMU listens, the lab dials
     with plugged_in(lab, "vm2", [*Q35, *argv]):
         assert lab.exec("vm2", "true").returncode == 1  # no namespace: it is a VM
+        # A lab restart: the VM was never told, and it is plugged in again.
+        assert lab.stop() == 0
+        again = subprocess.Popen(
+            [sys.executable, "-m", "qnet_tui", "run", str(lab.file), "--json", "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            for line in again.stdout:  # a statistics line five times a second
+                if json.loads(line)["vlans"]["0"]["ports"]["vm2"]["connected"] or time.monotonic() > deadline:
+                    break
+            assert json.loads(line)["vlans"]["0"]["ports"]["vm2"]["connected"], "the VM did not plug in again"
+        finally:
+            again.terminate()
+            assert again.wait(30) == 0

@@ -6,6 +6,8 @@ reconnects, and a killed worker leaves no QEMU behind."""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -129,3 +131,64 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_the_console_verb_attaches_a_terminal_until_ctrl_bracket(make_lab):
+    lab = make_lab("", text=VM_AND_NS)
+    booted(lab, "vm1")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "console", str(lab.file), "vm1e0"],  # a NIC names its guest
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = bytearray()
+
+    def screen_has(text: bytes) -> bool:
+        while select.select([controller], [], [], 0.1)[0]:
+            try:
+                seen.extend(os.read(controller, 4096))
+            except OSError:
+                break
+        return text in seen
+
+    try:
+        wait_for(lambda: screen_has(b"qnet-guest: ready vm1"), 20, "the scrollback")  # printed before we came
+        os.write(controller, b"echo sum-$((40+2))\r")
+        wait_for(lambda: screen_has(b"sum-42"), 20, "the guest's answer")
+        os.write(controller, b"\x1d")
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        os.close(controller)
+
+
+def test_a_disk_image_boots_through_an_overlay_and_stays_untouched(make_lab, tmp_path):
+    base = tmp_path / "disk.qcow2"
+    subprocess.run([vm.QEMU_IMG, "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
+    before = base.read_bytes()
+    text = VM_AND_NS.replace("vm1: {kind: guest, vm: true}", f"vm1: {{kind: guest, vm: true, disk: '{base}'}}")
+    lab = make_lab("", text=text)
+    overlay = Path(protocol.lab_dir(lab.name)) / "vm1.overlay.qcow2"
+    info = subprocess.run([vm.QEMU_IMG, "info", "-U", str(overlay)], capture_output=True, text=True, check=True)
+    assert f"backing file: {base}" in info.stdout and "backing file format: qcow2" in info.stdout
+    wait_for(lambda: vm_state(lab, "vm1", time.time()) == "running", 15, "the VM")  # its firmware finds no system
+    assert lab.stop() == 0
+    assert base.read_bytes() == before and not overlay.exists()
+
+
+def test_a_kernel_of_ones_own_boots(make_lab):
+    from qnet_tui.lab import guestimage
+
+    image = guestimage.ensure()  # built once, as the lab builds it for the tests above
+    text = VM_AND_NS.replace(
+        "vm1: {kind: guest, vm: true}",
+        f"vm1: {{kind: guest, vm: true, kernel: '{image.kernel}', initrd: '{image.initrd}', append: quiet}}",
+    )
+    lab = make_lab("", text=text)
+    booted(lab, "vm1")  # the image's /init, with no configuration of ours: no addresses
+    cmdline = lab.exec("vm1", "cat", "/proc/cmdline")
+    assert cmdline.returncode == 0 and cmdline.stdout.strip() == "console=ttyS0 quiet"
