@@ -219,7 +219,7 @@ HUB_SHAPE = {
 
 
 class VmStats(TypedDict):
-    state: str  # starting, running, paused, stopped, crashed
+    state: str  # starting, booting (the built-in guest, until it is ready), running, paused, stopped, crashed
     reason: str | None
     accel: str  # kvm, tcg
     links: dict[str, bool]  # per NIC: up as the guest sees it

@@ -22,8 +22,11 @@ Send = Callable[[Client, bytes], None]
 
 
 class ConsoleRelay:
-    def __init__(self, loop: Loop, guest: str, path: str, send: Send) -> None:
+    def __init__(
+        self, loop: Loop, guest: str, path: str, send: Send, on_output: Callable[[bytes], None] = lambda data: None
+    ) -> None:
         self.loop, self.guest, self.path, self.send = loop, guest, path, send
+        self.on_output = on_output  # the VM's state follows what it prints (booting, then ready)
         self.sock: socket.socket | None = None
         self.scrollback = bytearray()
         self.watchers: set[Client] = set()
@@ -59,6 +62,7 @@ class ConsoleRelay:
             return
         self.scrollback += data
         del self.scrollback[:-SCROLLBACK]
+        self.on_output(data)
         message = protocol.encode(protocol.ConsoleOutput.of(self.guest, data))
         for client in list(self.watchers):
             self.send(client, message)

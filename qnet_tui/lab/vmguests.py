@@ -21,7 +21,7 @@ from qnet_tui.lab import vm
 from qnet_tui.lab.accel import Accel
 from qnet_tui.lab.console import ConsoleRelay, Send
 from qnet_tui.lab.guestimage import GuestImage
-from qnet_tui.lab.guestinit import GuestConfig, NicConfig
+from qnet_tui.lab.guestinit import READY_MARK, GuestConfig, NicConfig
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.qmp import Qmp
 from qnet_tui.model.guests import Machine
@@ -90,11 +90,13 @@ class VmGuest:
         self.files = vm.VmFiles(folder, machine.id)
         self.loop, self.log, self.accel, self.image = loop, log, accel, image
         self.proc: subprocess.Popen | None = None
-        self.state = "stopped"  # starting, running, paused, stopped, crashed
+        self.state = "stopped"  # starting, booting, running, paused, stopped, crashed
         self.reason: str | None = None
         self.qmp: Qmp | None = None
-        self.console = ConsoleRelay(loop, machine.id, str(self.files.console), send)
+        self.console = ConsoleRelay(loop, machine.id, str(self.files.console), send, self._on_console)
+        self._heard = b""  # the console's last bytes, where the ready mark may be cut in two
         self.links: dict[str, bool] = {nic.id: True for nic in self.spec.nics}
+        self.ready = False  # the built-in guest's /init has configured its NICs
 
     @property
     def record(self) -> dict[str, Any]:
@@ -116,7 +118,7 @@ class VmGuest:
             self.proc = vm.start(spec, self.files, self.accel.name)
         except vm.VmError as exc:
             raise VmGuestError(str(exc)) from None
-        self.state, self.reason = "starting", None
+        self.state, self.reason, self.ready, self._heard = "starting", None, False, b""
         wanted = [self.files.qmp, self.files.console, *(self.files.nic_socket(n.id) for n in spec.nics)]
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not all(p.exists() for p in wanted):
@@ -145,13 +147,26 @@ class VmGuest:
 
     def _status(self, value: dict[str, Any] | None, error: str | None) -> None:
         if value is not None:
-            self.state = "running" if value.get("running") else "paused"
+            self.state = self._running() if value.get("running") else "paused"
+
+    def _running(self) -> str:
+        """The built-in guest is booting until its /init says it is ready;
+        of a kernel or disk of the user's, QEMU running is all we know."""
+        return "booting" if self.config is not None and not self.ready else "running"
+
+    def _on_console(self, data: bytes) -> None:
+        if not self.ready:
+            self._heard = (self._heard + data)[-256:]
+            if READY_MARK.encode() in self._heard:
+                self.ready = True
+                if self.state == "booting":
+                    self.state = "running"
 
     def _on_event(self, name: str, data: dict[str, Any]) -> None:
         if name == "STOP":
             self.state = "paused"
         elif name == "RESUME":
-            self.state = "running"
+            self.state = self._running()
         elif name == "SHUTDOWN":
             self.state, self.reason = "stopped", f"the guest shut down ({data.get('reason', 'no reason given')})"
         elif name == "GUEST_PANICKED":

@@ -58,6 +58,9 @@ def ping(lab, node: str, address: str) -> None:
 
 def test_a_vm_and_a_namespace_guest_ping_each_other(make_lab):
     lab = make_lab("", text=VM_AND_NS)
+    states = {vm_state(lab, "vm1", 0.0)}
+    wait_for(lambda: states.add(vm_state(lab, "vm1", time.time())) or "running" in states, 60, "the VM running")
+    assert "booting" in states  # until the guest's /init said it was ready
     booted(lab, "vm1")
     ping(lab, "ns2", "10.9.0.1")
     ping(lab, "vm1", "10.9.0.2")  # through the VM's console shell
