@@ -328,7 +328,8 @@ class Help(_Modal):
 
 class DemoTraffic(_Modal):
     """What traffic to send from a guest NIC; dismisses with the command
-    (argv to run inside the guest) or None."""
+    (argv to run inside the guest) or None. A VM guest's NIC (vm_ifname: its
+    interface there) gets what its busybox has: ping and arping."""
 
     DEFAULT_CSS = """
     DemoTraffic Select { width: 40; }
@@ -339,20 +340,18 @@ class DemoTraffic(_Modal):
     SUBMITS: ClassVar[dict[str, str]] = {"target": "send", "count": "send"}
     COUNTS: ClassVar[dict[str, str]] = {"ping": "3", "udp": "100"}  # what each sends unless told; arp, dhcp: one
 
-    def __init__(self, node: str, target: str) -> None:
+    def __init__(self, node: str, target: str, vm_ifname: str | None = None) -> None:
         super().__init__()
-        self.node, self.target = node, target
+        self.node, self.target, self.vm_ifname = node, target, vm_ifname
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Send traffic from {self.node}", classes="question")
+            kinds = [("ping an address", "ping"), ("ARP who-has", "arp")]
+            if self.vm_ifname is None:
+                kinds += [("DHCP discover", "dhcp"), ("a burst of UDP frames", "udp")]
             yield Select(
-                [
-                    ("ping an address", "ping"),
-                    ("ARP who-has", "arp"),
-                    ("DHCP discover", "dhcp"),
-                    ("a burst of UDP frames", "udp"),
-                ],
+                kinds,
                 value="ping",
                 allow_blank=False,
                 id="what",
@@ -396,6 +395,8 @@ class DemoTraffic(_Modal):
             return
         if what == "ping":
             self.dismiss(["ping", "-c", count, "-i", "0.2", "-W", "1", target])
+        elif self.vm_ifname is not None:
+            self.dismiss(["arping", "-c", "1", "-I", self.vm_ifname, target])
         elif what == "udp":
             self.dismiss([sys.executable, "-m", "qnet_tui.lab.demo", "udp", target, count])
         else:

@@ -333,12 +333,14 @@ class LabPanel(Vertical):
             "",
         )
         lab_file = self.client.file
+        machine = guests.machine_of(topology, node)
+        vm_ifname = machine.ifname(node) if machine is not None and machine.is_vm else None
 
         def chosen(cmd: list[str] | None) -> None:
             if cmd:
                 self.send_traffic(lab_file, node, cmd)
 
-        self.app.push_screen(DemoTraffic(node, target), chosen)
+        self.app.push_screen(DemoTraffic(node, target, vm_ifname), chosen)
 
     @work(group="traffic", exit_on_error=False)
     async def send_traffic(self, lab_file: Path, node: str, cmd: list[str]) -> None:

@@ -68,6 +68,12 @@ def test_a_vm_and_a_namespace_guest_ping_each_other(make_lab):
     s = lab.latest(time.time())
     assert s["vms"]["vm1"] == {"state": "running", "reason": None, "accel": "tcg", "links": {"vm1e0": True}}
     assert s["vlans"]["0"]["ports"]["vm1e0"]["kind"] == "stream" and s["vlans"]["0"]["protocols"]["icmp"] >= 8
+    for demo in (
+        ["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.9.0.2"],
+        ["arping", "-c", "1", "-I", "eth0", "10.9.0.2"],
+    ):
+        sent = lab.exec("vm1e0", *demo)  # what the app's g sends from a VM's NIC
+        assert sent.returncode == 0, sent.stdout + sent.stderr
     failed = lab.exec("vm1", "sh", "-c", "echo out; exit 3")
     assert (failed.returncode, failed.stdout) == (3, "out\n")
 

@@ -105,6 +105,21 @@ async def test_demo_traffic_labels_its_fields_and_counts_what_it_sends():
     assert app.results == [["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.0.0.2"]]
 
 
+async def test_demo_traffic_from_a_vm_offers_what_its_busybox_has():
+    dialog = DemoTraffic("r1e1", "10.0.0.2", vm_ifname="eth1")
+    app = Host(dialog)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        what = dialog.query_one("#what", Select)
+        assert [value for _, value in what._options if value != Select.NULL] == ["ping", "arp"]
+        what.value = "arp"
+        await pilot.pause()
+        dialog.query_one("#target", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [["arping", "-c", "1", "-I", "eth1", "10.0.0.2"]]
+
+
 async def test_demo_traffic_refuses_a_count_of_nothing():
     dialog = DemoTraffic("vm1", "10.0.0.2")
     app = Host(dialog)
