@@ -13,12 +13,15 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from qnet_tui import protocol
 from qnet_tui.lab.worker import is_running
 
 from .conftest import lab_namespaces, wait_for
 
 ROUNDS = int(os.environ.get("QNET_FAULT_ROUNDS", "50"))
+VM_ROUNDS = int(os.environ.get("QNET_FAULT_VM_ROUNDS", "12"))  # each boots a VM under TCG
 TOPOLOGY = (
     "version: 1\nname: {name}\nnodes:\n  eth0: {{kind: host_nic, ipv4: 10.0.0.1/24}}\n  br0: {{kind: bridge}}\n"
     "  tap0: {{kind: tap}}\n  hub0: {{kind: hub, vlan: 0}}\n"
@@ -45,16 +48,45 @@ def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def test_random_kills_leave_nothing(tmp_path, runtime):
+# A VM guest on the same hub: its QEMU must go with the lab, however the lab goes.
+WITH_VM = TOPOLOGY.replace(
+    "links: [",
+    "  r1: {{kind: guest, vm: true}}\n  r1e0: {{kind: guest_nic, guest: r1, mac: '52:54:00:00:00:02'}}\n"
+    "links: [[hub0, r1e0], ",
+)
+
+
+def qemus_of(name: str) -> list[int]:
+    """QEMU processes started for lab `name` (their files are in its folder)."""
+    folder = str(protocol.lab_dir(name)).encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"qemu-system-x86_64") and any(folder in a for a in argv):
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("topology", "rounds", "longest"),
+    [(TOPOLOGY, ROUNDS, 1.2), (WITH_VM, VM_ROUNDS, 3.0)],
+    ids=["namespaces", "with-a-vm"],
+)
+def test_random_kills_leave_nothing(tmp_path, runtime, topology, rounds, longest):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     name = f"f{uuid.uuid4().hex[:8]}"
     file = tmp_path / "lab.yaml"
-    file.write_text(TOPOLOGY.format(name=name))
+    file.write_text(topology.format(name=name))
     run = [sys.executable, "-m", "qnet_tui", "run", str(file), "--interval", "0.2"]
-    for round_ in range(ROUNDS):
+    for round_ in range(rounds):
         what = rng.choice(["worker", "worker+watchdog", "app", "stopping"])
-        delay = rng.uniform(0.0, 1.2)  # inside start (namespaces half made) or while running
+        delay = rng.uniform(0.0, longest)  # inside start (namespaces half made, a VM starting) or while running
         if what == "app":
             app = subprocess.Popen(
                 [
@@ -85,11 +117,14 @@ def test_random_kills_leave_nothing(tmp_path, runtime):
             worker.wait()
         # Whatever survived finishes on its own (a worker stopping, a watchdog clearing).
         wait_for(lambda: not is_running(name), 20, f"round {round_} ({what}) to settle, seed {seed}")
+        wait_for(lambda: not qemus_of(name), 10, f"round {round_} ({what}): its QEMU to end, seed {seed}")
     # The next run starts cleanly, removing what a killed run and its killed watchdog left.
     final = subprocess.run([*run, "--duration", "0.3"], capture_output=True, text=True, timeout=60)
     assert final.returncode == 0, f"seed {seed}: {final.stderr}"
     assert lab_namespaces(name) == [], f"seed {seed}"
     assert not protocol.state_path(name).exists()
+    assert not protocol.lab_dir(name).exists(), list(protocol.lab_dir(name).iterdir())  # no overlay, log, socket
+    assert qemus_of(name) == []
 
 
 REAPER = """\
