@@ -118,7 +118,12 @@ def box_text(node: Node, machine: guests.Machine | None = None) -> tuple[str, tu
         extra = (f"{text('transport')} {text('mode')}".strip(), text("address"))
     elif kind is Kind.GUEST:
         count = len(machine.nics) if machine else 0
-        extra = ("forwarding on" if a.get("forwarding") is True else "", f"{count} NIC{'' if count == 1 else 's'}")
+        nics = f"{count} NIC{'' if count == 1 else 's'}"
+        if a.get("vm") is True:  # what it boots, and its NICs
+            boots = "disk" if "disk" in a else "kernel" if "kernel" in a else "built-in"
+            extra = (f"VM {boots}" + (", router" if a.get("forwarding") is True else ""), nics)
+        else:
+            extra = ("forwarding on" if a.get("forwarding") is True else "", nics)
     else:
         extra = ("", "")
     title = kind.title if kind else f"? {node.kind}"

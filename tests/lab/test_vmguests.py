@@ -21,7 +21,7 @@ import pytest
 from qnet_tui import protocol
 from qnet_tui.lab import vm
 
-from .conftest import SAMPLES, wait_for, watchdog_of
+from .conftest import wait_for, watchdog_of
 
 pytestmark = pytest.mark.skipif(shutil.which(vm.QEMU) is None, reason="needs qemu-system-x86_64")
 
@@ -79,10 +79,7 @@ def test_a_vm_and_a_namespace_guest_ping_each_other(make_lab):
 
 
 def test_the_router_sample_forwards_through_a_vm_router(make_lab):
-    text = (
-        (SAMPLES / "router.yaml").read_text().replace("    forwarding: true\n", "    forwarding: true\n    vm: true\n")
-    )
-    lab = make_lab("", text=text)
+    lab = make_lab("vm-router.yaml")
     booted(lab, "router")
     before = lab.latest(time.time())
     ping(lab, "hostA", "10.0.2.10")

@@ -30,7 +30,7 @@ def test_samples_validate_clean():
     unlinked = "is not connected to the host network (no tap or socket)"
     assert [(Path(m["file"]).name, m["sev"], m["msg"]) if m else None for m in said] == [
         (sample, "warning", f"hub{n}: hub of VLAN {n} {unlinked}")
-        for sample in ("router.yaml", "two-vlans.yaml")
+        for sample in ("router.yaml", "two-vlans.yaml", "vm-router.yaml")
         for n in (1, 2)
     ]
     assert result.stderr.count(": valid:") == len(SAMPLES)

@@ -105,6 +105,8 @@ def test_a_guest_stands_over_its_nics():
     assert not [b for b in lay.boxes.values() if b.x == guest.x and guest.y < b.y < v2.y and b not in (v1, v2)]
     assert (guest.title, guest.lines) == ("guest", ("router", "forwarding on", "2 NICs"))
     assert (v1.title, v2.title, lay.boxes["hostA"].title) == ("router eth0", "router eth1", "guest NIC")
+    vm = load_file(SAMPLES[[p.name for p in SAMPLES].index("vm-router.yaml")]).topology
+    assert check(vm).boxes["router"].lines == ("router", "VM built-in, router", "2 NICs")
 
 
 def test_a_long_guest_name_keeps_the_interface_in_the_title():
