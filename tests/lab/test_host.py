@@ -102,7 +102,8 @@ def settled_state(m: Machine) -> dict:
         local = {a[2] for a in state["addresses"] if a[0].startswith("fe80:")}
         held = last and last[-1] == state
         last.append(state)
-        return state if up <= local and held else None
+        # uplink0's carrier comes when its LAN peer is up, a moment after it is set up.
+        return state if "uplink0" in up and up <= local and held else None
 
     return wait_for(steady, 10, "link-local addresses on every link that is up, held over two reads")
 
