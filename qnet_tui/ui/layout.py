@@ -121,7 +121,7 @@ def box_text(node: Node, machine: guests.Machine | None = None) -> tuple[str, tu
         nics = f"{count} NIC{'' if count == 1 else 's'}"
         if a.get("vm") is True:  # what it boots, and its NICs
             boots = "disk" if "disk" in a else "kernel" if "kernel" in a else "built-in"
-            extra = (f"VM {boots}" + (", router" if a.get("forwarding") is True else ""), nics)
+            extra = (f"VM {boots}", nics + (", router" if a.get("forwarding") is True else ""))
         else:
             extra = ("forwarding on" if a.get("forwarding") is True else "", nics)
     else:

@@ -64,3 +64,46 @@ def test_live_traffic_panes(snap_compare):
 
     app = make_app(SAMPLE, "qnet-dark")
     assert snap_compare(app, terminal_size=(160, 50), run_before=replay)
+
+
+def test_vm_console(snap_compare):
+    """The console of vm-router.yaml's router, fed what a real boot and two
+    commands printed (the README's picture)."""
+    from qnet_tui import protocol
+    from tests.ui.test_traffic_replay import SentToWorker
+
+    printed = (Path(__file__).parent / "replays" / "vm-console.txt").read_bytes()
+
+    async def open_console(pilot) -> None:
+        app = pilot.app
+        app.lab.client = SentToWorker()
+        hear(app, {"type": "state", "state": "running"})
+        await pilot.pause()
+        app.query_one("TopologyCanvas").select("router")
+        await pilot.press("v")
+        output = protocol.ConsoleOutput.of("router", printed)
+        hear(app, {"type": "console_output", "guest": "router", "data": output.data})
+        await pilot.pause()
+        await still(pilot)
+
+    vm_router = next(p for p in SAMPLES if p.name == "vm-router.yaml")
+    assert snap_compare(make_app(vm_router, "qnet-dark"), terminal_size=(110, 30), run_before=open_console)
+
+
+def test_vm_router_demo(snap_compare):
+    """vm-router.yaml running, hostA pinging hostB through the VM router: the
+    recorded stream of a real lab (the README's picture)."""
+    import json
+
+    recording = Path(__file__).parent / "replays" / "vm-router.jsonl"
+
+    async def replay(pilot) -> None:
+        app = pilot.app
+        app.lab.add_class("-shown")
+        for line in recording.read_text().splitlines():
+            hear(app, json.loads(line))
+            await pilot.pause()
+        await still(pilot)
+
+    vm_router = next(p for p in SAMPLES if p.name == "vm-router.yaml")
+    assert snap_compare(make_app(vm_router, "qnet-dark"), terminal_size=(160, 50), run_before=replay)

@@ -215,6 +215,9 @@ class SentToWorker:
         self.sent.append(message)
         return True
 
+    def stop(self) -> None:
+        self.sent.append(protocol.Stop())
+
 
 async def test_capture_finds_the_pane_of_nodes_whose_ids_hold_dashes(tmp_path):
     from qnet_tui.model.yamlio import load_text

@@ -106,7 +106,7 @@ def test_a_guest_stands_over_its_nics():
     assert (guest.title, guest.lines) == ("guest", ("router", "forwarding on", "2 NICs"))
     assert (v1.title, v2.title, lay.boxes["hostA"].title) == ("router eth0", "router eth1", "guest NIC")
     vm = load_file(SAMPLES[[p.name for p in SAMPLES].index("vm-router.yaml")]).topology
-    assert check(vm).boxes["router"].lines == ("router", "VM built-in, router", "2 NICs")
+    assert check(vm).boxes["router"].lines == ("router", "VM built-in", "2 NICs, router")
 
 
 def test_a_long_guest_name_keeps_the_interface_in_the_title():
