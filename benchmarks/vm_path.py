@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import queue
 import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,20 +78,27 @@ def wait(what: str, done, timeout: float = 60.0):
 
 
 class DirectConsole:
-    """A console client straight on QEMU's console socket (the bridge side has no lab)."""
+    """A console client straight on QEMU's console socket (the bridge side has
+    no lab). It drains the socket all the time, as the lab's relay does: a
+    guest whose console output is not read stalls at its next write."""
 
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.connect(str(path))
+        self.chunks: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while data := self.sock.recv(65536):
+            self.chunks.put(data)
 
     def type(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def read(self, timeout: float) -> bytes:
-        self.sock.settimeout(timeout)
         try:
-            return self.sock.recv(65536)
-        except TimeoutError:
+            return self.chunks.get(timeout=timeout)
+        except queue.Empty:
             return b""
 
 
