@@ -137,10 +137,15 @@ class QnetApp(EditKeys, App[None]):
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
         self.refresh_diagnostics()
 
+    @property
+    def unsaved(self) -> bool:
+        """Edits since the last save, or nodes in no file at all (an import)."""
+        return self.editor.changed or (self.document.path is None and bool(self.document.topology.nodes))
+
     def refresh_title(self) -> None:
         doc, lab = self.document, self.lab
         name = doc.path.name if doc.path else "new topology"
-        marker = " ●" if self.editor.changed else ""
+        marker = " ●" if self.unsaved else ""
         lab_name = f" — lab {doc.topology.name}" if isinstance(doc.topology.name, str) else ""
         state = ""
         if lab.state:
@@ -261,7 +266,7 @@ class QnetApp(EditKeys, App[None]):
             self.notify(f"A moment: {self.busy}", severity="warning")
             return False
         with self._busy("saving"):
-            answer = await files.may_leave(self, self.document, self.editor.changed, doing)
+            answer = await files.may_leave(self, self.document, self.unsaved, doing)
         if isinstance(answer, Path):
             self.editor.mark_saved()
             self.refresh_title()

@@ -376,12 +376,37 @@ async def test_import_qemu_from_the_palette(seed):
         assert any("user-mode networking" in n for n in notes(app))
         await app.run_action("import_qemu")
         await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)  # the first import is in no file yet
+        await pilot.press("left", "enter")  # discard it
+        await pilot.pause()
         stream = "-netdev stream,id=q0,server=off,addr.type=unix,addr.path=/tmp/q0.sock -device e1000,netdev=q0"
         app.screen.query_one("#args", Input).value = stream
         await pilot.press("enter")
         await pilot.pause()
         assert app.document.topology.nodes["q0"].attrs["external"] is True
         assert any("q0: unix path /tmp/q0.sock is outside the lab's folder" in n for n in notes(app))
+
+
+async def test_an_import_is_unsaved_until_saved(seed, tmp_path):
+    """An imported topology is in no file: the title marks it, and quitting asks."""
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.run_action("import_qemu")
+        await pilot.pause()
+        app.screen.query_one("#args", Input).value = "-net nic,vlan=1 -net nic,vlan=1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.sub_title.startswith("new topology ●")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)
+        await pilot.press("enter")  # save: where to?
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt)
+        app.screen.query_one(Input).value = str(tmp_path / "imported.yaml")
+        await pilot.press("enter")
+        await pilot.pause()
+    assert set(load_file(tmp_path / "imported.yaml").topology.nodes) == {"hub1", "vm1", "vm2"}
 
 
 async def test_running_a_real_interface_needs_allow_host(tmp_path):
