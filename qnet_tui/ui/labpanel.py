@@ -86,6 +86,17 @@ class LabExited(Message):
         self.client, self.code, self.reason = client, code, reason
 
 
+DEMO_NAMES = {"arp": "ARP who-has", "dhcp": "DHCP discover", "udp": "UDP burst"}
+
+
+def sent_what(cmd: list[str]) -> str:
+    """What a demo command sends, for its notice: the demo module runs under
+    Python, whose name would say nothing."""
+    if cmd[1:3] == ["-m", "qnet_tui.lab.demo"] and len(cmd) > 3:
+        return DEMO_NAMES.get(cmd[3], cmd[3])
+    return cmd[0].rsplit("/", 1)[-1]
+
+
 class LabPanel(Vertical):
     DEFAULT_CSS = """
     LabPanel { display: none; height: 55%; }
@@ -326,7 +337,7 @@ class LabPanel(Vertical):
     @work(group="traffic", exit_on_error=False)
     async def send_traffic(self, lab_file: Path, node: str, cmd: list[str]) -> None:
         """Run cmd in the guest (`qnet-tui exec`) and say how it went."""
-        title = f"{node}: {cmd[0].rsplit('/', 1)[-1]}"
+        title = f"{node}: {sent_what(cmd)}"
         try:
             proc = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "qnet_tui", "exec", str(lab_file), node, "--", *cmd),

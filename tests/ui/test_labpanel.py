@@ -131,3 +131,21 @@ def test_every_worker_of_the_ui_reports_its_failure_instead_of_ending_the_app():
     ]
     assert len(workers) >= 7
     assert [w for w in workers if "exit_on_error=False" not in w[1]] == []
+
+
+async def test_demo_traffic_notices_name_what_was_sent_not_the_interpreter(tmp_path):
+    """ARP, DHCP and UDP are sent by a Python module inside the guest: the
+    notice is titled by what it sent, as ping's is by ping."""
+    import sys
+
+    app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        for cmd, title in (
+            ([sys.executable, "-m", "qnet_tui.lab.demo", "dhcp"], "vm1: DHCP discover"),
+            ([sys.executable, "-m", "qnet_tui.lab.demo", "udp", "10.0.0.2", "5"], "vm1: UDP burst"),
+            (["ping", "-c", "1", "10.0.0.2"], "vm1: ping"),
+        ):
+            # No lab runs at that file: exec fails, and the notice still says what it tried.
+            await app.lab.send_traffic(tmp_path / "no-lab.json", "vm1", cmd).wait()
+            await pilot.pause()
+            assert app._notifications and list(app._notifications)[-1].title == title
