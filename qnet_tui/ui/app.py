@@ -240,12 +240,16 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_save(self) -> None:
+        if not self._editable():
+            return
         path = self.document.path or await files.ask_path(self, self.document)
         if path is not None:
             await self._save(path)
 
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_save_as(self) -> None:
+        if not self._editable():  # say so before asking where
+            return
         path = await files.ask_path(self, self.document)
         if path is not None:
             await self._save(path)

@@ -305,6 +305,9 @@ async def test_load_error_opens_read_only(tmp_path):
         assert any("read-only" in n for n in notes(app))
         await pilot.press("ctrl+s")
         await pilot.pause()
+        await pilot.press("f2")  # refused at once, not after a path was chosen
+        await pilot.pause()
+        assert not isinstance(app.screen, PathPrompt)
     assert bad.read_text() == original
 
 
