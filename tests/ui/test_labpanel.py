@@ -4,9 +4,12 @@ a failing worker is a notice, and saving leaves the event loop free."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from qnet_tui import protocol
@@ -149,3 +152,65 @@ async def test_demo_traffic_notices_name_what_was_sent_not_the_interpreter(tmp_p
             await app.lab.send_traffic(tmp_path / "no-lab.json", "vm1", cmd).wait()
             await pilot.pause()
             assert app._notifications and list(app._notifications)[-1].title == title
+
+
+def test_the_client_leaves_another_process_lab_of_the_same_name_alone(tmp_path, monkeypatch):
+    """`qnet-tui run lab.yaml` in a terminal and r in the app on the same lab:
+    the app's worker cannot start, and its client, finding the other lab's
+    control socket, must neither show that lab as its own nor stop it; it
+    says why its worker failed."""
+    import socket
+    import subprocess
+    import sys
+
+    from qnet_tui.ui import labclient
+
+    path = tmp_path / "control.sock"
+    monkeypatch.setattr(protocol, "control_path", lambda lab: path)
+    # Our worker: up a moment, then refused, as a second run of a lab is.
+    script = (
+        "import sys, time; time.sleep(0.5)\n"
+        "print('qnet-tui: error: lab seed is already running', file=sys.stderr); sys.exit(1)"
+    )
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(
+        labclient.subprocess, "Popen", lambda argv, **kw: real_popen([sys.executable, "-c", script], **kw)
+    )
+
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # the other lab's worker
+    other.bind(str(path))
+    other.listen(8)
+    peers: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                peer, _ = other.accept()
+            except OSError:
+                return
+            peers.append(peer)
+            hello = protocol.Hello("seed", None, os.getpid(), protocol.PROTOCOL_VERSION)
+            with contextlib.suppress(OSError):  # the client may hang up at once
+                peer.sendall(protocol.encode(hello) + protocol.encode(protocol.State(LabState.RUNNING)))
+
+    threading.Thread(target=serve, daemon=True).start()
+    heard: list[object] = []
+    exited = threading.Event()
+    result: list[tuple[int, str]] = []
+    client = LabClient("", "seed", on_message=lambda m, s: heard.append(m),
+                       on_exit=lambda c, r: (result.append((c, r)), exited.set()))  # fmt: skip
+    try:
+        client.start()
+        for _ in range(100):  # until the client has met the other lab at least once
+            if peers:
+                break
+            time.sleep(0.02)
+        time.sleep(0.1)  # the other lab's hello read
+        assert not client.send(protocol.Stop())  # s now would be for our worker, never the other lab
+        assert exited.wait(10), "the client followed the other lab instead of its own worker"
+    finally:
+        other.close()
+        for peer in peers:
+            peer.close()
+    assert result == [(1, "lab seed is already running")]
+    assert heard == []  # nothing of the other lab shown as ours
