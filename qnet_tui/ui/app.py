@@ -307,8 +307,11 @@ class QnetApp(EditKeys, App[None]):
         self.push_screen(Help(keys.help_rows(self)))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield from keys.system_commands(self)
+        ours = list(keys.system_commands(self))
+        # Textual's own Quit (it would call ours anyway) and Keys (its key panel) would be twins of ours.
+        taken = {c.title for c in ours}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in taken)
+        yield from ours
 
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:

@@ -75,10 +75,18 @@ def help_rows(app: App) -> list[tuple[str, str]]:
     return [(app.get_key_display(b), COMMANDS_HELP[b.action]) for b in first.values()] + MORE_KEYS
 
 
+# Palette titles of the actions with no key.
+TITLES = {"import_qemu": "Import QEMU"}
+
+
 def system_commands(app: App) -> Iterable[SystemCommand]:
-    """Every action in the command palette, by its name."""
+    """Every action in the command palette, under the name the footer and
+    the `?` screen give its key."""
+    names = dict(TITLES)
+    for b in BINDINGS:
+        if isinstance(b, Binding):
+            names.setdefault(b.action, b.description)
     for action, text in COMMANDS_HELP.items():
         if action == "confirm":
             continue  # a step of connect, not a command of its own
-        title = action.replace("_", " ").capitalize()
-        yield SystemCommand(title, text, lambda a=action: app.run_action(a))
+        yield SystemCommand(names[action], text, lambda a=action: app.run_action(a))

@@ -339,6 +339,13 @@ async def test_help_and_palette(seed):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Add", "Connect", "Disconnect", "Delete", "Duplicate", "Undo", "Redo", "Save", "Save as", "Open"):
             assert title in titles
+        # The footer's names, each once: no second Quit or Keys from Textual.
+        for title in ("Run", "Stop", "Send traffic", "Capture", "Traffic", "Pause log", "Filter", "Keys", "Quit"):
+            assert titles.count(title) == 1, title
+        keys = next(c for c in app.get_system_commands(app.screen) if c.title == "Keys")
+        app.call_later(keys.callback)  # as the palette runs it
+        await pilot.pause()
+        assert isinstance(app.screen, Help)  # the keys of this app, as ? shows them
 
 
 async def test_themes_switch_and_broken_theme_is_reported(seed):
@@ -366,7 +373,7 @@ async def test_import_qemu_from_the_palette(seed):
 
     app = app_for(seed)
     async with app.run_test(size=SIZE) as pilot:
-        assert "Import qemu" in [c.title for c in app.get_system_commands(app.screen)]
+        assert "Import QEMU" in [c.title for c in app.get_system_commands(app.screen)]
         await app.run_action("import_qemu")
         await pilot.pause()
         assert isinstance(app.screen, ImportQemu)
