@@ -97,6 +97,28 @@ def sent_what(cmd: list[str]) -> str:
     return cmd[0].rsplit("/", 1)[-1]
 
 
+# What a frame crosses on its way between two endpoints of one broadcast domain.
+BETWEEN = frozenset({Kind.HUB, Kind.TAP, Kind.BRIDGE})
+
+
+def ping_target(topology: Topology, node: str) -> str:
+    """The IPv4 address to offer a ping from node: the nearest guest NIC or
+    outside host (a host NIC's) in its broadcast domain, through hubs, taps
+    and bridges: another guest of its VLAN before the host behind the tap."""
+    seen, todo = {node}, [node]
+    for here in todo:  # breadth first: the nearest first
+        for peer in topology.neighbours(here):
+            n = topology.nodes.get(peer)
+            if peer in seen or n is None:
+                continue
+            seen.add(peer)
+            if n.kind in BETWEEN:
+                todo.append(peer)
+            elif n.kind in (Kind.GUEST_NIC, Kind.HOST_NIC) and "ipv4" in n.attrs:
+                return str(n.attrs["ipv4"]).split("/")[0]
+    return ""
+
+
 class LabPanel(Vertical):
     DEFAULT_CSS = """
     LabPanel { display: none; height: 55%; }
@@ -316,16 +338,7 @@ class LabPanel(Vertical):
         if node is None or topology.nodes[node].kind is not Kind.GUEST_NIC:
             self.app.notify("Select the guest NIC to send from", severity="warning")
             return
-        # Offer another guest of the same VLAN as the target.
-        peers = {m for hub in topology.neighbours(node) for m in topology.neighbours(hub) if m != node}
-        target = next(
-            (
-                str(n.attrs["ipv4"]).split("/")[0]
-                for m, n in topology.nodes.items()
-                if m in peers and n.kind is Kind.GUEST_NIC and "ipv4" in n.attrs
-            ),
-            "",
-        )
+        target = ping_target(topology, node)
         lab_file = self.client.file
 
         def chosen(cmd: list[str] | None) -> None:

@@ -214,3 +214,32 @@ def test_the_client_leaves_another_process_lab_of_the_same_name_alone(tmp_path, 
             peer.close()
     assert result == [(1, "lab seed is already running")]
     assert heard == []  # nothing of the other lab shown as ours
+
+
+async def test_g_offers_a_ping_target_in_the_same_broadcast_domain():
+    """Another guest of the VLAN first; with none, the outside host behind the
+    tap's bridge (direct-peer.yaml); nothing when there is no address to offer."""
+    from types import SimpleNamespace
+
+    from textual.widgets import Input
+
+    from qnet_tui.ui.dialogs import DemoTraffic
+
+    for sample, node, offered in (
+        ("seed-path.yaml", "vm1", "10.0.0.12"),
+        ("two-vlans.yaml", "vm3", "10.0.0.4"),  # its own VLAN's, not vm1's
+        ("direct-peer.yaml", "vm1", "192.168.77.1"),
+        ("qemu-socket.yaml", "vm1", ""),
+    ):
+        app = QnetApp(load_file(SAMPLES / sample))
+        async with app.run_test(size=(160, 45)) as pilot:
+            # A lab that runs, as far as g can tell.
+            app.lab.client = SimpleNamespace(file=Path("lab.yaml"), stop=lambda: None)
+            app.lab.state = LabState.RUNNING
+            app.canvas.select(node)
+            await pilot.press("g")
+            await pilot.pause()
+            assert isinstance(app.screen, DemoTraffic), sample
+            assert app.screen.query_one("#target", Input).value == offered, sample
+            await pilot.press("escape")
+            app.lab.client = None
