@@ -490,3 +490,25 @@ async def test_problem_list_is_bounded_and_says_how_many_more(tmp_path):
         assert shown[-1] == "and 52 more not shown (1 error(s), 151 warning(s) in all)"
         assert sum(line.startswith("error ") for line in shown) == 1  # the error is kept
         assert panel.get_option_at_index(100).disabled
+
+
+async def test_an_inspector_field_shows_its_value_while_it_has_the_focus(seed):
+    """A field is one line: a focus border (Textual's default for inputs,
+    switches and lists) would leave no room for the value being edited."""
+    from textual.widgets import Select, Switch
+
+    for path, node, field, kind in (
+        (seed, "vm1", "ipv4", Input),
+        (seed, "br0", "stp", Switch),
+        (SAMPLES / "qemu-socket.yaml", "vm9", "transport", Select),
+    ):
+        app = app_for(path)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, node)
+            widget = app.inspector.query_one(f"#field-{field}", kind)
+            widget.focus()
+            await pilot.pause()
+            assert widget.has_focus, field
+            assert widget.region.height == 1, field
+            shown = widget.query_one("SelectCurrent") if kind is Select else widget
+            assert shown.content_region.height == 1, f"{field}: no line left for the value"
