@@ -150,6 +150,14 @@ class EditKeys:
             if copy:
                 self.canvas.select(copy.id)
 
+    def action_edit_node(self) -> None:
+        if self.canvas.selected is None:
+            self.notify("Select the node to edit first", severity="warning")
+            return
+        if self.inspector.node != self.canvas.selected:  # still walking: build its form now
+            self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
+        self.inspector.edit()
+
     def action_undo(self) -> None:
         if self._editable() and self.editor.undo():
             self.refresh_all()

@@ -14,6 +14,7 @@ BINDINGS: list[BindingType] = [
     Binding("x", "disconnect", "Disconnect"),
     Binding("delete", "delete", "Delete"),
     Binding("d", "duplicate", "Duplicate"),
+    Binding("e", "edit_node", "Edit", show=False),
     Binding("ctrl+z", "undo", "Undo"),
     Binding("ctrl+y", "redo", "Redo"),
     Binding("ctrl+s", "save", "Save", priority=True),
@@ -38,6 +39,7 @@ COMMANDS_HELP: dict[str, str] = {
     "disconnect": "Remove one of the selected node's links",
     "delete": "Delete the selected node and its links",
     "duplicate": "Duplicate the selected node (new id, MAC and addresses)",
+    "edit_node": "Edit the selected node in the inspector: tab between fields, escape goes back to the canvas",
     "undo": "Undo the last edit",
     "redo": "Redo what was undone",
     "save": "Save the topology to its file",
@@ -60,7 +62,7 @@ COMMANDS_HELP: dict[str, str] = {
 MORE_KEYS = [
     ("arrows", "move the selection between nodes (left/right: across columns)"),
     ("tab", "next node; shift+tab: previous"),
-    ("escape", "cancel connect mode"),
+    ("escape", "cancel connect mode; from the inspector or the filter, back to the canvas"),
     ("mouse", "click a node to select it; click a problem to select its node"),
 ]
 

@@ -512,3 +512,25 @@ async def test_an_inspector_field_shows_its_value_while_it_has_the_focus(seed):
             assert widget.region.height == 1, field
             shown = widget.query_one("SelectCurrent") if kind is Select else widget
             assert shown.content_region.height == 1, f"{field}: no line left for the value"
+
+
+async def test_e_edits_the_selected_node_and_escape_goes_back_to_the_canvas(seed):
+    """By keys alone: into the inspector, a field changed, and out again,
+    where q is the app's key once more (in a field it is a letter)."""
+    app = QnetApp(load_file(seed))  # the inspector follows the selection after its pause, as in use
+    async with app.run_test(size=SIZE) as pilot:
+        app.canvas.select("vm1")
+        await pilot.press("e")  # at once: before the inspector's pause is over
+        await pilot.pause(0.3)
+        assert app.focused is app.inspector.query_one("#rename", Input)
+        await pilot.press("tab", "tab", "tab")  # id, model, mac, ipv4
+        ipv4 = app.inspector.query_one("#field-ipv4", Input)
+        assert app.focused is ipv4
+        ipv4.value = "10.0.0.21/24"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is app.canvas
+        assert app.document.topology.nodes["vm1"].attrs["ipv4"] == "10.0.0.21/24"  # leaving applied it
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)
