@@ -196,6 +196,8 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="lab", exit_on_error=False)
     async def action_run_lab(self) -> None:
+        if self.lab.stopping:
+            await self.lab.gone()
         refused = self.lab.refusal(self.document)
         errors = [d.text for d in self._live_diagnostics() if d.is_error]
         if refused is None and errors:

@@ -6,6 +6,7 @@ lab's state changes and what the canvas should show on each box."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,8 @@ class LabPanel(Vertical):
         self.version: object = None  # the editor's version the lab was started from
         self.peers = PeerWatch()
         self.malformed = 0  # worker lines that were no message: a version mismatch, a bug
+        self._gone = asyncio.Event()  # set when the worker's exit is handled
+        self._gone.set()
 
     def compose(self) -> ComposeResult:
         yield TrafficView(id="traffic")
@@ -157,6 +160,17 @@ class LabPanel(Vertical):
     @property
     def running(self) -> bool:
         return self.client is not None and self.state is LabState.RUNNING
+
+    @property
+    def stopping(self) -> bool:
+        """Told to stop (or stopped) and its worker not gone yet."""
+        return self.client is not None and self.state in (LabState.STOPPING, LabState.STOPPED)
+
+    async def gone(self) -> None:
+        """Until the worker's exit is handled: r right after s starts the lab
+        again once the old one is torn down, instead of being refused."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), STOP_WAIT_S)
 
     def hear(self, payload: Heard, seq: int = 0, client: LabClient | None = None) -> None:
         """Post what the worker said (from any thread) as its message class."""
@@ -203,6 +217,7 @@ class LabPanel(Vertical):
             allow_host=self.allow_host,
         )
         self.client, self.version, self.peers = client, version, PeerWatch()
+        self._gone.clear()
         self.traffic.clear()
         self.add_class("-shown")
         client.start()  # here, on the app's thread: the worker's death signal is tied to it
@@ -281,6 +296,7 @@ class LabPanel(Vertical):
         if event.client is not self.client:
             return
         self.client = None
+        self._gone.set()
         self.post_message(self.Live({}))
         if self.state in (LabState.STOPPING, LabState.STOPPED) and event.code == 0:
             self._set_state(LabState.STOPPED)

@@ -243,3 +243,41 @@ async def test_g_offers_a_ping_target_in_the_same_broadcast_domain():
             assert app.screen.query_one("#target", Input).value == offered, sample
             await pilot.press("escape")
             app.lab.client = None
+
+
+async def test_r_right_after_s_starts_the_lab_again_once_the_old_one_is_gone(monkeypatch):
+    """The worker says "stopped" before it has exited: r then waits for the
+    exit instead of answering "Lab seed is stopped; stop it first"."""
+    from qnet_tui.ui import labpanel
+    from qnet_tui.ui.labpanel import LabExited
+
+    started: list[object] = []
+
+    class Worker:  # a lab client that starts nothing
+        def __init__(self, *args, **kwargs) -> None:
+            self.file = None
+
+        def start(self) -> None:
+            started.append(self)
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(labpanel, "LabClient", Worker)
+    app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert len(started) == 1
+        old = started[0]
+        for state in ("running", "stopped"):  # s: the worker says stopped, then tears down and exits
+            app.lab.hear(decoded({"type": "state", "state": state}), client=old)
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        assert len(started) == 1 and not [n for n in notes(app) if "stop it first" in n]  # waiting
+        app.lab.post_message(LabExited(old, 0, ""))
+        await pilot.pause(0.2)
+        assert len(started) == 2 and app.lab.client is started[1]
+        assert not [n for n in notes(app) if "stop it first" in n]
+        app.lab.client = None
