@@ -284,9 +284,20 @@ class QnetApp(EditKeys, App[None]):
         self.canvas.selected = None
         self.refresh_all()
 
+    def _lab_in_the_way(self, doing: str) -> bool:
+        """A lab runs from the topology on screen: its panes, g and w speak of
+        that one, so another one on screen would mislead them."""
+        if self.lab.client is None:
+            return False
+        if self.lab.stopping:
+            self.notify("A moment: the lab is stopping", severity="warning")
+        else:
+            self.notify(f"The lab runs this topology: stop it first (s), then {doing}", title="Lab running")
+        return True
+
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_open(self) -> None:
-        if await self._may_leave("open another file"):
+        if not self._lab_in_the_way("open another file") and await self._may_leave("open another file"):
             start = self.document.path.parent if self.document.path else Path.cwd()
             doc = await files.open_file(self, start)
             if doc is not None:
@@ -294,7 +305,7 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_import_qemu(self) -> None:
-        if await self._may_leave("import QEMU arguments"):
+        if not self._lab_in_the_way("import") and await self._may_leave("import QEMU arguments"):
             doc = await files.import_qemu(self)
             if doc is not None:
                 self._switch_to(doc)

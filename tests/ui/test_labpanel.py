@@ -281,3 +281,39 @@ async def test_r_right_after_s_starts_the_lab_again_once_the_old_one_is_gone(mon
         assert len(started) == 2 and app.lab.client is started[1]
         assert not [n for n in notes(app) if "stop it first" in n]
         app.lab.client = None
+
+
+async def test_another_topology_waits_until_the_lab_of_this_one_is_stopped(monkeypatch):
+    """Open or import while a lab runs would put another topology on screen
+    over the lab's panes, and g and w would pick its nodes in the wrong lab."""
+    from qnet_tui.ui import labpanel
+    from qnet_tui.ui.dialogs import ImportQemu, PathPrompt
+    from qnet_tui.ui.labpanel import LabExited
+
+    class Worker:  # a lab client that starts nothing
+        def __init__(self, *args, **kwargs) -> None:
+            self.file = None
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(labpanel, "LabClient", Worker)
+    app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        app.lab.hear(decoded({"type": "state", "state": "running"}))
+        await pilot.pause()
+        for action in ("open", "import_qemu"):
+            await app.run_action(action)
+            await pilot.pause()
+            assert not isinstance(app.screen, (PathPrompt, ImportQemu)), action
+            assert "stop it first (s)" in notes(app)[-1]
+        app.lab.post_message(LabExited(app.lab.client, 0, ""))  # stopped and gone
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt)
