@@ -157,6 +157,7 @@ async def test_disconnect_delete_duplicate_undo_redo(seed):
         await pilot.click("#yes")
         await pilot.pause()
         assert "hub0" not in t.nodes and not any("hub0" in link for link in t.links)
+        assert app.canvas.selected == "tap0"  # a neighbour of the deleted node: the selection stays where it was
         for _ in range(3):
             await pilot.press("ctrl+z")
         await pilot.pause()
