@@ -249,6 +249,8 @@ class LabPanel(Vertical):
     def _state(self, event: StateHeard) -> None:
         if self._ours(event):
             self._set_state(event.payload.state, event.payload.reason)
+            if event.payload.state is LabState.STOPPED:
+                self.post_message(self.Live({}))  # the boxes' counters go with the lab, not with its process
 
     @on(StatsHeard)
     def _stats(self, event: StatsHeard) -> None:

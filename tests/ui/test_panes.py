@@ -140,3 +140,13 @@ async def test_a_capture_shows_its_frames_size_and_file_whole():
 
         await feed(app, pilot, stats({"vm1": port("tap", rx=3)}))  # stopped
         assert "capture" not in detail(app)
+
+
+async def test_the_boxes_counters_go_when_the_lab_says_it_stopped():
+    """Not a second later, when its worker has exited: the title says "stopped" at once."""
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await feed(app, pilot, {"type": "state", "state": "running"}, stats({"vm1": port("tap", rx=3)}))
+        assert app.canvas.live["vm1"] == "in 3 out 0"
+        await feed(app, pilot, {"type": "state", "state": "stopped"})
+        assert app.canvas.live == {}
