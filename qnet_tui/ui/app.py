@@ -137,10 +137,15 @@ class QnetApp(EditKeys, App[None]):
             self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
         self.refresh_diagnostics()
 
+    @property
+    def unsaved(self) -> bool:
+        """Edits since the last save, or nodes in no file at all (an import)."""
+        return self.editor.changed or (self.document.path is None and bool(self.document.topology.nodes))
+
     def refresh_title(self) -> None:
         doc, lab = self.document, self.lab
         name = doc.path.name if doc.path else "new topology"
-        marker = " ●" if self.editor.changed else ""
+        marker = " ●" if self.unsaved else ""
         lab_name = f" — lab {doc.topology.name}" if isinstance(doc.topology.name, str) else ""
         state = ""
         if lab.state:
@@ -191,6 +196,8 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="lab", exit_on_error=False)
     async def action_run_lab(self) -> None:
+        if self.lab.stopping:
+            await self.lab.gone()
         refused = self.lab.refusal(self.document)
         errors = [d.text for d in self._live_diagnostics() if d.is_error]
         if refused is None and errors:
@@ -241,12 +248,16 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_save(self) -> None:
+        if not self._editable():
+            return
         path = self.document.path or await files.ask_path(self, self.document)
         if path is not None:
             await self._save(path)
 
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_save_as(self) -> None:
+        if not self._editable():  # say so before asking where
+            return
         path = await files.ask_path(self, self.document)
         if path is not None:
             await self._save(path)
@@ -267,7 +278,7 @@ class QnetApp(EditKeys, App[None]):
             self.notify(f"A moment: {self.busy}", severity="warning")
             return False
         with self._busy("saving"):
-            answer = await files.may_leave(self, self.document, self.editor.changed, doing)
+            answer = await files.may_leave(self, self.document, self.unsaved, doing)
         if isinstance(answer, Path):
             self.editor.mark_saved()
             self.refresh_title()
@@ -279,9 +290,20 @@ class QnetApp(EditKeys, App[None]):
         self.canvas.selected = None
         self.refresh_all()
 
+    def _lab_in_the_way(self, doing: str) -> bool:
+        """A lab runs from the topology on screen: its panes, g and w speak of
+        that one, so another one on screen would mislead them."""
+        if self.lab.client is None:
+            return False
+        if self.lab.stopping:
+            self.notify("A moment: the lab is stopping", severity="warning")
+        else:
+            self.notify(f"The lab runs this topology: stop it first (s), then {doing}", title="Lab running")
+        return True
+
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_open(self) -> None:
-        if await self._may_leave("open another file"):
+        if not self._lab_in_the_way("open another file") and await self._may_leave("open another file"):
             start = self.document.path.parent if self.document.path else Path.cwd()
             doc = await files.open_file(self, start)
             if doc is not None:
@@ -289,7 +311,7 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="files", exit_on_error=False)
     async def action_import_qemu(self) -> None:
-        if await self._may_leave("import QEMU arguments"):
+        if not self._lab_in_the_way("import") and await self._may_leave("import QEMU arguments"):
             doc = await files.import_qemu(self)
             if doc is not None:
                 self._switch_to(doc)
@@ -304,8 +326,11 @@ class QnetApp(EditKeys, App[None]):
         self.push_screen(Help(keys.help_rows(self)))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield from keys.system_commands(self)
+        ours = list(keys.system_commands(self))
+        # Textual's own Quit (it would call ours anyway) and Keys (its key panel) would be twins of ours.
+        taken = {c.title for c in ours}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in taken)
+        yield from ours
 
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:

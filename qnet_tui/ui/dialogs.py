@@ -58,7 +58,9 @@ class _Modal(ModalScreen):
         row = list(here.parent.query_children(Button))
         i = row.index(here) + step
         if 0 <= i < len(row):
-            row[i].focus()
+            # Now, not later as Widget.focus() does: the next key, maybe already
+            # read with this one, must move on from the button this one chose.
+            self.set_focus(row[i])
 
     # Both follow the focus as it is now: the blur of the old widget may come after the focus of the new.
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:

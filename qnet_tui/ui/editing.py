@@ -134,12 +134,13 @@ class EditKeys:
         selected = self.canvas.selected
         if not self._editable() or selected is None:
             return
-        links = len(self.document.topology.neighbours(selected))
-        question = f"Delete {selected}" + (f" and its {links} link(s)?" if links else "?")
+        peers = self.document.topology.neighbours(selected)
+        question = f"Delete {selected}" + (f" and its {len(peers)} link(s)?" if peers else "?")
 
         def done(yes: bool | None) -> None:
             if yes:
-                self._apply("delete", self.editor.delete_node, selected)
+                # The selection stays where it was: on a neighbour, not the first node.
+                self._apply("delete", self.editor.delete_node, selected, select=peers[0] if peers else None)
 
         self.push_screen(Confirm(question, yes="Delete"), done)
 
@@ -149,6 +150,14 @@ class EditKeys:
             copy = self._apply("duplicate", self.editor.duplicate, selected)
             if copy:
                 self.canvas.select(copy.id)
+
+    def action_edit_node(self) -> None:
+        if self.canvas.selected is None:
+            self.notify("Select the node to edit first", severity="warning")
+            return
+        if self.inspector.node != self.canvas.selected:  # still walking: build its form now
+            self.inspector.show_node(self.document.topology, self.canvas.selected, not self.document.editable)
+        self.inspector.edit()
 
     def action_undo(self) -> None:
         label = self.editor.undo_label

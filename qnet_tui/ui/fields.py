@@ -48,10 +48,14 @@ class FieldEditor(Vertical):
     FieldEditor > Horizontal.row { height: auto; margin: 1 0 0 0; }
     FieldEditor > Horizontal.row:first-child { margin-top: 0; }
     FieldEditor .name { width: 11; padding: 0 1 0 0; }
-    FieldEditor Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+    /* One line each, focused too: Textual's focus border would leave no room for the value. */
+    FieldEditor Input, FieldEditor Input:focus { width: 1fr; height: 1; border: none; padding: 0 1; }
     FieldEditor Select { width: 1fr; }
-    FieldEditor Select > SelectCurrent { height: 1; border: none; padding: 0 1; }
-    FieldEditor Switch { height: 1; border: none; padding: 0; }
+    FieldEditor Select > SelectCurrent, FieldEditor Select:focus > SelectCurrent {
+        height: 1; border: none; padding: 0 1;
+    }
+    FieldEditor Switch, FieldEditor Switch:focus { height: 1; border: none; padding: 0; }
+    FieldEditor Select:focus > SelectCurrent, FieldEditor Switch:focus { background-tint: $foreground 10%; }
     FieldEditor .problem { color: $error; padding-left: 11; width: 100%; height: auto; }
     FieldEditor .hint { color: $text-muted; padding-left: 12; width: 100%; height: auto; }
     """

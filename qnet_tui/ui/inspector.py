@@ -3,10 +3,11 @@ place. Edits go up as messages; the app applies them through the Editor."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Static
@@ -30,6 +31,8 @@ class Inspector(VerticalScroll):
     Inspector .links { margin-top: 1; color: $text-muted; }
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "done_editing", "Done", show=False)]
+
     class Edited(Message):
         """name == "id": a rename; value None: remove the attribute."""
 
@@ -42,6 +45,7 @@ class Inspector(VerticalScroll):
         self.node: str | None = None
         self._wanted: tuple[Topology, str | None, bool] | None = None
         self._busy = False
+        self._edit_wanted = False
 
     def compose(self) -> ComposeResult:
         yield Static("nothing selected", classes="heading")
@@ -63,6 +67,20 @@ class Inspector(VerticalScroll):
                 await self._rebuild(*shown)
         finally:
             self._busy = False
+            if self._edit_wanted:
+                self.edit()
+
+    def edit(self) -> None:
+        """Focus the form's first field (the id): now, or once the form being built is there."""
+        self._edit_wanted = True
+        fields = self.query("#rename")
+        if not self._busy and fields:
+            self._edit_wanted = False
+            fields.first().focus()
+
+    def action_done_editing(self) -> None:
+        # Leaving the field applies it, as tab or a click elsewhere does.
+        self.app.query_one("#canvas").focus()
 
     async def _rebuild(self, topology: Topology, node_id: str | None, read_only: bool) -> None:
         node = topology.nodes.get(node_id) if node_id else None

@@ -14,6 +14,7 @@ BINDINGS: list[BindingType] = [
     Binding("x", "disconnect", "Disconnect"),
     Binding("delete", "delete", "Delete"),
     Binding("d", "duplicate", "Duplicate"),
+    Binding("e", "edit_node", "Edit", show=False),
     Binding("ctrl+z", "undo", "Undo"),
     Binding("ctrl+y", "redo", "Redo"),
     Binding("ctrl+s", "save", "Save", priority=True),
@@ -40,6 +41,7 @@ COMMANDS_HELP: dict[str, str] = {
     "disconnect": "Remove one of the selected node's links",
     "delete": "Delete the selected node and its links",
     "duplicate": "Duplicate the selected node (new id, MAC and addresses)",
+    "edit_node": "Edit the selected node in the inspector: tab between fields, escape goes back to the canvas",
     "undo": "Undo the last edit",
     "redo": "Redo what was undone",
     "save": "Save the topology to its file",
@@ -64,7 +66,7 @@ COMMANDS_HELP: dict[str, str] = {
 MORE_KEYS = [
     ("arrows", "move the selection between nodes (left/right: across columns)"),
     ("tab", "next node; shift+tab: previous"),
-    ("escape", "cancel connect mode"),
+    ("escape", "cancel connect mode; from the inspector or the filter, back to the canvas"),
     ("mouse", "click a node to select it; click a problem to select its node"),
 ]
 
@@ -79,10 +81,18 @@ def help_rows(app: App) -> list[tuple[str, str]]:
     return [(app.get_key_display(b), COMMANDS_HELP[b.action]) for b in first.values()] + MORE_KEYS
 
 
+# Palette titles of the actions with no key.
+TITLES = {"import_qemu": "Import QEMU"}
+
+
 def system_commands(app: App) -> Iterable[SystemCommand]:
-    """Every action in the command palette, by its name."""
+    """Every action in the command palette, under the name the footer and
+    the `?` screen give its key."""
+    names = dict(TITLES)
+    for b in BINDINGS:
+        if isinstance(b, Binding):
+            names.setdefault(b.action, b.description)
     for action, text in COMMANDS_HELP.items():
         if action == "confirm":
             continue  # a step of connect, not a command of its own
-        title = action.replace("_", " ").capitalize()
-        yield SystemCommand(title, text, lambda a=action: app.run_action(a))
+        yield SystemCommand(names[action], text, lambda a=action: app.run_action(a))

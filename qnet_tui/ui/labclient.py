@@ -116,28 +116,15 @@ class LabClient:
             del self._stderr[:-50]
 
     def _follow(self) -> None:
-        path = protocol.control_path(self.lab)
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         try:
-            while self.sock is None and self.proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    sock.connect(str(path))
-                    self.sock = sock
-                except OSError:
-                    sock.close()
-                    time.sleep(0.05)
-            if self.sock is not None:
-                lines = protocol.LineBuffer()
-                while True:
-                    data = self.sock.recv(1 << 20)
-                    if not data:
-                        break
-                    for line in lines.feed(data):
-                        msg = protocol.decode(line, protocol.WORKER)
-                        seq = self.backlog.admit(type(msg))
-                        if seq is not None:
-                            self.on_message(msg, seq)
+            while (sock := self._connect(deadline)) is not None:
+                if self._relay(sock):
+                    break
+                # Another process's lab of that name (`qnet-tui run` in a terminal): not
+                # ours to show or stop. Ours will say why it cannot start, and exit.
+                sock.close()
+                time.sleep(0.05)
         except (OSError, protocol.ProtocolError):
             pass
         finally:
@@ -155,6 +142,38 @@ class LabClient:
                 with contextlib.suppress(OSError):
                     self._file.unlink()
             self.on_exit(code, reason)
+
+    def _connect(self, deadline: float) -> socket.socket | None:
+        """The lab's control socket, once it listens; None when the worker is
+        gone or did not get there by the deadline."""
+        path = protocol.control_path(self.lab)
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(path))
+                return sock
+            except OSError:
+                sock.close()
+                time.sleep(0.05)
+        return None
+
+    def _relay(self, sock: socket.socket) -> bool:
+        """Pass on what the worker says until it hangs up; False, at once, if
+        the socket is another worker's: the first message, hello, names its pid."""
+        lines = protocol.LineBuffer()
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                return self.sock is not None
+            for line in lines.feed(data):
+                msg = protocol.decode(line, protocol.WORKER)
+                if self.sock is None:
+                    if not isinstance(msg, protocol.Hello) or msg.pid != self.proc.pid:
+                        return False
+                    self.sock = sock  # ours: from now on stop() and send() go here
+                seq = self.backlog.admit(type(msg))
+                if seq is not None:
+                    self.on_message(msg, seq)
 
     def handled(self, msg: Heard, seq: int) -> None:
         """The app has handled msg: room for the next of its kind."""

@@ -6,6 +6,7 @@ lab's state changes and what the canvas should show on each box."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -93,6 +94,39 @@ class LabExited(Message):
         self.client, self.code, self.reason = client, code, reason
 
 
+DEMO_NAMES = {"arp": "ARP who-has", "dhcp": "DHCP discover", "udp": "UDP burst"}
+
+
+def sent_what(cmd: list[str]) -> str:
+    """What a demo command sends, for its notice: the demo module runs under
+    Python, whose name would say nothing."""
+    if cmd[1:3] == ["-m", "qnet_tui.lab.demo"] and len(cmd) > 3:
+        return DEMO_NAMES.get(cmd[3], cmd[3])
+    return cmd[0].rsplit("/", 1)[-1]
+
+
+# What a frame crosses on its way between two endpoints of one broadcast domain.
+BETWEEN = frozenset({Kind.HUB, Kind.TAP, Kind.BRIDGE})
+
+
+def ping_target(topology: Topology, node: str) -> str:
+    """The IPv4 address to offer a ping from node: the nearest guest NIC or
+    outside host (a host NIC's) in its broadcast domain, through hubs, taps
+    and bridges: another guest of its VLAN before the host behind the tap."""
+    seen, todo = {node}, [node]
+    for here in todo:  # breadth first: the nearest first
+        for peer in topology.neighbours(here):
+            n = topology.nodes.get(peer)
+            if peer in seen or n is None:
+                continue
+            seen.add(peer)
+            if n.kind in BETWEEN:
+                todo.append(peer)
+            elif n.kind in (Kind.GUEST_NIC, Kind.HOST_NIC) and "ipv4" in n.attrs:
+                return str(n.attrs["ipv4"]).split("/")[0]
+    return ""
+
+
 class LabPanel(Vertical):
     DEFAULT_CSS = """
     LabPanel { display: none; height: 55%; }
@@ -121,6 +155,8 @@ class LabPanel(Vertical):
         self.peers = PeerWatch()
         self.malformed = 0  # worker lines that were no message: a version mismatch, a bug
         self.consoles: dict[str, ConsoleScreen] = {}  # open, by VM guest
+        self._gone = asyncio.Event()  # set when the worker's exit is handled
+        self._gone.set()
 
     def compose(self) -> ComposeResult:
         yield TrafficView(id="traffic")
@@ -132,6 +168,17 @@ class LabPanel(Vertical):
     @property
     def running(self) -> bool:
         return self.client is not None and self.state is LabState.RUNNING
+
+    @property
+    def stopping(self) -> bool:
+        """Told to stop (or stopped) and its worker not gone yet."""
+        return self.client is not None and self.state in (LabState.STOPPING, LabState.STOPPED)
+
+    async def gone(self) -> None:
+        """Until the worker's exit is handled: r right after s starts the lab
+        again once the old one is torn down, instead of being refused."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), STOP_WAIT_S)
 
     def hear(self, payload: Heard, seq: int = 0, client: LabClient | None = None) -> None:
         """Post what the worker said (from any thread) as its message class."""
@@ -183,6 +230,7 @@ class LabPanel(Vertical):
             self.app.notify(f"cannot start the worker: {exc}", title="Cannot run", severity="error", timeout=10)
             return
         self.client, self.version, self.peers = client, version, PeerWatch()
+        self._gone.clear()
         self.traffic.clear()
         self.add_class("-shown")
         self._set_state(LabState.STARTING)
@@ -213,6 +261,8 @@ class LabPanel(Vertical):
     def _state(self, event: StateHeard) -> None:
         if self._ours(event):
             self._set_state(event.payload.state, event.payload.reason)
+            if event.payload.state is LabState.STOPPED:
+                self.post_message(self.Live({}))  # the boxes' counters go with the lab, not with its process
 
     @on(StatsHeard)
     def _stats(self, event: StatsHeard) -> None:
@@ -265,6 +315,7 @@ class LabPanel(Vertical):
         if event.client is not self.client:
             return
         self.client = None
+        self._gone.set()
         self.post_message(self.Live({}))
         if self.state in (LabState.STOPPING, LabState.STOPPED) and event.code == 0:
             self._set_state(LabState.STOPPED)
@@ -322,16 +373,7 @@ class LabPanel(Vertical):
         if node is None or topology.nodes[node].kind is not Kind.GUEST_NIC:
             self.app.notify("Select the guest NIC to send from", severity="warning")
             return
-        # Offer another guest of the same VLAN as the target.
-        peers = {m for hub in topology.neighbours(node) for m in topology.neighbours(hub) if m != node}
-        target = next(
-            (
-                str(n.attrs["ipv4"]).split("/")[0]
-                for m, n in topology.nodes.items()
-                if m in peers and n.kind is Kind.GUEST_NIC and "ipv4" in n.attrs
-            ),
-            "",
-        )
+        target = ping_target(topology, node)
         lab_file = self.client.file
         machine = guests.machine_of(topology, node)
         vm_ifname = machine.ifname(node) if machine is not None and machine.is_vm else None
@@ -345,7 +387,7 @@ class LabPanel(Vertical):
     @work(group="traffic", exit_on_error=False)
     async def send_traffic(self, lab_file: Path, node: str, cmd: list[str]) -> None:
         """Run cmd in the guest (`qnet-tui exec`) and say how it went."""
-        title = f"{node}: {cmd[0].rsplit('/', 1)[-1]}"
+        title = f"{node}: {sent_what(cmd)}"
         try:
             proc = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "qnet_tui", "exec", str(lab_file), node, "--", *cmd),

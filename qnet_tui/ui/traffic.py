@@ -71,8 +71,6 @@ class VlanPane(Vertical):
             f"total {s['frames']} frames, {si(s['bytes'], 'B')}   drops {s['drops']}"
         )
         capture = s["capture"]
-        if capture:
-            rates += f"   ● capturing {capture['frames']} frames, {si(capture['bytes'], 'B')} to {capture['path']}"
         self.query_one(".rates", Static).update(rates)
         self.capturing = capture["path"] if capture else None
         protocols = "  ".join(f"{k} {v}" for k, v in s["protocols"].items() if v) or "no frames yet"
@@ -99,6 +97,13 @@ class VlanPane(Vertical):
                 states += [("  " if states else ""), name, " "]
                 states.append(("connected", "green") if connected else (NO_PEER, "yellow"))
             lines.append(Text.assemble(("sockets   ", "dim"), *states))
+        if capture:
+            # A row of its own: at the end of the rates it was cut. The folder was chosen in the prompt.
+            name = capture["path"].rsplit("/", 1)[-1]
+            size = si(capture["bytes"], "B")
+            lines.append(
+                Text.assemble(("capture   ", "dim"), ("● ", "red"), f"{capture['frames']} frames, {size} to {name}")
+            )
         for line in lines:  # one line each: a count wrapped onto a line of its own reads as another row
             line.no_wrap, line.overflow = True, "ellipsis"
         self.query_one(".detail", Static).update(Text("\n").join(lines))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.app import App
 from textual.widgets import Button, Input, Label, Select
 
@@ -54,6 +55,23 @@ async def test_arrows_move_between_buttons_and_enter_presses_the_focused_one(mak
         await pilot.press(*keys)
         await pilot.pause()
     assert app.results == [result]
+
+
+async def test_arrows_that_arrive_together_each_move_one_button():
+    """A terminal may hand over two keys in one read (tmux does): the second
+    left must move on from where the first went, or enter discards
+    what the user meant to keep."""
+    app = Host(UnsavedChanges("quit"))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        for key in ("left", "left"):  # queued together, with no wait between them
+            event = events.Key(key, None)
+            event.set_sender(app)
+            app._driver.send_message(event)
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [None]  # cancel, not discard
 
 
 async def test_the_button_enter_presses_is_marked():

@@ -157,6 +157,7 @@ async def test_disconnect_delete_duplicate_undo_redo(seed):
         await pilot.click("#yes")
         await pilot.pause()
         assert "hub0" not in t.nodes and not any("hub0" in link for link in t.links)
+        assert app.canvas.selected == "tap0"  # a neighbour of the deleted node: the selection stays where it was
         for _ in range(3):
             await pilot.press("ctrl+z")
         await pilot.pause()
@@ -309,6 +310,9 @@ async def test_load_error_opens_read_only(tmp_path):
         assert any("read-only" in n for n in notes(app))
         await pilot.press("ctrl+s")
         await pilot.pause()
+        await pilot.press("f2")  # refused at once, not after a path was chosen
+        await pilot.pause()
+        assert not isinstance(app.screen, PathPrompt)
     assert bad.read_text() == original
 
 
@@ -340,6 +344,13 @@ async def test_help_and_palette(seed):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Add", "Connect", "Disconnect", "Delete", "Duplicate", "Undo", "Redo", "Save", "Save as", "Open"):
             assert title in titles
+        # The footer's names, each once: no second Quit or Keys from Textual.
+        for title in ("Run", "Stop", "Send traffic", "Capture", "Traffic", "Pause log", "Filter", "Keys", "Quit"):
+            assert titles.count(title) == 1, title
+        keys = next(c for c in app.get_system_commands(app.screen) if c.title == "Keys")
+        app.call_later(keys.callback)  # as the palette runs it
+        await pilot.pause()
+        assert isinstance(app.screen, Help)  # the keys of this app, as ? shows them
 
 
 async def test_themes_switch_and_broken_theme_is_reported(seed):
@@ -367,7 +378,7 @@ async def test_import_qemu_from_the_palette(seed):
 
     app = app_for(seed)
     async with app.run_test(size=SIZE) as pilot:
-        assert "Import qemu" in [c.title for c in app.get_system_commands(app.screen)]
+        assert "Import QEMU" in [c.title for c in app.get_system_commands(app.screen)]
         await app.run_action("import_qemu")
         await pilot.pause()
         assert isinstance(app.screen, ImportQemu)
@@ -380,12 +391,37 @@ async def test_import_qemu_from_the_palette(seed):
         assert any("user-mode networking" in n for n in notes(app))
         await app.run_action("import_qemu")
         await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)  # the first import is in no file yet
+        await pilot.press("left", "enter")  # discard it
+        await pilot.pause()
         stream = "-netdev stream,id=q0,server=off,addr.type=unix,addr.path=/tmp/q0.sock -device e1000,netdev=q0"
         app.screen.query_one("#args", Input).value = stream
         await pilot.press("enter")
         await pilot.pause()
         assert app.document.topology.nodes["q0"].attrs["external"] is True
         assert any("q0: unix path /tmp/q0.sock is outside the lab's folder" in n for n in notes(app))
+
+
+async def test_an_import_is_unsaved_until_saved(seed, tmp_path):
+    """An imported topology is in no file: the title marks it, and quitting asks."""
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.run_action("import_qemu")
+        await pilot.pause()
+        app.screen.query_one("#args", Input).value = "-net nic,vlan=1 -net nic,vlan=1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.sub_title.startswith("new topology ●")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)
+        await pilot.press("enter")  # save: where to?
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt)
+        app.screen.query_one(Input).value = str(tmp_path / "imported.yaml")
+        await pilot.press("enter")
+        await pilot.pause()
+    assert set(load_file(tmp_path / "imported.yaml").topology.nodes) == {"hub1", "vm1", "vm2"}
 
 
 async def test_running_a_real_interface_needs_allow_host(tmp_path):
@@ -459,3 +495,47 @@ async def test_problem_list_is_bounded_and_says_how_many_more(tmp_path):
         assert shown[-1] == "and 52 more not shown (1 error(s), 151 warning(s) in all)"
         assert sum(line.startswith("error ") for line in shown) == 1  # the error is kept
         assert panel.get_option_at_index(100).disabled
+
+
+async def test_an_inspector_field_shows_its_value_while_it_has_the_focus(seed):
+    """A field is one line: a focus border (Textual's default for inputs,
+    switches and lists) would leave no room for the value being edited."""
+    from textual.widgets import Select, Switch
+
+    for path, node, field, kind in (
+        (seed, "vm1", "ipv4", Input),
+        (seed, "br0", "stp", Switch),
+        (SAMPLES / "qemu-socket.yaml", "vm9", "transport", Select),
+    ):
+        app = app_for(path)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, node)
+            widget = app.inspector.query_one(f"#field-{field}", kind)
+            widget.focus()
+            await pilot.pause()
+            assert widget.has_focus, field
+            assert widget.region.height == 1, field
+            shown = widget.query_one("SelectCurrent") if kind is Select else widget
+            assert shown.content_region.height == 1, f"{field}: no line left for the value"
+
+
+async def test_e_edits_the_selected_node_and_escape_goes_back_to_the_canvas(seed):
+    """By keys alone: into the inspector, a field changed, and out again,
+    where q is the app's key once more (in a field it is a letter)."""
+    app = QnetApp(load_file(seed))  # the inspector follows the selection after its pause, as in use
+    async with app.run_test(size=SIZE) as pilot:
+        app.canvas.select("vm1")
+        await pilot.press("e")  # at once: before the inspector's pause is over
+        await pilot.pause(0.3)
+        assert app.focused is app.inspector.query_one("#rename", Input)
+        await pilot.press("tab", "tab", "tab", "tab")  # id, model, mac, guest, ipv4
+        ipv4 = app.inspector.query_one("#field-ipv4", Input)
+        assert app.focused is ipv4
+        ipv4.value = "10.0.0.21/24"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is app.canvas
+        assert app.document.topology.nodes["vm1"].attrs["ipv4"] == "10.0.0.21/24"  # leaving applied it
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, UnsavedChanges)

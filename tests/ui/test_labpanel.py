@@ -4,9 +4,12 @@ a failing worker is a notice, and saving leaves the event loop free."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from qnet_tui import protocol
@@ -153,3 +156,186 @@ async def test_a_worker_that_cannot_start_is_a_notice_and_leaves_no_file(tmp_pat
         assert app.lab.client is None and app.lab.state is None and "[lab" not in app.sub_title
         assert list(tmp_path.iterdir()) == []  # the topology's temporary copy is gone
         assert not app.busy  # and edits are possible again
+
+
+async def test_demo_traffic_notices_name_what_was_sent_not_the_interpreter(tmp_path):
+    """ARP, DHCP and UDP are sent by a Python module inside the guest: the
+    notice is titled by what it sent, as ping's is by ping."""
+    import sys
+
+    app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        for cmd, title in (
+            ([sys.executable, "-m", "qnet_tui.lab.demo", "dhcp"], "vm1: DHCP discover"),
+            ([sys.executable, "-m", "qnet_tui.lab.demo", "udp", "10.0.0.2", "5"], "vm1: UDP burst"),
+            (["ping", "-c", "1", "10.0.0.2"], "vm1: ping"),
+        ):
+            # No lab runs at that file: exec fails, and the notice still says what it tried.
+            await app.lab.send_traffic(tmp_path / "no-lab.json", "vm1", cmd).wait()
+            await pilot.pause()
+            assert app._notifications and list(app._notifications)[-1].title == title
+
+
+def test_the_client_leaves_another_process_lab_of_the_same_name_alone(tmp_path, monkeypatch):
+    """`qnet-tui run lab.yaml` in a terminal and r in the app on the same lab:
+    the app's worker cannot start, and its client, finding the other lab's
+    control socket, must neither show that lab as its own nor stop it; it
+    says why its worker failed."""
+    import socket
+    import subprocess
+    import sys
+
+    from qnet_tui.ui import labclient
+
+    path = tmp_path / "control.sock"
+    monkeypatch.setattr(protocol, "control_path", lambda lab: path)
+    # Our worker: up a moment, then refused, as a second run of a lab is.
+    script = (
+        "import sys, time; time.sleep(0.5)\n"
+        "print('qnet-tui: error: lab seed is already running', file=sys.stderr); sys.exit(1)"
+    )
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(
+        labclient.subprocess, "Popen", lambda argv, **kw: real_popen([sys.executable, "-c", script], **kw)
+    )
+
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # the other lab's worker
+    other.bind(str(path))
+    other.listen(8)
+    peers: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                peer, _ = other.accept()
+            except OSError:
+                return
+            peers.append(peer)
+            hello = protocol.Hello("seed", None, os.getpid(), protocol.PROTOCOL_VERSION)
+            with contextlib.suppress(OSError):  # the client may hang up at once
+                peer.sendall(protocol.encode(hello) + protocol.encode(protocol.State(LabState.RUNNING)))
+
+    threading.Thread(target=serve, daemon=True).start()
+    heard: list[object] = []
+    exited = threading.Event()
+    result: list[tuple[int, str]] = []
+    client = LabClient("", "seed", on_message=lambda m, s: heard.append(m),
+                       on_exit=lambda c, r: (result.append((c, r)), exited.set()))  # fmt: skip
+    try:
+        client.start()
+        for _ in range(100):  # until the client has met the other lab at least once
+            if peers:
+                break
+            time.sleep(0.02)
+        time.sleep(0.1)  # the other lab's hello read
+        assert not client.send(protocol.Stop())  # s now would be for our worker, never the other lab
+        assert exited.wait(10), "the client followed the other lab instead of its own worker"
+    finally:
+        other.close()
+        for peer in peers:
+            peer.close()
+    assert result == [(1, "lab seed is already running")]
+    assert heard == []  # nothing of the other lab shown as ours
+
+
+async def test_g_offers_a_ping_target_in_the_same_broadcast_domain():
+    """Another guest of the VLAN first; with none, the outside host behind the
+    tap's bridge (direct-peer.yaml); nothing when there is no address to offer."""
+    from types import SimpleNamespace
+
+    from textual.widgets import Input
+
+    from qnet_tui.ui.dialogs import DemoTraffic
+
+    for sample, node, offered in (
+        ("seed-path.yaml", "vm1", "10.0.0.12"),
+        ("two-vlans.yaml", "vm3", "10.0.0.4"),  # its own VLAN's, not vm1's
+        ("direct-peer.yaml", "vm1", "192.168.77.1"),
+        ("qemu-socket.yaml", "vm1", ""),
+    ):
+        app = QnetApp(load_file(SAMPLES / sample))
+        async with app.run_test(size=(160, 45)) as pilot:
+            # A lab that runs, as far as g can tell.
+            app.lab.client = SimpleNamespace(file=Path("lab.yaml"), stop=lambda: None)
+            app.lab.state = LabState.RUNNING
+            app.canvas.select(node)
+            await pilot.press("g")
+            await pilot.pause()
+            assert isinstance(app.screen, DemoTraffic), sample
+            assert app.screen.query_one("#target", Input).value == offered, sample
+            await pilot.press("escape")
+            app.lab.client = None
+
+
+async def test_r_right_after_s_starts_the_lab_again_once_the_old_one_is_gone(monkeypatch):
+    """The worker says "stopped" before it has exited: r then waits for the
+    exit instead of answering "Lab seed is stopped; stop it first"."""
+    from qnet_tui.ui import labpanel
+    from qnet_tui.ui.labpanel import LabExited
+
+    started: list[object] = []
+
+    class Worker:  # a lab client that starts nothing
+        def __init__(self, *args, **kwargs) -> None:
+            self.file = None
+
+        def start(self) -> None:
+            started.append(self)
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(labpanel, "LabClient", Worker)
+    app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert len(started) == 1
+        old = started[0]
+        for state in ("running", "stopped"):  # s: the worker says stopped, then tears down and exits
+            app.lab.hear(decoded({"type": "state", "state": state}), client=old)
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        assert len(started) == 1 and not [n for n in notes(app) if "stop it first" in n]  # waiting
+        app.lab.post_message(LabExited(old, 0, ""))
+        await pilot.pause(0.2)
+        assert len(started) == 2 and app.lab.client is started[1]
+        assert not [n for n in notes(app) if "stop it first" in n]
+        app.lab.client = None
+
+
+async def test_another_topology_waits_until_the_lab_of_this_one_is_stopped(monkeypatch):
+    """Open or import while a lab runs would put another topology on screen
+    over the lab's panes, and g and w would pick its nodes in the wrong lab."""
+    from qnet_tui.ui import labpanel
+    from qnet_tui.ui.dialogs import ImportQemu, PathPrompt
+    from qnet_tui.ui.labpanel import LabExited
+
+    class Worker:  # a lab client that starts nothing
+        def __init__(self, *args, **kwargs) -> None:
+            self.file = None
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(labpanel, "LabClient", Worker)
+    app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        app.lab.hear(decoded({"type": "state", "state": "running"}))
+        await pilot.pause()
+        for action in ("open", "import_qemu"):
+            await app.run_action(action)
+            await pilot.pause()
+            assert not isinstance(app.screen, (PathPrompt, ImportQemu)), action
+            assert "stop it first (s)" in notes(app)[-1]
+        app.lab.post_message(LabExited(app.lab.client, 0, ""))  # stopped and gone
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt)

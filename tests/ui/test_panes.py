@@ -120,3 +120,33 @@ def test_fit_talkers_drops_macs_before_counts():
     assert fit_talkers(talkers, 21) == "vm1 13  vm2 13 …"
     assert fit_talkers(talkers, 5) == "…"
     assert fit_talkers([], 10) == ""
+
+
+async def test_a_capture_shows_its_frames_size_and_file_whole():
+    """The pane is half the screen: the capture gets a row of its own, not the
+    end of the rates row, where it was cut after its frame count."""
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.lab.add_class("-shown")
+        message = stats({"vm1": port("tap", rx=3)})
+        pcap = "/tmp/walk/qemusock-hub0-20261203-045346.pcap"
+        message["vlans"]["0"]["capture"] = {"path": pcap, "frames": 13, "bytes": 1254}
+        await feed(app, pilot, message)
+        widget = app.query_one(TrafficView).panes["v0"].query_one(".detail", Static)
+        line = next(x for x in detail(app).splitlines() if x.startswith("capture"))
+        assert "13 frames, 1.3 kB to qemusock-hub0-20261203-045346.pcap" in line
+        assert len(line) <= widget.content_size.width
+        assert app.query_one(TrafficView).panes["v0"].capturing == pcap
+
+        await feed(app, pilot, stats({"vm1": port("tap", rx=3)}))  # stopped
+        assert "capture" not in detail(app)
+
+
+async def test_the_boxes_counters_go_when_the_lab_says_it_stopped():
+    """Not a second later, when its worker has exited: the title says "stopped" at once."""
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await feed(app, pilot, {"type": "state", "state": "running"}, stats({"vm1": port("tap", rx=3)}))
+        assert app.canvas.live["vm1"] == "in 3 out 0"
+        await feed(app, pilot, {"type": "state", "state": "stopped"})
+        assert app.canvas.live == {}
