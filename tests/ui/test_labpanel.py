@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from qnet_tui import protocol
 from qnet_tui.model.yamlio import Document, load_file
@@ -22,6 +23,21 @@ from tests.ui.heard import decoded
 from tests.ui.test_traffic_replay import recorded
 
 SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+
+
+class StartsNothing:
+    """A lab client that starts nothing; `started` lists those asked to start."""
+
+    started: ClassVar[list[object]] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.file = None
+
+    def start(self) -> None:
+        self.started.append(self)
+
+    def stop(self) -> None:
+        pass
 
 
 def notes(app: QnetApp) -> list[str]:
@@ -273,19 +289,8 @@ async def test_r_right_after_s_starts_the_lab_again_once_the_old_one_is_gone(mon
     from qnet_tui.ui import labpanel
     from qnet_tui.ui.labpanel import LabExited
 
-    started: list[object] = []
-
-    class Worker:  # a lab client that starts nothing
-        def __init__(self, *args, **kwargs) -> None:
-            self.file = None
-
-        def start(self) -> None:
-            started.append(self)
-
-        def stop(self) -> None:
-            pass
-
-    monkeypatch.setattr(labpanel, "LabClient", Worker)
+    started = StartsNothing.started = []
+    monkeypatch.setattr(labpanel, "LabClient", StartsNothing)
     app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.press("r")
@@ -312,17 +317,7 @@ async def test_another_topology_waits_until_the_lab_of_this_one_is_stopped(monke
     from qnet_tui.ui.dialogs import ImportQemu, PathPrompt
     from qnet_tui.ui.labpanel import LabExited
 
-    class Worker:  # a lab client that starts nothing
-        def __init__(self, *args, **kwargs) -> None:
-            self.file = None
-
-        def start(self) -> None:
-            pass
-
-        def stop(self) -> None:
-            pass
-
-    monkeypatch.setattr(labpanel, "LabClient", Worker)
+    monkeypatch.setattr(labpanel, "LabClient", StartsNothing)
     app = QnetApp(load_file(SAMPLES / "seed-path.yaml"))
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.press("r")
