@@ -29,6 +29,7 @@ from qnet_tui.model.topology import Topology
 
 Log = Callable[[str, str], None]
 READY_TIMEOUT_S = 15.0  # QEMU serves its sockets well before the guest boots
+READY_POLL_S = 0.02
 _HOSTNAME_CHARS = re.compile(r"[^A-Za-z0-9-]")
 
 
@@ -103,8 +104,10 @@ class VmGuest:
         """What the state file keeps, so a later run can end this VM."""
         return {"guest": self.name, "pidfile": str(self.files.pidfile)}
 
-    def start(self) -> None:
-        """Start QEMU and wait until it serves its sockets (not for the guest to boot)."""
+    def start(self, wait: bool = True) -> None:
+        """Start QEMU. With wait (the lab's start, before it forwards): until
+        it serves its sockets, not for the guest to boot. Without (a restart
+        while the lab forwards): its sockets are looked for on the loop."""
         spec = self.spec
         if self.config is not None:
             if self.image is None:
@@ -119,18 +122,36 @@ class VmGuest:
         except vm.VmError as exc:
             raise VmGuestError(str(exc)) from None
         self.state, self.reason, self.ready, self._heard = "starting", None, False, b""
-        wanted = [self.files.qmp, self.files.console, *(self.files.nic_socket(n.id) for n in spec.nics)]
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not all(p.exists() for p in wanted):
-            if self.proc.poll() is not None:
-                words = vm.last_words(self.files)
-                raise VmGuestError(f"{self.name}: QEMU exited at once: {words or f'status {self.proc.returncode}'}")
-            if time.monotonic() > deadline:
-                raise VmGuestError(f"{self.name}: QEMU did not serve its sockets within {READY_TIMEOUT_S:g} s")
-            time.sleep(0.02)  # start-up only, before the lab forwards
-        self._watch()
-        self.console.ended = False
-        self.console.start()
+        if not wait:
+            self.loop.call_later(READY_POLL_S, lambda: self._when_served(deadline))
+            return
+        while not self._served(deadline):
+            time.sleep(READY_POLL_S)  # start-up only, before the lab forwards
+
+    def _served(self, deadline: float) -> bool:
+        """Whether QEMU serves its sockets (then QMP and the console are
+        followed); raises VmGuestError if it died or never will."""
+        wanted = [self.files.qmp, self.files.console, *(self.files.nic_socket(n.id) for n in self.spec.nics)]
+        if all(p.exists() for p in wanted):
+            self._watch()
+            self.console.ended = False
+            self.console.start()
+            return True
+        if self.proc.poll() is not None:
+            words = vm.last_words(self.files)
+            raise VmGuestError(f"{self.name}: QEMU exited at once: {words or f'status {self.proc.returncode}'}")
+        if time.monotonic() > deadline:
+            raise VmGuestError(f"{self.name}: QEMU did not serve its sockets within {READY_TIMEOUT_S:g} s")
+        return False
+
+    def _when_served(self, deadline: float) -> None:
+        try:
+            if not self._served(deadline):
+                self.loop.call_later(READY_POLL_S, lambda: self._when_served(deadline))
+        except VmGuestError as exc:
+            self.state, self.reason = "crashed", str(exc)
+            self.log("error", str(exc))
 
     def _watch(self) -> None:
         qmp = self.qmp = Qmp(self.loop, str(self.files.qmp), self._on_event, self._on_qmp_closed)
@@ -202,11 +223,11 @@ class VmGuest:
         return reply
 
     def restart(self) -> None:
-        self.stop(quiet=True)
-        self.start()
+        self.stop()
+        self.start(wait=False)  # the lab goes on forwarding while QEMU starts
         self.log("info", f"{self.name}: VM restarted")
 
-    def stop(self, quiet: bool = False) -> None:
+    def stop(self) -> None:
         if self.qmp is not None:
             self.qmp.close("the lab stops the VM")
         self.console.end()
