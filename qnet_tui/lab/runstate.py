@@ -77,6 +77,12 @@ def remove_leftovers(lab: str, state: dict | None, log: Callable[[str, str], Non
                 removed.append(name)
     with contextlib.suppress(FileNotFoundError):
         protocol.state_path(lab).unlink()
+    # A run killed while it replaced its state file leaves the temporary one.
+    state = protocol.state_path(lab)
+    for stale in state.parent.glob(f".{state.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(stale).st_mode):
+                stale.unlink()
     return removed
 
 

@@ -101,6 +101,28 @@ def test_the_watchdog_removes_the_folder_of_a_killed_lab(make_lab):
     assert lab_namespaces(lab.name) == []
 
 
+def test_a_state_file_half_replaced_by_a_killed_run_is_removed_by_the_next(make_lab):
+    """Killed between writing the new state file and renaming it over the old:
+    the temporary file stays, and would keep the lab's folder forever."""
+    lab = make_lab("direct-peer.yaml")
+    os.kill(watchdog_of(lab.proc.pid), signal.SIGKILL)
+    lab.proc.kill()
+    lab.proc.wait(10)
+    stale = protocol.lab_dir(lab.name) / ".state.json.k1ll3d.tmp"
+    stale.write_text('{"pid": 1, "namespaces": []')  # cut short
+    elsewhere = protocol.lab_dir(lab.name) / "notes.txt"  # not ours: stays, and so does the folder
+    elsewhere.write_text("someone's\n")
+    again = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "run", str(lab.file), "--duration", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    assert not stale.exists() and elsewhere.read_text() == "someone's\n"
+    elsewhere.unlink()
+
+
 def test_a_lab_runs_again_after_its_folder_went(make_lab):
     """Stop removes the lock; the next run makes a fresh one, and a second run
     beside it is still refused (the lock is the one on disk)."""
