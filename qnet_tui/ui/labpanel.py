@@ -230,6 +230,10 @@ class LabPanel(Vertical):
             self.app.notify(f"cannot start the worker: {exc}", title="Cannot run", severity="error", timeout=10)
             return
         self.client, self.version, self.peers = client, version, PeerWatch()
+        # A VM guest's NICs are the lab's own connections to its QEMU: their
+        # coming and going is the VM's state, not a peer's, and not news.
+        vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
+        self.peers.quiet = frozenset(vm_nics)
         self._gone.clear()
         self.traffic.clear()
         self.add_class("-shown")
@@ -272,6 +276,8 @@ class LabPanel(Vertical):
         self.traffic.show(stats)
         self.post_message(self.Live(live_counters(stats)))
         for port, connected in self.peers.update(stats):
+            if port in self.peers.quiet:
+                continue
             self.app.notify(f"{port}: " + ("a peer connected" if connected else "the peer disconnected"), title="Lab")
 
     @on(SamplesHeard)

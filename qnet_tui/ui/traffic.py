@@ -183,6 +183,7 @@ class PeerWatch:
 
     def __init__(self) -> None:
         self.connected: dict[str, bool] = {}
+        self.quiet: frozenset[str] = frozenset()  # ports whose changes are not told
 
     def update(self, snapshot: Stats) -> list[tuple[str, bool]]:
         """The ports whose peer came or went since the last snapshot, and which way."""

@@ -77,3 +77,24 @@ async def test_a_vm_guests_state_is_on_its_box(tmp_path):
         hear(app, stats)
         await pilot.pause()
         assert app.query_one(TopologyCanvas).live["r1"] == "VM up · TCG"
+
+
+async def test_a_vm_nic_connecting_is_no_peer_news(tmp_path, monkeypatch):
+    from qnet_tui.ui import labpanel
+    from tests.ui.test_labpanel import StartsNothing
+
+    monkeypatch.setattr(labpanel, "LabClient", StartsNothing)
+    text = LAB.replace("links:", "  q0: {kind: socket, transport: stream, mode: listen, address: q0.sock}\nlinks:")
+    app = QnetApp(load_text(text.replace("[hub0, ns2]]", "[hub0, ns2], [hub0, q0]]"), tmp_path / "vms.yaml"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        port = {"kind": "stream", "connected": True, "rx_frames": 0, "rx_bytes": 0, "tx_frames": 0, "tx_bytes": 0,
+                "drops": 0, "drop_reasons": {}, "looped": False}  # fmt: skip
+        hub = {"hub": "hub0", "capture": None, "frames": 0, "bytes": 0, "drops": 0, "protocols": {},
+               "ports": {"r1e0": port, "q0": port}, "fps": 0.0, "bps": 0.0}  # fmt: skip
+        hear(app, {"type": "stats", "time": 1.0, "lab": "vms", "vlans": {"0": hub}, "peers": {}})
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert "q0: a peer connected" in said and not [n for n in said if n.startswith("r1e0")]
+        app.lab.client = None
