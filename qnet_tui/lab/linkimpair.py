@@ -88,10 +88,10 @@ def place(lab: Lab, a: str, b: str) -> tuple[Port, bool]:
     t = lab.topology
     for end in (a, b):
         if end not in t.nodes:
-            raise ImpairError(f"impair: no node {end!r} in this lab")
+            raise ImpairError(f"no node {end!r} in this lab")
     if (a, b) not in t.links and (b, a) not in t.links:
         linked = ", ".join(t.neighbours(a)) or "nothing"
-        raise ImpairError(f"impair: no link between {a} and {b}; {a}'s links go to {linked}")
+        raise ImpairError(f"no link between {a} and {b}; {a}'s links go to {linked}")
     ports = lab.ports
     if t.nodes[b].kind is Kind.HUB and a in ports:
         return ports[a], False
@@ -104,7 +104,7 @@ def place(lab: Lab, a: str, b: str) -> tuple[Port, bool]:
     if a in ports:  # tap -> bridge: what the worker writes to the tap's fd
         return ports[a], True
     raise ImpairError(
-        f"impair: the link {a}-{b} is all in the kernel (a bridge and a host NIC); the worker impairs only "
+        f"the link {a}-{b} is all in the kernel (a bridge and a host NIC); the worker impairs only "
         "links that pass through it (hubs, taps, guest NICs, sockets)"
     )
 
