@@ -127,3 +127,13 @@ def set_impairment(lab: Lab, a: str, b: str, spec: Impairment, seed: int | None 
 def impairment_of(lab: Lab, a: str, b: str) -> Impairment:
     port, egress = place(lab, a, b)
     return port.egress_spec if egress else port.ingress_spec
+
+
+def from_topology(lab: Lab) -> None:
+    """The impairments the file declares (validated: each text form parses,
+    each link passes through the worker)."""
+    for (a, b), text in lab.topology.impair.items():
+        try:
+            set_impairment(lab, a, b, Impairment.parse(text))
+        except (ImpairError, ValueError) as exc:
+            raise ImpairError(f"link {a} - {b}: impair towards {b}: {exc}") from None

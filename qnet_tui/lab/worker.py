@@ -26,7 +26,7 @@ from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
 from qnet_tui.lab.impair import Impairment, ImpairmentError
-from qnet_tui.lab.linkimpair import ImpairError, impairment_of, place, set_impairment
+from qnet_tui.lab.linkimpair import ImpairError, from_topology, impairment_of, place, set_impairment
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
@@ -188,7 +188,8 @@ class Worker:
         )
         try:
             realize(lab)
-        except RealizeError as exc:
+            from_topology(lab)
+        except (RealizeError, ImpairError) as exc:
             raise LabError(str(exc)) from None
         self.stats = Stats(lab)
         self.set_state(LabState.RUNNING)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from tests.lab.conftest import SAMPLES
+
 RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/")
 
 
@@ -73,3 +75,14 @@ def test_one_way_and_bad_requests(make_lab):
     lab.stop()
     gone = impair(lab, "hub1", "vm2", "none")
     assert gone.returncode == 1 and "not running" in gone.stderr
+
+
+def test_an_impairment_declared_in_the_file_holds_from_the_start(make_lab):
+    text = (SAMPLES / "two-vlans.yaml").read_text()
+    assert "  - [hub1, vm2]\n" in text
+    text = text.replace("  - [hub1, vm2]\n", "  - [hub1, vm2, {impair: {vm2: delay=50ms, hub1: delay=50ms}}]\n")
+    lab = make_lab("two-vlans.yaml", text=text)
+    low, avg, _ = rtt(lab, "vm1", "10.0.0.2")
+    assert low >= 90 and avg <= 250, (low, avg)  # the first ping waits for ARP, delayed too
+    assert impair(lab, "vm2", "hub1", "none").returncode == 0
+    assert rtt(lab, "vm1", "10.0.0.2")[1] < 30
