@@ -111,7 +111,7 @@ class Impairment:
         if self.reorder_pct:
             out.append(f"reorder={_num(self.reorder_pct)}%")
         if self.rate_kbit:
-            out.append(f"rate={_num(self.rate_kbit)}kbit")
+            out.append(f"rate={_rate_text(self.rate_kbit)}")
         if self.limit != DEFAULT_LIMIT:
             out.append(f"limit={self.limit}")
         return " ".join(out)
@@ -122,6 +122,13 @@ NONE = Impairment()
 
 def _num(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
+
+
+def _rate_text(kbit: float) -> str:
+    for unit, size in (("gbit", 1e6), ("mbit", 1e3)):
+        if kbit >= size and kbit % size == 0:
+            return f"{_num(kbit / size)}{unit}"
+    return f"{_num(kbit)}kbit"
 
 
 def _time(key: str, value: str) -> dict[str, float]:

@@ -68,6 +68,12 @@ def test_format_round_trips(text: str) -> None:
     assert Impairment.parse(spec.format()) == spec
 
 
+def test_format_says_a_rate_in_its_largest_whole_unit() -> None:
+    assert Impairment.parse("rate=10mbit").format() == "rate=10mbit"
+    assert Impairment.parse("rate=2gbit").format() == "rate=2gbit"
+    assert Impairment.parse("rate=1500kbit").format() == "rate=1500kbit"
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [
