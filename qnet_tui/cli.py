@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "run": "make a topology real in namespaces and forward its frames (headless)",
     "exec": "run a command inside a running lab, at a guest NIC, a host NIC, a bridge or a tap",
     "console": "attach this terminal to a VM guest's serial console in a running lab (Ctrl-] leaves)",
+    "impair": "impair a link of a running lab both ways: delay, loss, dup, corrupt, reorder, rate ('none' lifts it)",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
@@ -80,6 +81,13 @@ EXAMPLES: dict[str, str] = {
         "needs QEMU 7.2 or newer (-netdev stream and dgram); start the lab first, then paste the\n"
         f"arguments into the VM's command line:\n  sudo {PROG} qemu-args lab.yaml vm2"
     ),
+    "impair": (
+        "SPEC is a whole impairment: what it leaves out is off, 'none' turns everything off.\n"
+        "keys: delay=50ms jitter=5ms loss=1% ge=P,R[,BAD[,GOOD]] (Gilbert-Elliott bursts) dup=1% corrupt=0.1%\n"
+        "      reorder=25% (needs a delay) rate=10mbit limit=1000 (frames queued, delayed ones included)\n"
+        f"example:\n  sudo {PROG} impair lab.yaml hub0 vm1 delay=50ms loss=1%\n"
+        f"  sudo {PROG} impair lab.yaml hub0 vm1 none"
+    ),
     "import-qemu": f"example:\n  {PROG} import-qemu -o lab.yaml -- -netdev tap,id=t0 -device e1000,netdev=t0",
     "guest-image": (
         "downloads linux-image-cloud-amd64's kernel and busybox-static with apt-get (unpacked, never installed;\n"
@@ -123,6 +131,12 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
     elif name == "console":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("guest", metavar="GUEST", help="a guest with vm: true (or one of its guest NICs)")
+    elif name == "impair":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("a", metavar="A", help="one end of the link")
+        parser.add_argument("b", metavar="B", help="the other end")
+        parser.add_argument("spec", nargs="+", metavar="SPEC", help="key=value ..., or none")
+        parser.add_argument("--one-way", action="store_true", help="only frames from A to B (B to A keeps its own)")
     elif name == "qemu-args":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument(
@@ -223,6 +237,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     return exec_in_lab(args.file, args.node, cmd)
+
+
+def cmd_impair(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.impairclient import impair_in_lab
+
+    return impair_in_lab(args.file, args.a, args.b, args.spec, args.one_way)
 
 
 def cmd_qemu_args(args: argparse.Namespace) -> int:
@@ -336,6 +356,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "exec": cmd_exec,
     "console": cmd_console,
+    "impair": cmd_impair,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "guest-image": cmd_guest_image,

@@ -14,6 +14,8 @@ worker -> client
   error    Error    the client's last message was refused, and why
   console_output  ConsoleOutput  what a VM guest's serial console printed
                     (to the clients that watch it; the scrollback first)
+  impaired Impaired  a link's impairments now, both ways (to the client
+                    whose `impair` set them)
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
@@ -21,6 +23,8 @@ client -> worker
   vm       VmControl  restart a VM guest (a dead one too)
   console  Console  watch (or stop watching) a VM guest's serial console
   console_input  ConsoleInput  bytes typed into it
+  impair   Impair   set a link's impairment (lab/impair.py's text form, or
+                    "none") from a to b, and from b to a unless one_way
 
 A line that is not one of these decodes to a Malformed value, never an
 exception. The worker answers a malformed or refused client message with an
@@ -373,6 +377,26 @@ class ConsoleInput(Message):
         return cls(guest, base64.b64encode(data).decode())
 
 
+@dataclass(frozen=True)
+class Impair(Message):
+    TYPE = "impair"
+    SHAPE: ClassVar[dict[str, Any]] = {"a": str, "b": str, "spec": str, "one_way": bool}
+    a: str
+    b: str
+    spec: str  # e.g. "delay=50ms loss=1%"; a whole spec: what it leaves out is off
+    one_way: bool = False
+
+
+@dataclass(frozen=True)
+class Impaired(Message):
+    TYPE = "impaired"
+    SHAPE: ClassVar[dict[str, Any]] = {"a": str, "b": str, "forward": str, "backward": str}
+    a: str
+    b: str
+    forward: str  # a -> b, in the text form ("none" when off)
+    backward: str  # b -> a
+
+
 def unbase64(text: str) -> bytes | None:
     """The bytes of a console message's data; None if it is no base64."""
     try:
@@ -388,10 +412,12 @@ class Malformed:
     reason: str
 
 
-WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput
-ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput
-WORKER: Mapping[str, type[Message]] = {m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput)}
-CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput)}
+WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired
+ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair
+WORKER: Mapping[str, type[Message]] = {
+    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired)
+}
+CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair)}
 
 
 def encode(message: Message) -> bytes:

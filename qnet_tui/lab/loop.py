@@ -35,6 +35,10 @@ class Loop:
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:
         heapq.heappush(self.timers, (time.monotonic() + delay, next(self._seq), callback))
 
+    def call_at(self, when: float, callback: Callable[[], None]) -> None:
+        """Call back at time.monotonic() `when` (or on the next turn, if past)."""
+        heapq.heappush(self.timers, (when, next(self._seq), callback))
+
     def stop(self) -> None:
         self.running = False
 

@@ -29,9 +29,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from time import monotonic
+from typing import TYPE_CHECKING
 
 from qnet_tui.lab.capture import Capture
+from qnet_tui.lab.impair import NONE as NO_IMPAIRMENT
 from qnet_tui.lab.tap import VNET_HDR_LEN
+
+if TYPE_CHECKING:
+    from qnet_tui.lab.linkimpair import Egress, Ingress
 
 BATCH = 64  # frames drained from one fd before the others get their turn
 READ_SIZE = 65536 + VNET_HDR_LEN + 64
@@ -97,6 +102,13 @@ class Port:
         self.cut_until = 0.0
         self.loop_hold = LOOP_HOLD_S
         self.cut_frames = self.cut_bytes = 0  # the hub's counters when it was cut
+        # Impairments of the link at this port (lab/linkimpair.py): hooks out of
+        # the hub and into it, None when off. What they drop is no real drop.
+        self.egress: Egress | None = None
+        self.ingress: Ingress | None = None
+        self.egress_spec = self.ingress_spec = NO_IMPAIRMENT
+        self.drop_impair_loss = self.drop_impair_queue = 0
+        self.impair_tx = self.impair_tx_bytes = 0  # out of the hub: duplicates less drops
 
     def send(self, frame: bytes, segments: int, length: int) -> None:
         """Send one frame; count it in drop_* if it cannot go."""
@@ -137,11 +149,13 @@ class Port:
         if hub is None:
             return 0
         not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0]
-        return hub.frames - self.rx_frames - not_sent
+        return hub.frames - self.rx_frames - not_sent + self.impair_tx
 
     @property
     def tx_bytes(self) -> int:
-        return self.hub.bytes - self.rx_bytes - self.drop_bytes - self._loop_out()[1] if self.hub else 0
+        if self.hub is None:
+            return 0
+        return self.hub.bytes - self.rx_bytes - self.drop_bytes - self._loop_out()[1] + self.impair_tx_bytes
 
     def stats(self) -> dict:
         return {
@@ -159,6 +173,8 @@ class Port:
                 "malformed": self.drop_malformed,
                 "loop": self.drop_loop,
                 "guest-queue": self.drop_guest_queue,
+                "impair-loss": self.drop_impair_loss,
+                "impair-queue": self.drop_impair_queue,
             },
             "looped": self.looped,
         }
@@ -229,15 +245,26 @@ class Hub:
         self.ports.append(port)
         self._outs.clear()
 
+    def replan(self) -> None:
+        """A port's egress hook came or went: flood lists are made again."""
+        self._outs.clear()
+
     def _outs_for(self, src: Port) -> tuple[list[tuple[int, Port]], list[Port]]:
         others = [p for p in self.ports if p is not src and not p.looped]
-        outs = ([(p.fd, p) for p in others if type(p) is TapPort], [p for p in others if type(p) is not TapPort])
+        outs = (
+            [(p.fd, p) for p in others if type(p) is TapPort and p.egress is None],
+            [p.egress or p for p in others if type(p) is not TapPort or p.egress is not None],
+        )
         self._outs[id(src)] = outs
         return outs
 
-    def forward(self, src: Port, frames: Iterable[bytes]) -> None:
+    def forward(self, src: Port, frames: Iterable[bytes], impaired: bool = False) -> None:
         """Flood frames from src. The per-frame path: counts in locals, one
-        write per destination tap."""
+        write per destination tap. impaired: the frames come out of src's
+        ingress impairment, due now."""
+        if src.ingress is not None and not impaired:
+            src.ingress.take(frames)
+            return
         if src.looped:
             self._drop_looped(src, frames)
             return

@@ -25,6 +25,8 @@ from qnet_tui.lab import netns, runstate
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
+from qnet_tui.lab.impair import Impairment, ImpairmentError
+from qnet_tui.lab.linkimpair import ImpairError, from_topology, impairment_of, place, set_impairment
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
@@ -186,7 +188,8 @@ class Worker:
         )
         try:
             realize(lab)
-        except RealizeError as exc:
+            from_topology(lab)
+        except (RealizeError, ImpairError) as exc:
             raise LabError(str(exc)) from None
         self.stats = Stats(lab)
         self.set_state(LabState.RUNNING)
@@ -213,12 +216,30 @@ class Worker:
                 raise MessageError(str(exc)) from None
         elif isinstance(msg, protocol.Console):
             self._console(msg.guest).watch(client, msg.watch)
+        elif isinstance(msg, protocol.Impair):
+            self.control.send(client, protocol.encode(self._impair(msg)))
         elif isinstance(msg, protocol.ConsoleInput):
             data = protocol.unbase64(msg.data)
             if data is None:
                 raise MessageError("console_input: data is not base64")
             if not self._console(msg.guest).type(data):
                 raise MessageError(f"console of {msg.guest}: not connected (the VM is starting or gone); try again")
+
+    def _impair(self, msg: protocol.Impair) -> protocol.Impaired:
+        if self.lab is None:
+            raise MessageError("impair: the lab is not up yet")
+        try:
+            spec = Impairment.parse(msg.spec)
+            ways = [(msg.a, msg.b)] if msg.one_way else [(msg.a, msg.b), (msg.b, msg.a)]
+            for a, b in ways:
+                place(self.lab, a, b)  # both ways checked before either changes
+        except (ImpairmentError, ImpairError) as exc:
+            raise MessageError(f"impair {msg.a} {msg.b}: {exc}") from None
+        for a, b in ways:
+            set_impairment(self.lab, a, b, spec)
+        forward, backward = (impairment_of(self.lab, a, b).format() for a, b in ((msg.a, msg.b), (msg.b, msg.a)))
+        self.log("info", f"impair {msg.a} -> {msg.b}: {forward}; {msg.b} -> {msg.a}: {backward}")
+        return protocol.Impaired(msg.a, msg.b, forward, backward)
 
     def _vm(self, guest: str, what: str) -> VmGuest:
         found = self.lab.vm_guests.get(guest) if self.lab else None

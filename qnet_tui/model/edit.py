@@ -217,6 +217,7 @@ class _Snapshot:
     description: str | None
     nodes: dict[str, Node]
     links: list[Link]
+    impair: dict[Link, Any]
 
     @classmethod
     def of(cls, topology: Topology, previous: Mapping[str, Node] | None = None) -> _Snapshot:
@@ -227,7 +228,7 @@ class _Snapshot:
         for key, node in topology.nodes.items():
             old = previous.get(key) if previous else None
             nodes[key] = old if old is not None and _identical(old, node) else _copy_node(node)
-        return cls(topology.name, topology.description, nodes, list(topology.links))
+        return cls(topology.name, topology.description, nodes, list(topology.links), dict(topology.impair))
 
     def restore(self, topology: Topology) -> None:
         """Put this state into topology, keeping the Topology object."""
@@ -236,6 +237,8 @@ class _Snapshot:
         topology.nodes.clear()
         topology.nodes.update({key: _copy_node(node) for key, node in self.nodes.items()})
         topology.links[:] = self.links
+        topology.impair.clear()
+        topology.impair.update(self.impair)
 
 
 def _copy_node(node: Node) -> Node:
@@ -416,6 +419,11 @@ class Editor:
         self.topology.links[:] = [
             (new_id if a == node_id else a, new_id if b == node_id else b) for a, b in self.topology.links
         ]
+        impair = self.topology.impair  # a link's impairments go with it
+        for (a, b), spec in list(impair.items()):
+            if node_id in (a, b):
+                del impair[(a, b)]
+                impair[(new_id if a == node_id else a, new_id if b == node_id else b)] = spec
         # A guest's NICs follow it (and NICs that named the new id in error now name the node so called).
         for nic in self.topology.of_kind(Kind.GUEST_NIC):
             if guests.named_guest(nic) == node_id:
@@ -436,6 +444,8 @@ class Editor:
             if link in ((a, b), (b, a)):
                 self._record(f"disconnect {a} and {b}")
                 del self.topology.links[i]
+                self.topology.impair.pop((a, b), None)
+                self.topology.impair.pop((b, a), None)
                 return link
         raise EditError(f"{a} and {b} are not linked")
 
@@ -449,6 +459,8 @@ class Editor:
         self._record(f"delete {node_id}")
         del self.topology.nodes[node_id]
         self.topology.links[:] = [link for link in self.topology.links if node_id not in link]
+        for way in [way for way in self.topology.impair if node_id in way]:
+            del self.topology.impair[way]
         if node.kind is Kind.GUEST:
             for nic in self.topology.of_kind(Kind.GUEST_NIC):
                 if guests.named_guest(nic) == node_id:

@@ -42,6 +42,9 @@ class Topology:
     nodes: dict[str, Node] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     description: str | None = None
+    # A link's impairments, by direction (from, to): the text form as the file
+    # gives it ("delay=50ms loss=1%"), checked by validation (model/impairment.py).
+    impair: dict[Link, Any] = field(default_factory=dict)
 
     def add(self, node: Node) -> Node:
         self.nodes[node.id] = node

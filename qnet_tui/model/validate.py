@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from qnet_tui.model import guests, owners, values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
+from qnet_tui.model.impairment import Impairment, ImpairmentError
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
 from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
+WORKER_KINDS = (Kind.HUB, Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)  # link ends the worker forwards for
 # How many node ids "did you mean" may compare, in all, per validation: each
 # comparison is a difflib ratio, and a file of 20,000 links to unknown nodes
 # must not cost 20,000 scans of every id.
@@ -167,6 +169,8 @@ class _Checker:
         self.unique_interfaces()
         self.unique_binds()
         links = self.valid_links()
+        if self.t.impair:
+            self.impairments(links)
         self.addresses(links)
         self.guests(links)
         self.vms()
@@ -373,6 +377,31 @@ class _Checker:
                 self.bad_links.add(i)
             else:
                 rules.take(a, b)
+
+    def impairments(self, links: list[tuple[int, Link]]) -> None:
+        """Each impaired link's text forms parse, and the worker is on the link
+        (a hub, tap, guest NIC or socket end): bridge to host NIC is all kernel."""
+        impair, nodes = self.t.impair, self.t.nodes
+        for i, (a, b) in links:
+            ways = [(x, y) for x, y in ((a, b), (b, a)) if (x, y) in impair]
+            if not ways:
+                continue
+            if not any(nodes[n].kind in WORKER_KINDS for n in (a, b)):
+                self.add(
+                    ERROR,
+                    f"link {a} - {b}: impair needs the lab's worker on the link (a hub, tap, guest NIC or socket "
+                    "end); between a bridge and a host NIC frames never leave the kernel",
+                    ("options", i),
+                    ("link", i),
+                    link=i,
+                )
+                continue
+            for x, y in ways:
+                spec = impair[(x, y)]
+                try:
+                    Impairment.parse(spec) if isinstance(spec, str) else None
+                except ImpairmentError as exc:
+                    self.add(ERROR, f"link {a} - {b}: impair towards {y}: {exc}", ("options", i), ("link", i), link=i)
 
     def unique_macs(self) -> None:
         for node, mac, owner in owners.clashes(owners.macs(self.t)):

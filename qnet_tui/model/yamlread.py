@@ -539,18 +539,57 @@ def _read_links(links: list[Any], marks: Any, at: Position, out: Reading) -> Non
         smap[("link", n)] = pos
         if (
             link.__class__ is not list
-            or len(link) != 2
+            or not 2 <= len(link) <= 3
             or not isinstance(a := link[0], str)
             or not isinstance(b := link[1], str)
         ):
             out.problems.append(
-                Diagnostic(ERROR, f"a link is a pair of node ids, as in [br0, tap0], not {values.describe(link)}", *pos)
+                Diagnostic(
+                    ERROR,
+                    f"a link is a pair of node ids, as in [br0, tap0] (and its options, as in "
+                    f"[hub0, vm1, {{impair: delay=50ms}}]), not {values.describe(link)}",
+                    *pos,
+                )
             )
             continue
         if ends.__class__ is list:
-            (m, _), (m2, _) = ends
+            (m, _), (m2, _) = ends[:2]
             smap[("end", n, 0)] = (m.line + 1, m.column + 1)
             smap[("end", n, 1)] = (m2.line + 1, m2.column + 1)
         else:
             smap[("end", n, 0)] = smap[("end", n, 1)] = pos
-        topo_links.append((a if a.__class__ is str else str(a), b if b.__class__ is str else str(b)))
+        a, b = (a if a.__class__ is str else str(a), b if b.__class__ is str else str(b))
+        if len(link) == 3:
+            m = ends[2][0] if ends.__class__ is list and len(ends) > 2 else None
+            opt_at = (m.line + 1, m.column + 1) if m is not None else pos
+            smap[("options", n)] = opt_at
+            _read_link_options(a, b, link[2], opt_at, out)  # a bad one is reported; the link stands
+        topo_links.append((a, b))
+
+
+def _read_link_options(a: str, b: str, options: Any, at: Position, out: Reading) -> None:
+    """A link's third item: {impair: SPEC} (both ways) or {impair: {END: SPEC}}
+    (towards END); a placed error when it is neither."""
+    where = f"link {a} - {b}"
+    if options.__class__ is not dict or set(options) - {"impair"}:
+        extra = ", ".join(map(str, set(options) - {"impair"})) if options.__class__ is dict else None
+        said = f"unknown option {extra}" if extra else values.describe(options)
+        out.problems.append(Diagnostic(ERROR, f"{where}: a link's options are a mapping with impair, not {said}", *at))
+        return
+    impair = options.get("impair")
+    if isinstance(impair, str):
+        out.topology.impair[(a, b)] = out.topology.impair[(b, a)] = impair
+        return
+    by_end = impair.__class__ is dict and impair and set(impair) <= {a, b}
+    if by_end and all(isinstance(v, str) for v in impair.values()):
+        for to, spec in impair.items():
+            out.topology.impair[(b, a) if to == a else (a, b)] = spec
+        return
+    out.problems.append(
+        Diagnostic(
+            ERROR,
+            f"{where}: impair is a text form (as in delay=50ms loss=1%) for both ways, or a mapping from an end "
+            f"({a} or {b}) to the text form for frames towards it; not {values.describe(impair)}",
+            *at,
+        )
+    )

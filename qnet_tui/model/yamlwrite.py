@@ -66,6 +66,7 @@ def _yaml() -> YAML:
     yaml.preserve_quotes = True
     yaml.allow_duplicate_keys = True  # duplicates are found on the node graph and reported there
     yaml.width = 4096
+    yaml.brace_single_entry_mapping_in_flow_sequence = True  # a link's options: [hub0, vm1, {impair: ...}]
     return yaml
 
 
@@ -125,6 +126,7 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
         for key, value in node.attrs.items():
             _set(body, key, value)
     _sync_links(tree, topology.links)
+    _sync_link_options(tree["links"], topology.impair)
     return tree
 
 
@@ -158,7 +160,8 @@ def _sync_links(tree: CommentedMap, links: list[tuple[str, str]]) -> None:
     seq = tree.get("links")
     if not isinstance(seq, CommentedSeq):
         seq = tree["links"] = CommentedSeq()
-    current = [tuple(x) if isinstance(x, list) else None for x in seq]
+    # A link's options (its third item) do not make it another link.
+    current = [tuple(x[:2]) if isinstance(x, list) and len(x) in (2, 3) else None for x in seq]
     if current == links:
         return
     # Drop the links that went, keeping the rest (and their comments) in place.
@@ -181,3 +184,39 @@ def _sync_links(tree: CommentedMap, links: list[tuple[str, str]]) -> None:
         if flow:
             item.fa.set_flow_style()
         seq.append(item)
+
+
+def _denoted(a: Any, b: Any, options: Any) -> dict[tuple[Any, Any], Any]:
+    """The impairments a link's options give, by direction (as yamlread reads them)."""
+    impair = options.get("impair") if isinstance(options, dict) else None
+    if isinstance(impair, str):
+        return {(a, b): impair, (b, a): impair}
+    if isinstance(impair, dict):
+        return {((b, a) if to == a else (a, b)): spec for to, spec in impair.items()}
+    return {}
+
+
+def _sync_link_options(seq: CommentedSeq, impair: dict[tuple[str, str], Any]) -> None:
+    """Each link's third item says its impairments; one that already says them
+    is left as written (its form, quoting and comments)."""
+    for item in seq:
+        if not isinstance(item, list) or len(item) not in (2, 3):
+            continue
+        a, b = item[0], item[1]
+        wanted = {d: impair[d] for d in ((a, b), (b, a)) if d in impair}
+        if _denoted(a, b, item[2] if len(item) == 3 else None) == wanted:
+            continue
+        if len(item) == 3:
+            del item[2]
+        if not wanted:
+            continue
+        if len(wanted) == 2 and wanted[(a, b)] == wanted[(b, a)]:
+            value: Any = wanted[(a, b)]
+        else:
+            value = CommentedMap((to, spec) for (_, to), spec in wanted.items())
+        options = CommentedMap(impair=value)
+        if getattr(item, "fa", None) is not None and item.fa.flow_style():
+            options.fa.set_flow_style()
+            if isinstance(value, CommentedMap):
+                value.fa.set_flow_style()
+        item.append(options)

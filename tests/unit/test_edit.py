@@ -781,3 +781,19 @@ def test_undo_keeps_value_types():
         pass
     attrs = doc.topology.nodes["br0"].attrs
     assert attrs["stp"] is True and attrs["ipv4"] == "10.0.0.2/24" and "tap1" in doc.topology.nodes
+
+
+def test_a_links_impairments_follow_rename_and_go_with_the_link_and_undo_brings_them_back(editor):
+    t = editor.topology
+    t.impair.update({("hub0", "vm1"): "delay=5ms", ("vm1", "hub0"): "loss=1%", ("hub0", "vm2"): "rate=1mbit"})
+    editor.rename("vm1", "web")
+    assert t.impair == {("hub0", "web"): "delay=5ms", ("web", "hub0"): "loss=1%", ("hub0", "vm2"): "rate=1mbit"}
+    editor.disconnect("web", "hub0")
+    assert t.impair == {("hub0", "vm2"): "rate=1mbit"}
+    editor.delete_node("vm2")
+    assert t.impair == {}
+    editor.undo()
+    editor.undo()
+    assert t.impair == {("hub0", "web"): "delay=5ms", ("web", "hub0"): "loss=1%", ("hub0", "vm2"): "rate=1mbit"}
+    editor.undo()
+    assert ("hub0", "vm1") in t.impair and ("hub0", "web") not in t.impair

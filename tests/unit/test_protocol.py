@@ -28,6 +28,7 @@ MESSAGES = [
     protocol.Samples([SAMPLE, dict(SAMPLE, vlan=1)]),
     protocol.Log("warning", "a loop"),
     protocol.Error("refused"),
+    protocol.Impaired("hub1", "vm2", "delay=50ms", "none"),
 ]
 
 
@@ -36,7 +37,16 @@ def test_worker_messages_round_trip(message):
     assert protocol.decode(protocol.encode(message), protocol.WORKER) == message
 
 
-@pytest.mark.parametrize("message", [protocol.Stop(), protocol.Capture("hub1", "/tmp/x.pcap"), protocol.Capture("h")])
+@pytest.mark.parametrize(
+    "message",
+    [
+        protocol.Stop(),
+        protocol.Capture("hub1", "/tmp/x.pcap"),
+        protocol.Capture("h"),
+        protocol.Impair("hub1", "vm2", "delay=50ms loss=1%"),
+        protocol.Impair("hub1", "vm2", "none", one_way=True),
+    ],
+)
 def test_client_messages_round_trip(message):
     assert protocol.decode(protocol.encode(message), protocol.CLIENT) == message
 
@@ -76,6 +86,13 @@ def stats(**hub) -> dict:
 )
 def test_a_malformed_message_says_where(message, reason):
     assert reason in bad(message)
+
+
+def test_an_impair_without_one_way_is_malformed():
+    msg = protocol.decode(b'{"type": "impair", "a": "hub1", "b": "vm2", "spec": "none"}', protocol.CLIENT)
+    assert isinstance(msg, Malformed) and "impair has no 'one_way'" in msg.reason
+    msg = protocol.decode(b'{"type":"impair","a":"h","b":"v","spec":1,"one_way":false}', protocol.CLIENT)
+    assert isinstance(msg, Malformed) and "impair.spec is an integer" in msg.reason
 
 
 def test_optional_fields_may_be_missing():

@@ -3,6 +3,7 @@ bytes, comments, key order and quoting through load, edit and save."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,48 @@ def test_structurally_broken_file_is_not_editable():
     assert not doc.editable
     with pytest.raises(Exception, match="structural errors"):
         doc.dumps()
+
+
+IMPAIRED = """\
+version: 1
+name: imp
+nodes:
+  hub0: {kind: hub, vlan: 0}
+  vm1: {kind: guest_nic, mac: "52:54:00:00:00:01"}
+  vm2: {kind: guest_nic, mac: "52:54:00:00:00:02"}
+links:
+  - [hub0, vm1, {impair: "delay=50ms loss=1%"}]   # a slow one
+  # towards vm2 only a little delay; back, some loss
+  - [hub0, vm2, {impair: {vm2: delay=5ms, hub0: 'loss=2%'}}]
+"""
+
+
+def test_link_impairments_load_by_direction_and_keep_their_bytes():
+    doc = load_text(IMPAIRED)
+    assert [d for d in doc.diagnostics() if d.is_error] == []
+    assert doc.topology.links == [("hub0", "vm1"), ("hub0", "vm2")]
+    assert doc.topology.impair == {
+        ("hub0", "vm1"): "delay=50ms loss=1%",
+        ("vm1", "hub0"): "delay=50ms loss=1%",
+        ("hub0", "vm2"): "delay=5ms",
+        ("vm2", "hub0"): "loss=2%",
+    }
+    assert doc.dumps() == IMPAIRED
+
+
+def test_changed_impairments_rewrite_only_their_link():
+    doc = load_text(IMPAIRED)
+    t = doc.topology
+    t.impair[("vm2", "hub0")] = "loss=3%"
+    t.links.append(("hub0", "vm3"))
+    t.add(Node("vm3", Kind.GUEST_NIC))
+    t.impair[("hub0", "vm3")] = "rate=1mbit"
+    text = doc.dumps()
+    assert '  - [hub0, vm1, {impair: "delay=50ms loss=1%"}]   # a slow one\n' in text
+    assert "  # towards vm2 only a little delay; back, some loss\n" in text
+    assert "  - [hub0, vm2, {impair: {vm2: delay=5ms, hub0: loss=3%}}]\n" in text
+    assert "  - [hub0, vm3, {impair: {vm3: rate=1mbit}}]\n" in text
+    again = load_text(text).topology
+    assert again.impair == t.impair
+    del t.impair[("hub0", "vm1")], t.impair[("vm1", "hub0")]
+    assert re.search(r"\n  - \[hub0, vm1\] +# a slow one\n", doc.dumps())  # the comment stays in its column

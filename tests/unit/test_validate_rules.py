@@ -457,6 +457,36 @@ CASES = [
             + dgram_node("family: inet, address: '127.0.0.1:6000', local: '127.0.0.1:5000'", "s1")
         ),
     ),
+    (
+        "impairment text form",
+        sub("[hub0, vm1]", "[hub0, vm1, {impair: loss=120%}]"),
+        "link hub0 - vm1: impair towards vm1: loss=120%: a percentage is between 0% and 100%",
+        26,
+        sub("[hub0, vm1]", "[hub0, vm1, {impair: 'delay=50ms loss=12%'}]"),
+    ),
+    (
+        "impairment one way",
+        sub("[hub0, vm1]", "[hub0, vm1, {impair: {hub0: jitter=5ms}}]"),
+        "link hub0 - vm1: impair towards hub0: jitter needs a delay",
+        26,
+        sub("[hub0, vm1]", "[hub0, vm1, {impair: {hub0: delay=9ms jitter=5ms, vm1: none}}]"),
+    ),
+    (
+        "impairment off the worker",
+        sub("[eth0, br0]", "[eth0, br0, {impair: delay=5ms}]"),
+        "link eth0 - br0: impair needs the lab's worker on the link",
+        23,
+        sub("[br0, tap0]", "[br0, tap0, {impair: delay=5ms}]"),
+    ),
+    (
+        "impairment by an end not on the link",
+        sub("[hub0, vm2]", "[hub0, vm2, {impair: {vm1: delay=1ms}}]"),
+        "link hub0 - vm2: impair is a text form (as in delay=50ms loss=1%) for both ways, or a mapping from an end",
+        27,
+        sub("[hub0, vm2]", "[hub0, vm2, {impair: {vm2: delay=1ms}}]"),
+    ),
+    ("link option unknown", sub("[hub0, vm2]", "[hub0, vm2, {speed: 1}]"), "unknown option speed", 27, None),
+    ("link of four items", sub("[hub0, vm2]", "[hub0, vm2, {}, x]"), "a link is a pair of node ids", 27, None),
 ]
 
 

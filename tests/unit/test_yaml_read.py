@@ -168,8 +168,10 @@ def ruamel_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
     good = 0
     for i, link in enumerate(tree.get("links") or []):
         out[("link", good)] = item(tree["links"], i)
-        if isinstance(link, CommentedSeq) and len(link) == 2 and all(isinstance(x, str) for x in link):
+        if isinstance(link, CommentedSeq) and len(link) in (2, 3) and all(isinstance(x, str) for x in link[:2]):
             out[("end", good, 0)], out[("end", good, 1)] = item(link, 0), item(link, 1)
+            if len(link) == 3:  # its options: the link stands even when they are wrong
+                out[("options", good)] = item(link, 2)
             good += 1
     return out
 
@@ -208,8 +210,9 @@ def test_every_structural_problem_is_placed():
         (18, 3): "node id 12 must be a string",
         (19, 8): "vm2: a node is a mapping with 'kind' and its attributes, not a list",
         (22, 5): "vm3: key 7 must be a string",
-        (27, 3): "a link is a pair of node ids, as in [br0, tap0], not a list",
-        (28, 3): "a link is a pair of node ids, as in [br0, tap0], not a mapping",
+        (27, 16): "link tap0 - hub0: a link's options are a mapping with impair, not 'x'",
+        (28, 3): "a link is a pair of node ids, as in [br0, tap0] (and its options, as in "
+        "[hub0, vm1, {impair: delay=50ms}]), not a mapping",
     }
 
 
