@@ -89,6 +89,12 @@ class Port:
         self.drop_loop_out = self.drop_loop_out_bytes = 0  # frames the hub flooded while it was cut (closed spells)
         self.drop_guest_queue = 0  # frames its device could not queue to the worker (the device's tx_dropped)
         self.connected = True
+        # A pulled cable (lab/links.py), per direction: frames from this port
+        # into its hub, or from the hub out to it, dropped as `link-down`.
+        self.down_in = self.down_out = False
+        self.drop_link_in = 0
+        self.drop_link_out = self.drop_link_out_bytes = 0  # closed spells
+        self.down_frames = self.down_bytes = 0  # what the hub had flooded to it when out went down
         # Loop guard state; see the module's docstring.
         self.looped = False
         self.loop_reported = False
@@ -120,10 +126,22 @@ class Port:
             size += self.hub.bytes - self.cut_bytes
         return frames, size
 
+    def _link_out(self) -> tuple[int, int]:
+        frames, size = self.drop_link_out, self.drop_link_out_bytes
+        if self.down_out and self.hub:  # everything the hub floods to it now is dropped
+            frames += self.hub.frames - self.rx_frames - self.down_frames
+            size += self.hub.bytes - self.rx_bytes - self.down_bytes
+        return frames, size
+
+    @property
+    def drop_link(self) -> int:
+        return self.drop_link_in + self._link_out()[0]
+
     @property
     def drops(self) -> int:
         return (
-            self.drop_full
+            self.drop_link
+            + self.drop_full
             + self.drop_gone
             + self.drop_oversized
             + self.drop_malformed
@@ -136,12 +154,14 @@ class Port:
         hub = self.hub
         if hub is None:
             return 0
-        not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0]
+        not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0] + self._link_out()[0]
         return hub.frames - self.rx_frames - not_sent
 
     @property
     def tx_bytes(self) -> int:
-        return self.hub.bytes - self.rx_bytes - self.drop_bytes - self._loop_out()[1] if self.hub else 0
+        if self.hub is None:
+            return 0
+        return self.hub.bytes - self.rx_bytes - self.drop_bytes - self._loop_out()[1] - self._link_out()[1]
 
     def stats(self) -> dict:
         return {
@@ -159,6 +179,7 @@ class Port:
                 "malformed": self.drop_malformed,
                 "loop": self.drop_loop,
                 "guest-queue": self.drop_guest_queue,
+                "link-down": self.drop_link,
             },
             "looped": self.looped,
         }
@@ -230,7 +251,7 @@ class Hub:
         self._outs.clear()
 
     def _outs_for(self, src: Port) -> tuple[list[tuple[int, Port]], list[Port]]:
-        others = [p for p in self.ports if p is not src and not p.looped]
+        others = [p for p in self.ports if p is not src and not p.looped and not p.down_out]
         outs = ([(p.fd, p) for p in others if type(p) is TapPort], [p for p in others if type(p) is not TapPort])
         self._outs[id(src)] = outs
         return outs
@@ -240,6 +261,10 @@ class Hub:
         write per destination tap."""
         if src.looped:
             self._drop_looped(src, frames)
+            return
+        if src.down_in:  # one test per batch: an up link costs nothing per frame
+            off0 = VNET_HDR_LEN if src.vnet else 0
+            src.drop_link_in += sum(_segments(frame, off0) for frame in frames)
             return
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
         off0 = VNET_HDR_LEN if src.vnet else 0
@@ -342,6 +367,19 @@ class Hub:
         port.looped = port.loop_reported = False
         port.repeats = 0
         port.loop_hold = LOOP_HOLD_S
+        self._outs.clear()
+
+    # -- a pulled cable (lab/links.py decides which port and direction) ---------------
+
+    def set_down(self, port: Port, down_in: bool, down_out: bool) -> None:
+        """Drop frames from port (down_in) and to it (down_out) as `link-down`."""
+        if down_out != port.down_out:
+            if down_out:
+                port.down_frames, port.down_bytes = self.frames - port.rx_frames, self.bytes - port.rx_bytes
+            else:
+                port.drop_link_out, port.drop_link_out_bytes = port._link_out()
+            port.down_out = down_out
+        port.down_in = down_in
         self._outs.clear()
 
     def check_loops(self, now: float) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from qnet_tui import protocol
-from qnet_tui.lab import netns, runstate
+from qnet_tui.lab import links, netns, runstate
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
@@ -211,6 +211,8 @@ class Worker:
             except VmGuestError as exc:
                 self.log("error", str(exc))
                 raise MessageError(str(exc)) from None
+        elif isinstance(msg, protocol.Link):
+            self._link(msg, client)
         elif isinstance(msg, protocol.Console):
             self._console(msg.guest).watch(client, msg.watch)
         elif isinstance(msg, protocol.ConsoleInput):
@@ -219,6 +221,18 @@ class Worker:
                 raise MessageError("console_input: data is not base64")
             if not self._console(msg.guest).type(data):
                 raise MessageError(f"console of {msg.guest}: not connected (the VM is starting or gone); try again")
+
+    def _link(self, msg: protocol.Link, client: Client) -> None:
+        if self.lab is None:
+            raise MessageError("link: the lab is not built yet")
+        try:
+            cable = links.find(self.lab, msg.a, msg.b)
+            state = links.set_state(self.lab, cable, msg.up, msg.direction)
+        except links.LinkError as exc:
+            raise MessageError(str(exc)) from None
+        text = links.describe(msg.a, msg.b, state)
+        self.log("info", text)
+        self.control.send(client, protocol.encode(protocol.LinkState(msg.a, msg.b, *state, text)))
 
     def _vm(self, guest: str, what: str) -> VmGuest:
         found = self.lab.vm_guests.get(guest) if self.lab else None
