@@ -426,3 +426,34 @@ def test_an_up_link_costs_no_work_per_frame(hub, monkeypatch):
     reads.clear()
     h.forward(src, [frame] * 100)
     assert len(reads) == one == 1
+
+
+def test_a_socket_port_down_gets_nothing_and_sends_nothing(hub):
+    """Sockets (and VM NICs, which are stream sockets) go through the same two
+    flags: the hub neither floods to a port down out nor takes from one down in."""
+    from qnet_tui.lab.ports import Port
+
+    class Socketish(Port):
+        kind = "stream"
+
+        def __init__(self) -> None:
+            super().__init__("sock0")
+            self.sent: list[bytes] = []
+
+        def send(self, frame: bytes, segments: int, length: int) -> None:
+            self.sent.append(frame)
+
+    h, pipes = hub
+    sock = Socketish()
+    h.attach(sock)
+    frame = eth(0x88B5, bytes(60))
+    h.set_down(sock, down_in=True, down_out=True)
+    h.forward(pipes[0].port, [frame] * 3)
+    h.forward(sock, [frame] * 2)
+    assert sock.sent == [] and pipes[0].frames() == []
+    assert sock.stats()["drop_reasons"]["link-down"] == 5 and sock.rx_frames == 0
+    h.set_down(sock, down_in=False, down_out=False)
+    h.forward(pipes[0].port, [frame])
+    h.forward(sock, [frame])
+    assert sock.sent == [frame] and b"".join(pipes[0].frames()) == frame
+    assert sock.drop_link == 5
