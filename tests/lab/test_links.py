@@ -141,3 +141,28 @@ def test_the_cli_says_what_is_wrong_in_one_line(make_lab, tmp_path):
     result = link(lab, "vm1", "tap0", "down")
     assert result.returncode == 1 and "is not running" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_the_worker_refuses_a_link_it_does_not_have_with_an_error_reply(make_lab):
+    from qnet_tui import protocol
+
+    from .test_control import Client
+
+    lab = make_lab("", text=DIRECT_PAIR)
+    client = Client(lab.name)
+    assert client.next("state")["state"] == "running"
+    for message, expected in [
+        (protocol.Link("vm1", "nope", False), 'link: no node "nope"'),
+        (protocol.Link("vm1", "br0", False), "link: no link vm1 - br0"),
+        (protocol.Link("br0", "tap0", False), "br0 - tap0 is not forwarded by the lab"),
+    ]:
+        client.send(protocol.encode(message))
+        assert expected in client.next("error")["message"]
+    client.send(b'{"type": "link", "a": "vm1", "b": "tap0", "up": false, "direction": "up"}\n')
+    assert 'link.direction is "up"' in client.next("error")["message"]
+    client.send(protocol.encode(protocol.Link("tap0", "vm1", False, "a-b")))
+    reply = client.next("link_state")
+    assert (reply["a_b"], reply["b_a"]) == (False, True)
+    client.close()
+    assert lab.latest(after=time.time())["links"] == [{"a": "vm1", "b": "tap0", "a_b": True, "b_a": False}]
+    assert lab.stop() == 0
