@@ -121,7 +121,8 @@ class Port:
 
     def _loop_out(self) -> tuple[int, int]:
         frames, size = self.drop_loop_out, self.drop_loop_out_bytes
-        if self.looped and self.hub:  # a cut port gets nothing the hub floods: all of it is dropped
+        # A cut port gets nothing the hub floods: all of it is dropped (as link-down first, if its link is down).
+        if self.looped and not self.down_out and self.hub:
             frames += self.hub.frames - self.cut_frames
             size += self.hub.bytes - self.cut_bytes
         return frames, size
@@ -376,8 +377,11 @@ class Hub:
         if down_out != port.down_out:
             if down_out:
                 port.down_frames, port.down_bytes = self.frames - port.rx_frames, self.bytes - port.rx_bytes
+                # A cut port's loop spell pauses: what is flooded to it now is counted once, as link-down.
+                port.drop_loop_out, port.drop_loop_out_bytes = port._loop_out()
             else:
                 port.drop_link_out, port.drop_link_out_bytes = port._link_out()
+                port.cut_frames, port.cut_bytes = self.frames, self.bytes
             port.down_out = down_out
         port.down_in = down_in
         self._outs.clear()

@@ -457,3 +457,17 @@ def test_a_socket_port_down_gets_nothing_and_sends_nothing(hub):
     h.forward(sock, [frame])
     assert sock.sent == [frame] and b"".join(pipes[0].frames()) == frame
     assert sock.drop_link == 5
+
+
+def test_a_port_cut_for_a_loop_and_down_counts_each_frame_once(hub):
+    h, pipes = hub
+    frame = eth(0x88B5, bytes(60))
+    port = pipes[1].port
+    h.cut(port, 0.0)
+    h.forward(pipes[0].port, [frame] * 2)  # loop only
+    h.set_down(port, down_in=False, down_out=True)
+    h.forward(pipes[0].port, [frame] * 3)  # both: link-down
+    h.set_down(port, down_in=False, down_out=False)
+    h.forward(pipes[0].port, [frame] * 4)  # loop only again
+    assert (port.drop_loop, port.drop_link) == (2 + 4, 3)
+    assert port.tx_frames == 0 and port.drops == 9
