@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "exec": "run a command inside a running lab, at a guest NIC, a host NIC, a bridge or a tap",
     "console": "attach this terminal to a VM guest's serial console in a running lab (Ctrl-] leaves)",
     "impair": "impair a link of a running lab both ways: delay, loss, dup, corrupt, reorder, rate ('none' lifts it)",
+    "link": "take a link of a running lab down or up (a pulled cable), both ways or one",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
@@ -76,6 +77,11 @@ EXAMPLES: dict[str, str] = {
     "console": (
         "what the console printed before is shown first (the last 64 KiB); the whole of it is in\n"
         f"/run/qnet-tui/LAB/GUEST.console.log while the lab runs.\nexample:\n  sudo {PROG} console lab.yaml router"
+    ),
+    "link": (
+        "down both ways: the ends lose carrier (NO-CARRIER in a guest); one direction: frames that way are\n"
+        f"dropped (counted as link-down) and carrier stays.\nexamples:\n  sudo {PROG} link lab.yaml hub1 vm2 down\n"
+        f"  sudo {PROG} link lab.yaml hub1 vm2 down --direction hub1-vm2"
     ),
     "qemu-args": (
         "needs QEMU 7.2 or newer (-netdev stream and dgram); start the lab first, then paste the\n"
@@ -137,6 +143,14 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("b", metavar="B", help="the other end")
         parser.add_argument("spec", nargs="+", metavar="SPEC", help="key=value ..., or none")
         parser.add_argument("--one-way", action="store_true", help="only frames from A to B (B to A keeps its own)")
+    elif name == "link":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("a", metavar="A", help="one end of the link")
+        parser.add_argument("b", metavar="B", help="the other end")
+        parser.add_argument("state", choices=("down", "up"))
+        parser.add_argument(
+            "--direction", metavar="A-B|B-A", help="only the frames going that way (default: both ways)"
+        )
     elif name == "qemu-args":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument(
@@ -243,6 +257,12 @@ def cmd_impair(args: argparse.Namespace) -> int:
     from qnet_tui.lab.impairclient import impair_in_lab
 
     return impair_in_lab(args.file, args.a, args.b, args.spec, args.one_way)
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.linkclient import link_command
+
+    return link_command(args.file, args.a, args.b, args.state, args.direction)
 
 
 def cmd_qemu_args(args: argparse.Namespace) -> int:
@@ -357,6 +377,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "exec": cmd_exec,
     "console": cmd_console,
     "impair": cmd_impair,
+    "link": cmd_link,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "guest-image": cmd_guest_image,

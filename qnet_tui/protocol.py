@@ -16,6 +16,7 @@ worker -> client
                     (to the clients that watch it; the scrollback first)
   impaired Impaired  a link's impairments now, both ways (to the client
                     whose `impair` set them)
+  link_state  LinkState  a link's state, to the client that set it
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
@@ -25,6 +26,7 @@ client -> worker
   console_input  ConsoleInput  bytes typed into it
   impair   Impair   set a link's impairment (lab/impair.py's text form, or
                     "none") from a to b, and from b to a unless one_way
+  link     Link     take a link (or one direction of it) down or up
 
 A line that is not one of these decodes to a Malformed value, never an
 exception. The worker answers a malformed or refused client message with an
@@ -230,6 +232,16 @@ class VmStats(TypedDict):
 
 
 VM_SHAPE = {"state": str, "reason": Opt(str), "accel": str, "links": MapOf(bool)}
+
+
+class LinkStats(TypedDict):
+    a: str  # the link's ends, in the file's order
+    b: str
+    a_b: bool  # frames from a to b pass
+    b_a: bool
+
+
+LINK_SHAPE = {"a": str, "b": str, "a_b": bool, "b_a": bool}
 SAMPLE_SHAPE = {
     "time": NUMBER,
     "hub": str,
@@ -288,12 +300,14 @@ class Stats(Message):
         "vlans": MapOf(HUB_SHAPE),
         "peers": MapOf(HUB_SHAPE),
         "vms": Opt(MapOf(VM_SHAPE)),
+        "links": Opt(ListOf(LINK_SHAPE)),
     }
     time: float
     lab: str
     vlans: dict[str, HubStats]  # by VLAN number (a string: JSON keys are)
     peers: dict[str, HubStats]  # direct peer pairs, by the pair's name
     vms: dict[str, VmStats] | None = None  # VM guests, by guest
+    links: list[LinkStats] | None = None  # the links with a direction down (pulled cables)
 
     @property
     def hubs(self) -> list[HubStats]:
@@ -397,6 +411,28 @@ class Impaired(Message):
     backward: str  # b -> a
 
 
+@dataclass(frozen=True)
+class Link(Message):
+    TYPE = "link"
+    SHAPE: ClassVar[dict[str, Any]] = {"a": str, "b": str, "up": bool, "direction": Opt(str)}
+    DIRECTIONS: ClassVar[tuple[str, ...]] = ("both", "a-b", "b-a")
+    a: str
+    b: str
+    up: bool
+    direction: str = "both"  # a-b: only frames from a to b; b-a: only from b to a
+
+
+@dataclass(frozen=True)
+class LinkState(Message):
+    TYPE = "link_state"
+    SHAPE: ClassVar[dict[str, Any]] = {"a": str, "b": str, "a_b": bool, "b_a": bool, "message": str}
+    a: str  # as the client named them
+    b: str
+    a_b: bool
+    b_a: bool
+    message: str  # what was done, for people
+
+
 def unbase64(text: str) -> bytes | None:
     """The bytes of a console message's data; None if it is no base64."""
     try:
@@ -412,12 +448,14 @@ class Malformed:
     reason: str
 
 
-WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired
-ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair
+WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState
+ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link
 WORKER: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired)
+    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState)
 }
-CLIENT: Mapping[str, type[Message]] = {m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair)}
+CLIENT: Mapping[str, type[Message]] = {
+    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link)
+}
 
 
 def encode(message: Message) -> bytes:
@@ -449,6 +487,12 @@ def decode(line: bytes, side: Mapping[str, type[Message]]) -> Message | Malforme
             raise Invalid(
                 f"vm.action is {json.dumps(values['action'])[:40]}, not one of {', '.join(VmControl.ACTIONS)}"
             )
+        elif cls is Link:
+            values["direction"] = values["direction"] or "both"
+            if values["direction"] not in Link.DIRECTIONS:
+                raise Invalid(
+                    f"link.direction is {json.dumps(values['direction'])[:40]}, not one of {', '.join(Link.DIRECTIONS)}"
+                )
         elif cls is Log and values["level"] not in Log.LEVELS:
             raise Invalid(f"log.level is {json.dumps(values['level'])[:40]}, not one of info, warning, error")
     except Invalid as exc:

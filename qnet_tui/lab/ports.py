@@ -94,6 +94,12 @@ class Port:
         self.drop_loop_out = self.drop_loop_out_bytes = 0  # frames the hub flooded while it was cut (closed spells)
         self.drop_guest_queue = 0  # frames its device could not queue to the worker (the device's tx_dropped)
         self.connected = True
+        # A pulled cable (lab/links.py), per direction: frames from this port
+        # into its hub, or from the hub out to it, dropped as `link-down`.
+        self.down_in = self.down_out = False
+        self.drop_link_in = 0
+        self.drop_link_out = self.drop_link_out_bytes = 0  # closed spells
+        self.down_frames = self.down_bytes = 0  # what the hub had flooded to it when out went down
         # Loop guard state; see the module's docstring.
         self.looped = False
         self.loop_reported = False
@@ -127,15 +133,28 @@ class Port:
 
     def _loop_out(self) -> tuple[int, int]:
         frames, size = self.drop_loop_out, self.drop_loop_out_bytes
-        if self.looped and self.hub:  # a cut port gets nothing the hub floods: all of it is dropped
+        # A cut port gets nothing the hub floods: all of it is dropped (as link-down first, if its link is down).
+        if self.looped and not self.down_out and self.hub:
             frames += self.hub.frames - self.cut_frames
             size += self.hub.bytes - self.cut_bytes
         return frames, size
 
+    def _link_out(self) -> tuple[int, int]:
+        frames, size = self.drop_link_out, self.drop_link_out_bytes
+        if self.down_out and self.hub:  # everything the hub floods to it now is dropped
+            frames += self.hub.frames - self.rx_frames - self.down_frames
+            size += self.hub.bytes - self.rx_bytes - self.down_bytes
+        return frames, size
+
+    @property
+    def drop_link(self) -> int:
+        return self.drop_link_in + self._link_out()[0]
+
     @property
     def drops(self) -> int:
         return (
-            self.drop_full
+            self.drop_link
+            + self.drop_full
             + self.drop_gone
             + self.drop_oversized
             + self.drop_malformed
@@ -148,14 +167,21 @@ class Port:
         hub = self.hub
         if hub is None:
             return 0
-        not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0]
+        not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0] + self._link_out()[0]
         return hub.frames - self.rx_frames - not_sent + self.impair_tx
 
     @property
     def tx_bytes(self) -> int:
         if self.hub is None:
             return 0
-        return self.hub.bytes - self.rx_bytes - self.drop_bytes - self._loop_out()[1] + self.impair_tx_bytes
+        return (
+            self.hub.bytes
+            - self.rx_bytes
+            - self.drop_bytes
+            - self._loop_out()[1]
+            - self._link_out()[1]
+            + self.impair_tx_bytes
+        )
 
     def stats(self) -> dict:
         return {
@@ -175,6 +201,7 @@ class Port:
                 "guest-queue": self.drop_guest_queue,
                 "impair-loss": self.drop_impair_loss,
                 "impair-queue": self.drop_impair_queue,
+                "link-down": self.drop_link,
             },
             "looped": self.looped,
         }
@@ -250,7 +277,7 @@ class Hub:
         self._outs.clear()
 
     def _outs_for(self, src: Port) -> tuple[list[tuple[int, Port]], list[Port]]:
-        others = [p for p in self.ports if p is not src and not p.looped]
+        others = [p for p in self.ports if p is not src and not p.looped and not p.down_out]
         outs = (
             [(p.fd, p) for p in others if type(p) is TapPort and p.egress is None],
             [p.egress or p for p in others if type(p) is not TapPort or p.egress is not None],
@@ -267,6 +294,10 @@ class Hub:
             return
         if src.looped:
             self._drop_looped(src, frames)
+            return
+        if src.down_in:  # one test per batch: an up link costs nothing per frame
+            off0 = VNET_HDR_LEN if src.vnet else 0
+            src.drop_link_in += sum(_segments(frame, off0) for frame in frames)
             return
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
         off0 = VNET_HDR_LEN if src.vnet else 0
@@ -369,6 +400,22 @@ class Hub:
         port.looped = port.loop_reported = False
         port.repeats = 0
         port.loop_hold = LOOP_HOLD_S
+        self._outs.clear()
+
+    # -- a pulled cable (lab/links.py decides which port and direction) ---------------
+
+    def set_down(self, port: Port, down_in: bool, down_out: bool) -> None:
+        """Drop frames from port (down_in) and to it (down_out) as `link-down`."""
+        if down_out != port.down_out:
+            if down_out:
+                port.down_frames, port.down_bytes = self.frames - port.rx_frames, self.bytes - port.rx_bytes
+                # A cut port's loop spell pauses: what is flooded to it now is counted once, as link-down.
+                port.drop_loop_out, port.drop_loop_out_bytes = port._loop_out()
+            else:
+                port.drop_link_out, port.drop_link_out_bytes = port._link_out()
+                port.cut_frames, port.cut_bytes = self.frames, self.bytes
+            port.down_out = down_out
+        port.down_in = down_in
         self._outs.clear()
 
     def check_loops(self, now: float) -> list[tuple[str, str]]:

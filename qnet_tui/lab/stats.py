@@ -11,7 +11,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from qnet_tui.lab import netns
+from qnet_tui.lab import links, netns
 from qnet_tui.lab.ports import Hub, TapPort
 from qnet_tui.lab.realize import Lab
 from qnet_tui.model.kinds import Kind
@@ -81,7 +81,14 @@ class Stats:
             vlans[str(hub.vlan)] = s
         peers = {hub.name: self._hub_stats(hub, now) for hub in self.lab.pairs}
         vms = {name: guest.stats() for name, guest in self.lab.vm_guests.items()}
-        return {"time": round(time.time(), 3), "lab": self.lab.name, "vlans": vlans, "peers": peers, "vms": vms}
+        return {
+            "time": round(time.time(), 3),
+            "lab": self.lab.name,
+            "vlans": vlans,
+            "peers": peers,
+            "vms": vms,
+            "links": links.down(self.lab),
+        }
 
     def close(self) -> None:
         self.queues.close()

@@ -37,3 +37,12 @@ def open_tap(name: str, vnet_hdr: bool) -> int:
         os.close(fd)
         raise
     return fd
+
+
+TUNSETCARRIER = 0x400454E2  # _IOW('T', 226, int), Linux 5.0+
+
+
+def set_carrier(fd: int, up: bool) -> None:
+    """Carrier of the tap as its side of the kernel sees it: off, its
+    interface shows NO-CARRIER and sends nothing (a pulled cable)."""
+    fcntl.ioctl(fd, TUNSETCARRIER, struct.pack("i", 1 if up else 0))

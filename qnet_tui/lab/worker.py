@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from qnet_tui import protocol
-from qnet_tui.lab import netns, runstate
+from qnet_tui.lab import links, netns, runstate
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
@@ -214,6 +214,8 @@ class Worker:
             except VmGuestError as exc:
                 self.log("error", str(exc))
                 raise MessageError(str(exc)) from None
+        elif isinstance(msg, protocol.Link):
+            self._link(msg, client)
         elif isinstance(msg, protocol.Console):
             self._console(msg.guest).watch(client, msg.watch)
         elif isinstance(msg, protocol.Impair):
@@ -240,6 +242,18 @@ class Worker:
         forward, backward = (impairment_of(self.lab, a, b).format() for a, b in ((msg.a, msg.b), (msg.b, msg.a)))
         self.log("info", f"impair {msg.a} -> {msg.b}: {forward}; {msg.b} -> {msg.a}: {backward}")
         return protocol.Impaired(msg.a, msg.b, forward, backward)
+
+    def _link(self, msg: protocol.Link, client: Client) -> None:
+        if self.lab is None:
+            raise MessageError("link: the lab is not built yet")
+        try:
+            cable = links.find(self.lab, msg.a, msg.b)
+            state = links.set_state(self.lab, cable, msg.up, msg.direction)
+        except links.LinkError as exc:
+            raise MessageError(str(exc)) from None
+        text = links.describe(msg.a, msg.b, state)
+        self.log("info", text)
+        self.control.send(client, protocol.encode(protocol.LinkState(msg.a, msg.b, *state, text)))
 
     def _vm(self, guest: str, what: str) -> VmGuest:
         found = self.lab.vm_guests.get(guest) if self.lab else None

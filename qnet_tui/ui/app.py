@@ -223,6 +223,14 @@ class QnetApp(EditKeys, App[None]):
         for canvas in self.query(TopologyCanvas):
             canvas.show_live(event.counters)
 
+    @on(LabPanel.LinksDown)
+    def _lab_links_down(self, event: LabPanel.LinksDown) -> None:
+        for canvas in self.query(TopologyCanvas):
+            canvas.show_down(event.links)
+
+    def action_toggle_link(self) -> None:
+        self.lab.toggle_link(self.document.topology, self.canvas.selected)
+
     def action_capture(self) -> None:
         self.lab.capture(self.document.topology, self.canvas.selected)
 

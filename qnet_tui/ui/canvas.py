@@ -41,6 +41,9 @@ KIND_VARIABLE = {
 }
 
 
+# A link with a direction down (a pulled cable) is drawn dashed: seen without colour too.
+DOWN_LINK = str.maketrans("─│", "┄┆")
+
 # The selected box is drawn with double lines: it stands out without colour too.
 SELECTED_BORDER = str.maketrans("╭╮╰╯─│", "╔╗╚╝═║")
 
@@ -113,6 +116,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         self._selected_links = 0  # mask of the selected node's links
         self.live: dict[str, str] = {}  # per node, counters of a running lab, drawn in its bottom border
+        self.down: frozenset[frozenset[str]] = frozenset()  # links a running lab has down, as node pairs
+        self._down_links = 0  # their mask
 
     # -- data ------------------------------------------------------------------
 
@@ -137,6 +142,16 @@ class TopologyCanvas(ScrollView, can_focus=True):
         elif self.selected not in self.topology.nodes:
             self.selected = next(iter(self._order()), None)
         self._selected_links = sum(1 << i for i, link in enumerate(self.topology.links) if self.selected in link)
+        self._down_links = self._mask_of(self.down)
+        self.refresh()
+
+    def _mask_of(self, pairs: frozenset[frozenset[str]]) -> int:
+        return sum(1 << i for i, link in enumerate(self.topology.links) if frozenset(link) in pairs)
+
+    def show_down(self, pairs: frozenset[frozenset[str]]) -> None:
+        """The links a running lab has down (pulled cables): drawn dashed, in the error colour."""
+        self.down = pairs
+        self._down_links = self._mask_of(pairs)
         self.refresh()
 
     def _order(self) -> list[str]:
@@ -226,6 +241,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
                 style = base + Style(color=colour("topology-link", "primary"))
             elif name == "link-selected":
                 style = base + Style(color=colour("link-selected", "accent"), bold=True)
+            elif name == "link-down":
+                style = base + Style(color=colour("link-down", "error"))
             elif name == "selected":
                 style = base + Style(color=colour("node-selected-border", "accent"), bold=True)
             else:
@@ -241,6 +258,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
             node = self.topology.nodes.get(what)
             return self._style(KIND_VARIABLE.get(node.kind, "foreground") if node else "foreground")
         if kind == "link":
+            if what & self._down_links and not what & ~self._down_links:
+                return self._style("link-down")
             return self._style("link-selected" if what & self._selected_links else "link")
         return self._style("title")
 
@@ -266,6 +285,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
             piece = text[x - start : min(stop, end) - start]
             if owner[1] == self.selected and owner[0] == "box":
                 piece = piece.translate(SELECTED_BORDER)
+            elif owner[0] == "link" and owner[1] & self._down_links and not owner[1] & ~self._down_links:
+                piece = piece.translate(DOWN_LINK)  # a cell only down links pass through
             segments.append(Segment(piece, self._run_style(owner)))
             x += len(piece)
         if x < end:

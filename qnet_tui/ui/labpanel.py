@@ -24,7 +24,7 @@ from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
 from qnet_tui.protocol import LabState
 from qnet_tui.ui.console import ConsoleScreen
-from qnet_tui.ui.dialogs import DemoTraffic, PathPrompt
+from qnet_tui.ui.dialogs import ChooseLink, DemoTraffic, PathPrompt
 from qnet_tui.ui.labclient import Heard, LabClient
 from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
 
@@ -143,6 +143,13 @@ class LabPanel(Vertical):
             super().__init__()
             self.counters = counters
 
+    class LinksDown(Message):
+        """The links with a direction down (pulled cables), as node pairs."""
+
+        def __init__(self, links: frozenset[frozenset[str]]) -> None:
+            super().__init__()
+            self.links = links
+
     NOT_RUNNING: ClassVar[str] = "Run the lab first (r)"
 
     def __init__(self, allow_host: bool = False, **kwargs) -> None:
@@ -155,6 +162,7 @@ class LabPanel(Vertical):
         self.peers = PeerWatch()
         self.malformed = 0  # worker lines that were no message: a version mismatch, a bug
         self.consoles: dict[str, ConsoleScreen] = {}  # open, by VM guest
+        self.links_down: frozenset[frozenset[str]] = frozenset()  # as the last statistics said
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -182,7 +190,11 @@ class LabPanel(Vertical):
 
     def hear(self, payload: Heard, seq: int = 0, client: LabClient | None = None) -> None:
         """Post what the worker said (from any thread) as its message class."""
-        self.post_message(HEARD[type(payload)](client or self.client, payload, seq))
+        heard = HEARD.get(type(payload))
+        if heard is not None:  # a reply meant for what the app does not show (link_state, impaired)
+            self.post_message(heard(client or self.client, payload, seq))
+        elif client is not None and seq:
+            client.handled(payload, seq)
 
     def _set_state(self, state: LabState | None, reason: str | None = None) -> None:
         self.state, self.reason = state, reason
@@ -267,6 +279,7 @@ class LabPanel(Vertical):
             self._set_state(event.payload.state, event.payload.reason)
             if event.payload.state is LabState.STOPPED:
                 self.post_message(self.Live({}))  # the boxes' counters go with the lab, not with its process
+                self._links_down(frozenset())
 
     @on(StatsHeard)
     def _stats(self, event: StatsHeard) -> None:
@@ -275,6 +288,7 @@ class LabPanel(Vertical):
         stats: protocol.Stats = event.payload
         self.traffic.show(stats)
         self.post_message(self.Live(live_counters(stats)))
+        self._links_down(frozenset(frozenset((x["a"], x["b"])) for x in stats.links or ()))
         for port, connected in self.peers.update(stats):
             if port in self.peers.quiet:
                 continue
@@ -323,6 +337,7 @@ class LabPanel(Vertical):
         self.client = None
         self._gone.set()
         self.post_message(self.Live({}))
+        self._links_down(frozenset())
         if self.state in (LabState.STOPPING, LabState.STOPPED) and event.code == 0:
             self._set_state(LabState.STOPPED)
             return
@@ -446,6 +461,34 @@ class LabPanel(Vertical):
             self._send(protocol.VmControl(guest))
             self.app.notify(f"Restarting the VM {guest}", title="Lab")
 
+    def _links_down(self, links: frozenset[frozenset[str]]) -> None:
+        if links != self.links_down:
+            self.links_down = links
+            self.post_message(self.LinksDown(links))
+
+    def toggle_link(self, topology: Topology, node: str | None) -> None:
+        """Pull the cable of the selected node's link, or put it back (a
+        chooser when it has several): down both ways, or up from any state."""
+        if not self.running:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return
+        peers = topology.neighbours(node) if node in topology.nodes else []
+        if not peers:
+            self.app.notify("Select a node with a link", severity="warning")
+            return
+
+        def chosen(peer: str | None) -> None:
+            if peer:
+                up = frozenset((node, peer)) in self.links_down
+                self._send(protocol.Link(node, peer, up))
+                what = "putting it back" if up else "pulling the cable"
+                self.app.notify(f"Link {node} - {peer}: {what}", title="Lab")
+
+        if len(peers) == 1:
+            chosen(peers[0])
+        else:
+            self.app.push_screen(CableChooser(node, peers, self.links_down), chosen)
+
     def toggle(self) -> None:
         self.toggle_class("-shown")
 
@@ -457,3 +500,30 @@ class LabPanel(Vertical):
     def filter_log(self) -> None:
         self.add_class("-shown")
         self.traffic.query_one("#filter").focus()
+
+
+class CableChooser(ChooseLink):
+    """Which of a node's links to pull or put back; dismisses with the peer."""
+
+    def __init__(self, node: str, peers: list[str], down: frozenset[frozenset[str]]) -> None:
+        super().__init__(node, peers)
+        self.down = down
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Label, OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical(classes="dialog"):
+            yield Label(f"Pull (or put back) a cable of {self.node}:", classes="question")
+            yield OptionList(
+                *[
+                    Option(
+                        f"{self.node} ┄┄ {p}  (down: put back)"
+                        if frozenset((self.node, p)) in self.down
+                        else f"{self.node} ── {p}",
+                        id=p,
+                    )
+                    for p in self.peers
+                ],
+                id="peers",
+            )

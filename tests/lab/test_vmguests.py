@@ -198,3 +198,33 @@ def test_a_kernel_of_ones_own_boots(make_lab):
     booted(lab, "vm1")  # the image's /init, with no configuration of ours: no addresses
     cmdline = lab.exec("vm1", "cat", "/proc/cmdline")
     assert cmdline.returncode == 0 and cmdline.stdout.strip() == "console=ttyS0 quiet"
+
+
+def test_a_pulled_cable_of_a_vm_nic_is_qmp_set_link(make_lab):
+    lab = make_lab("", text=VM_AND_NS)
+    booted(lab, "vm1")
+    ping(lab, "ns2", "10.9.0.1")
+
+    def carrier() -> str:
+        return lab.exec("vm1", "cat", "/sys/class/net/eth0/carrier").stdout.strip()
+
+    assert carrier() == "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "link", str(lab.file), "hub0", "vm1e0", "down"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: lab.latest(time.time())["vms"]["vm1"]["links"] == {"vm1e0": False}, 10, "the VM NIC down")
+    wait_for(lambda: carrier() == "0", 20, "the guest to see no carrier")
+    assert lab.exec("ns2", "ping", "-c", "2", "-W", "1", "10.9.0.1").returncode != 0
+    done = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "link", str(lab.file), "hub0", "vm1e0", "up"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: carrier() == "1", 20, "the guest's carrier back")
+    wait_for(lambda: lab.exec("ns2", "ping", "-c", "1", "-W", "2", "10.9.0.1").returncode == 0, 20, "ping back")

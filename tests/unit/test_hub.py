@@ -382,3 +382,92 @@ def test_runs_table_names_the_ports_cut_for_a_loop(hub, monkeypatch):
     loop_and_cut(h, pipes)
     snapshot["vlans"]["0"] = dict(h.stats(), fps=0.0, bps=0.0)
     assert format_table(snapshot).endswith("loop: p1 cut")
+
+
+def test_a_port_down_drops_as_link_down_both_ways_and_counts_in_integers(hub):
+    h, pipes = hub
+    frame = eth(0x88B5, bytes(60))
+    port = pipes[1].port
+    h.set_down(port, down_in=False, down_out=True)  # hub -> p1 down
+    h.forward(pipes[0].port, [frame] * 4)
+    assert pipes[1].frames() == [] and len(b"".join(pipes[2].frames())) == 4 * len(frame)
+    h.forward(port, [frame] * 3)  # p1 -> hub still up
+    assert b"".join(pipes[0].frames()) == frame * 3
+    assert port.stats()["drop_reasons"]["link-down"] == 4 and port.tx_frames == 0 and port.drops == 4
+    h.set_down(port, down_in=True, down_out=False)  # now the other way only
+    h.forward(port, [frame] * 5)
+    h.forward(pipes[0].port, [frame] * 2)
+    assert pipes[0].frames() == [] and b"".join(pipes[1].frames()) == frame * 2
+    assert port.stats()["drop_reasons"]["link-down"] == 4 + 5 and port.tx_frames == 2
+    assert port.rx_frames == 3 and h.frames == 4 + 3 + 2  # what a down link dropped never entered the hub
+    h.set_down(port, down_in=False, down_out=False)
+    h.forward(pipes[0].port, [frame])
+    assert b"".join(pipes[1].frames()) == frame
+    assert port.drop_link == 9 and port.tx_frames == 3 and port.tx_bytes == 3 * len(frame)
+
+
+def test_an_up_link_costs_no_work_per_frame(hub, monkeypatch):
+    """The down check is one test per batch: with every link up, a batch of
+    100 frames reads the port's down flag as often as a batch of 1."""
+    h, pipes = hub
+    reads = []
+
+    class Watched(type(pipes[0].port)):
+        def __getattribute__(self, name):
+            if name == "down_in":
+                reads.append(name)
+            return super().__getattribute__(name)
+
+    src = Watched("src", pipes[0].port.fd, False)
+    h.attach(src)
+    frame = eth(0x88B5, bytes(60))
+    h.forward(src, [frame])
+    one = len(reads)
+    reads.clear()
+    h.forward(src, [frame] * 100)
+    assert len(reads) == one == 1
+
+
+def test_a_socket_port_down_gets_nothing_and_sends_nothing(hub):
+    """Sockets (and VM NICs, which are stream sockets) go through the same two
+    flags: the hub neither floods to a port down out nor takes from one down in."""
+    from qnet_tui.lab.ports import Port
+
+    class Socketish(Port):
+        kind = "stream"
+
+        def __init__(self) -> None:
+            super().__init__("sock0")
+            self.sent: list[bytes] = []
+
+        def send(self, frame: bytes, segments: int, length: int) -> None:
+            self.sent.append(frame)
+
+    h, pipes = hub
+    sock = Socketish()
+    h.attach(sock)
+    frame = eth(0x88B5, bytes(60))
+    h.set_down(sock, down_in=True, down_out=True)
+    h.forward(pipes[0].port, [frame] * 3)
+    h.forward(sock, [frame] * 2)
+    assert sock.sent == [] and pipes[0].frames() == []
+    assert sock.stats()["drop_reasons"]["link-down"] == 5 and sock.rx_frames == 0
+    h.set_down(sock, down_in=False, down_out=False)
+    h.forward(pipes[0].port, [frame])
+    h.forward(sock, [frame])
+    assert sock.sent == [frame] and b"".join(pipes[0].frames()) == frame
+    assert sock.drop_link == 5
+
+
+def test_a_port_cut_for_a_loop_and_down_counts_each_frame_once(hub):
+    h, pipes = hub
+    frame = eth(0x88B5, bytes(60))
+    port = pipes[1].port
+    h.cut(port, 0.0)
+    h.forward(pipes[0].port, [frame] * 2)  # loop only
+    h.set_down(port, down_in=False, down_out=True)
+    h.forward(pipes[0].port, [frame] * 3)  # both: link-down
+    h.set_down(port, down_in=False, down_out=False)
+    h.forward(pipes[0].port, [frame] * 4)  # loop only again
+    assert (port.drop_loop, port.drop_link) == (2 + 4, 3)
+    assert port.tx_frames == 0 and port.drops == 9

@@ -130,3 +130,23 @@ def test_the_backlog_skips_what_the_app_cannot_take_yet():
     backlog.done(protocol.Stats, second)  # the app handled the newer one: the older was replaced by it
     assert backlog.admit(protocol.Stats) == 3 and backlog.admit(protocol.Stats) == 4
     assert backlog.admit(protocol.Samples) == 1 and backlog.admit(protocol.Samples) is None
+
+
+def test_link_messages_round_trip_and_are_shape_checked():
+    for message in (protocol.Link("hub1", "vm2", False), protocol.Link("hub1", "vm2", True, "b-a")):
+        assert protocol.decode(protocol.encode(message), protocol.CLIENT) == message
+    reply = protocol.LinkState("hub1", "vm2", False, True, "link hub1 - vm2: ...")
+    assert protocol.decode(protocol.encode(reply), protocol.WORKER) == reply
+    down = [{"a": "hub1", "b": "vm2", "a_b": False, "b_a": True}]
+    with_links = protocol.Stats(1.0, "lab", {"1": HUB}, {}, None, down)
+    assert protocol.decode(protocol.encode(with_links), protocol.WORKER) == with_links
+    # a missing direction is both ways
+    assert protocol.decode(b'{"type": "link", "a": "x", "b": "y", "up": true}', protocol.CLIENT).direction == "both"
+    for line, reason in [
+        (b'{"type": "link", "a": "x", "b": "y", "up": "down"}', "link.up is a string, not true or false"),
+        (b'{"type": "link", "a": "x", "up": false}', "link has no 'b'"),
+        (b'{"type": "link", "a": "x", "b": "y", "up": false, "direction": "x-y"}', 'link.direction is "x-y"'),
+    ]:
+        msg = protocol.decode(line, protocol.CLIENT)
+        assert isinstance(msg, Malformed) and reason in msg.reason, msg
+    assert "stats.links[0].a_b is an integer" in bad(dict(stats(), links=[{"a": "x", "b": "y", "a_b": 1, "b_a": True}]))
