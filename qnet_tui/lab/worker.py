@@ -344,6 +344,8 @@ class Worker:
             if self.duration is not None:
                 self.loop.call_later(self.duration, self.loop.stop)
             self.loop.call_later(self.interval, self._tick)
+            # Said once a signal stops the lab cleanly: whoever waits for it may send one.
+            self.log("info", f"lab {self.name} is running ({len(self.lab.namespaces)} namespaces)")
             self.loop.run()
         finally:
             for sig, handler in previous.items():
@@ -389,9 +391,17 @@ class Worker:
         self._wake_w.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run_worker(worker: Worker) -> int:
     """Start, run until told to stop, stop; 0 on a clean run, 1 if it could not
     start (the message says why; nothing is left behind)."""
+    # SIGTERM and SIGHUP while the lab is built stop the building as Ctrl-C
+    # does (what was made is removed); once it runs, run() takes them over.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         try:
             worker.start()
@@ -402,7 +412,6 @@ def run_worker(worker: Worker) -> int:
         except BaseException:
             worker.stop("interrupted while starting")
             raise
-        worker.log("info", f"lab {worker.name} is running ({len(worker.lab.namespaces)} namespaces)")
         try:
             worker.run()
         except Exception as exc:  # a fault of the worker itself: said as such, and the lab still goes

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,25 @@ def test_exec_becomes_the_command(make_lab):
     wait_for(lambda: comm.read_text().strip() == "sleep", 10, "sleep to start")
     sleeper.terminate()
     assert sleeper.wait(10) == -signal.SIGTERM
+
+
+def test_sigterm_while_the_lab_is_built_stops_it_cleanly(tmp_path, runtime):
+    """A signal while the namespaces are still being made is no kill: the
+    worker removes what it made and exits (before, SIGTERM then ended it at
+    once, -15, leaving the cleaning to its watchdog)."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    guests = "".join(f"  g{i}: {{kind: guest_nic, mac: '52:54:00:00:0a:{i:02x}'}}\n" for i in range(30))
+    links = ", ".join(f"[hub0, g{i}]" for i in range(30))
+    file = tmp_path / f"{name}.yaml"
+    file.write_text(f"version: 1\nname: {name}\nnodes:\n  hub0: {{kind: hub, vlan: 0}}\n{guests}links: [{links}]\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "run", str(file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: len(lab_namespaces(name)) >= 3 or proc.poll() is not None, 30, "the building to be under way")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), (proc.returncode, err)
+    assert lab_namespaces(name) == []  # removed by the worker itself, at once
