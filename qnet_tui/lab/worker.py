@@ -391,17 +391,9 @@ class Worker:
         self._wake_w.close()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def run_worker(worker: Worker) -> int:
     """Start, run until told to stop, stop; 0 on a clean run, 1 if it could not
     start (the message says why; nothing is left behind)."""
-    # SIGTERM and SIGHUP while the lab is built stop the building as Ctrl-C
-    # does (what was made is removed); once it runs, run() takes them over.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
     try:
         try:
             worker.start()

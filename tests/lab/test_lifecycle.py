@@ -141,17 +141,18 @@ def test_exec_becomes_the_command(make_lab):
     assert sleeper.wait(10) == -signal.SIGTERM
 
 
-def test_sigterm_while_the_lab_is_built_stops_it_cleanly(tmp_path, runtime):
-    """A signal while the namespaces are still being made is no kill: the
-    worker removes what it made and exits (before, SIGTERM then ended it at
-    once, -15, leaving the cleaning to its watchdog)."""
+def test_sigterm_while_the_lab_is_built_leaves_nothing(tmp_path, runtime):
+    """SIGTERM while the namespaces are still being made ends the worker at
+    once (a namespace half made by pyroute2's helper process could outlive an
+    interrupted teardown); its watchdog removes what the state file records."""
     name = f"t{uuid.uuid4().hex[:8]}"
     guests = "".join(f"  g{i}: {{kind: guest_nic, mac: '52:54:00:00:0a:{i:02x}'}}\n" for i in range(30))
     links = ", ".join(f"[hub0, g{i}]" for i in range(30))
     file = tmp_path / f"{name}.yaml"
     file.write_text(f"version: 1\nname: {name}\nnodes:\n  hub0: {{kind: hub, vlan: 0}}\n{guests}links: [{links}]\n")
+    run = [sys.executable, "-m", "qnet_tui", "run", str(file)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qnet_tui", "run", str(file)],
+        run,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -159,5 +160,7 @@ def test_sigterm_while_the_lab_is_built_stops_it_cleanly(tmp_path, runtime):
     wait_for(lambda: len(lab_namespaces(name)) >= 3 or proc.poll() is not None, 30, "the building to be under way")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode in (0, 130), (proc.returncode, err)
-    assert lab_namespaces(name) == []  # removed by the worker itself, at once
+    assert proc.returncode in (0, -signal.SIGTERM), (proc.returncode, err)
+    wait_for(lambda: not lab_namespaces(name), 20, "the watchdog to remove the namespaces")
+    again = subprocess.run([*run, "--duration", "0.3"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr  # nothing of it is left that no run recorded
