@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import threading
 from collections.abc import Iterator
 
 from pyroute2 import IPRoute
@@ -39,9 +40,29 @@ def existing() -> list[str]:
 
 
 def create(name: str) -> None:
+    """Make namespace `name` in this process, in a thread of its own that
+    unshares its network and leaves it bound at /run/netns/NAME. (pyroute2's
+    create forks a helper for this, which a killed worker leaves running: it
+    could make the namespace after the cleanup looked, and nobody would know
+    it.) Killed midway, at most the recorded mount point is left."""
     if name in existing():
         raise FileExistsError(f"network namespace {name} already exists")
-    _pr_netns.create(name)
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            if _libc.unshare(CLONE_NEWNET) != 0:  # this thread alone
+                err = ctypes.get_errno()
+                raise OSError(err, f"unshare: {os.strerror(err)}")
+            _pr_netns.attach(name, "thread-self")  # the mount point, and the bind of this thread's namespace
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=make, name=f"netns-{name}")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 def remove(name: str) -> None:

@@ -12,10 +12,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from qnet_tui import protocol
+from qnet_tui.lab import netns
 from qnet_tui.lab.worker import is_running
 
 from .conftest import lab_namespaces, wait_for
@@ -72,15 +74,26 @@ def qemus_of(name: str) -> list[int]:
     return out
 
 
+@pytest.fixture
+def name() -> Iterator[str]:
+    """The fault test's lab: whatever a failing round leaves of it is removed
+    after the test (its failure said what was left), never left on the machine."""
+    lab = f"f{uuid.uuid4().hex[:8]}"
+    yield lab
+    for pid in qemus_of(lab):
+        kill(pid)
+    for ns in lab_namespaces(lab):
+        netns.remove(ns)
+
+
 @pytest.mark.parametrize(
     ("topology", "rounds", "longest"),
     [(TOPOLOGY, ROUNDS, 1.2), (WITH_VM, VM_ROUNDS, 3.0)],
     ids=["namespaces", "with-a-vm"],
 )
-def test_random_kills_leave_nothing(tmp_path, runtime, topology, rounds, longest):
+def test_random_kills_leave_nothing(tmp_path, runtime, topology, rounds, longest, name):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    name = f"f{uuid.uuid4().hex[:8]}"
     file = tmp_path / "lab.yaml"
     file.write_text(topology.format(name=name))
     run = [sys.executable, "-m", "qnet_tui", "run", str(file), "--interval", "0.2"]
