@@ -3,19 +3,15 @@ lab through its control socket, and say what each direction has now."""
 
 from __future__ import annotations
 
-import select
-import socket
 import sys
-import time
 
 from qnet_tui import protocol
+from qnet_tui.lab.ask import AskError, ask
 from qnet_tui.lab.impair import Impairment, ImpairmentError
 from qnet_tui.lab.runstate import is_running
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.validate import did_you_mean
 from qnet_tui.model.yamlio import load_file
-
-REPLY_S = 5.0  # the worker answers at once; past this it is stuck
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -39,32 +35,9 @@ def impair_in_lab(file: str, a: str, b: str, words: list[str], one_way: bool) ->
     if not is_running(lab):
         return _fail(f"lab {lab} is not running; start it first (qnet-tui run {file})")
     try:
-        reply = _ask(lab, protocol.Impair(a, b, spec.format(), one_way))
-    except OSError as exc:
-        return _fail(f"cannot reach lab {lab}: {exc.strerror or exc}")
-    if isinstance(reply, str):
-        return _fail(reply)
+        reply = ask(lab, protocol.Impair(a, b, spec.format(), one_way), protocol.Impaired)
+    except AskError as exc:
+        return _fail(str(exc))
     print(f"{reply.a} -> {reply.b}: {reply.forward}")
     print(f"{reply.b} -> {reply.a}: {reply.backward}")
     return 0
-
-
-def _ask(lab: str, message: protocol.Impair) -> protocol.Impaired | str:
-    """The worker's Impaired reply, or the text of its refusal."""
-    lines = protocol.LineBuffer()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(str(protocol.control_path(lab)))
-        sock.sendall(protocol.encode(message))
-        deadline = time.monotonic() + REPLY_S
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([sock], [], [], left)
-            data = sock.recv(1 << 16) if ready else b""
-            if ready and not data:
-                return f"lab {lab} hung up before it answered"
-            for line in lines.feed(data):
-                msg = protocol.decode(line, protocol.WORKER)
-                if isinstance(msg, protocol.Impaired):
-                    return msg
-                if isinstance(msg, protocol.Error):
-                    return msg.message
-    return f"lab {lab} did not answer within {REPLY_S:g} s"

@@ -4,18 +4,14 @@ running lab down or up, through its control socket."""
 from __future__ import annotations
 
 import os
-import select
-import socket
 import sys
-import time
 
 from qnet_tui import protocol
+from qnet_tui.lab.ask import AskError, ask
 from qnet_tui.lab.runstate import is_running
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.validate import did_you_mean
 from qnet_tui.model.yamlio import load_file
-
-REPLY_TIMEOUT_S = 10.0
 
 
 class LinkCommandError(Exception):
@@ -42,34 +38,6 @@ def direction_of(text: str | None, a: str, b: str) -> str:
     raise LinkCommandError(f"--direction is {text!r}; give {a}-{b}, {b}-{a} or both")
 
 
-def request(lab: str, message: protocol.Link, timeout: float = REPLY_TIMEOUT_S) -> protocol.LinkState:
-    """Send the link message; the worker's link_state, or LinkCommandError with its refusal."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-        try:
-            sock.connect(str(protocol.control_path(lab)))
-            sock.sendall(protocol.encode(message))
-        except OSError as exc:
-            raise LinkCommandError(f"cannot reach lab {lab}: {exc.strerror}") from None
-        lines, deadline = protocol.LineBuffer(), time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([sock], [], [], left)
-            if not ready:
-                break
-            try:
-                data = sock.recv(65536)
-            except OSError as exc:
-                raise LinkCommandError(f"lab {lab}: {exc.strerror}") from None
-            if not data:
-                raise LinkCommandError(f"lab {lab} stopped before it answered")
-            for line in lines.feed(data):
-                reply = protocol.decode(line, protocol.WORKER)
-                if isinstance(reply, protocol.Error):
-                    raise LinkCommandError(reply.message)
-                if isinstance(reply, protocol.LinkState):
-                    return reply
-        raise LinkCommandError(f"lab {lab} did not answer within {timeout:g} s")
-
-
 def link_command(file: str, a: str, b: str, state: str, direction: str | None) -> int:
     doc = load_file(file)
     if doc.problems and not doc.editable:
@@ -89,8 +57,8 @@ def link_command(file: str, a: str, b: str, state: str, direction: str | None) -
     if not is_running(lab):
         return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
     try:
-        reply = request(lab, protocol.Link(a, b, state == "up", way))
-    except LinkCommandError as exc:
+        reply = ask(lab, protocol.Link(a, b, state == "up", way), protocol.LinkState)
+    except AskError as exc:
         return _fail(str(exc))
     print(reply.message)
     return 0
