@@ -10,6 +10,7 @@ small per-guest archive appended to the image's initramfs."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import subprocess
 import time
@@ -113,7 +114,7 @@ class VmGuest:
             if self.image is None:
                 raise VmGuestError(f"{self.name}: no guest image to boot (qnet-tui guest-image builds it)")
             self.image.initrd_for(self.config, self.files.initrd)
-            spec = vm.VmSpec(**{**spec.__dict__, "kernel": str(self.image.kernel), "initrd": [str(self.files.initrd)]})
+            spec = dataclasses.replace(spec, kernel=str(self.image.kernel), initrd=[str(self.files.initrd)])
         for path in (spec.kernel, *spec.initrd):
             if path and not Path(path).is_file():
                 raise VmGuestError(f"{self.name}: no file {path} to boot")
