@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "console": "attach this terminal to a VM guest's serial console in a running lab (Ctrl-] leaves)",
     "impair": "impair a link of a running lab both ways: delay, loss, dup, corrupt, reorder, rate ('none' lifts it)",
     "link": "take a link of a running lab down or up (a pulled cable), both ways or one",
+    "apply": "change a running lab into what its file now says: only what differs changes",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
@@ -83,6 +84,11 @@ EXAMPLES: dict[str, str] = {
         f"dropped (counted as link-down) and carrier stays.\nexamples:\n  sudo {PROG} link lab.yaml hub1 vm2 down\n"
         f"  sudo {PROG} link lab.yaml hub1 vm2 down --direction hub1-vm2"
     ),
+    "apply": (
+        "what the change leaves alone keeps forwarding; a node whose settings change is made anew (a VM\n"
+        "guest restarts); links move ports between hubs. The lab's name and lent host interfaces need a\n"
+        f"restart.\nexamples:\n  sudo {PROG} apply lab.yaml --dry-run\n  sudo {PROG} apply lab.yaml"
+    ),
     "qemu-args": (
         "needs QEMU 7.2 or newer (-netdev stream and dgram); start the lab first, then paste the\n"
         f"arguments into the VM's command line:\n  sudo {PROG} qemu-args lab.yaml vm2"
@@ -134,6 +140,9 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
             "or a bridge or tap (the lab's host side, where bridges and taps live)",
         )
         parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments")
+    elif name == "apply":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
     elif name == "console":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("guest", metavar="GUEST", help="a guest with vm: true (or one of its guest NICs)")
@@ -259,6 +268,15 @@ def cmd_impair(args: argparse.Namespace) -> int:
     return impair_in_lab(args.file, args.a, args.b, args.spec, args.one_way)
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.applyclient import apply_file
+
+    doc = _load_valid(args.file, "apply", "the lab was not changed")
+    if doc is None:
+        return 1
+    return apply_file(args.file, doc, args.dry_run)
+
+
 def cmd_link(args: argparse.Namespace) -> int:
     from qnet_tui.lab.linkclient import link_command
 
@@ -378,6 +396,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "console": cmd_console,
     "impair": cmd_impair,
     "link": cmd_link,
+    "apply": cmd_apply,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "guest-image": cmd_guest_image,

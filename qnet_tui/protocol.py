@@ -17,6 +17,7 @@ worker -> client
   impaired Impaired  a link's impairments now, both ways (to the client
                     whose `impair` set them)
   link_state  LinkState  a link's state, to the client that set it
+  applied  Applied  what an `apply` changes (or would), to the client that asked
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
@@ -27,6 +28,8 @@ client -> worker
   impair   Impair   set a link's impairment (lab/impair.py's text form, or
                     "none") from a to b, and from b to a unless one_way
   link     Link     take a link (or one direction of it) down or up
+  apply    Apply    change the running lab into a topology (a file's text):
+                    only what differs; dry_run only says what that is
 
 A line that is not one of these decodes to a Malformed value, never an
 exception. The worker answers a malformed or refused client message with an
@@ -49,7 +52,7 @@ from typing import Any, ClassVar, TypedDict
 
 PROTOCOL_VERSION = 2
 MAX_LINE = 4 * 1024 * 1024  # a stats line of a large lab is well under this
-MAX_CLIENT_LINE = 64 * 1024  # a client's messages are a few hundred bytes
+MAX_CLIENT_LINE = 4 * 1024 * 1024  # an `apply` carries a whole topology file
 
 
 class ProtocolError(Exception):
@@ -433,6 +436,23 @@ class LinkState(Message):
     message: str  # what was done, for people
 
 
+@dataclass(frozen=True)
+class Apply(Message):
+    TYPE = "apply"
+    SHAPE: ClassVar[dict[str, Any]] = {"topology": str, "dry_run": bool}
+    topology: str  # a topology file's text (YAML)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Applied(Message):
+    TYPE = "applied"
+    SHAPE: ClassVar[dict[str, Any]] = {"changes": ListOf(str), "applied": bool, "refusal": Opt(str)}
+    changes: list[str]  # for people, a line each ("+ hub hub3", "~ vm1: ipv4 ... -> ..."); none: no difference
+    applied: bool  # False: a dry run, no difference, or refused
+    refusal: str | None = None  # why it cannot be applied to the running lab (a restart can)
+
+
 def unbase64(text: str) -> bytes | None:
     """The bytes of a console message's data; None if it is no base64."""
     try:
@@ -448,13 +468,13 @@ class Malformed:
     reason: str
 
 
-WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState
-ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link
+WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState | Applied
+ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link | Apply
 WORKER: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState)
+    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState, Applied)
 }
 CLIENT: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link)
+    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link, Apply)
 }
 
 

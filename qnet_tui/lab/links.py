@@ -95,11 +95,11 @@ def set_state(lab: Lab, cable: Cable, up: bool, direction: str) -> tuple[bool, b
     pulled = cable.state == (False, False)
     if pulled != pulled_before:
         for port in cable.ports:
-            _carrier(lab, port, not pulled)
+            carrier(lab, port, not pulled)
     return cable.state
 
 
-def _carrier(lab: Lab, port: Port, up: bool) -> None:
+def carrier(lab: Lab, port: Port, up: bool) -> None:
     if isinstance(port, TapPort) and port.fd >= 0:
         try:
             set_carrier(port.fd, up)

@@ -93,6 +93,10 @@ class Port:
         self.drop_loop_in = 0  # frames received while the port was cut for a loop
         self.drop_loop_out = self.drop_loop_out_bytes = 0  # frames the hub flooded while it was cut (closed spells)
         self.drop_guest_queue = 0  # frames its device could not queue to the worker (the device's tx_dropped)
+        # What its hub had flooded before it joined (see tx_frames): a port
+        # added to or moved into a running hub counts from then on.
+        self.base_frames = self.base_bytes = 0
+        self.kept_frames = self.kept_bytes = 0  # what it had sent when it left its last hub
         self.connected = True
         # A pulled cable (lab/links.py), per direction: frames from this port
         # into its hub, or from the hub out to it, dropped as `link-down`.
@@ -166,16 +170,17 @@ class Port:
     def tx_frames(self) -> int:
         hub = self.hub
         if hub is None:
-            return 0
+            return self.kept_frames
         not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0] + self._link_out()[0]
-        return hub.frames - self.rx_frames - not_sent + self.impair_tx
+        return hub.frames - self.base_frames - self.rx_frames - not_sent + self.impair_tx
 
     @property
     def tx_bytes(self) -> int:
         if self.hub is None:
-            return 0
+            return self.kept_bytes
         return (
             self.hub.bytes
+            - self.base_bytes
             - self.rx_bytes
             - self.drop_bytes
             - self._loop_out()[1]
@@ -268,9 +273,32 @@ class Hub:
         self.probe_back = False
 
     def attach(self, port: Port) -> None:
+        """Take port in. One that was in another hub (a running lab changed)
+        keeps its counters: what it sent there stays counted as sent."""
+        if port.hub is not None:
+            port.hub.detach(port)
+        sent = port.kept_frames, port.kept_bytes
         port.hub = self
+        port.base_frames = port.base_bytes = 0
+        # Chosen so that tx_frames and tx_bytes read `sent` now, and grow from here.
+        port.base_frames, port.base_bytes = port.tx_frames - sent[0], port.tx_bytes - sent[1]
         self.ports.append(port)
         self._outs.clear()
+
+    def detach(self, port: Port) -> None:
+        """Let port go (a running lab changed): the loop guard and a pulled
+        cable's state were this hub's, and go with it."""
+        if port.down_in or port.down_out:
+            self.set_down(port, False, False)
+        if port.looped:
+            self.restore(port)
+        if self.probe_port is port:
+            self.probe = self.probe_key = self.probe_port = None
+        self.seen.clear()  # it may name the port
+        self.ports.remove(port)
+        self._outs.clear()
+        port.kept_frames, port.kept_bytes = port.tx_frames, port.tx_bytes
+        port.hub = None
 
     def replan(self) -> None:
         """A port's egress hook came or went: flood lists are made again."""

@@ -66,6 +66,7 @@ class Lab:
     vms: list[dict] = field(default_factory=list)  # VM guests started (vmguests records)
     vm_guests: dict[str, VmGuest] = field(default_factory=dict)
     console_send: Send = lambda client, message: None  # the control server's, for VM consoles
+    guest_image: guestimage.GuestImage | None = None  # the built-in one, once a VM guest needed it
     files: SocketFiles = field(init=False)
 
     def __post_init__(self) -> None:
@@ -126,19 +127,23 @@ class Builder:
         self.iprs: dict[str, IPRoute] = {}
         self.vm_nics: set[str] = set()
 
-    def vms(self, machines: list[guests.Machine]) -> None:
-        """Start the VM guests: their sockets must be there before the ports dial them."""
+    def vms(self, machines: list[guests.Machine], wait: bool = True) -> None:
+        """Start the VM guests. With wait (the lab's start) until they serve
+        their sockets, for the ports to dial; without (a running lab changed),
+        the ports redial until they do."""
         if not machines:
             return
         lab = self.lab
         accel = probe()
-        lab.log("info" if accel.name == "kvm" else "warning", f"VM guests run under {accel}")
-        image = None
-        if any(not ({"kernel", "disk"} & set(m.guest.attrs)) for m in machines):
+        if wait:
+            lab.log("info" if accel.name == "kvm" else "warning", f"VM guests run under {accel}")
+        image = lab.guest_image
+        if image is None and any(not ({"kernel", "disk"} & set(m.guest.attrs)) for m in machines):
             try:
                 image = guestimage.ensure(log=lambda text: lab.log("info", f"guest image: {text}"))
             except guestimage.GuestImageError as exc:
                 raise RealizeError(f"{machines[0].id}: the built-in guest image: {exc}") from None
+            lab.guest_image = image
         for machine in machines:
             guest = VmGuest(self.t, machine, lab.runtime_dir, lab.loop, lab.log, accel, image, lab.console_send)
             # Recorded before it starts, as namespaces are: its pid file finds it.
@@ -146,7 +151,7 @@ class Builder:
             lab.vm_guests[machine.id] = guest
             lab.on_record()
             try:
-                guest.start()
+                guest.start(wait)
             except VmGuestError as exc:
                 raise RealizeError(str(exc)) from None
             self.vm_nics.update(machine.nics)
@@ -160,6 +165,15 @@ class Builder:
         ipr = self.iprs[name] = netns.iproute(name)
         _lo_up(ipr)
         return ipr
+
+    def iproute(self, ns: str) -> IPRoute:
+        """A netlink socket in namespace ns: the lab's, or made now."""
+        if ns in self.iprs:
+            return self.iprs[ns]
+        if ns in self.lab.namespaces:  # made before (a running lab being changed)
+            ipr = self.iprs[ns] = netns.iproute(ns)
+            return ipr
+        return self.ns(ns)
 
     def close(self) -> None:
         for ipr in self.iprs.values():
@@ -198,47 +212,19 @@ class Builder:
             if machine.guest is not None and not machine.is_vm:
                 self.ns(lab.namespace_of(machine.id))  # a guest of no NICs too: exec still runs in it
         self.vms([m for m in machines if m.is_vm])
-        plan = self.plan_hubs()
-        for hub, members in plan:
-            # Frames from sockets carry no virtio-net header: then nobody's do.
-            vnet = not any(
-                t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in self.vm_nics for m in members
-            )
-            for member in members:
-                hub.attach(self.port(host, t.nodes[member], vnet))
+        hubs = []
+        for planned in plan_hubs(t):
+            hub = Hub(planned.name, planned.vlan)
+            (lab.hubs if planned.node else lab.pairs).append(hub)
+            hubs.append(hub)
+            for member in planned.members:
+                hub.attach(self.port(host, t.nodes[member], planned.vnet))
         for machine in machines:
             if not machine.is_vm:
                 self.machine(machine)
-        for hub, _ in plan:
+        for hub in hubs:
             for port in hub.ports:
-                if isinstance(port, TapPort):
-                    lab.loop.add(port.fd, lambda mask, p=port: p.on_readable())
-
-    def plan_hubs(self) -> list[tuple[Hub, list[str]]]:
-        """Which ports flood to which: one hub per hub node; a guest NIC peered
-        to a tap or socket forms a pair; a port with no peer stands alone."""
-        t, lab = self.t, self.lab
-        plan: list[tuple[Hub, list[str]]] = []
-        placed: set[str] = set()
-        for node in t.of_kind(Kind.HUB):
-            hub = Hub(node.id, node.get("vlan"))
-            members = self.peers(node.id, Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
-            lab.hubs.append(hub)
-            plan.append((hub, members))
-            placed.update(members)
-        for node in t.nodes.values():
-            if node.kind not in (Kind.GUEST_NIC, Kind.TAP, Kind.SOCKET) or node.id in placed:
-                continue
-            members = [node.id] + [
-                p for p in self.peers(node.id, Kind.GUEST_NIC, Kind.TAP, Kind.SOCKET) if p not in placed
-            ]
-            if node.kind is not Kind.GUEST_NIC and len(members) > 1:
-                continue  # the guest NIC of the pair places it
-            hub = Hub("-".join(members), None)
-            lab.pairs.append(hub)
-            plan.append((hub, members))
-            placed.update(members)
-        return plan
+                listen(lab, port)
 
     def bridge(self, host: IPRoute, node: Node) -> None:
         stp = node.get("stp") is True
@@ -324,7 +310,7 @@ class Builder:
         elif node.kind is Kind.GUEST_NIC:
             machine = lab.machine_of[node.id]
             ns, ifname = lab.namespace_of(machine.id), machine.ifname(node.id)
-            ipr = self.iprs.get(ns) or self.ns(ns)
+            ipr = self.iproute(ns)
             fd = self.tap(ns, ifname, vnet)
             index = _index(ipr, ifname)
             ipr.link("set", index=index, address=node.attrs["mac"])
@@ -339,27 +325,33 @@ class Builder:
     def machine(self, machine: guests.Machine) -> None:
         """What a guest holds across its NICs, once they are up: forwarding
         between them, and its default routes."""
-        ns = self.lab.namespace_of(machine.id)
-        ipr = self.iprs[ns]
         if machine.guest is not None and machine.guest.get("forwarding") is True:
-            try:
-                sysctl.forwarding(ns)
-            except OSError as exc:
-                raise RealizeError(f"{machine.id}: cannot turn forwarding on: {exc.strerror or exc}") from None
+            self.forwarding(machine)
         for nic in machine.nics:
-            node = self.t.nodes[nic]
-            index = _index(ipr, machine.ifname(nic))
-            for key, family in (("gateway", socket.AF_INET), ("gateway6", socket.AF_INET6)):
-                router = node.attrs.get(key)
-                if router is None:
-                    continue
-                dst = "0.0.0.0/0" if family == socket.AF_INET else "::/0"
-                try:
-                    ipr.route("add", family=family, dst=dst, gateway=router, oif=index)
-                except NetlinkError as exc:
-                    raise RealizeError(
-                        f"{nic}: cannot add the default route via {router}: {os.strerror(exc.code)}"
-                    ) from None
+            self.routes(machine, nic)
+
+    def forwarding(self, machine: guests.Machine) -> None:
+        try:
+            sysctl.forwarding(self.lab.namespace_of(machine.id))
+        except OSError as exc:
+            raise RealizeError(f"{machine.id}: cannot turn forwarding on: {exc.strerror or exc}") from None
+
+    def routes(self, machine: guests.Machine, nic: str) -> None:
+        """The default routes through one NIC (its gateway, gateway6)."""
+        ipr = self.iproute(self.lab.namespace_of(machine.id))
+        node = self.t.nodes[nic]
+        index = _index(ipr, machine.ifname(nic))
+        for key, family in (("gateway", socket.AF_INET), ("gateway6", socket.AF_INET6)):
+            router = node.attrs.get(key)
+            if router is None:
+                continue
+            dst = "0.0.0.0/0" if family == socket.AF_INET else "::/0"
+            try:
+                ipr.route("add", family=family, dst=dst, gateway=router, oif=index)
+            except NetlinkError as exc:
+                raise RealizeError(
+                    f"{nic}: cannot add the default route via {router}: {os.strerror(exc.code)}"
+                ) from None
 
     def tap(self, ns: str, ifname: str, vnet: bool) -> int:
         try:
@@ -385,6 +377,52 @@ class Builder:
         except (OSError, socket.gaierror) as exc:
             raise RealizeError(f"{node.id}: {exc.strerror or exc}") from None
         return port
+
+
+@dataclass(frozen=True)
+class PlannedHub:
+    name: str
+    vlan: int | None
+    members: tuple[str, ...]  # port nodes, in file order
+    vnet: bool  # frames carry virtio-net headers (taps only: sockets' frames have none)
+    node: bool  # a hub node (a VLAN), not a pair or a lone port
+
+
+def plan_hubs(t: Topology) -> list[PlannedHub]:
+    """Which ports flood to which: one hub per hub node; a guest NIC peered
+    to a tap or socket forms a pair; a port with no peer stands alone."""
+    ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
+    vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
+
+    def planned(name: str, vlan: int | None, members: list[str], node: bool) -> PlannedHub:
+        # Frames from sockets carry no virtio-net header: then nobody's do.
+        vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in vm_nics for m in members)
+        return PlannedHub(name, vlan, tuple(members), vnet, node)
+
+    def peers(node_id: str) -> list[str]:
+        return [n for n in t.neighbours(node_id) if t.nodes[n].kind in ports]
+
+    plan: list[PlannedHub] = []
+    placed: set[str] = set()
+    for node in t.of_kind(Kind.HUB):
+        members = peers(node.id)
+        plan.append(planned(node.id, node.get("vlan"), members, True))
+        placed.update(members)
+    for node in t.nodes.values():
+        if node.kind not in ports or node.id in placed:
+            continue
+        members = [node.id] + [p for p in peers(node.id) if p not in placed]
+        if node.kind is not Kind.GUEST_NIC and len(members) > 1:
+            continue  # the guest NIC of the pair places it
+        plan.append(planned("-".join(members), None, members, False))
+        placed.update(members)
+    return plan
+
+
+def listen(lab: Lab, port: Port) -> None:
+    """Have the loop hand a tap's frames to its hub (sockets register themselves)."""
+    if isinstance(port, TapPort):
+        lab.loop.add(port.fd, lambda mask, p=port: p.on_readable())
 
 
 def realize(lab: Lab) -> None:

@@ -62,6 +62,14 @@ class Stats:
         self._decode = None
         self.queues = GuestQueues(lab)
 
+    def lab_changed(self) -> None:
+        """The lab took a change (apply): its taps are others now."""
+        self.queues.close()
+        self.queues = GuestQueues(self.lab)
+        gone = self.last.keys() - {hub.name for hub in self.lab.all_hubs}
+        for name in gone:
+            del self.last[name]
+
     def _hub_stats(self, hub: Hub, now: float) -> dict[str, Any]:
         s = hub.stats()
         then, frames, size = self.last.get(hub.name, (now, s["frames"], s["bytes"]))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from qnet_tui import protocol
-from qnet_tui.lab import links, netns, runstate
+from qnet_tui.lab import apply, links, netns, runstate
 from qnet_tui.lab.capture import Capture
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
@@ -36,6 +36,7 @@ from qnet_tui.lab.stats import Stats, format_table
 from qnet_tui.lab.vmguests import VmGuest, VmGuestError
 from qnet_tui.model.atomic import WriteFailed
 from qnet_tui.model.topology import Topology
+from qnet_tui.model.yamlio import load_text
 from qnet_tui.protocol import LabState
 
 WORKER_NICE = -5
@@ -220,6 +221,8 @@ class Worker:
             self._console(msg.guest).watch(client, msg.watch)
         elif isinstance(msg, protocol.Impair):
             self.control.send(client, protocol.encode(self._impair(msg)))
+        elif isinstance(msg, protocol.Apply):
+            self.control.send(client, protocol.encode(self._apply(msg)))
         elif isinstance(msg, protocol.ConsoleInput):
             data = protocol.unbase64(msg.data)
             if data is None:
@@ -242,6 +245,33 @@ class Worker:
         forward, backward = (impairment_of(self.lab, a, b).format() for a, b in ((msg.a, msg.b), (msg.b, msg.a)))
         self.log("info", f"impair {msg.a} -> {msg.b}: {forward}; {msg.b} -> {msg.a}: {backward}")
         return protocol.Impaired(msg.a, msg.b, forward, backward)
+
+    def _apply(self, msg: protocol.Apply) -> protocol.Applied:
+        if self.lab is None or self.state is not LabState.RUNNING:
+            raise MessageError("apply: the lab is not up yet")
+        doc = load_text(msg.topology)
+        errors = [d.text for d in doc.diagnostics() if d.is_error]
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise MessageError(f"apply: the topology has errors: {errors[0]}{more}")
+        plan = apply.plan(self.lab.topology, doc.topology)
+        if plan.refusal or msg.dry_run or plan.empty:
+            return protocol.Applied(plan.changes, False, plan.refusal)
+        self.log("info", "applying: " + "; ".join(line.strip() for line in plan.changes))
+        try:
+            apply.carry_out(self.lab, doc.topology, plan, self._hub_gone)
+        except apply.ApplyError as exc:
+            self.log("error", f"apply: {exc}")
+            raise MessageError(f"apply: {exc}") from None
+        finally:
+            self.topology = self.lab.topology
+            self.stats.lab_changed()
+        self.log("info", f"applied {len(plan.changes)} changes")
+        return protocol.Applied(plan.changes, True)
+
+    def _hub_gone(self, hub: Hub) -> None:
+        if hub.capture is not None:
+            self._end_capture(hub)
 
     def _link(self, msg: protocol.Link, client: Client) -> None:
         if self.lab is None:
