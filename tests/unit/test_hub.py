@@ -471,3 +471,38 @@ def test_a_port_cut_for_a_loop_and_down_counts_each_frame_once(hub):
     h.forward(pipes[0].port, [frame] * 4)  # loop only again
     assert (port.drop_loop, port.drop_link) == (2 + 4, 3)
     assert port.tx_frames == 0 and port.drops == 9
+
+
+def test_a_port_moved_to_a_busy_hub_keeps_its_counts_and_counts_on():
+    old, new = Hub("hub1", 1), Hub("hub2", 2)
+    moving, stay, there = Pipe("vm1"), Pipe("vm2"), Pipe("vm3")
+    old.attach(moving.port)
+    old.attach(stay.port)
+    new.attach(there.port)
+    old.forward(stay.port, [eth(0x88B5, bytes(50))] * 3)  # vm1 was sent 3 on hub1
+    new.forward(there.port, [eth(0x88B5, bytes(50))] * 7)  # hub2 flooded 7 before vm1 came
+    before = moving.port.tx_frames, moving.port.tx_bytes
+    assert before == (3, 3 * 64)
+
+    new.attach(moving.port)
+    assert moving.port.hub is new and moving.port not in old.ports
+    assert (moving.port.tx_frames, moving.port.tx_bytes) == before  # not hub2's 7 frames
+    new.forward(there.port, [eth(0x88B5, bytes(50))] * 2)
+    new.forward(moving.port, [eth(0x88B5, bytes(50))] * 4)
+    assert moving.port.tx_frames == 5 and moving.port.rx_frames == 4
+    assert there.port.tx_frames == 4  # and only what came since it was there
+    old.forward(stay.port, [eth(0x88B5, bytes(50))])
+    assert moving.port.tx_frames == 5  # hub1 floods to it no more
+    assert [len(f) for f in moving.frames()] == [64 * 3 + 64 * 2]
+
+
+def test_a_port_leaving_a_hub_takes_no_pulled_cable_or_loop_cut_along():
+    old, new = Hub("hub1", 1), Hub("hub2", 2)
+    port, other = Pipe("vm1").port, Pipe("vm2").port
+    old.attach(port)
+    old.attach(other)
+    old.set_down(port, True, True)
+    old.cut(port, 0.0)
+    new.attach(port)
+    assert not (port.down_in or port.down_out or port.looped)
+    assert port.drop_link == 0 and port.drop_loop == 0

@@ -1,0 +1,168 @@
+"""Apply: a running lab changed into what its file now says, with real
+traffic on the part the change leaves alone: not a frame lost there, and its
+socket's connection never made again."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from qnet_tui.lab import netns
+
+from .conftest import wait_for
+from .test_forwarding import ping
+
+HEAD = """version: 1
+name: {name}
+nodes:
+  hub1: {{kind: hub, vlan: 1}}
+  a: {{kind: guest_nic, mac: '52:54:00:00:07:01', ipv4: 10.7.0.1/24}}
+  b: {{kind: guest_nic, mac: '52:54:00:00:07:02', ipv4: 10.7.0.2/24}}
+  q0: {{kind: socket, transport: stream, family: inet, mode: connect, address: '127.0.0.1:{port}'}}
+"""
+HUB2 = """  hub2: {{kind: hub, vlan: {vlan}}}
+  c: {{kind: guest_nic, mac: '52:54:00:00:08:01', ipv4: {c}}}
+  d: {{kind: guest_nic, mac: '52:54:00:00:08:02', ipv4: 10.8.0.2/24}}
+"""
+HUB3 = """  hub3: {kind: hub, vlan: 3}
+  e: {kind: guest_nic, mac: '52:54:00:00:09:01', ipv4: 10.9.0.1/24}
+  f: {kind: guest_nic, mac: '52:54:00:00:09:02', ipv4: 10.9.0.2/24}
+"""
+LINKS1 = "  - [hub1, a]\n  - [hub1, b]\n  - [hub1, q0]\n"
+LINKS2 = "  - [hub2, c]\n  - [hub2, d]\n"
+LINKS3 = "  - [hub3, e]\n  - [hub3, f]\n"
+
+
+def topology(name: str, port: int, hub2: dict | None, hub3: bool) -> str:
+    nodes = HEAD.format(name=name, port=port)
+    links = LINKS1
+    if hub2 is not None:
+        nodes += HUB2.format(**hub2)
+        links += LINKS2
+    if hub3:
+        nodes += HUB3
+        links += LINKS3
+    return nodes + "links:\n" + links
+
+
+def eth0(lab, guest: str) -> dict:
+    """The kernel's counters of a guest's eth0."""
+    with netns.iproute(netns.node_ns(lab.name, guest)) as ipr:
+        (link,) = ipr.get_links(ifname="eth0")
+    return link.get_attr("IFLA_STATS64")
+
+
+def udp_receive_buffer_errors(lab, guest: str) -> int:
+    """Datagrams a guest's kernel dropped because a socket's buffer was full."""
+    snmp = lab.exec(guest, "cat", "/proc/net/snmp").stdout.splitlines()
+    names, values = (line.split()[1:] for line in snmp if line.startswith("Udp:"))
+    return int(dict(zip(names, values, strict=True))["RcvbufErrors"])
+
+
+def apply(lab, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "apply", str(lab.file), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class Peer:
+    """The far end of socket q0 (a QEMU with -netdev stream,server=on): counts
+    the connections the lab makes, and reads whatever the hub floods to it."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn: socket.socket) -> None:
+        with conn:
+            while conn.recv(1 << 16):
+                pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_edits_elsewhere_leave_a_busy_hub_untouched(make_lab):
+    peer = Peer()
+    try:
+        text = topology("x", peer.port, {"vlan": 2, "c": "10.8.0.1/24"}, hub3=False)
+        lab = make_lab("", text=text)
+        wait_for(lambda: peer.connections == 1, 15, "the lab to dial q0's peer")
+        assert ping(lab, "c", "10.8.0.2").returncode == 0
+
+        server = lab.spawn("b", "iperf3", "-s", "-1", "-B", "10.7.0.2")
+        wait_for(
+            lambda: (
+                lab.exec("b", "ss", "-Hlun", "sport = :5201").stdout.strip()
+                or lab.exec("b", "ss", "-Hltn", "sport = :5201").stdout.strip()
+            ),
+            30,
+            "iperf3 to listen in b",
+        )
+        sent_before, received_before = eth0(lab, "a")["tx_packets"], eth0(lab, "b")["rx_packets"]
+        client = lab.spawn("a", "iperf3", "-c", "10.7.0.2", "-u", "-b", "20M", "-l", "1200", "-t", "8", "-J")
+        try:
+            # hub2 edited: its VLAN number and one guest's address
+            lab.file.write_text(topology(lab.name, peer.port, {"vlan": 20, "c": "10.8.0.11/24"}, hub3=False))
+            done = apply(lab)
+            assert done.returncode == 0, done.stderr
+            assert "~ hub2: vlan 2 -> 20" in done.stdout and "~ c: ipv4 10.8.0.1/24 -> 10.8.0.11/24" in done.stdout
+            assert ping(lab, "d", "10.8.0.11").returncode == 0
+            # hub3 added
+            lab.file.write_text(topology(lab.name, peer.port, {"vlan": 20, "c": "10.8.0.11/24"}, hub3=True))
+            done = apply(lab)
+            assert done.returncode == 0, done.stderr
+            assert "+ hub hub3" in done.stdout
+            assert ping(lab, "e", "10.9.0.2").returncode == 0
+            # hub2 and hub3 removed, with their guests
+            lab.file.write_text(topology(lab.name, peer.port, None, hub3=False))
+            done = apply(lab)
+            assert done.returncode == 0, done.stderr
+            assert "- hub hub2" in done.stdout and "- guest_nic f" in done.stdout
+            result = json.loads(client.communicate(timeout=60)[0])
+            server.communicate(timeout=30)
+        finally:
+            for proc in (client, server):
+                proc.kill()
+                proc.wait()
+    finally:
+        peer.close()
+    datagrams = result["end"]["sum"]
+    assert datagrams["packets"] > 10000, datagrams
+    # Every frame a sent reached b's eth0; what iperf3 lost, b's own kernel
+    # dropped (its socket's buffer was full while iperf3 waited for a CPU).
+    sent = eth0(lab, "a")["tx_packets"] - sent_before
+    received = eth0(lab, "b")["rx_packets"] - received_before
+    assert sent >= datagrams["packets"] and received == sent
+    assert datagrams["lost_packets"] == udp_receive_buffer_errors(lab, "b")
+    assert peer.connections == 1  # q0's connection was never made again
+    stats = lab.latest(after=time.time())
+    assert set(stats["vlans"]) == {"1"}
+    assert stats["vlans"]["1"]["drops"] == 0
+    assert set(stats["vlans"]["1"]["ports"]) == {"a", "b", "q0"}
+    assert sorted(n for n in netns.existing() if netns.belongs_to(n, lab.name)) == [
+        f"qnet-{lab.name}",
+        f"qnet-{lab.name}.a",
+        f"qnet-{lab.name}.b",
+    ]
+    assert lab.stop() == 0

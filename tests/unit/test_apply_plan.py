@@ -1,0 +1,166 @@
+"""What applying a changed topology to a running lab takes (lab/apply.py's
+plan): which ports close, which are made, which hubs and machines change,
+and what cannot be done live."""
+
+from __future__ import annotations
+
+from qnet_tui.lab.apply import plan
+from qnet_tui.model.yamlio import load_text
+
+BASE = """version: 1
+name: lab
+nodes:
+  hub1: {kind: hub, vlan: 1}
+  hub2: {kind: hub, vlan: 2}
+  br0: {kind: bridge}
+  tap0: {kind: tap}
+  r1: {kind: guest, forwarding: true}
+  r1a: {kind: guest_nic, guest: r1, mac: '52:54:00:00:00:01', ipv4: 10.0.1.1/24}
+  r1b: {kind: guest_nic, guest: r1, mac: '52:54:00:00:00:02', ipv4: 10.0.2.1/24}
+  vm2: {kind: guest_nic, mac: '52:54:00:00:00:03', ipv4: 10.0.1.2/24}
+  vm3: {kind: guest_nic, mac: '52:54:00:00:00:04', ipv4: 10.0.2.3/24}
+links:
+  - [hub1, r1a]
+  - [hub1, vm2]
+  - [hub2, r1b]
+  - [hub2, vm3]
+  - [hub1, tap0]
+  - [tap0, br0]
+"""
+
+
+def topo(text: str):
+    doc = load_text(text)
+    assert not [d for d in doc.diagnostics() if d.is_error], doc.diagnostics()
+    return doc.topology
+
+
+def edited(*pairs: tuple[str, str]):
+    text = BASE
+    for old, new in pairs:
+        assert old in text
+        text = text.replace(old, new)
+    return topo(text)
+
+
+def test_no_difference_is_an_empty_plan():
+    p = plan(topo(BASE), topo(BASE))
+    assert p.empty and p.refusal is None
+    assert not (p.ports_gone or p.ports_new or p.machines_new or p.vms_new or p.bridges_new or p.masters)
+
+
+def test_a_link_moved_moves_the_port_and_makes_nothing_anew():
+    p = plan(topo(BASE), edited(("[hub1, vm2]", "[hub2, vm2]")))
+    assert p.changes == ["- link hub1 - vm2", "+ link hub2 - vm2"]
+    assert not (p.ports_gone or p.ports_new)
+
+
+def test_an_address_change_makes_that_nic_anew_and_nothing_else():
+    p = plan(topo(BASE), edited(("ipv4: 10.0.1.2/24", "ipv4: 10.0.1.22/24")))
+    assert p.ports_gone == p.ports_new == {"vm2"}
+    assert "~ vm2: ipv4 10.0.1.2/24 -> 10.0.1.22/24" in p.changes
+    assert not (p.machines_gone or p.machines_new)
+
+
+def test_a_hub_added_and_one_removed():
+    p = plan(
+        topo(BASE),
+        edited(
+            ("  - [hub2, r1b]\n  - [hub2, vm3]\n", ""), ("hub2: {kind: hub, vlan: 2}", "hub3: {kind: hub, vlan: 3}")
+        ),
+    )
+    assert "- hub hub2" in p.changes and "+ hub hub3" in p.changes
+    # r1b and vm3 now stand alone: the same ports, each a hub of its own
+    assert not (p.ports_gone or p.ports_new)
+
+
+def test_a_vlan_number_is_changed_in_place():
+    p = plan(topo(BASE), edited(("vlan: 2", "vlan: 20")))
+    assert p.changes == ["~ hub2: vlan 2 -> 20"]
+    assert not (p.ports_gone or p.ports_new)
+
+
+def test_a_nic_inserted_before_others_renames_them_so_they_are_made_anew():
+    added = "  r1z: {kind: guest_nic, guest: r1, mac: '52:54:00:00:00:09'}\n"
+    p = plan(topo(BASE), edited(("  r1a:", added + "  r1a:"), ("  - [hub1, r1a]", "  - [hub1, r1a]\n  - [hub2, r1z]")))
+    assert p.ports_new == {"r1z", "r1a", "r1b"}  # eth0 is r1z now; r1a eth1, r1b eth2
+    assert p.ports_gone == {"r1a", "r1b"}
+    assert not p.machines_new  # r1's namespace stays
+
+
+def test_a_nic_appended_is_the_only_one_made():
+    added = "  r1z: {kind: guest_nic, guest: r1, mac: '52:54:00:00:00:09'}\n"
+    p = plan(topo(BASE), edited(("  vm2:", added + "  vm2:"), ("  - [hub1, r1a]", "  - [hub1, r1a]\n  - [hub2, r1z]")))
+    assert p.ports_new == {"r1z"} and not p.ports_gone
+
+
+def test_forwarding_is_switched_in_place():
+    p = plan(topo(BASE), edited(("forwarding: true", "forwarding: false")))
+    assert p.forwarding == {"r1": False}
+    assert not (p.ports_gone or p.machines_gone)
+
+
+def test_a_socket_joining_a_hub_of_taps_remakes_them_without_virtio_headers():
+    sock = "  s0: {kind: socket, transport: dgram, family: inet, address: '127.0.0.1:9999'}\n"
+    p = plan(topo(BASE), edited(("  vm2:", sock + "  vm2:"), ("  - [hub1, vm2]", "  - [hub1, vm2]\n  - [hub1, s0]")))
+    assert p.ports_new == {"s0", "r1a", "vm2", "tap0"}
+    assert p.ports_gone == {"r1a", "vm2", "tap0"}
+    assert "vm3" not in p.ports_gone  # on hub2, untouched
+
+
+def test_a_tap_moved_to_another_bridge_changes_master_only():
+    p = plan(
+        topo(BASE),
+        edited(("br0: {kind: bridge}", "br0: {kind: bridge}\n  br1: {kind: bridge}"), ("[tap0, br0]", "[tap0, br1]")),
+    )
+    assert p.masters == {"tap0"} and p.bridges_new == {"br1"}
+    assert not p.ports_new
+
+
+def test_a_bridge_made_anew_takes_its_ports_back():
+    p = plan(topo(BASE), edited(("br0: {kind: bridge}", "br0: {kind: bridge, stp: true}")))
+    assert p.bridges_gone == p.bridges_new == {"br0"}
+    assert p.masters == {"tap0"}
+
+
+def test_impairments_the_file_changes_are_planned_per_direction():
+    before = topo(BASE.replace("[hub1, vm2]", "[hub1, vm2, {impair: 'delay=10ms'}]"))
+    p = plan(before, edited(("[hub1, vm2]", "[hub1, vm2, {impair: 'loss=5%'}]")))
+    assert p.impair == {("hub1", "vm2"): "loss=5%", ("vm2", "hub1"): "loss=5%"}
+    p = plan(before, topo(BASE))
+    assert p.impair == {("hub1", "vm2"): None, ("vm2", "hub1"): None}  # lifted
+
+
+def test_the_lab_name_and_lent_interfaces_are_refused_with_the_reason():
+    p = plan(topo(BASE), edited(("name: lab", "name: other")))
+    assert p.refusal is not None and "name" in p.refusal and "other" in p.refusal
+    lent = "  up0: {kind: host_nic, interface: dummy7}\n"
+    p = plan(topo(BASE), edited(("  vm2:", lent + "  vm2:"), ("  - [tap0, br0]", "  - [tap0, br0]\n  - [up0, br0]")))
+    assert p.refusal is not None and "up0" in p.refusal and "dummy7" in p.refusal
+
+
+VMS = """version: 1
+name: lab
+nodes:
+  hub1: {kind: hub, vlan: 1}
+  r1: {kind: guest, vm: true, memory: 128}
+  r1a: {kind: guest_nic, guest: r1, mac: '52:54:00:00:00:01', ipv4: 10.0.1.1/24}
+  vm2: {kind: guest_nic, mac: '52:54:00:00:00:03', ipv4: 10.0.1.2/24}
+links:
+  - [hub1, r1a]
+  - [hub1, vm2]
+"""
+
+
+def test_a_vm_guest_changed_restarts_and_its_nic_ports_stay_to_redial():
+    p = plan(topo(VMS), topo(VMS.replace("memory: 128", "memory: 256")))
+    assert p.vms_gone == p.vms_new == {"r1"}
+    assert not (p.ports_gone or p.ports_new)
+    p = plan(topo(VMS), topo(VMS.replace("ipv4: 10.0.1.1/24", "ipv4: 10.0.1.9/24")))
+    assert p.vms_new == {"r1"} and not p.ports_new
+
+
+def test_a_guest_turned_into_a_vm_leaves_its_namespace():
+    p = plan(topo(VMS.replace("vm: true, memory: 128", "forwarding: true")), topo(VMS))
+    assert p.machines_gone == {"r1"} and p.vms_new == {"r1"}
+    assert p.ports_gone == p.ports_new == {"r1a"}
