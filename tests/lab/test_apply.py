@@ -15,6 +15,7 @@ from qnet_tui.lab import netns
 
 from .conftest import wait_for
 from .test_forwarding import ping
+from .test_impair import rtt
 
 HEAD = """version: 1
 name: {name}
@@ -165,4 +166,65 @@ def test_edits_elsewhere_leave_a_busy_hub_untouched(make_lab):
         f"qnet-{lab.name}.a",
         f"qnet-{lab.name}.b",
     ]
+    assert lab.stop() == 0
+
+
+def edit(lab, *pairs: tuple[str, str]) -> None:
+    text = lab.file.read_text()
+    for old, new in pairs:
+        assert old in text
+        text = text.replace(old, new)
+    lab.file.write_text(text)
+
+
+def test_kernel_parts_are_made_anew_and_the_file_impairments_follow(make_lab):
+    lab = make_lab("seed-path.yaml")
+    assert ping(lab, "vm1", "10.0.0.1").returncode == 0
+    # The uplink's address (its veth and outside host made anew), a new
+    # bridge with a tap on the hub, and a delay on vm2's link.
+    edit(
+        lab,
+        ("    ipv4: 10.0.0.1/24", "    ipv4: 10.0.0.100/24"),
+        ("  hub0:", "  br1: {kind: bridge, ipv4: 10.0.0.200/24}\n  tap1: {kind: tap}\n  hub0:"),
+        ("  - [hub0, vm2]", "  - [hub0, vm2, {impair: 'delay=40ms'}]\n  - [br1, tap1]\n  - [tap1, hub0]"),
+    )
+    done = apply(lab)
+    assert done.returncode == 0, done.stderr
+    assert "~ eth0: ipv4 10.0.0.1/24 -> 10.0.0.100/24" in done.stdout
+    assert "~ impair hub0 -> vm2: none -> delay=40ms" in done.stdout
+    assert ping(lab, "vm1", "10.0.0.100").returncode == 0
+    assert ping(lab, "vm1", "10.0.0.200").returncode == 0  # the new bridge, through its tap
+    assert rtt(lab, "vm1", "10.0.0.12")[0] >= 75  # 40 ms each way, in the file
+    ports = lab.vlan("0", after=time.time())["ports"]
+    assert set(ports) == {"tap0", "tap1", "vm1", "vm2"}
+
+    edit(lab, ("  - [hub0, vm2, {impair: 'delay=40ms'}]", "  - [hub0, vm2]"))
+    done = apply(lab)
+    assert done.returncode == 0, done.stderr
+    assert rtt(lab, "vm1", "10.0.0.12")[2] < 30  # lifted with the file's line
+    assert lab.stop() == 0
+
+
+def test_what_cannot_change_live_is_refused_and_nothing_changes(make_lab):
+    lab = make_lab("two-vlans.yaml")
+    before = lab.file.read_text()
+    edit(
+        lab,
+        ("  vm1:", "  up0: {kind: host_nic, interface: qnetnosuch0}\n  br9: {kind: bridge}\n  vm1:"),
+        ("  - [hub1, vm1]", "  - [hub1, vm1]\n  - [up0, br9]"),
+    )
+    done = apply(lab)
+    assert done.returncode == 1
+    assert "qnet-tui apply: cannot change the running lab: up0: this machine's interface qnetnosuch0" in done.stderr
+    assert "+ host_nic up0" in done.stdout
+
+    lab.file.write_text(before.replace("ipv4: 10.0.0.2/24", "ipv4: 10.0.0.2/33"))
+    done = apply(lab)  # an error in the file: said, placed, and the lab is left alone
+    assert done.returncode == 1
+    assert f"{lab.file}:" in done.stderr and "has errors; the lab was not changed" in done.stderr
+
+    lab.file.write_text(before)
+    done = apply(lab)
+    assert done.returncode == 0 and "nothing to change" in done.stdout
+    assert ping(lab, "vm1", "10.0.0.2").returncode == 0
     assert lab.stop() == 0
