@@ -228,3 +228,40 @@ def test_a_pulled_cable_of_a_vm_nic_is_qmp_set_link(make_lab):
     assert done.returncode == 0, done.stderr
     wait_for(lambda: carrier() == "1", 20, "the guest's carrier back")
     wait_for(lambda: lab.exec("ns2", "ping", "-c", "1", "-W", "2", "10.9.0.1").returncode == 0, 20, "ping back")
+
+
+def test_apply_adds_a_vm_guest_and_restarts_it_when_its_settings_change(make_lab):
+    without = VM_AND_NS.replace("  vm1: {kind: guest, vm: true}\n", "").replace(
+        "  vm1e0: {kind: guest_nic, guest: vm1, mac: '52:54:00:00:09:01', ipv4: 10.9.0.1/24}\n", ""
+    )
+    lab = make_lab("", text=without.replace("links: [[hub0, vm1e0], [hub0, ns2]]", "links: [[hub0, ns2]]"))
+    text = VM_AND_NS.replace("name: x", f"name: {lab.name}")
+
+    def apply(text: str) -> str:
+        lab.file.write_text(text)
+        done = subprocess.run(
+            [sys.executable, "-m", "qnet_tui", "apply", str(lab.file)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "+ guest vm1" in apply(text)
+    booted(lab, "vm1")
+    ping(lab, "ns2", "10.9.0.1")
+    first = qemu_pid(lab, "vm1")
+
+    said = apply(text.replace("vm: true", "vm: true, memory: 192"))
+    assert "VM guest vm1 restarts with its new settings" in said
+
+    def restarted() -> bool:
+        try:
+            return qemu_pid(lab, "vm1") != first
+        except (FileNotFoundError, ValueError):  # the new pid file is not written yet
+            return False
+
+    wait_for(restarted, 30, "a new QEMU")
+    booted(lab, "vm1")
+    ping(lab, "ns2", "10.9.0.1")  # the hub's port for vm1e0 dialled the new QEMU
+    assert "-m 192" in " ".join(Path(f"/proc/{qemu_pid(lab, 'vm1')}/cmdline").read_text().split("\0"))
+    assert not Path(f"/proc/{first}").exists()
+    assert lab.stop() == 0
