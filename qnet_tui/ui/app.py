@@ -151,7 +151,7 @@ class QnetApp(EditKeys, App[None]):
         if lab.state:
             state = f" [lab {lab.state}" + (f": {lab.reason}" if lab.reason else "")
             if lab.state is LabState.RUNNING and lab.version not in (None, self.editor.version):
-                state += "; edited since: restart (s, r) to apply"
+                state += "; edited since: r applies the edits"
             state += "]"
         self.sub_title = f"{name}{marker}{lab_name}" + ("" if doc.editable else " (read-only)") + state
 
@@ -196,6 +196,9 @@ class QnetApp(EditKeys, App[None]):
 
     @work(exclusive=True, group="lab", exit_on_error=False)
     async def action_run_lab(self) -> None:
+        if self.lab.running:
+            await self._apply_to_lab()
+            return
         if self.lab.stopping:
             await self.lab.gone()
         refused = self.lab.refusal(self.document)
@@ -208,6 +211,22 @@ class QnetApp(EditKeys, App[None]):
         if self._editable():
             with self._busy("the lab is starting"):
                 await self.lab.run(self.document, self.editor.changed, self.editor.version)
+
+    async def _apply_to_lab(self) -> None:
+        """r on a running lab: what the edits since it started change, to apply or restart."""
+        if self.lab.version == self.editor.version:
+            self.notify(f"Lab {self.document.topology.name} runs the topology as it is; s stops it", title="Running")
+            return
+        errors = [d.text for d in self._live_diagnostics() if d.is_error]
+        if errors:
+            self.notify("\n".join(errors[:5]), title="Fix these before applying", severity="error", timeout=10)
+            return
+        await self.lab.offer_apply(self.document, self.editor.version)
+
+    @on(LabPanel.Restart)
+    def _restart_lab(self) -> None:
+        self.lab.stop()
+        self.action_run_lab()
 
     def action_stop_lab(self) -> None:
         self.lab.stop()

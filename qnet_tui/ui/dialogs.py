@@ -131,6 +131,41 @@ class UnsavedChanges(_Modal):
         self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
 
+class ApplyChanges(_Modal):
+    """What applying the edits to the running lab changes; dismisses with
+    "apply", "restart" or None (cancel). Refused (`why`): restart or cancel."""
+
+    DEFAULT_CSS = """
+    ApplyChanges .changes { height: auto; max-height: 20; border: round $primary-darken-2; padding: 0 1; }
+    """
+
+    def __init__(self, lab: str, changes: list[str], why: str | None = None) -> None:
+        super().__init__()
+        self.lab, self.changes, self.why = lab, changes, why
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            if self.why:
+                question = f"Lab {self.lab} cannot take these edits while it runs: {self.why}. Restart it?"
+            else:
+                question = f"Apply these edits to lab {self.lab}? What they leave alone keeps forwarding."
+            yield Static(question, classes="question")
+            with VerticalScroll(classes="changes"):
+                yield Static("\n".join(self.changes), markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Restart", id="restart", variant="warning")
+                if not self.why:
+                    yield Button("Apply", id="apply", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#restart" if self.why else "#apply", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+
 class AddNode(_Modal):
     """The add-node form: kind, id and the kind's fields, filled with defaults.
     Dismisses with (kind, id, attrs, link_to) or None."""

@@ -49,7 +49,10 @@ COMMANDS_HELP: dict[str, str] = {
     "save_as": "Save the topology to another file",
     "open": "Open another topology file",
     "import_qemu": "Import QEMU networking arguments as a new topology",
-    "run_lab": "Run the lab: validate, then build the topology on screen and forward its frames",
+    "run_lab": (
+        "Run the lab: validate, then build the topology on screen and forward its frames; on a running lab, "
+        "show what the edits since change and apply them (or restart it)"
+    ),
     "stop_lab": "Stop the lab: everything it made is removed",
     "toggle_traffic": "Show or hide the traffic panes",
     "demo_traffic": "Send traffic from the selected guest NIC: ping, ARP, DHCP or a UDP burst",

@@ -96,6 +96,16 @@ class LabClient:
         self._stderr_reader.start()
         threading.Thread(target=self._follow, name=f"lab-{self.lab}", daemon=True).start()
 
+    def rewrite(self, yaml_text: str) -> None:
+        """The lab took a change (apply): its file says so too, for `qnet-tui
+        exec` and the like, which find nodes in it. Blocking: call off the UI."""
+        if self._file is None:
+            return
+        new = self._file.with_name(self._file.name + ".new")
+        new.write_text(yaml_text)
+        new.replace(self._file)
+        self.yaml_text = yaml_text
+
     def _spawn(self, name: str) -> subprocess.Popen:
         return subprocess.Popen(
             [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
 from qnet_tui.protocol import LabState
 from qnet_tui.ui.console import ConsoleScreen
-from qnet_tui.ui.dialogs import ChooseLink, DemoTraffic, PathPrompt
+from qnet_tui.ui.dialogs import ApplyChanges, ChooseLink, DemoTraffic, PathPrompt
 from qnet_tui.ui.labclient import Heard, LabClient
 from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
 
@@ -76,6 +77,10 @@ class ConsoleHeard(LabHeard):
     pass
 
 
+class AppliedHeard(LabHeard):
+    pass
+
+
 HEARD: dict[type, type[LabHeard]] = {
     protocol.Hello: HelloHeard,
     protocol.State: StateHeard,
@@ -85,7 +90,18 @@ HEARD: dict[type, type[LabHeard]] = {
     protocol.Error: ErrorHeard,
     protocol.Malformed: MalformedHeard,
     protocol.ConsoleOutput: ConsoleHeard,
+    protocol.Applied: AppliedHeard,
 }
+
+
+@dataclasses.dataclass
+class Applying:
+    """An apply on its way: what was sent and of which edit."""
+
+    text: str  # the topology's YAML
+    version: object  # the editor's version it is
+    quiet: frozenset[str]  # its VM guests' NICs (see LabPanel._quiet_vm_nics)
+    dry_run: bool = True
 
 
 class LabExited(Message):
@@ -127,6 +143,12 @@ def ping_target(topology: Topology, node: str) -> str:
     return ""
 
 
+def vm_nics(t: Topology) -> frozenset[str]:
+    """A VM guest's NICs are the lab's own connections to its QEMU: their
+    coming and going is the VM's state, not a peer's, and not news."""
+    return frozenset(nic for m in guests.machines(t) if m.is_vm for nic in m.nics)
+
+
 class LabPanel(Vertical):
     DEFAULT_CSS = """
     LabPanel { display: none; height: 55%; }
@@ -142,6 +164,9 @@ class LabPanel(Vertical):
         def __init__(self, counters: dict[str, str]) -> None:
             super().__init__()
             self.counters = counters
+
+    class Restart(Message):
+        """The user chose to restart the lab (stop it, then run the document)."""
 
     class LinksDown(Message):
         """The links with a direction down (pulled cables), as node pairs."""
@@ -163,6 +188,7 @@ class LabPanel(Vertical):
         self.malformed = 0  # worker lines that were no message: a version mismatch, a bug
         self.consoles: dict[str, ConsoleScreen] = {}  # open, by VM guest
         self.links_down: frozenset[frozenset[str]] = frozenset()  # as the last statistics said
+        self.applying: Applying | None = None  # an apply asked of the worker
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -242,19 +268,65 @@ class LabPanel(Vertical):
             self.app.notify(f"cannot start the worker: {exc}", title="Cannot run", severity="error", timeout=10)
             return
         self.client, self.version, self.peers = client, version, PeerWatch()
-        # A VM guest's NICs are the lab's own connections to its QEMU: their
-        # coming and going is the VM's state, not a peer's, and not news.
-        vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
-        self.peers.quiet = frozenset(vm_nics)
+        self._quiet_vm_nics(t)
         self._gone.clear()
         self.traffic.clear()
         self.add_class("-shown")
         self._set_state(LabState.STARTING)
 
+    def _quiet_vm_nics(self, t: Topology) -> None:
+        self.peers.quiet = vm_nics(t)
+
     def stop(self) -> None:
         if self.client is not None:
             self.client.stop()
             self._set_state(LabState.STOPPING)
+
+    # -- apply: the running lab takes the edits --------------------------------------------------
+
+    async def offer_apply(self, document: Document, version: object) -> None:
+        """Ask the worker what the edits change (a dry run); AppliedHeard
+        shows it and asks whether to apply, restart, or leave it."""
+        if self.applying is not None:
+            self.app.notify("A change is on its way to the lab; a moment", severity="warning")
+            return
+        t = document.topology
+        try:
+            text = await asyncio.to_thread(new_document(t).dumps)
+        except SaveError as exc:
+            self.app.notify(str(exc), title="Cannot apply", severity="error")
+            return
+        self.applying = Applying(text, version, vm_nics(t))
+        self._send(protocol.Apply(text, dry_run=True))
+
+    @on(AppliedHeard)
+    async def _applied(self, event: AppliedHeard) -> None:
+        if not self._ours(event) or self.applying is None:
+            return
+        applying, reply = self.applying, event.payload
+        client = self.client
+        if not reply.changes or not applying.dry_run:
+            self.applying = None
+            self.version = applying.version
+            if reply.applied:
+                self.peers.quiet = applying.quiet
+                await asyncio.to_thread(client.rewrite, applying.text)
+                self.app.notify(f"{len(reply.changes)} changes applied to lab {client.lab}", title="Applied")
+            else:
+                self.app.notify(f"Lab {client.lab} already runs this topology", title="Nothing to apply")
+            self.post_message(self.StateChanged())
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "apply" and self.client is client:
+                self.applying = dataclasses.replace(applying, dry_run=False)
+                self._send(protocol.Apply(applying.text))
+                return
+            self.applying = None
+            if choice == "restart":
+                self.post_message(self.Restart())
+
+        self.app.push_screen(ApplyChanges(client.lab, reply.changes, reply.refusal), chosen)
 
     async def stop_and_wait(self) -> None:
         """Stop the lab and wait until the worker is gone (quitting leaves nothing behind)."""
@@ -307,6 +379,8 @@ class LabPanel(Vertical):
     @on(ErrorHeard)
     def _refused(self, event: ErrorHeard) -> None:
         if self._ours(event):
+            if event.payload.message.startswith("apply:"):
+                self.applying = None
             self.app.notify(event.payload.message, title="The lab refused", severity="error")
 
     @on(MalformedHeard)

@@ -141,3 +141,42 @@ async def test_demo_traffic_and_capture(tmp_path, runtime):
     echoes = [p for p in rdpcap(str(pcap)) if ICMP in p]
     assert len(echoes) >= 6  # three requests and three replies, as Wireshark would read them
     assert lab_namespaces(lab) == []
+
+
+async def test_r_on_a_running_lab_shows_the_edits_and_applies_them(tmp_path, runtime):
+    from qnet_tui.model.kinds import Kind
+    from qnet_tui.ui.dialogs import ApplyChanges
+
+    path, lab = copy_sample(tmp_path, "two-vlans.yaml")
+    app = QnetApp(load_file(path))
+    app.settle_s = 0
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab.state == "running", what="the lab to run")
+        worker = app.lab.client.pid
+        await pilot.press("r")  # nothing edited: nothing to apply
+        await until(pilot, lambda: any("runs the topology as it is" in n.message for n in app._notifications))
+
+        app.editor.add_node(Kind.GUEST_NIC, "vm5", {"mac": "52:54:00:00:02:05", "ipv4": "10.0.0.5/24"})
+        app.editor.connect("hub2", "vm5")
+        app.editor.set_attr("vm1", "ipv4", "10.0.0.11/24")
+        app.refresh_title()
+        assert "edited since: r applies the edits" in app.sub_title
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ApplyChanges), what="the changes to show")
+        shown = "\n".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "+ guest_nic vm5" in shown and "+ link hub2 - vm5" in shown
+        assert "~ vm1: ipv4 10.0.0.1/24 -> 10.0.0.11/24" in shown
+        await pilot.press("enter")  # Apply, the button marked
+        await until(pilot, lambda: any(n.title == "Applied" for n in app._notifications), what="the apply")
+        assert app.lab.client.pid == worker  # the same lab, changed, not restarted
+        assert "edited since" not in app.sub_title
+        assert sorted(lab_namespaces(lab)) == sorted([f"qnet-{lab}"] + [f"qnet-{lab}.vm{i}" for i in (1, 2, 3, 4, 5)])
+        lab_file = app.lab.client.file  # the worker's copy names the new node too
+        result = await asyncio.to_thread(exec_in, lab_file, "vm5", "ping", "-c", "2", "-i", "0.2", "10.0.0.3")
+        assert result.returncode == 0, result.stdout + result.stderr
+        result = await asyncio.to_thread(exec_in, lab_file, "vm2", "ping", "-c", "2", "-i", "0.2", "10.0.0.11")
+        assert result.returncode == 0, result.stdout + result.stderr
+        await pilot.press("s")
+        await until(pilot, lambda: app.lab.client is None, what="the stop")
+    assert lab_namespaces(lab) == []
