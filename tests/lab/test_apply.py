@@ -82,7 +82,7 @@ class Peer:
         self.server.bind(("127.0.0.1", 0))
         self.server.listen(4)
         self.port = self.server.getsockname()[1]
-        self.connections = 0
+        self.connections = self.closed = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -98,6 +98,7 @@ class Peer:
         with conn:
             while conn.recv(1 << 16):
                 pass
+        self.closed += 1
 
     def close(self) -> None:
         self.server.close()
@@ -227,4 +228,23 @@ def test_what_cannot_change_live_is_refused_and_nothing_changes(make_lab):
     done = apply(lab)
     assert done.returncode == 0 and "nothing to change" in done.stdout
     assert ping(lab, "vm1", "10.0.0.2").returncode == 0
+    assert lab.stop() == 0
+
+
+def test_a_socket_given_another_address_dials_it_and_leaves_the_first(make_lab):
+    first, second = Peer(), Peer()
+    try:
+        lab = make_lab("", text=topology("x", first.port, None, hub3=False))
+        wait_for(lambda: first.connections == 1, 15, "the lab to dial the first peer")
+        edit(lab, (f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"))
+        done = apply(lab)
+        assert done.returncode == 0, done.stderr
+        assert f"~ q0: address 127.0.0.1:{first.port} -> 127.0.0.1:{second.port}" in done.stdout
+        wait_for(lambda: second.connections == 1, 15, "the lab to dial the second peer")
+        wait_for(lambda: first.closed == 1, 15, "the first connection to close")
+        assert ping(lab, "a", "10.7.0.2").returncode == 0
+        assert first.connections == 1
+    finally:
+        first.close()
+        second.close()
     assert lab.stop() == 0
