@@ -238,7 +238,11 @@ class TrafficView(Vertical):
                 wanted = self.query_one("#filter", Input).value
                 pane.call_after_refresh(lambda p=pane, w=wanted: p.query_one(FrameLog).set_filter(w))
             else:
+                pane.border_title = title  # a hub renamed in a running lab (apply)
                 pane.show(stats)
+        # A hub the running lab no longer has (apply removed or renumbered it).
+        for key in self.panes.keys() - {key for key, _, _ in items}:
+            self.panes.pop(key).remove()
 
     def log_samples(self, samples: list[Sample]) -> None:
         by_pane: dict[str, list[Sample]] = {}

@@ -160,17 +160,21 @@ async def test_r_on_a_running_lab_shows_the_edits_and_applies_them(tmp_path, run
         app.editor.add_node(Kind.GUEST_NIC, "vm5", {"mac": "52:54:00:00:02:05", "ipv4": "10.0.0.5/24"})
         app.editor.connect("hub2", "vm5")
         app.editor.set_attr("vm1", "ipv4", "10.0.0.11/24")
+        app.editor.set_attr("hub2", "vlan", 7)
         app.refresh_title()
         assert "edited since: r applies the edits" in app.sub_title
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ApplyChanges), what="the changes to show")
         shown = "\n".join(str(w.render()) for w in app.screen.query("Static"))
         assert "+ guest_nic vm5" in shown and "+ link hub2 - vm5" in shown
-        assert "~ vm1: ipv4 10.0.0.1/24 -> 10.0.0.11/24" in shown
+        assert "~ vm1: ipv4 10.0.0.1/24 -> 10.0.0.11/24" in shown and "~ hub2: vlan 2 -> 7" in shown
         await pilot.press("enter")  # Apply, the button marked
         await until(pilot, lambda: any(n.title == "Applied" for n in app._notifications), what="the apply")
         assert app.lab.client.pid == worker  # the same lab, changed, not restarted
         assert "edited since" not in app.sub_title
+        panes = app.query_one(TrafficView).panes
+        await until(pilot, lambda: set(panes) == {"v1", "v7"}, what="VLAN 2's pane to become VLAN 7's")
+        assert panes["v7"].border_title == "VLAN 7 (hub2)" and len(app.query("VlanPane")) == 2
         assert sorted(lab_namespaces(lab)) == sorted([f"qnet-{lab}"] + [f"qnet-{lab}.vm{i}" for i in (1, 2, 3, 4, 5)])
         lab_file = app.lab.client.file  # the worker's copy names the new node too
         result = await asyncio.to_thread(exec_in, lab_file, "vm5", "ping", "-c", "2", "-i", "0.2", "10.0.0.3")
