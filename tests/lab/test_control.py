@@ -93,7 +93,7 @@ def test_malformed_messages_get_an_error_reply_and_the_lab_goes_on(make_lab, tmp
 def test_an_over_long_line_is_refused_and_ends_only_that_client(make_lab):
     lab = make_lab("direct-peer.yaml")
     client = Client(lab.name)
-    client.send(b"[" * 200000)  # no newline in sight: the worker stops reading it
+    client.send(b"[" * (protocol.MAX_CLIENT_LINE + 1000))  # no newline in sight: the worker stops reading it
     reply = client.next("error")
     assert f"longer than {protocol.MAX_CLIENT_LINE} bytes" in reply["message"]
     assert client.hung_up()  # and hangs up on that client
