@@ -131,6 +131,7 @@ class RunningLab:
     def spawn(self, node: str, *cmd: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "qnet_tui", "exec", str(self.file), node, "--", *cmd],
+            stdin=subprocess.PIPE,  # closed by communicate(): frames.py count takes that as "the sender is done"
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -2,12 +2,14 @@
 `qnet-tui exec`): send N raw Ethernet frames, or count the ones that arrive.
 
     frames.py send IFACE SRC_MAC N [ETHERTYPE]
-    frames.py count IFACE SECONDS [ETHERTYPE]      prints the count when quiet for SECONDS
+    frames.py count IFACE SECONDS [ETHERTYPE]      prints the count once its standard input is
+                                                   closed (the sender is done) and then quiet for SECONDS
 
 Frame i is 60 + (i * 97) % 1455 bytes long (60 to 1514), its payload a pattern
 derived from i; `count` prints how many arrived and how many were not intact.
 """
 
+import select
 import socket
 import sys
 import time
@@ -39,13 +41,19 @@ def count(iface: str, quiet: float, ethertype: int) -> None:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind((iface, ethertype))
     print("ready", flush=True)
-    s.settimeout(quiet)
     got = bad = 0
+    # Quiet counts only once the test says the sender is done (it closes our
+    # standard input): a sender slow to start on a loaded machine is no end.
+    watching = [s, sys.stdin]
     while True:
-        try:
-            frame = s.recv(4096)
-        except TimeoutError:
+        ready = select.select(watching, [], [], None if sys.stdin in watching else quiet)[0]
+        if not ready:
             break
+        if sys.stdin in ready:
+            if not sys.stdin.readline():
+                watching.remove(sys.stdin)
+            continue
+        frame = s.recv(4096)
         got += 1
         bad += frame[14:] != payload(int.from_bytes(frame[14:18], "big"))
     print(got, bad, flush=True)
