@@ -17,6 +17,8 @@ worker -> client
   impaired Impaired  a link's impairments now, both ways (to the client
                     whose `impair` set them)
   link_state  LinkState  a link's state, to the client that set it
+  scenario_state  ScenarioState  a scenario started, played a step, ended or
+                    was stopped (to every client); stats carry it each tick
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
@@ -27,6 +29,8 @@ client -> worker
   impair   Impair   set a link's impairment (lab/impair.py's text form, or
                     "none") from a to b, and from b to a unless one_way
   link     Link     take a link (or one direction of it) down or up
+  scenario Scenario play one of the file's scenarios (name None: stop the
+                    one playing, putting back what it changed)
 
 A line that is not one of these decodes to a Malformed value, never an
 exception. The worker answers a malformed or refused client message with an
@@ -242,6 +246,27 @@ class LinkStats(TypedDict):
 
 
 LINK_SHAPE = {"a": str, "b": str, "a_b": bool, "b_a": bool}
+
+
+class ScenarioStatus(TypedDict):
+    name: str
+    state: str  # running, ended, stopped
+    elapsed: float  # seconds since it started
+    duration: float  # when it ends
+    step: int  # how many of its steps have started (0: none yet)
+    steps: int
+    doing: str  # what the last step did, for people
+
+
+SCENARIO_SHAPE = {
+    "name": str,
+    "state": str,
+    "elapsed": NUMBER,
+    "duration": NUMBER,
+    "step": int,
+    "steps": int,
+    "doing": str,
+}
 SAMPLE_SHAPE = {
     "time": NUMBER,
     "hub": str,
@@ -301,6 +326,7 @@ class Stats(Message):
         "peers": MapOf(HUB_SHAPE),
         "vms": Opt(MapOf(VM_SHAPE)),
         "links": Opt(ListOf(LINK_SHAPE)),
+        "scenario": Opt(SCENARIO_SHAPE),
     }
     time: float
     lab: str
@@ -308,6 +334,7 @@ class Stats(Message):
     peers: dict[str, HubStats]  # direct peer pairs, by the pair's name
     vms: dict[str, VmStats] | None = None  # VM guests, by guest
     links: list[LinkStats] | None = None  # the links with a direction down (pulled cables)
+    scenario: ScenarioStatus | None = None  # the scenario playing
 
     @property
     def hubs(self) -> list[HubStats]:
@@ -433,6 +460,27 @@ class LinkState(Message):
     message: str  # what was done, for people
 
 
+@dataclass(frozen=True)
+class Scenario(Message):
+    TYPE = "scenario"
+    SHAPE: ClassVar[dict[str, Any]] = {"name": Opt(str)}
+    name: str | None = None  # None: stop the one playing
+
+
+@dataclass(frozen=True)
+class ScenarioState(Message):
+    TYPE = "scenario_state"
+    SHAPE: ClassVar[dict[str, Any]] = SCENARIO_SHAPE
+    STATES: ClassVar[tuple[str, ...]] = ("running", "ended", "stopped")
+    name: str
+    state: str
+    elapsed: float
+    duration: float
+    step: int
+    steps: int
+    doing: str
+
+
 def unbase64(text: str) -> bytes | None:
     """The bytes of a console message's data; None if it is no base64."""
     try:
@@ -448,13 +496,13 @@ class Malformed:
     reason: str
 
 
-WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState
-ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link
+WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState | ScenarioState
+ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link | Scenario
 WORKER: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState)
+    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState, ScenarioState)
 }
 CLIENT: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link)
+    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link, Scenario)
 }
 
 
@@ -493,6 +541,11 @@ def decode(line: bytes, side: Mapping[str, type[Message]]) -> Message | Malforme
                 raise Invalid(
                     f"link.direction is {json.dumps(values['direction'])[:40]}, not one of {', '.join(Link.DIRECTIONS)}"
                 )
+        elif cls is ScenarioState and values["state"] not in ScenarioState.STATES:
+            raise Invalid(
+                f"scenario_state.state is {json.dumps(values['state'])[:40]}, "
+                f"not one of {', '.join(ScenarioState.STATES)}"
+            )
         elif cls is Log and values["level"] not in Log.LEVELS:
             raise Invalid(f"log.level is {json.dumps(values['level'])[:40]}, not one of info, warning, error")
     except Invalid as exc:
