@@ -217,7 +217,27 @@ class _Reader:
                 ("scn", name, ends[0]),
             )
             return None
-        return Scenario(name, tuple(steps))
+        found = Scenario(name, tuple(steps))
+        if not ends:
+            self.undone_at_once(found)
+        return found
+
+    def undone_at_once(self, scenario: Scenario) -> None:
+        """A change made as the scenario ends is put back by its end, at once."""
+        for i, s in enumerate(scenario.steps):
+            lasting = s.action == "down" or (s.action == "impair" and s.spec.active)
+            if lasting and not s.lasts and s.at >= scenario.duration:
+                line, col = self.smap.find(("scn", scenario.name, i), ("top", "scenarios"))
+                self.problems.append(
+                    Diagnostic(
+                        Severity.WARNING,
+                        f"scenario {scenario.name}, step {i + 1}: the scenario ends with this step, and its end puts "
+                        f"the file's links back at once; add an end step (as in {{at: "
+                        f"{say_time(s.at + 30)}, end: true}}) to keep the change a while",
+                        line,
+                        col,
+                    )
+                )
 
     def step(self, name: str, i: int, raw: Any) -> Step | None:
         where = f"scenario {name}, step {i + 1}"

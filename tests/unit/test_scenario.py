@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qnet_tui.model import scenario
+from qnet_tui.model.diagnostics import Severity
 from qnet_tui.model.impairment import Impairment
 from qnet_tui.model.yamlio import load_text
 
@@ -256,3 +257,18 @@ def test_a_times_forms():
         with pytest.raises(scenario.TimeError):
             scenario.seconds(bad)
     assert [scenario.say_time(x) for x in (0.5, 2.0, 1.25, 0)] == ["500ms", "2s", "1.25s", "0s"]
+
+
+def test_a_change_the_end_would_undo_at_once_is_warned_of():
+    text = with_steps("    - {at: 1s, link: [hub0, vm1], down: 2s}\n    - {at: 3s, link: [hub0, vm2], down: true}\n")
+    found = load_text(text).diagnostics()
+    assert [(d.severity, d.line, d.col) for d in found] == [(Severity.WARNING, 30, 7)]
+    assert "step 2: the scenario ends with this step" in found[0].message
+    assert "{at: 33s, end: true}" in found[0].message
+    for fine in (
+        "    - {at: 3s, link: [hub0, vm2], down: true}\n    - {at: 4s, end: true}\n",
+        "    - {at: 3s, link: [hub0, vm2], down: true}\n    - {at: 4s, link: [hub0, vm2], up: true}\n",
+        "    - {at: 3s, link: [hub0, vm2], impair: none}\n",
+        "    - {at: 1s, link: [hub0, vm1], down: 9s}\n    - {at: 3s, link: [hub0, vm2], impair: delay=1ms}\n",
+    ):
+        assert load_text(with_steps(fine)).diagnostics() == [], fine
