@@ -272,3 +272,16 @@ def test_a_change_the_end_would_undo_at_once_is_warned_of():
         "    - {at: 1s, link: [hub0, vm1], down: 9s}\n    - {at: 3s, link: [hub0, vm2], impair: delay=1ms}\n",
     ):
         assert load_text(with_steps(fine)).diagnostics() == [], fine
+
+
+def test_the_samples_scenarios_play_in_under_a_minute():
+    from pathlib import Path
+
+    from qnet_tui.model.yamlio import load_file
+
+    doc = load_file(Path(__file__).parents[2] / "sample_topologies" / "flaky-uplink.yaml")
+    assert doc.diagnostics() == []
+    found = scenario.read(doc.topology, doc.source)[0]
+    assert {name: s.duration for name, s in found.items()} == {"flaky-uplink": 45.0, "vm2-cut": 12.0}
+    actions = [s.action for s in found["flaky-uplink"].steps]
+    assert actions == ["down", "impair", "ramp", "end"]
