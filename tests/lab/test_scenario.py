@@ -96,7 +96,7 @@ def test_a_scenario_pulls_a_cable_for_its_window_impairs_and_puts_all_back(make_
     rtts = [rtt for _, rtt in pinger.replies]
     slow = [i for i, rtt in enumerate(rtts) if rtt >= 100]
     assert len(slow) >= 5, rtts  # hub1 -> vm2 delayed 100 ms: each echo's way there
-    assert all(rtt < 50 for rtt in rtts[slow[-1] + 1 :][-10:]), rtts  # after the end, fast again
+    assert all(rtt < 50 for rtt in rtts[-8:]), rtts  # after the end, fast again (one may have been on its way)
     assert all(rtt < 50 for rtt in rtts[:5]), rtts
 
     vm2 = port_stats(lab, "1", "vm2")
