@@ -144,7 +144,7 @@ class Player:
         if step.action in ("down", "up"):
             self._cable(step.a, step.b, step.action == "up", step.direction)
             if step.down_for:
-                loop.call_later(step.down_for, partial(self._back_up, gen, step))
+                loop.call_at(self.started + step.at + step.down_for, partial(self._back_up, gen, step))
         elif step.action == "impair":
             self._impair(step.ways, step.spec)
         elif step.action == "ramp":
