@@ -35,6 +35,12 @@ scenarios:
       link: [hub1, vm1]
       impair: delay=150ms
     - {at: 10m, end: true}
+  ramp:
+    - at: 0.5s
+      link: [hub1, vm2]
+      ramp: {from: none, to: delay=80ms, over: 3s, step: 1s}
+      direction: hub1-vm2
+    - {at: 5s, end: true}
 """
 _REPLY = re.compile(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
 
@@ -131,6 +137,26 @@ def test_stopping_a_scenario_puts_back_the_files_links_and_impairments(make_lab)
     assert all(38 <= rtt < 150 for rtt in rtts), rtts
     assert status(lab) is None
     assert "scenario stuck: stopped; its links are as the file has them again" in "\n".join(lab.errors)
+    assert lab.stop() == 0
+
+
+def test_a_ramp_raises_the_rtt_step_by_step(make_lab):
+    lab = make_lab("two-vlans.yaml", text=(SAMPLES / "two-vlans.yaml").read_text() + SCENARIOS)
+    assert ping(lab, "vm1", "10.0.0.2").returncode == 0
+    pinger = Pinger(lab, "vm1", "10.0.0.2")
+    try:
+        pinger.more(3, "replies before the ramp")
+        ask(lab.name, protocol.Scenario("ramp"), protocol.ScenarioState)
+        wait_for(lambda: status(lab) is None, 15, "the ramp scenario to end")
+        pinger.more(5, "replies after the end")
+    finally:
+        pinger.stop()
+    rtts = [rtt for _, rtt in pinger.replies]
+    # 0, 26.7, 53.3 and 80 ms on the way to vm2: each level met by some echoes, in that order.
+    levels = [next((i for i, rtt in enumerate(rtts) if low <= rtt < low + 20), None) for low in (24, 51, 78)]
+    assert None not in levels and levels == sorted(levels), rtts
+    assert all(rtt < 20 for rtt in rtts[:3]) and all(rtt < 20 for rtt in rtts[-3:]), rtts
+    assert "scenario ramp: link hub1 - vm2 ramp: delay=80ms (ramp done)" in "\n".join(lab.errors)
     assert lab.stop() == 0
 
 
