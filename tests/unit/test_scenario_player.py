@@ -140,3 +140,13 @@ def test_a_step_the_lab_refuses_is_logged_and_the_rest_plays_on(played, monkeypa
     played.clock.advance(2.0)
     assert "scenario s: step 1 at 1s: link hub0 - vm1 down for 2s: link: no link hub0 - vm1" in played.logged
     assert played.calls == [(2.0, "impair", "vm2", "hub0", "delay=50ms")]
+
+
+def test_runs_table_says_the_scenario_playing():
+    from qnet_tui.lab.stats import format_table
+
+    snapshot = {"time": 0.0, "vlans": {}, "peers": {}, "scenario": None}
+    assert "scenario" not in format_table(snapshot)
+    snapshot["scenario"] = {"name": "s", "state": "running", "elapsed": 12.4, "duration": 45.0, "step": 2,
+                            "steps": 4, "doing": "link hub0 - vm1 impair delay=50ms"}  # fmt: skip
+    assert format_table(snapshot).endswith("\n  scenario s 12/45 s, step 2/4: link hub0 - vm1 impair delay=50ms")
