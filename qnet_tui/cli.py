@@ -129,6 +129,9 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("--json", action="store_true", help="statistics as one JSON object per line")
         parser.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="seconds between statistics")
         parser.add_argument("--allow-host", action="store_true", help=ALLOW_HOST_HELP)
+        parser.add_argument(
+            "--scenario", metavar="NAME", help="play the file's scenario NAME once the lab runs (see scenarios: in it)"
+        )
         # For the app, which runs the worker: stop the lab when the app dies, however it dies.
         parser.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     elif name == "exec":
@@ -241,6 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=sys.stdout,
         json_lines=args.json,
         allow_host=args.allow_host,
+        scenario=args.scenario,
     )
     if args.exit_with_parent is not None:
         from qnet_tui.lab.worker import exit_with_parent

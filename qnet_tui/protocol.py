@@ -18,6 +18,8 @@ worker -> client
                     whose `impair` set them)
   link_state  LinkState  a link's state, to the client that set it
   applied  Applied  what an `apply` changes (or would), to the client that asked
+  scenario_state  ScenarioState  a scenario started, played a step, ended or
+                    was stopped (to every client); stats carry it each tick
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
@@ -30,6 +32,8 @@ client -> worker
   link     Link     take a link (or one direction of it) down or up
   apply    Apply    change the running lab into a topology (a file's text):
                     only what differs; dry_run only says what that is
+  scenario Scenario play one of the file's scenarios (name None: stop the
+                    one playing, putting back what it changed)
 
 A line that is not one of these decodes to a Malformed value, never an
 exception. The worker answers a malformed or refused client message with an
@@ -245,6 +249,27 @@ class LinkStats(TypedDict):
 
 
 LINK_SHAPE = {"a": str, "b": str, "a_b": bool, "b_a": bool}
+
+
+class ScenarioStatus(TypedDict):
+    name: str
+    state: str  # running, ended, stopped
+    elapsed: float  # seconds since it started
+    duration: float  # when it ends
+    step: int  # how many of its steps have started (0: none yet)
+    steps: int
+    doing: str  # what the last step did, for people
+
+
+SCENARIO_SHAPE = {
+    "name": str,
+    "state": str,
+    "elapsed": NUMBER,
+    "duration": NUMBER,
+    "step": int,
+    "steps": int,
+    "doing": str,
+}
 SAMPLE_SHAPE = {
     "time": NUMBER,
     "hub": str,
@@ -304,6 +329,7 @@ class Stats(Message):
         "peers": MapOf(HUB_SHAPE),
         "vms": Opt(MapOf(VM_SHAPE)),
         "links": Opt(ListOf(LINK_SHAPE)),
+        "scenario": Opt(SCENARIO_SHAPE),
     }
     time: float
     lab: str
@@ -311,6 +337,7 @@ class Stats(Message):
     peers: dict[str, HubStats]  # direct peer pairs, by the pair's name
     vms: dict[str, VmStats] | None = None  # VM guests, by guest
     links: list[LinkStats] | None = None  # the links with a direction down (pulled cables)
+    scenario: ScenarioStatus | None = None  # the scenario playing
 
     @property
     def hubs(self) -> list[HubStats]:
@@ -453,6 +480,27 @@ class Applied(Message):
     refusal: str | None = None  # why it cannot be applied to the running lab (a restart can)
 
 
+@dataclass(frozen=True)
+class Scenario(Message):
+    TYPE = "scenario"
+    SHAPE: ClassVar[dict[str, Any]] = {"name": Opt(str)}
+    name: str | None = None  # None: stop the one playing
+
+
+@dataclass(frozen=True)
+class ScenarioState(Message):
+    TYPE = "scenario_state"
+    SHAPE: ClassVar[dict[str, Any]] = SCENARIO_SHAPE
+    STATES: ClassVar[tuple[str, ...]] = ("running", "ended", "stopped")
+    name: str
+    state: str
+    elapsed: float
+    duration: float
+    step: int
+    steps: int
+    doing: str
+
+
 def unbase64(text: str) -> bytes | None:
     """The bytes of a console message's data; None if it is no base64."""
     try:
@@ -468,13 +516,16 @@ class Malformed:
     reason: str
 
 
-WorkerMessage = Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState | Applied
-ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link | Apply
+WorkerMessage = (
+    Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState | Applied | ScenarioState
+)
+ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link | Apply | Scenario
 WORKER: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState, Applied)
+    m.TYPE: m
+    for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState, Applied, ScenarioState)
 }
 CLIENT: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link, Apply)
+    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link, Apply, Scenario)
 }
 
 
@@ -513,6 +564,11 @@ def decode(line: bytes, side: Mapping[str, type[Message]]) -> Message | Malforme
                 raise Invalid(
                     f"link.direction is {json.dumps(values['direction'])[:40]}, not one of {', '.join(Link.DIRECTIONS)}"
                 )
+        elif cls is ScenarioState and values["state"] not in ScenarioState.STATES:
+            raise Invalid(
+                f"scenario_state.state is {json.dumps(values['state'])[:40]}, "
+                f"not one of {', '.join(ScenarioState.STATES)}"
+            )
         elif cls is Log and values["level"] not in Log.LEVELS:
             raise Invalid(f"log.level is {json.dumps(values['level'])[:40]}, not one of info, warning, error")
     except Invalid as exc:

@@ -143,10 +143,18 @@ def plan(old: Topology, new: Topology) -> Plan:
             said.append(f"~ impair {way[0]} -> {way[1]}: {_value(was or 'none')} -> {_value(now or 'none')}")
             if frozenset(way) in new_links:
                 p.impair[way] = now
+    if old.scenarios != new.scenarios:
+        # Nothing in the lab changes: the worker plays them as the file now has them.
+        names = sorted(set(_names(old.scenarios)) | set(_names(new.scenarios)))
+        said.append(f"~ scenarios: {', '.join(names) or 'none'}")
     _port_nodes(p, before, after)
     _machines(p, before, after)
     _kernel_nodes(p, before, after)
     return p
+
+
+def _names(scenarios: Any) -> list[str]:
+    return [str(name) for name in scenarios] if isinstance(scenarios, dict) else []
 
 
 def _port_nodes(p: Plan, before: _Side, after: _Side) -> None:

@@ -150,4 +150,10 @@ def format_table(snapshot: dict[str, Any]) -> str:
             f"{si(s['fps'], 'fps'):>10} {si(s['bps'], 'bit/s'):>12}  drops {s['drops']:<6} {protocols}"
             + (f"  loop: {cut} cut" if cut else "")
         )
+    playing = snapshot.get("scenario")
+    if playing:
+        lines.append(
+            f"  scenario {playing['name']} {playing['elapsed']:.0f}/{playing['duration']:g} s, "
+            f"step {playing['step']}/{playing['steps']}: {playing['doing']}"
+        )
     return "\n".join(lines)

@@ -32,8 +32,10 @@ from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
 from qnet_tui.lab.runstate import LabError
 from qnet_tui.lab.runstate import is_running as is_running  # where lab.exec asks
+from qnet_tui.lab.scenario import Player, ScenarioError
 from qnet_tui.lab.stats import Stats, format_table
 from qnet_tui.lab.vmguests import VmGuest, VmGuestError
+from qnet_tui.model import scenario
 from qnet_tui.model.atomic import WriteFailed
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import load_text
@@ -68,8 +70,10 @@ class Worker:
         json_lines: bool = False,
         err: IO[str] | None = None,
         allow_host: bool = False,
+        scenario: str | None = None,
     ) -> None:
         self.topology = topology
+        self.scenario = scenario  # to play once the lab runs
         self.name = str(topology.name)
         self.file = file
         self.interval = interval
@@ -85,6 +89,7 @@ class Worker:
         self.control: ControlServer | None = None
         self.lab: Lab | None = None
         self.stats: Stats | None = None
+        self.player: Player | None = None
         self._wake_r, self._wake_w = socket.socketpair()
 
     # -- messages ----------------------------------------------------------------
@@ -154,6 +159,11 @@ class Worker:
         )
 
     def start(self) -> None:
+        scenarios = scenario.read(self.topology)[0]
+        if self.scenario is not None and self.scenario not in scenarios:
+            raise LabError(
+                f"no scenario {self.scenario!r} in {self.file}; its scenarios: {', '.join(scenarios) or 'none'}"
+            )
         try:
             self.acquire()
         except RealizeError as exc:  # the first state record could not be written
@@ -193,6 +203,7 @@ class Worker:
         except (RealizeError, ImpairError) as exc:
             raise LabError(str(exc)) from None
         self.stats = Stats(lab)
+        self.player = Player(lab, scenarios, self.log, self._scenario_said)
         self.set_state(LabState.RUNNING)
 
     def _hello(self) -> list[bytes]:
@@ -219,6 +230,8 @@ class Worker:
             self._link(msg, client)
         elif isinstance(msg, protocol.Console):
             self._console(msg.guest).watch(client, msg.watch)
+        elif isinstance(msg, protocol.Scenario):
+            self._scenario(msg.name)
         elif isinstance(msg, protocol.Impair):
             self.control.send(client, protocol.encode(self._impair(msg)))
         elif isinstance(msg, protocol.Apply):
@@ -255,9 +268,14 @@ class Worker:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise MessageError(f"apply: the topology has errors: {errors[0]}{more}")
         plan = apply.plan(self.lab.topology, doc.topology)
+        playing = self.player.scenario if self.player is not None else None
+        if playing is not None and not plan.empty:
+            plan.changes.append(f"  scenario {playing.name} stops: the links it changed are put back first")
         if plan.refusal or msg.dry_run or plan.empty:
             return protocol.Applied(plan.changes, False, plan.refusal)
         self.log("info", "applying: " + "; ".join(line.strip() for line in plan.changes))
+        if playing is not None:
+            self.player.stop("stopped: the lab takes a change")
         try:
             apply.carry_out(self.lab, doc.topology, plan, self._hub_gone)
         except apply.ApplyError as exc:
@@ -266,6 +284,7 @@ class Worker:
         finally:
             self.topology = self.lab.topology
             self.stats.lab_changed()
+            self.player.scenarios = scenario.read(self.topology)[0]  # as the file has them now
         self.log("info", f"applied {len(plan.changes)} changes")
         return protocol.Applied(plan.changes, True)
 
@@ -284,6 +303,21 @@ class Worker:
         text = links.describe(msg.a, msg.b, state)
         self.log("info", text)
         self.control.send(client, protocol.encode(protocol.LinkState(msg.a, msg.b, *state, text)))
+
+    def _scenario(self, name: str | None) -> None:
+        if self.player is None:
+            raise MessageError("scenario: the lab is not up yet")
+        try:
+            if name is not None:
+                self.player.start(name)
+            elif not self.player.stop():
+                raise MessageError("scenario: none is playing")
+        except ScenarioError as exc:
+            raise MessageError(str(exc)) from None
+
+    def _scenario_said(self, status: dict) -> None:
+        if self.control:
+            self.control.broadcast(protocol.encode(protocol.ScenarioState(**status)))
 
     def _vm(self, guest: str, what: str) -> VmGuest:
         found = self.lab.vm_guests.get(guest) if self.lab else None
@@ -349,6 +383,7 @@ class Worker:
             for level, message in hub.check_loops(now):
                 self.log(level, message)
         snapshot = self.stats.snapshot()
+        snapshot["scenario"] = self.player.status()
         if self.out is not None:
             line = json.dumps(snapshot) if self.json_lines else format_table(snapshot)
             try:
@@ -376,6 +411,8 @@ class Worker:
             self.loop.call_later(self.interval, self._tick)
             # Said once a signal stops the lab cleanly: whoever waits for it may send one.
             self.log("info", f"lab {self.name} is running ({len(self.lab.namespaces)} namespaces)")
+            if self.scenario is not None:
+                self.player.start(self.scenario)
             self.loop.run()
         finally:
             for sig, handler in previous.items():

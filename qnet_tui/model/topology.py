@@ -45,6 +45,9 @@ class Topology:
     # A link's impairments, by direction (from, to): the text form as the file
     # gives it ("delay=50ms loss=1%"), checked by validation (model/impairment.py).
     impair: dict[Link, Any] = field(default_factory=dict)
+    # The file's scenarios as read (name -> list of steps), checked by
+    # validation (model/scenario.py); None: the file has none.
+    scenarios: Any = None
 
     def add(self, node: Node) -> Node:
         self.nodes[node.id] = node
@@ -87,6 +90,7 @@ def components(adj: Mapping[str, Iterable[str]]) -> list[list[str]]:
 #   ("top", key) / ("top-value", key)           a top-level key and its value
 #   ("node", id) / ("field", id, name) / ("value", id, name)
 #   ("link", index) / ("end", index, 0|1)
+#   ("scn", name, *path) / ("scn-key", name, *path)  a scenario's values and keys
 Position = tuple[int, int]
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qnet_tui.model import guests, owners, values
+from qnet_tui.model import guests, owners, scenario, values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.impairment import Impairment, ImpairmentError
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
@@ -176,6 +176,8 @@ class _Checker:
         self.vms()
         self.unconnected()
         self.loops(links)
+        if self.t.scenarios is not None:
+            self.out.extend(scenario.read(self.t, self.smap)[1])
         return sorted(self.out, key=sort_key)
 
     def node(self, node: Node) -> None:

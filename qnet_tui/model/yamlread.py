@@ -40,7 +40,7 @@ from qnet_tui.model.validate import did_you_mean
 
 FORMAT_VERSION = 1
 MAX_DEPTH = 64
-TOP_KEYS = ("version", "name", "description", "nodes", "links")
+TOP_KEYS = ("version", "name", "description", "nodes", "links", "scenarios")
 ERROR = Severity.ERROR
 
 # libyaml's parser when PyYAML was built with it; the loader classes are
@@ -140,11 +140,12 @@ def compose(text: str) -> Composed:
 
 
 # An open collection (its end event has not come yet), a list for speed.
-_VALUE, _MARKS, _KEY, _KEY_EVENT, _HEIGHT, _ANCHOR, _MARK, _DEPTH = range(8)
+_VALUE, _MARKS, _KEY, _KEY_EVENT, _HEIGHT, _ANCHOR, _MARK, _DEPTH, _ALL_MARKS = range(9)
 _NO_KEY = object()
 _MAX_LEVELS = MAX_DEPTH + 1  # the top level, and MAX_DEPTH levels in it (as brackets count them)
 _UNKNOWN = (None, None, None)  # the marks of an entry whose marks were not kept
 _MARKED_DEPTH = 3  # top level, nodes/links, one node's body or one link: all that diagnostics place
+MARKED_WHOLE = "scenarios"  # a top-level key whose value is marked all the way down (its steps nest deeper)
 
 
 def _compose(get_event: Any) -> Composed:
@@ -209,8 +210,12 @@ def _compose(get_event: Any) -> Composed:
                 if event.tag is not None and event.tag != "!" and event.tag != (_MAP_TAG if top_is_map else _SEQ_TAG):
                     raise Refused(_tag_message(event.tag, "mapping" if top_is_map else "list"), *_at(event.start_mark))
                 top_value = {} if top_is_map else []
-                top_marks = ({} if top_is_map else []) if depth <= _MARKED_DEPTH else None
-                top = [top_value, top_marks, _NO_KEY, None, 1, event.anchor, event.start_mark, depth]
+                parent = top
+                whole = parent is not None and (
+                    parent[_ALL_MARKS] or (depth == 2 and parent[_KEY] == MARKED_WHOLE)  # type: ignore[index]
+                )
+                top_marks = ({} if top_is_map else []) if depth <= _MARKED_DEPTH or whole else None
+                top = [top_value, top_marks, _NO_KEY, None, 1, event.anchor, event.start_mark, depth, whole]
                 if event.anchor is not None:
                     anchors[event.anchor] = (top_value, -1, top_marks)
                 stack.append(top)
@@ -466,6 +471,29 @@ def _read_tree(tree: dict[Any, Any], composed: Composed, out: Reading) -> None:
         )
     elif links:
         _read_links(links, entries.get("links", _UNKNOWN)[2], smap[("top-value", "links")], out)
+    if "scenarios" in tree:
+        topo.scenarios = tree["scenarios"]
+        _mark_tree(("scn",), ("scn-key",), entries.get("scenarios", _UNKNOWN)[2], smap)
+
+
+def _mark_tree(at: tuple[Any, ...], key_at: tuple[Any, ...], marks: Any, smap: dict[tuple[Any, ...], Position]) -> None:
+    """Where each value (and key) under a marked-whole collection stands, by
+    its path: ("scn", name, 0, "link", 1) is the second end of the link of
+    scenario name's first step. Scenarios are short; this is no hot path."""
+    if marks.__class__ is dict:
+        for key, (key_mark, value_mark, sub) in marks.items():
+            if key_mark is not None:
+                smap[(*key_at, key)] = _at(key_mark)
+            if value_mark is not None:
+                smap[(*at, key)] = _at(value_mark)
+            if sub is not None:
+                _mark_tree((*at, key), (*key_at, key), sub, smap)
+    elif marks.__class__ is list:
+        for i, (mark, sub) in enumerate(marks):
+            if mark is not None:
+                smap[(*at, i)] = _at(mark)
+            if sub is not None:
+                _mark_tree((*at, i), (*key_at, i), sub, smap)
 
 
 def _read_nodes(nodes: dict[Any, Any], marks: Any, at: Position, out: Reading) -> None:

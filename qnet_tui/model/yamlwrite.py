@@ -127,7 +127,42 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
             _set(body, key, value)
     _sync_links(tree, topology.links)
     _sync_link_options(tree["links"], topology.impair)
+    _sync_scenarios(tree, topology.scenarios)
     return tree
+
+
+def _sync_scenarios(tree: CommentedMap, scenarios: Any) -> None:
+    """The scenarios as the topology holds them, changing only what differs,
+    so the rest keeps its comments, quoting and flow style."""
+    if scenarios is None:
+        if "scenarios" in tree:
+            comments.delete(tree, "scenarios")
+    elif "scenarios" not in tree:
+        tree["scenarios"] = scenarios
+    else:
+        _sync_value(tree, "scenarios", scenarios)
+
+
+def _sync_value(parent: CommentedMap | CommentedSeq, key: Any, new: Any) -> None:
+    old = parent[key]
+    if isinstance(old, CommentedMap) and isinstance(new, dict):
+        for k in [k for k in old if k not in new]:
+            comments.delete(old, k)
+        for k, value in new.items():
+            if k in old:
+                _sync_value(old, k, value)
+            else:
+                old[k] = value
+    elif isinstance(old, CommentedSeq) and isinstance(new, list) and len(old) == len(new):
+        for i, value in enumerate(new):
+            _sync_value(old, i, value)
+    elif isinstance(old, CommentedSeq) and isinstance(new, list):
+        seq = CommentedSeq(new)
+        if old.fa.flow_style():
+            seq.fa.set_flow_style()
+        parent[key] = seq
+    elif not _same(old, new):
+        parent[key] = new
 
 
 def _carry_renames(nodes: CommentedMap, topology: Topology) -> None:

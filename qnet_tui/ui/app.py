@@ -152,6 +152,8 @@ class QnetApp(EditKeys, App[None]):
             state = f" [lab {lab.state}" + (f": {lab.reason}" if lab.reason else "")
             if lab.state is LabState.RUNNING and lab.version not in (None, self.editor.version):
                 state += "; edited since: r applies the edits"
+            if lab.scenario_line:
+                state += f"; {lab.scenario_line}"
             state += "]"
         self.sub_title = f"{name}{marker}{lab_name}" + ("" if doc.editable else " (read-only)") + state
 
@@ -249,6 +251,9 @@ class QnetApp(EditKeys, App[None]):
 
     def action_toggle_link(self) -> None:
         self.lab.toggle_link(self.document.topology, self.canvas.selected)
+
+    def action_scenario(self) -> None:
+        self.lab.scenario(self.document.topology)
 
     def action_capture(self) -> None:
         self.lab.capture(self.document.topology, self.canvas.selected)

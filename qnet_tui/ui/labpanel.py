@@ -19,7 +19,7 @@ from textual.containers import Vertical
 from textual.message import Message
 
 from qnet_tui import protocol
-from qnet_tui.model import guests
+from qnet_tui.model import guests, scenario
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
@@ -81,6 +81,10 @@ class AppliedHeard(LabHeard):
     pass
 
 
+class ScenarioHeard(LabHeard):
+    pass
+
+
 HEARD: dict[type, type[LabHeard]] = {
     protocol.Hello: HelloHeard,
     protocol.State: StateHeard,
@@ -91,6 +95,7 @@ HEARD: dict[type, type[LabHeard]] = {
     protocol.Malformed: MalformedHeard,
     protocol.ConsoleOutput: ConsoleHeard,
     protocol.Applied: AppliedHeard,
+    protocol.ScenarioState: ScenarioHeard,
 }
 
 
@@ -189,6 +194,7 @@ class LabPanel(Vertical):
         self.consoles: dict[str, ConsoleScreen] = {}  # open, by VM guest
         self.links_down: frozenset[frozenset[str]] = frozenset()  # as the last statistics said
         self.applying: Applying | None = None  # an apply asked of the worker
+        self.playing: dict | None = None  # the scenario playing, as the worker last said (ScenarioStatus)
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -352,6 +358,7 @@ class LabPanel(Vertical):
             if event.payload.state is LabState.STOPPED:
                 self.post_message(self.Live({}))  # the boxes' counters go with the lab, not with its process
                 self._links_down(frozenset())
+                self._playing(None)
 
     @on(StatsHeard)
     def _stats(self, event: StatsHeard) -> None:
@@ -361,6 +368,7 @@ class LabPanel(Vertical):
         self.traffic.show(stats)
         self.post_message(self.Live(live_counters(stats)))
         self._links_down(frozenset(frozenset((x["a"], x["b"])) for x in stats.links or ()))
+        self._playing(stats.scenario)
         for port, connected in self.peers.update(stats):
             if port in self.peers.quiet:
                 continue
@@ -400,6 +408,17 @@ class LabPanel(Vertical):
         if self._ours(event) and (screen := self.consoles.get(event.payload.guest)) is not None:
             screen.show(protocol.unbase64(event.payload.data) or b"")
 
+    @on(ScenarioHeard)
+    def _scenario_state(self, event: ScenarioHeard) -> None:
+        if not self._ours(event):
+            return
+        said: protocol.ScenarioState = event.payload
+        if said.state == "running":
+            self._playing(said.fields())
+            return
+        self._playing(None)
+        self.app.notify(f"Scenario {said.name} {said.state}: links as the file has them again", title="Lab")
+
     @on(HelloHeard)
     def _hello(self, event: HelloHeard) -> None:
         self._ours(event)
@@ -412,6 +431,7 @@ class LabPanel(Vertical):
         self._gone.set()
         self.post_message(self.Live({}))
         self._links_down(frozenset())
+        self._playing(None)
         if self.state in (LabState.STOPPING, LabState.STOPPED) and event.code == 0:
             self._set_state(LabState.STOPPED)
             return
@@ -563,6 +583,43 @@ class LabPanel(Vertical):
         else:
             self.app.push_screen(CableChooser(node, peers, self.links_down), chosen)
 
+    def _playing(self, status: dict | None) -> None:
+        if status != self.playing:
+            self.playing = status
+            self.post_message(self.StateChanged())  # the title says the step
+
+    @property
+    def scenario_line(self) -> str:
+        """The scenario playing, its time and step, for the title; "" if none."""
+        p = self.playing
+        if not p:
+            return ""
+        clock = f"{scenario.say_time(round(p['elapsed']))}/{scenario.say_time(p['duration'])}"
+        return f"scenario {p['name']} {clock}, step {p['step']}/{p['steps']}: {p['doing']}"
+
+    def scenario(self, topology: Topology) -> None:
+        """Stop the scenario playing, or choose one of the file's to play."""
+        if not self.running:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return
+        if self.playing:
+            self._send(protocol.Scenario(None))
+            self.app.notify(f"Stopping scenario {self.playing['name']}", title="Lab")
+            return
+        found = scenario.read(topology)[0]
+        if not found:
+            self.app.notify("This file has no scenarios (scenarios: in its YAML)", severity="warning")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self._send(protocol.Scenario(name))
+
+        if len(found) == 1:
+            chosen(next(iter(found)))
+        else:
+            self.app.push_screen(ScenarioChooser(list(found.values())), chosen)
+
     def toggle(self) -> None:
         self.toggle_class("-shown")
 
@@ -600,4 +657,26 @@ class CableChooser(ChooseLink):
                     for p in self.peers
                 ],
                 id="peers",
+            )
+
+
+class ScenarioChooser(ChooseLink):
+    """Which of the file's scenarios to play; dismisses with its name."""
+
+    def __init__(self, scenarios: list[scenario.Scenario]) -> None:
+        super().__init__("", [s.name for s in scenarios])
+        self.scenarios = scenarios
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Label, OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical(classes="dialog"):
+            yield Label("Play a scenario (S again stops it):", classes="question")
+            yield OptionList(
+                *[
+                    Option(f"{s.name}  ({len(s.steps)} steps, {scenario.say_time(s.duration)})", id=s.name)
+                    for s in self.scenarios
+                ],
+                id="scenarios",
             )

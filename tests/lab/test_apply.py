@@ -13,7 +13,7 @@ import time
 
 from qnet_tui.lab import netns
 
-from .conftest import wait_for
+from .conftest import SAMPLES, wait_for
 from .test_forwarding import ping
 from .test_impair import rtt
 
@@ -247,4 +247,20 @@ def test_a_socket_given_another_address_dials_it_and_leaves_the_first(make_lab):
     finally:
         first.close()
         second.close()
+    assert lab.stop() == 0
+
+
+def test_a_change_stops_the_scenario_playing_and_puts_its_links_back(make_lab):
+    timeline = "scenarios:\n  cut:\n    - {at: 0.2s, link: [hub1, vm2], down: 60s}\n"
+    text = (SAMPLES / "two-vlans.yaml").read_text() + timeline
+    lab = make_lab("", "--scenario", "cut", text=text)
+    wait_for(lambda: lab.latest(after=time.time())["links"], 15, "the scenario to pull the cable")
+    edit(lab, ("vlan: 2", "vlan: 20"))
+    done = apply(lab)
+    assert done.returncode == 0, done.stderr
+    assert "~ hub2: vlan 2 -> 20" in done.stdout
+    assert "scenario cut stops: the links it changed are put back first" in done.stdout
+    assert lab.latest(after=time.time())["links"] == []
+    assert ping(lab, "vm1", "10.0.0.2").returncode == 0
+    assert any("scenario cut: stopped: the lab takes a change" in line for line in lab.errors)
     assert lab.stop() == 0

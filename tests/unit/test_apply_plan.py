@@ -165,3 +165,10 @@ def test_a_guest_turned_into_a_vm_leaves_its_namespace():
     assert p.machines_gone == {"r1"} and p.vms_new == {"r1"}
     # vm2 too: hub1 has a VM's socket now, so its taps carry no virtio-net headers
     assert p.ports_gone == p.ports_new == {"r1a", "vm2"}
+
+
+def test_changed_scenarios_are_a_change_of_their_own():
+    timeline = "scenarios:\n  cut:\n    - {at: 1s, link: [hub1, vm2], down: 2s}\n"
+    p = plan(topo(BASE), topo(BASE + timeline))
+    assert p.changes == ["~ scenarios: cut"]
+    assert not (p.ports_gone or p.ports_new)

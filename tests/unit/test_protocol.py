@@ -150,3 +150,22 @@ def test_link_messages_round_trip_and_are_shape_checked():
         msg = protocol.decode(line, protocol.CLIENT)
         assert isinstance(msg, Malformed) and reason in msg.reason, msg
     assert "stats.links[0].a_b is an integer" in bad(dict(stats(), links=[{"a": "x", "b": "y", "a_b": 1, "b_a": True}]))
+
+
+def test_scenario_messages_round_trip_and_are_shape_checked():
+    status = {"name": "flaky", "state": "running", "elapsed": 1.5, "duration": 20.0, "step": 1, "steps": 4,
+              "doing": "link hub0 - vm1 down for 2s"}  # fmt: skip
+    for message in (protocol.Scenario("flaky"), protocol.Scenario()):
+        assert protocol.decode(protocol.encode(message), protocol.CLIENT) == message
+    reply = protocol.ScenarioState(**status)
+    assert protocol.decode(protocol.encode(reply), protocol.WORKER) == reply
+    playing = protocol.Stats(1.0, "lab", {"1": HUB}, {}, None, None, status)
+    assert protocol.decode(protocol.encode(playing), protocol.WORKER) == playing
+    assert protocol.decode(b'{"type": "scenario"}', protocol.CLIENT) == protocol.Scenario(None)
+    msg = protocol.decode(b'{"type": "scenario", "name": 3}', protocol.CLIENT)
+    assert isinstance(msg, Malformed) and "scenario.name is an integer" in msg.reason
+    assert 'scenario_state.state is "paused"' in bad(dict(status, type="scenario_state", state="paused"))
+    assert "scenario_state has no 'step'" in bad(
+        {k: v for k, v in dict(status, type="scenario_state").items() if k != "step"}
+    )
+    assert "stats.scenario.elapsed is a string" in bad(dict(stats(), scenario=dict(status, elapsed="1")))

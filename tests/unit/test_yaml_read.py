@@ -173,6 +173,18 @@ def ruamel_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
             if len(link) == 3:  # its options: the link stands even when they are wrong
                 out[("options", good)] = item(link, 2)
             good += 1
+
+    def walk(path: tuple[Any, ...], node: Any) -> None:  # the scenarios, marked all the way down
+        if isinstance(node, CommentedMap):
+            for k in node:
+                out[("scn-key", *path, k)], out[("scn", *path, k)] = key(node, k), value(node, k)
+                walk((*path, k), node[k])
+        elif isinstance(node, CommentedSeq):
+            for i, sub in enumerate(node):
+                out[("scn", *path, i)] = item(node, i)
+                walk((*path, i), sub)
+
+    walk((), tree.get("scenarios"))
     return out
 
 
