@@ -3,13 +3,11 @@ now says, through its control socket: the lab changes only what differs."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from qnet_tui import protocol
-from qnet_tui.lab.ask import AskError, ask
-from qnet_tui.lab.runstate import is_running
+from qnet_tui.lab.ask import AskError, ask, check_running
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.yamlio import Document
 
@@ -24,11 +22,8 @@ def _fail(message: str) -> int:
 def apply_file(file: str, doc: Document, dry_run: bool) -> int:
     """doc: file, read and found valid."""
     lab = str(doc.topology.name)
-    if os.geteuid() != 0:
-        return _fail("needs root: the lab's control socket is root's; run it with sudo")
-    if not is_running(lab):
-        return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
     try:
+        check_running(file, lab)
         text = Path(file).read_text(encoding="utf-8")
         reply = ask(lab, protocol.Apply(text, dry_run), protocol.Applied, APPLY_S)
     except (OSError, UnicodeDecodeError) as exc:

@@ -17,11 +17,10 @@ import time
 import tty
 
 from qnet_tui import protocol
+from qnet_tui.lab.ask import AskError, check_running, read_topology
 from qnet_tui.model import guests
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.kinds import Kind
-from qnet_tui.model.validate import did_you_mean
-from qnet_tui.model.yamlio import load_file
 
 DETACH = b"\x1d"  # Ctrl-], as telnet and virsh console
 
@@ -81,19 +80,19 @@ def _fail(message: str) -> int:
 
 def attach(file: str, name: str) -> int:
     """`qnet-tui console FILE GUEST`: the terminal on a VM guest's console."""
-    doc = load_file(file)
-    if doc.problems and not doc.editable:
-        return _fail(f"{file}: {doc.problems[0].text}")
-    t, lab = doc.topology, str(doc.topology.name)
-    node = t.nodes.get(name)
-    if node is None:
-        return _fail(f"{file} has no node '{name}'{did_you_mean(name, t.nodes)}")
+    try:
+        t = read_topology(file, name)
+    except AskError as exc:
+        return _fail(str(exc))
+    lab, node = str(t.name), t.nodes[name]
     machine = guests.machine_of(t, name) if node.kind is Kind.GUEST_NIC else None
     guest = machine.id if machine is not None else name
     if t.nodes[guest].kind is not Kind.GUEST or t.nodes[guest].get("vm") is not True:
         return _fail(f"{guest} is no VM guest (vm: true): it has no console; use qnet-tui exec")
-    if os.geteuid() != 0:
-        return _fail("needs root: the lab's control socket is root's; run it with sudo")
+    try:
+        check_running(file, lab)
+    except AskError as exc:
+        return _fail(str(exc))
     client = ConsoleClient(lab, guest)
     try:
         client.open()

@@ -10,13 +10,11 @@ import os
 import sys
 
 from qnet_tui.lab import netns
+from qnet_tui.lab.ask import AskError, check_running, read_topology
 from qnet_tui.lab.consoleclient import ConsoleClient, ConsoleError, run_command
-from qnet_tui.lab.worker import is_running
 from qnet_tui.model import guests
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.kinds import Kind
-from qnet_tui.model.validate import did_you_mean
-from qnet_tui.model.yamlio import load_file
 
 VM_EXEC_TIMEOUT_S = 60.0  # a command in a VM guest that has not ended by then is interrupted
 
@@ -28,8 +26,10 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _in_vm(file: str, lab: str, guest: str, cmd: list[str]) -> int:
     """Through the VM's console shell: its output, then its exit status as ours."""
-    if not is_running(lab):
-        return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
+    try:
+        check_running(file, lab, "it enters the lab's VM guests")
+    except AskError as exc:
+        return _fail(str(exc))
     client = ConsoleClient(lab, guest)
     try:
         client.open()
@@ -46,13 +46,11 @@ def _in_vm(file: str, lab: str, guest: str, cmd: list[str]) -> int:
 def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
     if not cmd:
         return _fail("give the command after --, as in: qnet-tui exec lab.yaml vm1 -- ping -c1 10.0.0.1", 2)
-    doc = load_file(file)
-    if doc.problems:
-        return _fail(f"{file}: {doc.problems[0].text}")
-    t, lab = doc.topology, str(doc.topology.name)
-    node = t.nodes.get(node_id)
-    if node is None:
-        return _fail(f"{file} has no node '{node_id}'{did_you_mean(node_id, t.nodes)}")
+    try:
+        t = read_topology(file, node_id)
+    except AskError as exc:
+        return _fail(str(exc))
+    lab, node = str(t.name), t.nodes[node_id]
     if node.is_qemu_vm:
         return _fail(f"{node_id} is a QEMU VM: run commands inside that VM")
     if node.kind is Kind.HOST_NIC and "interface" in node.attrs:
@@ -82,10 +80,10 @@ def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
             f"{node_id} is a {node.kind.title}: it has no namespace; commands run in guests, guest NICs (their "
             "guest), host NICs (their outside host), bridges and taps (the lab's host side)"
         )
-    if os.geteuid() != 0:
-        return _fail("needs root: it enters the lab's network namespaces; run it with sudo")
-    if not is_running(lab):
-        return _fail(f"lab {lab} is not running; start it with: qnet-tui run {file}")
+    try:
+        check_running(file, lab, "it enters the lab's network namespaces")
+    except AskError as exc:
+        return _fail(str(exc))
     if ns not in netns.existing():
         return _fail(f"lab {lab} is running but has no namespace {ns}")
     # Become the command (no child to outlive us or to pass signals on to):

@@ -6,12 +6,9 @@ from __future__ import annotations
 import sys
 
 from qnet_tui import protocol
-from qnet_tui.lab.ask import AskError, ask
+from qnet_tui.lab.ask import AskError, ask, check_running, read_topology
 from qnet_tui.lab.impair import Impairment, ImpairmentError
-from qnet_tui.lab.runstate import is_running
 from qnet_tui.model.diagnostics import printable
-from qnet_tui.model.validate import did_you_mean
-from qnet_tui.model.yamlio import load_file
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -25,16 +22,9 @@ def impair_in_lab(file: str, a: str, b: str, words: list[str], one_way: bool) ->
         spec = Impairment.parse(text)  # said here, before the lab is asked
     except ImpairmentError as exc:
         return _fail(str(exc), 2)
-    doc = load_file(file)
-    if doc.problems and not doc.editable:
-        return _fail(f"{file}: {doc.problems[0].text}")
-    t, lab = doc.topology, str(doc.topology.name)
-    for end in (a, b):
-        if end not in t.nodes:
-            return _fail(f"{file} has no node '{end}'{did_you_mean(end, t.nodes)}")
-    if not is_running(lab):
-        return _fail(f"lab {lab} is not running; start it first (qnet-tui run {file})")
     try:
+        lab = str(read_topology(file, a, b).name)
+        check_running(file, lab)
         reply = ask(lab, protocol.Impair(a, b, spec.format(), one_way), protocol.Impaired)
     except AskError as exc:
         return _fail(str(exc))

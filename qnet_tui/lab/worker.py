@@ -31,7 +31,6 @@ from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
 from qnet_tui.lab.runstate import LabError
-from qnet_tui.lab.runstate import is_running as is_running  # where lab.exec asks
 from qnet_tui.lab.scenario import Player, ScenarioError
 from qnet_tui.lab.stats import Stats, format_table
 from qnet_tui.lab.vmguests import VmGuest, VmGuestError

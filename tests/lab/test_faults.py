@@ -18,7 +18,7 @@ import pytest
 
 from qnet_tui import protocol
 from qnet_tui.lab import netns
-from qnet_tui.lab.worker import is_running
+from qnet_tui.lab.runstate import is_running
 
 from .conftest import lab_namespaces, wait_for
 
