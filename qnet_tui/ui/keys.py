@@ -56,7 +56,7 @@ COMMANDS_HELP: dict[str, str] = {
     "console": "Open the serial console of the selected VM guest (ctrl+] leaves it)",
     "restart_vm": "Restart the selected VM guest (a dead one too); its NICs reconnect",
     "toggle_link": "Pull the cable of the selected node's link, or put it back (a chooser if it has several)",
-    "capture": "Start or stop a pcap capture of the selected node's VLAN (or peer pair)",
+    "capture": "Start or stop a pcapng capture of the selected node's VLAN (or peer pair)",
     "pause_log": "Pause or resume the frame logs",
     "filter_log": "Filter the frame logs by protocol, MAC, address or node",
     "help": "Show every key",

@@ -417,7 +417,7 @@ class LabPanel(Vertical):
             self.app.notify(f"Capture of {pane.hub} stopped: {pane.capturing}")
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        default = Path.cwd() / f"{topology.name}-{pane.hub}-{stamp}.pcap"
+        default = Path.cwd() / f"{topology.name}-{pane.hub}-{stamp}.pcapng"
 
         def chosen(path: Path | None) -> None:
             if path is not None:
