@@ -70,6 +70,7 @@ MORE_KEYS = [
     ("tab", "next node; shift+tab: previous"),
     ("escape", "cancel connect mode; from the inspector or the filter, back to the canvas"),
     ("mouse", "click a node to select it; click a problem to select its node"),
+    ("inspector", "to PEER, from PEER: a link's impairment each way (delay=50ms loss=1%; blank: none), live in a lab"),
 ]
 
 
