@@ -308,7 +308,7 @@ class Hub:
         protocols, budget, write, capture = self.protocols, self.sample_budget, os.write, self.capture
         # While capturing: the directions out of this hub a pulled cable drops every frame on.
         down_ways = (
-            [self.way(p, out=True) for p in self.ports if p.down_out and p is not src] if capture is not None else []
+            [self.way(p, out=True) for p in self.ports if p.down_out and p is not src] if capture is not None else ()
         )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
         count = size_sum = 0

@@ -154,3 +154,15 @@ def test_scapy_reads_the_capture_and_its_comments(lab, tmp_path):
     assert [bytes(p) for p in packets] == [FRAME, FRAME]
     assert [p.comments for p in packets] == [None, [b"qnet-tui: dropped (impair-loss) on hub1 -> vm2"]]
     assert packets[1].direction == 2  # outbound, from epb_flags
+
+
+def test_every_frame_length_is_padded_to_a_block_boundary(tmp_path):
+    capture = Capture(tmp_path / "x.pcapng")
+    frames = [eth(0x88B5, bytes(n)) for n in range(46, 50)]  # lengths 60-63: each remainder mod 4
+    for frame in frames:
+        capture.write(frame)
+    capture.dropped(frames[1], "impair-loss", "hub1 -> vm2")
+    capture.close()
+    _, packets = read_pcapng(tmp_path / "x.pcapng")  # checks each block's framing
+    assert [p.data for p in packets] == [*frames, frames[1]]
+    assert capture.stats()["bytes"] == (tmp_path / "x.pcapng").stat().st_size
