@@ -131,7 +131,7 @@ class Inspector(VerticalScroll):
         """After an edit of direction way: the form it is kept in, or why it was refused."""
         for field in self._impair_inputs(way):
             if problem is None:
-                field.value = text or ""
+                field.value = field.shown = text or ""
             label = field.problem_label
             if label is not None:
                 label.update(f"towards {way[1]}: {problem}" if problem else "")
