@@ -206,3 +206,15 @@ async def test_an_edit_goes_to_the_running_lab_at_once_and_needs_no_restart(lab_
         hear(app, {"type": "error", "message": "impair hub1 vm2: no link"})
         await pilot.pause()
         assert "impair hub1 vm2: no link" in notes(app)
+
+
+def test_a_label_never_covers_a_link_crossing_under_its_box():
+    from qnet_tui.ui.canvas import paint_rows
+    from qnet_tui.ui.layout import BOX_H, Box, Layout
+
+    lay = Layout(width=40, height=12)
+    lay.boxes["vm1"] = Box("vm1", None, 2, 2, "guest NIC", ("vm1", "", ""))
+    lay.cells[(7, 2 + BOX_H)] = (2 | 8, 1)  # a link crossing the row under vm1's box
+    rows = paint_rows(lay)
+    labels = [run for run in rows[2 + BOX_H] if run[2] == ("label", "vm1")]
+    assert labels == [(2, " " * 5, ("label", "vm1"))]
