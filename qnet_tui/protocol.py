@@ -22,7 +22,7 @@ worker -> client
                     was stopped (to every client); stats carry it each tick
 client -> worker
   stop     Stop     stop the lab and exit
-  capture  Capture  start a pcap capture of a hub (VLAN or peer pair);
+  capture  Capture  start a pcapng capture of a hub (VLAN or peer pair);
                     path None stops it. The path must not exist yet.
   vm       VmControl  restart a VM guest (a dead one too)
   console  Console  watch (or stop watching) a VM guest's serial console

@@ -50,6 +50,8 @@ class Egress:
             _count_drop(port, fate, segments)
             port.impair_tx -= segments
             port.impair_tx_bytes -= length
+            if (hub := port.hub) is not None and hub.capture is not None:
+                hub.capture.dropped(memoryview(frame)[self.offset :], fate, hub.way(port, out=True))
             return
         times, frame = fate
         for when in times:
@@ -72,6 +74,8 @@ class Ingress:
             fate = offer(frame, now, len(frame) - offset, offset)
             if type(fate) is str:
                 _count_drop(port, fate, _segments(frame, offset))
+                if (hub := port.hub) is not None and hub.capture is not None:
+                    hub.capture.dropped(memoryview(frame)[offset:], fate, hub.way(port, out=False), outbound=False)
                 continue
             times, frame = fate
             for when in times:

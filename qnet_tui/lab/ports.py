@@ -62,6 +62,7 @@ LOOP_PROBE_WAIT_S = 0.1  # how long a probe has to come back
 # (Configuration Testing Protocol, "loopback"): made for exactly this, and
 # nothing a guest answers.
 PROBE_HEADER = b"\xff" * 6 + bytes.fromhex("02716e657400") + b"\x90\x00"
+LINK_DOWN = "link-down"  # the drop reason of a pulled cable
 
 
 @dataclass(slots=True)
@@ -325,11 +326,18 @@ class Hub:
             return
         if src.down_in:  # one test per batch: an up link costs nothing per frame
             off0 = VNET_HDR_LEN if src.vnet else 0
+            if self.capture is not None:
+                frames = list(frames)
+                self._capture_drops(frames, off0, self.way(src, out=False), out=False)
             src.drop_link_in += sum(_segments(frame, off0) for frame in frames)
             return
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
         off0 = VNET_HDR_LEN if src.vnet else 0
         protocols, budget, write, capture = self.protocols, self.sample_budget, os.write, self.capture
+        # While capturing: the directions out of this hub a pulled cable drops every frame on.
+        down_ways = (
+            [self.way(p, out=True) for p in self.ports if p.down_out and p is not src] if capture is not None else ()
+        )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
         count = size_sum = 0
         looping = None  # the frame that made src a loop's port
@@ -384,7 +392,10 @@ class Hub:
                 budget -= 1
                 self.samples.append(Sample(time.time(), src.name, frame[off0 : off0 + SAMPLE_BYTES], length))
             if capture is not None:
-                capture.write(memoryview(frame)[off0:])
+                view = memoryview(frame)[off0:]
+                capture.write(view)
+                for way in down_ways:
+                    capture.dropped(view, LINK_DOWN, way)
             for fd, port in taps:
                 try:
                     write(fd, frame)
@@ -402,6 +413,19 @@ class Hub:
         if looping is not None:
             self.cut(src, now)
             self._drop_looped(src, itertools.chain((looping,), frames))
+
+    def way(self, port: Port, out: bool) -> str:
+        """A direction through this hub at port, for people: hub1 -> vm2 (out
+        of the hub to port) or vm2 -> hub1; in a pair, the other end's name."""
+        other = self.name
+        if self.vlan is None and len(self.ports) == 2:
+            other = next((p.name for p in self.ports if p is not port), other)
+        return f"{other} -> {port.name}" if out else f"{port.name} -> {other}"
+
+    def _capture_drops(self, frames: Iterable[bytes], off0: int, way: str, out: bool) -> None:
+        """Frames an emulated fault dropped, into the running capture with their reason."""
+        for frame in frames:
+            self.capture.dropped(memoryview(frame)[off0:], LINK_DOWN, way, outbound=out)
 
     # -- the loop guard (off the per-frame path but for _repeat) -----------------------
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from qnet_tui.model import guests, owners, values
+from qnet_tui.model.impairment import Impairment, ImpairmentError
 from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, GUEST_FIELD, Kind
 from qnet_tui.model.topology import Link, Node, Topology
-from qnet_tui.model.validate import link_problem
+from qnet_tui.model.validate import WORKER_KINDS, link_problem
 
 MAX_UNDO = 200
 
@@ -448,6 +449,34 @@ class Editor:
                 self.topology.impair.pop((b, a), None)
                 return link
         raise EditError(f"{a} and {b} are not linked")
+
+    def set_impair(self, a: str, b: str, text: str | None) -> str | None:
+        """Impair direction a -> b of their link with a text form (model/impairment.py);
+        None, "" or one that turns everything off ("none", "loss=0%") lifts it.
+        Returns the form kept, which the text form reads back alike (None: none)."""
+        if not any((a, b) == link or (b, a) == link for link in self.topology.links):
+            raise EditError(f"{a} and {b} are not linked", node=a, field="impair")
+        nodes = self.topology.nodes
+        if not any(n in nodes and nodes[n].kind in WORKER_KINDS for n in (a, b)):
+            problem = (
+                "needs the lab's worker on the link: between a bridge and a host NIC frames never leave the kernel"
+            )
+            raise EditError(f"impair towards {b} {problem}", node=a, field="impair", problem=problem)
+        kept: str | None = None
+        if text is not None and text.strip():
+            try:
+                spec = Impairment.parse(text)
+            except ImpairmentError as exc:
+                raise EditError(f"impair towards {b}: {exc}", node=a, field="impair", problem=str(exc)) from None
+            kept = spec.format() if spec.active else None
+        if self.topology.impair.get((a, b)) == kept:
+            return kept
+        self._record(f"impair {a} -> {b}" if kept else f"lift the impairment {a} -> {b}")
+        if kept is None:
+            del self.topology.impair[(a, b)]
+        else:
+            self.topology.impair[(a, b)] = kept
+        return kept
 
     def delete_node(self, node_id: str) -> list[Link]:
         """Remove a node and its links; returns the links removed, in order.

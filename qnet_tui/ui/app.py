@@ -249,6 +249,11 @@ class QnetApp(EditKeys, App[None]):
         for canvas in self.query(TopologyCanvas):
             canvas.show_down(event.links)
 
+    @on(LabPanel.Impairs)
+    def _lab_impairs(self, event: LabPanel.Impairs) -> None:
+        for canvas in self.query(TopologyCanvas):
+            canvas.show_impairments(event.specs, event.drops)
+
     def action_toggle_link(self) -> None:
         self.lab.toggle_link(self.document.topology, self.canvas.selected)
 

@@ -24,9 +24,11 @@ from textual.strip import Strip
 
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
+from qnet_tui.ui.impairlabel import Way, active, link_label
 from qnet_tui.ui.layout import BOX_H, BOX_W, LINE_CHARS, MARGIN, Layout, layout
 
-# What a run of text belongs to: ("box", node), ("link", mask of link indices), ("title", None)
+# What a run of text belongs to: ("box", node), ("link", mask of link indices), ("title", None),
+# ("label", node): the room under a box for its links' impairment label.
 Owner = tuple[str, object]
 Run = tuple[int, str, Owner]
 
@@ -41,11 +43,19 @@ KIND_VARIABLE = {
 }
 
 
-# A link with a direction down (a pulled cable) is drawn dashed: seen without colour too.
+# A link with a direction down (a pulled cable) is drawn dashed, an impaired one
+# heavy, one both heavy dashed: each seen without colour too.
 DOWN_LINK = str.maketrans("─│", "┄┆")
+IMPAIRED_LINK = str.maketrans("─│┌┐└┘├┤┬┴┼", "━┃┏┓┗┛┣┫┳┻╋")
+DOWN_IMPAIRED_LINK = str.maketrans("─│┌┐└┘├┤┬┴┼", "┅┇┏┓┗┛┣┫┳┻╋")
 
 # The selected box is drawn with double lines: it stands out without colour too.
 SELECTED_BORDER = str.maketrans("╭╮╰╯─│", "╔╗╚╝═║")
+
+
+def _is_hub(t: Topology, node: str) -> bool:
+    n = t.nodes.get(node)
+    return n is not None and n.kind is Kind.HUB
 
 
 def _fit(text: str, width: int) -> str:
@@ -82,6 +92,14 @@ def paint_rows(lay: Layout) -> list[list[Run]]:
             row[-1] = (start, text + ch, owner)
         else:
             row.append((x, ch, owner))
+    # Under each box, up to the first link that crosses there: room for a label.
+    for box in lay.boxes.values():
+        y = box.y + BOX_H
+        if y >= lay.height:
+            continue
+        width = next((dx for dx in range(BOX_W) if (box.x + dx, y) in lay.cells), BOX_W)
+        if width:
+            rows[y].append((box.x, " " * width, ("label", box.node)))
     for row in rows:
         row.sort(key=lambda run: run[0])
     return rows
@@ -118,6 +136,12 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.live: dict[str, str] = {}  # per node, counters of a running lab, drawn in its bottom border
         self.down: frozenset[frozenset[str]] = frozenset()  # links a running lab has down, as node pairs
         self._down_links = 0  # their mask
+        # Impairments: the file's, overlaid while a lab runs by what it reported;
+        # and per port of a running lab, the frames they dropped.
+        self.lab_impair: dict[Way, str] = {}
+        self.impair_drops: dict[str, int] = {}
+        self.labels: dict[str, str] = {}  # per node, the label under its box
+        self._impaired_links = 0
 
     # -- data ------------------------------------------------------------------
 
@@ -143,6 +167,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
             self.selected = next(iter(self._order()), None)
         self._selected_links = sum(1 << i for i, link in enumerate(self.topology.links) if self.selected in link)
         self._down_links = self._mask_of(self.down)
+        self._label_impairments()
         self.refresh()
 
     def _mask_of(self, pairs: frozenset[frozenset[str]]) -> int:
@@ -153,6 +178,38 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self.down = pairs
         self._down_links = self._mask_of(pairs)
         self.refresh()
+
+    def show_impairments(self, lab: dict[Way, str], drops: dict[str, int]) -> None:
+        """What a running lab reported of its links' impairments (by direction,
+        over the file's), and per port what they dropped; both {} when it stops."""
+        self.lab_impair, self.impair_drops = lab, drops
+        self._label_impairments()
+        self.refresh()
+
+    @property
+    def impairments(self) -> dict[Way, str]:
+        """By direction, the impairments drawn: the file's, and over them the running lab's."""
+        return {**self.topology.impair, **self.lab_impair}
+
+    def _label_impairments(self) -> None:
+        """Impaired links are drawn heavy, and labelled under the box of their
+        end that is no hub (or that has fewer links): a guest NIC, a tap."""
+        impair = self.impairments
+        boxes, t = self.layout_.boxes, self.topology
+        labels: dict[str, list[str]] = {}
+        mask = 0
+        for i, (a, b) in enumerate(t.links):
+            if not (active(impair.get((a, b))) or active(impair.get((b, a)))):
+                continue
+            mask |= 1 << i
+            if a not in boxes or b not in boxes:
+                continue
+            here, there = sorted((a, b), key=lambda n: (_is_hub(t, n), len(t.neighbours(n)), -boxes[n].x))
+            label = link_label(impair, here, there, boxes[there].x < boxes[here].x)
+            dropped = self.impair_drops.get(a, 0) + self.impair_drops.get(b, 0)
+            labels.setdefault(here, []).append(label + (f" ✗{dropped}" if dropped else ""))
+        self._impaired_links = mask
+        self.labels = {node: " ".join(texts) for node, texts in labels.items()}
 
     def _order(self) -> list[str]:
         """Nodes left to right, top to bottom: the order Tab walks."""
@@ -243,6 +300,8 @@ class TopologyCanvas(ScrollView, can_focus=True):
                 style = base + Style(color=colour("link-selected", "accent"), bold=True)
             elif name == "link-down":
                 style = base + Style(color=colour("link-down", "error"))
+            elif name == "link-impaired":
+                style = base + Style(color=colour("link-impaired", "warning"))
             elif name == "selected":
                 style = base + Style(color=colour("node-selected-border", "accent"), bold=True)
             else:
@@ -260,7 +319,11 @@ class TopologyCanvas(ScrollView, can_focus=True):
         if kind == "link":
             if what & self._down_links and not what & ~self._down_links:
                 return self._style("link-down")
-            return self._style("link-selected" if what & self._selected_links else "link")
+            if what & self._selected_links:
+                return self._style("link-selected")
+            return self._style("link-impaired" if not what & ~self._impaired_links else "link")
+        if kind == "label":
+            return self._style("link-impaired")
         return self._style("title")
 
     def render_line(self, y: int) -> Strip:
@@ -277,6 +340,10 @@ class TopologyCanvas(ScrollView, can_focus=True):
             stop = start + len(text)
             if stop <= x or start >= end:
                 continue
+            if owner[0] == "label":
+                if owner[1] not in self.labels:
+                    continue  # no label: the row's blank fills it
+                text = _fit(self.labels[owner[1]], len(text))
             if start > x:
                 segments.append(Segment(" " * (start - x), base))
                 x = start
@@ -285,8 +352,13 @@ class TopologyCanvas(ScrollView, can_focus=True):
             piece = text[x - start : min(stop, end) - start]
             if owner[1] == self.selected and owner[0] == "box":
                 piece = piece.translate(SELECTED_BORDER)
-            elif owner[0] == "link" and owner[1] & self._down_links and not owner[1] & ~self._down_links:
-                piece = piece.translate(DOWN_LINK)  # a cell only down links pass through
+            elif owner[0] == "link":
+                links = owner[1]
+                impaired = not links & ~self._impaired_links  # a cell only impaired links pass through
+                if links & self._down_links and not links & ~self._down_links:
+                    piece = piece.translate(DOWN_IMPAIRED_LINK if impaired else DOWN_LINK)
+                elif impaired:
+                    piece = piece.translate(IMPAIRED_LINK)
             segments.append(Segment(piece, self._run_style(owner)))
             x += len(piece)
         if x < end:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from qnet_tui.model.edit import Editor
     from qnet_tui.model.yamlio import Document
     from qnet_tui.ui.canvas import TopologyCanvas
+    from qnet_tui.ui.labpanel import LabPanel
 
 
 class EditKeys:
@@ -37,6 +38,8 @@ class EditKeys:
         def notify(self, message: str, **kwargs: Any) -> None: ...
         def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
         def refresh_bindings(self) -> None: ...
+        @property
+        def lab(self) -> LabPanel: ...
 
     @contextlib.contextmanager
     def _busy(self, doing: str) -> Iterator[None]:
@@ -186,3 +189,25 @@ class EditKeys:
             self.inspector.show_problem(event.name, exc.problem or str(exc))
             return
         self.refresh_all(inspector=event.name == "id", select=event.value if event.name == "id" else None)
+
+    def on_inspector_impair_edited(self, event: Inspector.ImpairEdited) -> None:
+        """A link direction's impairment: into the topology (undoable, saved as
+        the link's impair:) and, while the lab runs, into the lab at once."""
+        if not self._editable():
+            return
+        way = (event.a, event.b)
+        before, version = self.document.topology.impair.get(way), self.editor.version
+        try:
+            kept = self.editor.set_impair(event.a, event.b, event.text)
+        except EditError as exc:
+            self.inspector.show_impair(way, None, exc.problem)
+            return
+        self.inspector.show_impair(way, kept)
+        if kept == before:
+            return
+        lab = self.lab
+        if lab.running:
+            lab.impair(event.a, event.b, kept or "none")
+            if lab.version == version:  # the lab was the topology before this edit, and is again after it
+                lab.version = self.editor.version
+        self.refresh_all(inspector=False)

@@ -61,7 +61,7 @@ COMMANDS_HELP: dict[str, str] = {
     "restart_vm": "Restart the selected VM guest (a dead one too); its NICs reconnect",
     "toggle_link": "Pull the cable of the selected node's link, or put it back (a chooser if it has several)",
     "scenario": "Play one of the file's scenarios on the running lab (a chooser if it has several); again: stop it",
-    "capture": "Start or stop a pcap capture of the selected node's VLAN (or peer pair)",
+    "capture": "Start or stop a pcapng capture of the selected node's VLAN (or peer pair)",
     "pause_log": "Pause or resume the frame logs",
     "filter_log": "Filter the frame logs by protocol, MAC, address or node",
     "help": "Show every key",
@@ -75,6 +75,7 @@ MORE_KEYS = [
     ("tab", "next node; shift+tab: previous"),
     ("escape", "cancel connect mode; from the inspector or the filter, back to the canvas"),
     ("mouse", "click a node to select it; click a problem to select its node"),
+    ("inspector", "to PEER, from PEER: a link's impairment each way (delay=50ms loss=1%; blank: none), live in a lab"),
 ]
 
 

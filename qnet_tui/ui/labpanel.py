@@ -85,6 +85,10 @@ class ScenarioHeard(LabHeard):
     pass
 
 
+class ImpairedHeard(LabHeard):
+    pass
+
+
 HEARD: dict[type, type[LabHeard]] = {
     protocol.Hello: HelloHeard,
     protocol.State: StateHeard,
@@ -96,6 +100,7 @@ HEARD: dict[type, type[LabHeard]] = {
     protocol.ConsoleOutput: ConsoleHeard,
     protocol.Applied: AppliedHeard,
     protocol.ScenarioState: ScenarioHeard,
+    protocol.Impaired: ImpairedHeard,
 }
 
 
@@ -180,6 +185,14 @@ class LabPanel(Vertical):
             super().__init__()
             self.links = links
 
+    class Impairs(Message):
+        """What the lab reported of links' impairments, by direction (the text
+        form), and per port the frames they dropped; both {} when it stops."""
+
+        def __init__(self, specs: dict[tuple[str, str], str], drops: dict[str, int]) -> None:
+            super().__init__()
+            self.specs, self.drops = specs, drops
+
     NOT_RUNNING: ClassVar[str] = "Run the lab first (r)"
 
     def __init__(self, allow_host: bool = False, **kwargs) -> None:
@@ -195,6 +208,8 @@ class LabPanel(Vertical):
         self.links_down: frozenset[frozenset[str]] = frozenset()  # as the last statistics said
         self.applying: Applying | None = None  # an apply asked of the worker
         self.playing: dict | None = None  # the scenario playing, as the worker last said (ScenarioStatus)
+        self.impaired: dict[tuple[str, str], str] = {}  # by direction, as the lab's replies said
+        self.impair_drops: dict[str, int] = {}  # per port, as the last statistics said
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -223,7 +238,7 @@ class LabPanel(Vertical):
     def hear(self, payload: Heard, seq: int = 0, client: LabClient | None = None) -> None:
         """Post what the worker said (from any thread) as its message class."""
         heard = HEARD.get(type(payload))
-        if heard is not None:  # a reply meant for what the app does not show (link_state, impaired)
+        if heard is not None:  # a reply meant for what the app does not show (link_state)
             self.post_message(heard(client or self.client, payload, seq))
         elif client is not None and seq:
             client.handled(payload, seq)
@@ -359,6 +374,7 @@ class LabPanel(Vertical):
                 self.post_message(self.Live({}))  # the boxes' counters go with the lab, not with its process
                 self._links_down(frozenset())
                 self._playing(None)
+                self._impairs({}, {})
 
     @on(StatsHeard)
     def _stats(self, event: StatsHeard) -> None:
@@ -369,6 +385,13 @@ class LabPanel(Vertical):
         self.post_message(self.Live(live_counters(stats)))
         self._links_down(frozenset(frozenset((x["a"], x["b"])) for x in stats.links or ()))
         self._playing(stats.scenario)
+        drops = {
+            name: dropped
+            for hub in stats.hubs
+            for name, port in hub["ports"].items()
+            if (dropped := port["drop_reasons"].get("impair-loss", 0) + port["drop_reasons"].get("impair-queue", 0))
+        }
+        self._impairs(self.impaired, drops)
         for port, connected in self.peers.update(stats):
             if port in self.peers.quiet:
                 continue
@@ -419,6 +442,27 @@ class LabPanel(Vertical):
         self._playing(None)
         self.app.notify(f"Scenario {said.name} {said.state}: links as the file has them again", title="Lab")
 
+    @on(ImpairedHeard)
+    def _impaired(self, event: ImpairedHeard) -> None:
+        if not self._ours(event):
+            return
+        reply: protocol.Impaired = event.payload
+        self._impairs({**self.impaired, (reply.a, reply.b): reply.forward, (reply.b, reply.a): reply.backward})
+        self.app.notify(
+            f"{reply.a} → {reply.b}: {reply.forward}\n{reply.b} → {reply.a}: {reply.backward}",
+            title=f"Lab: link {reply.a} - {reply.b}",
+        )
+
+    def _impairs(self, specs: dict[tuple[str, str], str], drops: dict[str, int] | None = None) -> None:
+        drops = self.impair_drops if drops is None else drops
+        if specs != self.impaired or drops != self.impair_drops:
+            self.impaired, self.impair_drops = specs, drops
+            self.post_message(self.Impairs(specs, drops))
+
+    def impair(self, a: str, b: str, spec: str) -> None:
+        """Impair direction a -> b of the running lab (spec: a whole text form, "none" lifts it)."""
+        self._send(protocol.Impair(a, b, spec, one_way=True))
+
     @on(HelloHeard)
     def _hello(self, event: HelloHeard) -> None:
         self._ours(event)
@@ -432,6 +476,7 @@ class LabPanel(Vertical):
         self.post_message(self.Live({}))
         self._links_down(frozenset())
         self._playing(None)
+        self._impairs({}, {})
         if self.state in (LabState.STOPPING, LabState.STOPPED) and event.code == 0:
             self._set_state(LabState.STOPPED)
             return
@@ -466,7 +511,7 @@ class LabPanel(Vertical):
             self.app.notify(f"Capture of {pane.hub} stopped: {pane.capturing}")
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        default = Path.cwd() / f"{topology.name}-{pane.hub}-{stamp}.pcap"
+        default = Path.cwd() / f"{topology.name}-{pane.hub}-{stamp}.pcapng"
 
         def chosen(path: Path | None) -> None:
             if path is not None:

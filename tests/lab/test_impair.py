@@ -86,3 +86,43 @@ def test_an_impairment_declared_in_the_file_holds_from_the_start(make_lab):
     assert low >= 90 and avg <= 250, (low, avg)  # the first ping waits for ARP, delayed too
     assert impair(lab, "vm2", "hub1", "none").returncode == 0
     assert rtt(lab, "vm1", "10.0.0.2")[1] < 30
+
+
+def test_a_capture_marks_the_frames_an_impairment_or_a_pulled_cable_drops(make_lab, tmp_path):
+    from qnet_tui import protocol
+    from tests.lab.test_control import Client
+    from tests.unit.test_capture import read_pcapng
+
+    lab = make_lab("two-vlans.yaml")
+    assert rtt(lab, "vm1", "10.0.0.2", count=2)  # ARP caches filled: what follows is ICMP
+    pcap = tmp_path / "hub1.pcap"  # the name given, though the file is pcapng
+    client = Client(lab.name)
+    client.send(protocol.encode(protocol.Capture("hub1", str(pcap))))
+    assert impair(lab, "hub1", "vm2", "loss=100%", "--one-way").returncode == 0
+    lost = lab.exec("vm1", "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.0.0.2")
+    assert lost.returncode != 0 and "100% packet loss" in lost.stdout, lost.stdout
+    assert impair(lab, "hub1", "vm2", "none").returncode == 0
+    down = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "link", str(lab.file), "vm2", "hub1", "down"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert down.returncode == 0, down.stderr
+    assert lab.exec("vm1", "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.0.2").returncode != 0
+    client.send(protocol.encode(protocol.Capture("hub1", None)))
+    deadline = time.monotonic() + 15
+    while client.next("stats")["vlans"]["1"]["capture"] is not None:  # stopped: the file is closed, whole
+        assert time.monotonic() < deadline, "the capture did not stop"
+    client.close()
+    packets = read_pcapng(pcap)[1]
+    said = [c for p in packets for c in p.comments]
+    assert said.count("qnet-tui: dropped (impair-loss) on hub1 -> vm2") >= 3, said
+    assert said.count("qnet-tui: dropped (link-down) on hub1 -> vm2") >= 2, said
+    assert set(said) <= {
+        "qnet-tui: dropped (impair-loss) on hub1 -> vm2",
+        "qnet-tui: dropped (link-down) on hub1 -> vm2",
+        "qnet-tui: dropped (link-down) on vm2 -> hub1",  # what vm2 says of its own (IPv6 neighbours, ARP)
+    }
+    delivered = [p for p in packets if not p.comments]
+    assert len(delivered) >= 5  # the echo requests the hub took in are there, uncommented

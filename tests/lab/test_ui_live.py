@@ -184,3 +184,45 @@ async def test_r_on_a_running_lab_shows_the_edits_and_applies_them(tmp_path, run
         await pilot.press("s")
         await until(pilot, lambda: app.lab.client is None, what="the stop")
     assert lab_namespaces(lab) == []
+
+
+async def test_an_impairment_edited_in_the_inspector_reaches_the_running_lab(tmp_path, runtime):
+    import re
+
+    from qnet_tui.ui.inspector import ImpairInput
+
+    def rtt_min(result: subprocess.CompletedProcess) -> float:
+        assert result.returncode == 0, result.stdout + result.stderr
+        m = re.search(r"rtt min/avg/max/mdev = ([\d.]+)/", result.stdout)
+        assert m, result.stdout
+        return float(m[1])
+
+    path, lab = copy_sample(tmp_path, "two-vlans.yaml")
+    app = QnetApp(load_file(path))
+    app.settle_s = 0
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab.state == "running", what="the lab to run")
+        ping = ("ping", "-c", "3", "-i", "0.2", "-W", "3", "10.0.0.2")
+        assert rtt_min(await asyncio.to_thread(exec_in, path, "vm1", *ping)) < 30  # ARP caches filled too
+
+        app.canvas.select("vm2")
+        await until(pilot, lambda: len(app.inspector.query(ImpairInput)) == 2, what="the impair fields")
+        field = next(f for f in app.inspector.query(ImpairInput) if f.way == ("hub1", "vm2"))
+        field.focus()
+        field.value = "delay=100ms"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.canvas.lab_impair.get(("hub1", "vm2")) == "delay=100ms", what="the reply")
+        assert app.canvas.lab_impair[("vm2", "hub1")] == "none"
+        assert any("hub1 → vm2: delay=100ms" in n.message for n in app._notifications)
+        assert app.lab.state == "running" and "restart" not in app.sub_title
+        assert rtt_min(await asyncio.to_thread(exec_in, path, "vm1", *ping)) >= 95  # one way, on the reply
+
+        field.value = "none"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.canvas.lab_impair.get(("hub1", "vm2")) == "none", what="the reset")
+        assert rtt_min(await asyncio.to_thread(exec_in, path, "vm1", *ping)) < 30
+        await pilot.press("escape")  # out of the field, back to the canvas's keys
+        await pilot.press("s")
+        await until(pilot, lambda: app.lab.client is None, what="the stop")
+        assert lab_namespaces(lab) == []

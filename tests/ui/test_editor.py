@@ -338,7 +338,7 @@ async def test_help_and_palette(seed):
         texts = " ".join(str(w.render()) for w in app.screen.query("Label"))
         for word in ("Add a node", "Undo", "Save", "Connect"):
             assert word in texts
-        for word in ("Send traffic", "pcap capture", "traffic panes", "Pause", "Filter"):  # not in the footer
+        for word in ("Send traffic", "pcapng capture", "traffic panes", "Pause", "Filter"):  # not in the footer
             assert word in texts
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]

@@ -337,12 +337,12 @@ async def test_another_topology_waits_until_the_lab_of_this_one_is_stopped(monke
 
 
 async def test_replies_the_app_does_not_show_are_let_pass():
-    """link_state and impaired come to the client that asked; the app's `l`
-    asks, and must take the reply without a message class of its own."""
+    """link_state comes to the client that asked; the app's `l` asks, and
+    must take the reply without a message class of its own (impaired, the
+    inspector's, is shown: tests/ui/test_impair.py)."""
     app = QnetApp(load_file(SAMPLES / "two-vlans.yaml"))
     async with app.run_test(size=(160, 45)) as pilot:
         app.lab.hear(decoded({"type": "link_state", "a": "hub1", "b": "vm2", "a_b": False, "b_a": False,
                               "message": "hub1 - vm2: down both ways"}))  # fmt: skip
-        app.lab.hear(decoded({"type": "impaired", "a": "hub1", "b": "vm2", "forward": "none", "backward": "none"}))
         await pilot.pause()
         assert app.is_running and notes(app) == []

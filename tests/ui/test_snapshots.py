@@ -107,3 +107,20 @@ def test_vm_router_demo(snap_compare):
 
     vm_router = next(p for p in SAMPLES if p.name == "vm-router.yaml")
     assert snap_compare(make_app(vm_router, "qnet-dark"), terminal_size=(160, 50), run_before=replay)
+
+
+def test_impaired_links(snap_compare, tmp_path):
+    """Impaired links drawn heavy and labelled; the inspector's impair fields of the selected guest NIC."""
+    path = tmp_path / "two-vlans.yaml"
+    text = (Path(__file__).parents[2] / "sample_topologies" / "two-vlans.yaml").read_text()
+    text = text.replace("  - [hub1, vm1]\n", '  - [hub1, vm1, {impair: "delay=50ms jitter=5ms loss=1%"}]\n')
+    path.write_text(text.replace("  - [hub2, vm4]\n", "  - [hub2, vm4, {impair: {vm4: rate=10mbit}}]\n"))
+
+    async def select_vm4(pilot) -> None:
+        pilot.app.canvas.select("vm4")
+        await pilot.pause()
+        await pilot.pause()
+        pilot.app.inspector.scroll_end(animate=False)
+        await still(pilot)
+
+    assert snap_compare(make_app(path, "qnet-dark"), terminal_size=SIZE, run_before=select_vm4)

@@ -797,3 +797,57 @@ def test_a_links_impairments_follow_rename_and_go_with_the_link_and_undo_brings_
     assert t.impair == {("hub0", "web"): "delay=5ms", ("web", "hub0"): "loss=1%", ("hub0", "vm2"): "rate=1mbit"}
     editor.undo()
     assert ("hub0", "vm1") in t.impair and ("hub0", "web") not in t.impair
+
+
+def test_set_impair_sets_one_direction_in_the_form_it_reads_back_and_undo_takes_it_back(editor):
+    t = editor.topology
+    assert editor.set_impair("hub0", "vm1", " loss=1%  delay=50ms ") == "delay=50ms loss=1%"
+    assert t.impair == {("hub0", "vm1"): "delay=50ms loss=1%"}
+    assert editor.changed and editor.undo_label == "impair hub0 -> vm1"
+    editor.set_impair("vm1", "hub0", "rate=10000kbit")
+    assert t.impair[("vm1", "hub0")] == "rate=10mbit"
+    editor.undo()
+    assert t.impair == {("hub0", "vm1"): "delay=50ms loss=1%"}
+    editor.undo()
+    assert t.impair == {} and not editor.changed
+
+
+@pytest.mark.parametrize("off", ["none", "", "  ", None, "loss=0%"])
+def test_set_impair_to_none_lifts_it_whatever_says_none(editor, off):
+    """mininet #881: "loss 0" left the old loss in place; here it removes the impairment."""
+    editor.set_impair("hub0", "vm1", "delay=50ms loss=1%")
+    assert editor.set_impair("hub0", "vm1", off) is None
+    assert ("hub0", "vm1") not in editor.topology.impair
+    assert editor.undo_label == "lift the impairment hub0 -> vm1"
+    assert editor.set_impair("hub0", "vm1", "none") is None  # already none: no edit
+    assert editor.undo_label == "lift the impairment hub0 -> vm1"
+
+
+def test_set_impair_refuses_a_bad_form_an_unlinked_pair_and_a_kernel_only_link(editor):
+    error = refused(
+        editor,
+        lambda: editor.set_impair("hub0", "vm1", "delay=fast"),
+        "impair towards vm1: delay=fast: expected a time such as 50ms, 1.5s or 500us",
+    )
+    assert (error.node, error.field) == ("hub0", "impair")
+    assert error.problem == "delay=fast: expected a time such as 50ms, 1.5s or 500us"
+    refused(editor, lambda: editor.set_impair("vm1", "vm2", "loss=1%"), "vm1 and vm2 are not linked")
+    refused(
+        editor,
+        lambda: editor.set_impair("eth0", "br0", "loss=1%"),
+        "impair towards br0 needs the lab's worker on the link: between a bridge and a host NIC frames never "
+        "leave the kernel",
+    )
+    assert editor.topology.impair == {}
+
+
+def test_an_impairment_set_by_the_editor_is_saved_on_its_link():
+    doc = load_file(SEED)
+    editor = Editor(doc.topology)
+    editor.set_impair("hub0", "vm1", "delay=50ms")
+    editor.set_impair("vm1", "hub0", "delay=50ms")
+    text = doc.dumps()
+    assert load_text(text).topology.impair == {("hub0", "vm1"): "delay=50ms", ("vm1", "hub0"): "delay=50ms"}
+    assert "{impair: delay=50ms}" in text
+    editor.set_impair("vm1", "hub0", None)
+    assert load_text(doc.dumps()).topology.impair == {("hub0", "vm1"): "delay=50ms"}
