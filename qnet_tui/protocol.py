@@ -251,6 +251,15 @@ class LinkStats(TypedDict):
 LINK_SHAPE = {"a": str, "b": str, "a_b": bool, "b_a": bool}
 
 
+class ImpairStats(TypedDict):
+    a: str  # frames from a to b are impaired
+    b: str
+    spec: str  # the text form (model/impairment.py)
+
+
+IMPAIR_SHAPE = {"a": str, "b": str, "spec": str}
+
+
 class ScenarioStatus(TypedDict):
     name: str
     state: str  # running, ended, stopped
@@ -330,6 +339,7 @@ class Stats(Message):
         "vms": Opt(MapOf(VM_SHAPE)),
         "links": Opt(ListOf(LINK_SHAPE)),
         "scenario": Opt(SCENARIO_SHAPE),
+        "impaired": Opt(ListOf(IMPAIR_SHAPE)),
     }
     time: float
     lab: str
@@ -338,6 +348,7 @@ class Stats(Message):
     vms: dict[str, VmStats] | None = None  # VM guests, by guest
     links: list[LinkStats] | None = None  # the links with a direction down (pulled cables)
     scenario: ScenarioStatus | None = None  # the scenario playing
+    impaired: list[ImpairStats] | None = None  # the link directions impaired now, however they were set
 
     @property
     def hubs(self) -> list[HubStats]:

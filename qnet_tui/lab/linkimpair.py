@@ -141,3 +141,21 @@ def from_topology(lab: Lab) -> None:
             set_impairment(lab, a, b, Impairment.parse(text))
         except (ImpairError, ValueError) as exc:
             raise ImpairError(f"link {a} - {b}: impair towards {b}: {exc}") from None
+
+
+def impaired(lab: Lab) -> list[dict[str, str]]:
+    """Every link direction impaired now (by the file, a client, a scenario),
+    for the statistics: a -> b and its spec's text form."""
+    out = []
+    for a, b in lab.topology.links:
+        ends = (lab.ports.get(a), lab.ports.get(b))
+        if all(p is None or (p.egress is None and p.ingress is None) for p in ends):
+            continue  # one test per link when nothing is impaired
+        for x, y in ((a, b), (b, a)):
+            try:
+                spec = impairment_of(lab, x, y)
+            except ImpairError:
+                break  # a link all in the kernel
+            if spec.active:
+                out.append({"a": x, "b": y, "spec": spec.format()})
+    return out

@@ -12,6 +12,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns
+from qnet_tui.lab.linkimpair import impaired
 from qnet_tui.lab.ports import Hub, TapPort
 from qnet_tui.lab.realize import Lab
 from qnet_tui.model.kinds import Kind
@@ -96,6 +97,7 @@ class Stats:
             "peers": peers,
             "vms": vms,
             "links": links.down(self.lab),
+            "impaired": impaired(self.lab),
         }
 
     def close(self) -> None:

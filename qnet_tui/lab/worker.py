@@ -345,7 +345,7 @@ class Worker:
             self.log("error", why)
             raise MessageError(why)
         if path is not None and not (os.path.isabs(path) and "\0" not in path):
-            why = "capture: give an absolute path for the pcap file (a string without NUL bytes), or null to stop"
+            why = "capture: give an absolute path for the pcapng file (a string without NUL bytes), or null to stop"
             self.log("error", why)
             raise MessageError(why)
         if hub.capture is not None:

@@ -252,7 +252,7 @@ class QnetApp(EditKeys, App[None]):
     @on(LabPanel.Impairs)
     def _lab_impairs(self, event: LabPanel.Impairs) -> None:
         for canvas in self.query(TopologyCanvas):
-            canvas.show_impairments(event.specs, event.drops)
+            canvas.show_impairments(event.specs, event.drops, event.complete)
 
     def action_toggle_link(self) -> None:
         self.lab.toggle_link(self.document.topology, self.canvas.selected)

@@ -140,6 +140,7 @@ class TopologyCanvas(ScrollView, can_focus=True):
         # and per port of a running lab, the frames they dropped.
         self.lab_impair: dict[Way, str] = {}
         self.impair_drops: dict[str, int] = {}
+        self.lab_impair_complete = False
         self.labels: dict[str, str] = {}  # per node, the label under its box
         self._impaired_links = 0
 
@@ -179,16 +180,19 @@ class TopologyCanvas(ScrollView, can_focus=True):
         self._down_links = self._mask_of(pairs)
         self.refresh()
 
-    def show_impairments(self, lab: dict[Way, str], drops: dict[str, int]) -> None:
+    def show_impairments(self, lab: dict[Way, str], drops: dict[str, int], complete: bool = False) -> None:
         """What a running lab reported of its links' impairments (by direction,
-        over the file's), and per port what they dropped; both {} when it stops."""
-        self.lab_impair, self.impair_drops = lab, drops
+        over the file's; complete: all of them, whatever the file says), and
+        per port what they dropped; both {} when it stops."""
+        self.lab_impair, self.impair_drops, self.lab_impair_complete = lab, drops, complete
         self._label_impairments()
         self.refresh()
 
     @property
     def impairments(self) -> dict[Way, str]:
         """By direction, the impairments drawn: the file's, and over them the running lab's."""
+        if self.lab_impair_complete:
+            return dict(self.lab_impair)
         return {**self.topology.impair, **self.lab_impair}
 
     def _label_impairments(self) -> None:

@@ -187,11 +187,13 @@ class LabPanel(Vertical):
 
     class Impairs(Message):
         """What the lab reported of links' impairments, by direction (the text
-        form), and per port the frames they dropped; both {} when it stops."""
+        form), and per port the frames they dropped; both {} when it stops.
+        complete: specs are every impaired direction (the statistics'), not
+        just those a reply named."""
 
-        def __init__(self, specs: dict[tuple[str, str], str], drops: dict[str, int]) -> None:
+        def __init__(self, specs: dict[tuple[str, str], str], drops: dict[str, int], complete: bool = False) -> None:
             super().__init__()
-            self.specs, self.drops = specs, drops
+            self.specs, self.drops, self.complete = specs, drops, complete
 
     NOT_RUNNING: ClassVar[str] = "Run the lab first (r)"
 
@@ -210,6 +212,7 @@ class LabPanel(Vertical):
         self.playing: dict | None = None  # the scenario playing, as the worker last said (ScenarioStatus)
         self.impaired: dict[tuple[str, str], str] = {}  # by direction, as the lab's replies said
         self.impair_drops: dict[str, int] = {}  # per port, as the last statistics said
+        self.impaired_complete = False  # impaired holds every impaired direction (the statistics said)
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -391,7 +394,10 @@ class LabPanel(Vertical):
             for name, port in hub["ports"].items()
             if (dropped := port["drop_reasons"].get("impair-loss", 0) + port["drop_reasons"].get("impair-queue", 0))
         }
-        self._impairs(self.impaired, drops)
+        if stats.impaired is None:  # a worker of before impairments were in the statistics
+            self._impairs(self.impaired, drops)
+        else:
+            self._impairs({(x["a"], x["b"]): x["spec"] for x in stats.impaired}, drops, complete=True)
         for port, connected in self.peers.update(stats):
             if port in self.peers.quiet:
                 continue
@@ -447,17 +453,20 @@ class LabPanel(Vertical):
         if not self._ours(event):
             return
         reply: protocol.Impaired = event.payload
-        self._impairs({**self.impaired, (reply.a, reply.b): reply.forward, (reply.b, reply.a): reply.backward})
+        both = {(reply.a, reply.b): reply.forward, (reply.b, reply.a): reply.backward}
+        self._impairs({**self.impaired, **both}, complete=self.impaired_complete)
         self.app.notify(
             f"{reply.a} → {reply.b}: {reply.forward}\n{reply.b} → {reply.a}: {reply.backward}",
             title=f"Lab: link {reply.a} - {reply.b}",
         )
 
-    def _impairs(self, specs: dict[tuple[str, str], str], drops: dict[str, int] | None = None) -> None:
+    def _impairs(
+        self, specs: dict[tuple[str, str], str], drops: dict[str, int] | None = None, complete: bool = False
+    ) -> None:
         drops = self.impair_drops if drops is None else drops
-        if specs != self.impaired or drops != self.impair_drops:
-            self.impaired, self.impair_drops = specs, drops
-            self.post_message(self.Impairs(specs, drops))
+        if specs != self.impaired or drops != self.impair_drops or complete != self.impaired_complete:
+            self.impaired, self.impair_drops, self.impaired_complete = specs, drops, complete
+            self.post_message(self.Impairs(specs, drops, complete))
 
     def impair(self, a: str, b: str, spec: str) -> None:
         """Impair direction a -> b of the running lab (spec: a whole text form, "none" lifts it)."""

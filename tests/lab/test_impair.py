@@ -64,6 +64,8 @@ def test_one_way_and_bad_requests(make_lab):
     lab = make_lab("two-vlans.yaml")
     done = impair(lab, "hub1", "vm2", "delay=20ms", "loss=1%", "--one-way")
     assert done.stdout.splitlines() == ["hub1 -> vm2: delay=20ms loss=1%", "vm2 -> hub1: none"], done.stderr
+    # the statistics say it too, for the app (whoever set it: a client, a scenario, the file)
+    assert lab.latest(after=time.time())["impaired"] == [{"a": "hub1", "b": "vm2", "spec": "delay=20ms loss=1%"}]
     nolink = impair(lab, "vm1", "vm3", "loss=1%")
     assert nolink.returncode == 1 and "no link between vm1 and vm3" in nolink.stderr
     assert "Traceback" not in nolink.stderr

@@ -218,3 +218,24 @@ def test_a_label_never_covers_a_link_crossing_under_its_box():
     rows = paint_rows(lay)
     labels = [run for run in rows[2 + BOX_H] if run[2] == ("label", "vm1")]
     assert labels == [(2, " " * 5, ("label", "vm1"))]
+
+
+async def test_the_statistics_say_every_impairment_the_lab_has_whoever_set_it(lab_file):
+    app = app_for(lab_file)
+    async with app.run_test(size=SIZE) as pilot:
+        app.lab.client = Sends()
+        hear(app, {"type": "state", "state": "running"})
+        # A scenario (or qnet-tui impair) lifted the file's impairment on vm1 and slowed vm2's link:
+        # no reply came to the app, the statistics say it.
+        stats = stats_with_drops("vm1", 0, 0)
+        stats["impaired"] = [{"a": "hub1", "b": "vm2", "spec": "delay=20ms"}]
+        hear(app, stats)
+        await pilot.pause()
+        assert app.canvas.labels == {"vm2": "→20ms"}
+        stats["impaired"] = []
+        hear(app, stats)
+        await pilot.pause()
+        assert app.canvas.labels == {} and heavy(app.canvas) == 0
+        hear(app, {"type": "state", "state": "stopped"})
+        await pilot.pause()
+        assert app.canvas.labels == {"vm1": "⇄ 50ms 1%"}  # the file's again
