@@ -94,6 +94,7 @@ class Port:
         self.drop_loop_in = 0  # frames received while the port was cut for a loop
         self.drop_loop_out = self.drop_loop_out_bytes = 0  # frames the hub flooded while it was cut (closed spells)
         self.drop_guest_queue = 0  # frames its device could not queue to the worker (the device's tx_dropped)
+        self.tx_dropped = 0  # the device's tx_dropped when last read
         # What its hub had flooded before it joined (see tx_frames): a port
         # added to or moved into a running hub counts from then on.
         self.base_frames = self.base_bytes = 0
@@ -124,6 +125,17 @@ class Port:
     def send(self, frame: bytes, segments: int, length: int) -> None:
         """Send one frame; count it in drop_* if it cannot go."""
         raise NotImplementedError
+
+    def device_dropped(self, tx_dropped: int) -> None:
+        """The kernel's count of frames its device (a tap) dropped on their way
+        to the worker, read now: while the cable into the hub is pulled (the
+        guest's interface has no carrier) those are link-down drops, not a
+        full queue."""
+        new, self.tx_dropped = tx_dropped - self.tx_dropped, tx_dropped
+        if self.down_in:
+            self.drop_link_in += new
+        else:
+            self.drop_guest_queue += new
 
     def dropped(self, reason: str, segments: int, length: int) -> None:
         setattr(self, f"drop_{reason}", getattr(self, f"drop_{reason}") + segments)

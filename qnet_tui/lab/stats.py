@@ -48,7 +48,7 @@ class GuestQueues:
                 link = links.get(ifname)
                 counters = link.get_attr("IFLA_STATS64") if link is not None else None
                 if counters is not None:
-                    port.drop_guest_queue = counters["tx_dropped"]
+                    port.device_dropped(counters["tx_dropped"])
 
     def close(self) -> None:
         for ipr in self.iprs.values():

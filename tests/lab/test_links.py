@@ -166,3 +166,20 @@ def test_the_worker_refuses_a_link_it_does_not_have_with_an_error_reply(make_lab
     client.close()
     assert lab.latest(after=time.time())["links"] == [{"a": "vm1", "b": "tap0", "a_b": True, "b_a": False}]
     assert lab.stop() == 0
+
+
+def test_what_a_guest_sends_into_its_pulled_cable_is_link_down_not_a_full_queue(make_lab):
+    lab = make_lab("two-vlans.yaml")
+    assert link(lab, "hub1", "vm2", "down").returncode == 0
+    wait_for(lambda: not carrier(lab, "vm2"), 5, "vm2's eth0 to lose carrier")
+    sent = lab.exec("vm2", "ping", "-c", "6", "-i", "0.3", "-W", "1", "10.0.0.1")
+    assert sent.returncode != 0
+    with netns.iproute(netns.node_ns(lab.name, "vm2")) as ipr:
+        (eth0,) = ipr.get_links(ifname="eth0")
+    dropped = eth0.get_attr("IFLA_STATS64")["tx_dropped"]
+    assert dropped >= 1  # the kernel dropped what vm2 sent with no carrier
+    vm2 = wait_for(
+        lambda: (p := port_stats(lab, "1", "vm2"))["drop_reasons"]["link-down"] >= dropped and p, 10, "the drops"
+    )
+    assert vm2["drop_reasons"]["guest-queue"] == 0
+    assert lab.stop() == 0
