@@ -28,6 +28,9 @@ HISTORY = 300  # statistics ticks kept for the sparkline (60 s at five a second)
 LOG_LINES = 300
 
 
+EMULATED_DROPS = ("impair-loss", "impair-queue")
+
+
 class VlanPane(Vertical):
     DEFAULT_CSS = """
     VlanPane { height: 100%; border: round $primary; padding: 0 1; }
@@ -83,7 +86,8 @@ class VlanPane(Vertical):
             f"{name}{' (cut: loop)' if p['looped'] else ''}: "
             + ", ".join(f"{why} {n}" for why, n in p["drop_reasons"].items() if n)
             for name, p in ports
-            if p["drops"] or p["looped"]
+            # An impairment's drops are no real drops (not in "drops"), but they are its effect: shown too.
+            if p["drops"] or p["looped"] or any(p["drop_reasons"].get(why) for why in EMULATED_DROPS)
         )
         lines = [
             Text.assemble(("protocols ", "dim"), protocols),

@@ -150,3 +150,14 @@ async def test_the_boxes_counters_go_when_the_lab_says_it_stopped():
         assert app.canvas.live["vm1"] == "in 3 out 0"
         await feed(app, pilot, {"type": "state", "state": "stopped"})
         assert app.canvas.live == {}
+
+
+async def test_an_impairments_drops_show_in_the_drops_line_though_they_are_no_real_drops():
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.lab.add_class("-shown")
+        vm1 = port("tap", rx=30)
+        vm1["drop_reasons"].update({"impair-loss": 3, "impair-queue": 0})
+        await feed(app, pilot, stats({"vm1": vm1, "vm9": port("stream", rx=2)}))
+        drops = detail(app).splitlines()[2]
+        assert drops == "drops     vm1: impair-loss 3"
