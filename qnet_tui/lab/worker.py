@@ -284,7 +284,7 @@ class Worker:
             self.topology = self.lab.topology
             self.stats.lab_changed()
             self.player.scenarios = scenario.read(self.topology)[0]  # as the file has them now
-        self.log("info", f"applied {len(plan.changes)} changes")
+        self.log("info", f"applied {sum(not line.startswith(' ') for line in plan.changes)} changes")
         return protocol.Applied(plan.changes, True)
 
     def _hub_gone(self, hub: Hub) -> None:

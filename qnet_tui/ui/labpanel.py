@@ -335,7 +335,8 @@ class LabPanel(Vertical):
             if reply.applied:
                 self.peers.quiet = applying.quiet
                 await asyncio.to_thread(client.rewrite, applying.text)
-                self.app.notify(f"{len(reply.changes)} changes applied to lab {client.lab}", title="Applied")
+                changed = sum(not line.startswith(" ") for line in reply.changes)  # not the notes under them
+                self.app.notify(f"{changed} changes applied to lab {client.lab}", title="Applied")
             else:
                 self.app.notify(f"Lab {client.lab} already runs this topology", title="Nothing to apply")
             self.post_message(self.StateChanged())
