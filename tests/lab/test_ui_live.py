@@ -206,21 +206,26 @@ async def test_an_impairment_edited_in_the_inspector_reaches_the_running_lab(tmp
         ping = ("ping", "-c", "3", "-i", "0.2", "-W", "3", "10.0.0.2")
         assert rtt_min(await asyncio.to_thread(exec_in, path, "vm1", *ping)) < 30  # ARP caches filled too
 
+        def drawn(way: tuple[str, str]) -> str:
+            """What the canvas draws of a direction: the running lab's impairment."""
+            return app.canvas.impairments.get(way, "none")
+
         app.canvas.select("vm2")
         await until(pilot, lambda: len(app.inspector.query(ImpairInput)) == 2, what="the impair fields")
         field = next(f for f in app.inspector.query(ImpairInput) if f.way == ("hub1", "vm2"))
         field.focus()
         field.value = "delay=100ms"
         await pilot.press("enter")
-        await until(pilot, lambda: app.canvas.lab_impair.get(("hub1", "vm2")) == "delay=100ms", what="the reply")
-        assert app.canvas.lab_impair[("vm2", "hub1")] == "none"
+        await until(pilot, lambda: drawn(("hub1", "vm2")) == "delay=100ms", what="the reply")
+        await until(pilot, lambda: app.canvas.lab_impair_complete, what="the statistics' impairments")
+        assert drawn(("hub1", "vm2")) == "delay=100ms" and drawn(("vm2", "hub1")) == "none"
         assert any("hub1 → vm2: delay=100ms" in n.message for n in app._notifications)
         assert app.lab.state == "running" and "restart" not in app.sub_title
         assert rtt_min(await asyncio.to_thread(exec_in, path, "vm1", *ping)) >= 95  # one way, on the reply
 
         field.value = "none"
         await pilot.press("enter")
-        await until(pilot, lambda: app.canvas.lab_impair.get(("hub1", "vm2")) == "none", what="the reset")
+        await until(pilot, lambda: drawn(("hub1", "vm2")) == "none", what="the reset")
         assert rtt_min(await asyncio.to_thread(exec_in, path, "vm1", *ping)) < 30
         await pilot.press("escape")  # out of the field, back to the canvas's keys
         await pilot.press("s")
