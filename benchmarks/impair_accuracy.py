@@ -10,6 +10,8 @@ impair`), hub1 joins vm3 and vm4 (never impaired). The targets are issue 14's:
 
   delay  delay=50ms both ways adds 100 ms to ping's RTT (within 2 ms): 50 pings
          at -i 0.05, median against the unimpaired link's median
+  pair   the same on a direct pair: guest NIC vm5 peered with tap0, whose
+         bridge br0 reaches host NIC up0's outside host
   loss   loss=10% one way loses 10 +- 1% of 10,000 frames: ping -f -c 10000
          (what came back) and the worker's own impair-loss counter
   rate   rate=10mbit one way gives iperf3 TCP 9.5-10 Mbit/s
@@ -39,11 +41,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.forwarding import run_in, rx_packets, spawn_in
-from qnet_tui.lab import netns
+from qnet_tui.lab import netns, sysctl
 
 LAB = "qnetimpair"
-ADDRESS = {"vm1": "10.78.0.1", "vm2": "10.78.0.2", "vm3": "10.78.1.3", "vm4": "10.78.1.4"}
-PING_TIME = re.compile(r"time=([\d.]+) ms")
+GUESTS = {"vm1": "10.78.0.1", "vm2": "10.78.0.2", "vm3": "10.78.1.3", "vm4": "10.78.1.4", "vm5": "10.78.2.5"}
+ADDRESS = {**GUESTS, "up0": "10.78.2.1"}
+WMEM = "net/ipv4/tcp_wmem"  # per namespace: the sender's socket buffer, min default max
+PING_RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/")
 PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
@@ -54,13 +58,23 @@ class Lab:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="qnet-impair-"))
         nodes: dict[str, dict] = {"hub0": {"kind": "hub", "vlan": 0}, "hub1": {"kind": "hub", "vlan": 1}}
-        for i, (name, address) in enumerate(ADDRESS.items(), 1):
+        for i, (name, address) in enumerate(GUESTS.items(), 1):
             nodes[name] = {"kind": "guest_nic", "mac": f"52:54:00:78:00:{i:02x}", "ipv4": f"{address}/24"}
+        # A direct pair: vm5 peered with tap0, whose kernel side reaches up0's outside host through br0.
+        nodes |= {
+            "up0": {"kind": "host_nic", "ipv4": "10.78.2.1/24"},
+            "br0": {"kind": "bridge"},
+            "tap0": {"kind": "tap"},
+        }
         topology = {
             "version": 1,
             "name": LAB,
             "nodes": nodes,
-            "links": [["hub0", "vm1"], ["hub0", "vm2"], ["hub1", "vm3"], ["hub1", "vm4"]],
+            "links": [
+                *(["hub0", vm] for vm in ("vm1", "vm2")),
+                *(["hub1", vm] for vm in ("vm3", "vm4")),
+                *(["up0", "br0"], ["br0", "tap0"], ["tap0", "vm5"]),
+            ],
         }
         self.file = self.folder / "impair.yaml"
         self.file.write_text(json.dumps(topology))
@@ -111,8 +125,26 @@ class Lab:
 
 
 def pings(lab: Lab, src: str, dst: str, count: int = 50) -> list[float]:
-    out = run_in(lab.guest(src), "ping", "-c", str(count), "-i", "0.05", "-W", "2", ADDRESS[dst], timeout=120)
-    return [float(t) for t in PING_TIME.findall(out.stdout)]
+    """RTTs (ms) of count pings sent every 50 ms. One ping process each: ping
+    prints a reply's time to 1 ms from 100 ms up, its summary to the microsecond."""
+    procs = []
+    for _ in range(count):
+        procs.append(
+            subprocess.Popen(
+                ["ping", "-c", "1", "-W", "2", ADDRESS[dst]],
+                preexec_fn=lambda: netns.enter(lab.guest(src)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
+        time.sleep(0.05)
+    times = []
+    for proc in procs:
+        m = PING_RTT.search(proc.communicate(timeout=30)[0])
+        if m:
+            times.append(float(m[1]))
+    return times
 
 
 def iperf_tcp(lab: Lab, src: str, dst: str, seconds: float) -> tuple[float, int]:
@@ -154,19 +186,20 @@ def spread(values: list[float]) -> str:
 # -- the targets -----------------------------------------------------------------
 
 
-def delay(lab: Lab) -> dict:
-    base = pings(lab, "vm1", "vm2")
-    lab.impair("hub0", "vm2", "delay=50ms")
+def delay(lab: Lab, a: str = "hub0", b: str = "vm2", src: str = "vm1", dst: str = "vm2") -> dict:
+    """delay=50ms both ways on link a - b, pinging from src to dst across it."""
+    base = pings(lab, src, dst)
+    lab.impair(a, b, "delay=50ms")
     try:
-        pings(lab, "vm1", "vm2", count=3)  # the queue fills at its new pace
-        slow = pings(lab, "vm1", "vm2")
+        pings(lab, src, dst, count=3)  # the queue fills at its new pace
+        slow = pings(lab, src, dst)
     finally:
-        lab.impair("hub0", "vm2", "none")
+        lab.impair(a, b, "none")
     added = statistics.median(slow) - statistics.median(base)
     return {
         "target": "+100 ms +- 2",
         "figure": f"+{added:.2f} ms",
-        "detail": f"RTT median {statistics.median(base):.3f} -> {statistics.median(slow):.2f} ms "
+        "detail": f"{src} -> {dst}: RTT median {statistics.median(base):.3f} -> {statistics.median(slow):.2f} ms "
         f"({len(slow)} of 50 back; {spread(slow)})",
         "pass": len(base) == len(slow) == 50 and abs(added - 100) <= 2,
         "added_ms": added,
@@ -210,19 +243,29 @@ def rate(lab: Lab, seconds: float) -> dict:
 
 
 def bdp(lab: Lab, seconds: float) -> dict:
+    """The target with the kernel's defaults; then again with the sender's
+    socket buffer raised, which shows whether the worker or the sender limits."""
+    vm1 = lab.guest("vm1")
+    wmem = sysctl.read(vm1, WMEM)
     lab.impair("hub0", "vm2", "delay=10ms")
     try:
         rtt = statistics.median(pings(lab, "vm1", "vm2", count=10))
         bits, cwnd = iperf_tcp(lab, "vm1", "vm2", seconds)
-        gbps = bits / 1e9
+        sysctl.write(vm1, WMEM, "4096 16384 33554432")
+        wide = iperf_tcp(lab, "vm1", "vm2", seconds)[0]
     finally:
+        sysctl.write(vm1, WMEM, wmem)
         lab.impair("hub0", "vm2", "none")
+    gbps = bits / 1e9
     return {
         "target": ">= 1 Gbit/s",
         "figure": f"{gbps:.2f} Gbit/s",
-        "detail": f"iperf3 TCP vm1 -> vm2, delay=10ms each way (RTT {rtt:.1f} ms, largest cwnd {cwnd / 2**20:.1f} MiB)",
+        "detail": f"iperf3 TCP vm1 -> vm2, delay=10ms each way (RTT {rtt:.1f} ms, largest cwnd "
+        f"{cwnd / 2**20:.1f} MiB, tcp_wmem max {int(wmem.split()[-1]) / 2**20:g} MiB); "
+        f"{wide / 1e9:.2f} Gbit/s with tcp_wmem max 32 MiB",
         "pass": gbps >= 1,
         "gbps": gbps,
+        "gbps_wmem_32m": wide / 1e9,
     }
 
 
@@ -261,7 +304,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="iperf3's length for rate and bdp")
     parser.add_argument("--repeat", type=int, default=4, help="alternations for the other-hub check")
-    parser.add_argument("--only", default="delay,loss,rate,bdp,other")
+    parser.add_argument("--only", default="delay,pair,loss,rate,bdp,other")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -269,6 +312,7 @@ def main() -> int:
         return 2
     checks = {
         "delay": lambda lab: delay(lab),
+        "pair": lambda lab: delay(lab, "tap0", "vm5", "vm5", "up0"),
         "loss": lambda lab: loss(lab),
         "rate": lambda lab: rate(lab, args.seconds),
         "bdp": lambda lab: bdp(lab, args.seconds),
@@ -279,8 +323,8 @@ def main() -> int:
     lab = Lab()
     results = {}
     try:
-        for g in ("vm1", "vm3"):  # ARP and warm-up
-            run_in(lab.guest(g), "ping", "-c", "3", "-i", "0.2", "-W", "1", ADDRESS["vm2" if g == "vm1" else "vm4"])
+        for src, dst in (("vm1", "vm2"), ("vm3", "vm4"), ("vm5", "up0")):  # ARP and warm-up
+            run_in(lab.guest(src), "ping", "-c", "3", "-i", "0.2", "-W", "1", ADDRESS[dst])
         for name in wanted:
             print(f"measuring {name} ...", file=sys.stderr)
             results[name] = checks[name](lab)
