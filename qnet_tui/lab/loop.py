@@ -3,9 +3,11 @@
 Timers wake the loop through a timerfd armed at the earliest one's due time,
 not through epoll's timeout: that timeout is whole milliseconds, rounded up,
 so each emulated delay (lab/impair.py) came out 0-1 ms late. With delay=50ms
-each way, ping's median RTT grew by 101.5-101.9 ms with the timeout and by
-100.4-100.8 ms with the timerfd (benchmarks/impair_accuracy.py, same machine
-and hour). Where there is no timerfd, the millisecond timeout remains."""
+each way, in alternating runs of benchmarks/impair_accuracy.py, ping's median
+RTT grew by 101.5-102.0 ms with the timeout, and by 100.4-101.1 ms with the
+timerfd (but for one run under a load spike); the floor (p5) went from
+100.9-101.0 to 100.3-100.5 ms. Where there is no timerfd, the millisecond
+timeout remains."""
 
 from __future__ import annotations
 
