@@ -29,7 +29,7 @@ from qnet_tui.lab import links, netns, sysctl, vmguests
 from qnet_tui.lab.impair import NONE, Impairment
 from qnet_tui.lab.linkimpair import ImpairError, set_impairment
 from qnet_tui.lab.ports import Hub, Port, TapPort
-from qnet_tui.lab.realize import Builder, Lab, RealizeError, listen, plan_hubs
+from qnet_tui.lab.realize import Builder, Lab, RealizeError, link_index, listen, plan_hubs
 from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Link, Node, Topology
@@ -323,9 +323,8 @@ def _make(lab: Lab, builder: Builder, new: Topology, p: Plan) -> set[str]:
         if node.id in p.host_nics_new:
             builder.host_nic(host, node)
     for name in sorted(p.masters):
-        index = host.link_lookup(ifname=name)[0]
         bridge = builder.peers(name, Kind.BRIDGE)
-        host.link("set", index=index, master=host.link_lookup(ifname=bridge[0])[0] if bridge else 0)
+        host.link("set", index=link_index(host, name), master=link_index(host, bridge[0]) if bridge else 0)
     machines = guests.machines(new)
     for machine in machines:
         if machine.id in p.machines_new and machine.guest is not None:

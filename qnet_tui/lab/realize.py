@@ -97,7 +97,7 @@ class Lab:
         return (*self.hubs, *self.pairs)
 
 
-def _index(ipr: IPRoute, ifname: str) -> int:
+def link_index(ipr: IPRoute, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:
         raise RealizeError(f"interface {ifname} vanished")
@@ -117,7 +117,7 @@ def _add_addresses(ipr: IPRoute, index: int, node: Node) -> None:
 
 
 def _lo_up(ipr: IPRoute) -> None:
-    ipr.link("set", index=_index(ipr, "lo"), state="up")
+    ipr.link("set", index=link_index(ipr, "lo"), state="up")
 
 
 class Builder:
@@ -243,7 +243,7 @@ class Builder:
                     "(CONFIG_BRIDGE_VLAN_FILTERING); set vlan_filtering: false"
                 ) from None
             raise RealizeError(f"{node.id}: cannot create bridge: {os.strerror(exc.code)}") from None
-        index = _index(host, node.id)
+        index = link_index(host, node.id)
         _add_addresses(host, index, node)
         host.link("set", index=index, state="up")
 
@@ -263,10 +263,10 @@ class Builder:
 
     def bridge_port_up(self, host: IPRoute, name: str) -> None:
         """Make link `name` (its node's name) a port of the bridge the node is linked to, and up."""
-        index = _index(host, name)
+        index = link_index(host, name)
         bridges = self.peers(name, Kind.BRIDGE)
         if bridges:
-            host.link("set", index=index, master=_index(host, bridges[0]))
+            host.link("set", index=index, master=link_index(host, bridges[0]))
         host.link("set", index=index, state="up")
 
     def host_nic(self, host: IPRoute, node: Node) -> None:
@@ -278,9 +278,9 @@ class Builder:
         except Exception as exc:
             raise RealizeError(f"{node.id}: cannot create veth: {exc}") from None
         if "mac" in node.attrs:
-            host.link("set", index=_index(host, node.id), address=node.attrs["mac"])
+            host.link("set", index=link_index(host, node.id), address=node.attrs["mac"])
         self.bridge_port_up(host, node.id)
-        inner = _index(outside, GUEST_IFNAME)
+        inner = link_index(outside, GUEST_IFNAME)
         _add_addresses(outside, inner, node)
         outside.link("set", index=inner, state="up")
 
@@ -312,7 +312,7 @@ class Builder:
             ns, ifname = lab.namespace_of(machine.id), machine.ifname(node.id)
             ipr = self.iproute(ns)
             fd = self.tap(ns, ifname, vnet)
-            index = _index(ipr, ifname)
+            index = link_index(ipr, ifname)
             ipr.link("set", index=index, address=node.attrs["mac"])
             _add_addresses(ipr, index, node)
             ipr.link("set", index=index, state="up")
@@ -340,7 +340,7 @@ class Builder:
         """The default routes through one NIC (its gateway, gateway6)."""
         ipr = self.iproute(self.lab.namespace_of(machine.id))
         node = self.t.nodes[nic]
-        index = _index(ipr, machine.ifname(nic))
+        index = link_index(ipr, machine.ifname(nic))
         for key, family in (("gateway", socket.AF_INET), ("gateway6", socket.AF_INET6)):
             router = node.attrs.get(key)
             if router is None:
