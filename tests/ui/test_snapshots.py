@@ -124,3 +124,25 @@ def test_impaired_links(snap_compare, tmp_path):
         await still(pilot)
 
     assert snap_compare(make_app(path, "qnet-dark"), terminal_size=SIZE, run_before=select_vm4)
+
+
+def test_apply_dialog(snap_compare):
+    """r on a running lab after edits: what they change, Apply / Restart / Cancel (the README's picture)."""
+    from qnet_tui.ui.dialogs import ApplyChanges
+
+    changes = [
+        "~ hub2: vlan 2 -> 7",
+        "~ vm1: ipv4 10.0.0.1/24 -> 10.0.0.11/24",
+        "+ guest_nic vm5",
+        "+ link hub2 - vm5",
+        "  made anew (their links drop for a moment): vm1",
+        "  scenario flaky stops: the links it changed are put back first",
+    ]
+
+    async def open_dialog(pilot) -> None:
+        pilot.app.push_screen(ApplyChanges("twovlans", changes))
+        await pilot.pause()
+        await still(pilot)
+
+    two_vlans = next(p for p in SAMPLES if p.name == "two-vlans.yaml")
+    assert snap_compare(make_app(two_vlans, "qnet-dark"), terminal_size=(120, 32), run_before=open_dialog)
