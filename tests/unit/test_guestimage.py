@@ -257,6 +257,10 @@ class FakeApt:
         self.unpacked: list[str] = []
         self.shown: list[list[str]] = []  # the packages of each apt-cache call
 
+    def state(self) -> str:
+        """What apt_state() would say: it changes with the lists and what is installed."""
+        return f"{self.kernel_version} {self.busybox} {self.installed} {self.lists}"
+
     def run(self, argv, cwd=None):
         def done(out="", err="", rc=0):
             return subprocess.CompletedProcess(argv, rc, out, err)
@@ -289,7 +293,7 @@ class FakeApt:
 
 
 def ensure(root: Path, apt: FakeApt, **kwargs) -> guestimage.GuestImage:
-    return guestimage.ensure(root=root, run=apt.run, unpacker=apt.unpack, **kwargs)
+    return guestimage.ensure(root=root, run=apt.run, unpacker=apt.unpack, state=apt.state, **kwargs)
 
 
 def leftovers(root: Path) -> list[str]:
@@ -495,3 +499,29 @@ def test_cli_prints_the_image_and_the_accelerator(
         "virtio_pci)\n"
         "accel   TCG: no /dev/kvm\n"
     )
+
+
+def test_apt_is_asked_only_when_its_state_changed(tmp_path: Path):
+    apt = FakeApt()
+    ensure(tmp_path, apt)
+    asked = len(apt.shown)
+    assert asked >= 1
+    ensure(tmp_path, apt)
+    ensure(tmp_path, apt)
+    assert len(apt.shown) == asked  # nothing changed: the image is current without a look at apt's lists
+    apt.installed = True  # busybox-static installed since: apt is asked again, the image is current
+    ensure(tmp_path, apt)
+    assert len(apt.shown) == asked + 1 and len(apt.unpacked) == 2
+    ensure(tmp_path, apt)
+    assert len(apt.shown) == asked + 1
+    assert leftovers(tmp_path) == []
+
+
+def test_apt_state_names_the_files_that_change_with_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    status = tmp_path / "status"
+    status.write_text("a")
+    monkeypatch.setattr(guestimage, "APT_STATE", (str(status), str(tmp_path / "absent")))
+    before = guestimage.apt_state()
+    assert before.endswith(" -")
+    status.write_text("ab")
+    assert guestimage.apt_state() != before
