@@ -17,8 +17,10 @@ Forwarders (forwarding.py's, plus a floor):
 Each round measures every forwarder once per interval, in turn, so that a
 change in the machine's load falls on all of them alike; the table gives the
 median over rounds of each run's median RTT (ping's per-reply times), and of
-its average. --pin CPU puts the forwarder on one CPU (sched_setaffinity) and
---nice N sets its nice level, to see what placement does.
+its average. --pin CPU puts the forwarder on one CPU (sched_setaffinity),
+--nice N sets its nice level, --ping-cpu runs ping on one CPU, and a
+forwarder named with +slice (--only qnet,qnet+slice) gets an EEVDF slice of
+--slice-us, to see what placement and scheduling do.
 
 Everything runs in namespaces this script makes (prefixes qnb-, qnl-, and the
 lab 'qnetbench') and removes."""
@@ -26,10 +28,12 @@ lab 'qnetbench') and removes."""
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,7 +69,10 @@ while True:
                 frame = read(fd, 65600)
             except BlockingIOError:
                 break
-            write(out, frame)
+            try:
+                write(out, frame)
+            except OSError:  # EIO: the other guest's interface is not up yet
+                pass
 """
 
 
@@ -207,8 +214,26 @@ def ping(fw, interval: float, count: int) -> dict[str, float]:
     }
 
 
-def place(pid: int | None, cpu: int | None, nice: int | None) -> None:
-    """Put the forwarder (every thread of it) on one CPU, or at a nice level."""
+SCHED_ATTR = struct.Struct("IIQiIQQQII")  # struct sched_attr, SCHED_ATTR_SIZE_VER1
+SYS_SCHED_SETATTR, SYS_SCHED_GETATTR = 314, 315  # x86_64
+
+
+def set_slice(tid: int, ns: int) -> None:
+    """EEVDF's request size for tid (sched_attr.sched_runtime of SCHED_OTHER,
+    Linux 6.12+): a shorter one gives an earlier deadline, so a waking task
+    preempts a busy CPU's current task sooner."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(SCHED_ATTR.size)
+    if libc.syscall(SYS_SCHED_GETATTR, tid, buf, SCHED_ATTR.size, 0) < 0:
+        raise OSError(ctypes.get_errno(), "sched_getattr")
+    nice = SCHED_ATTR.unpack(buf.raw)[3]
+    attr = SCHED_ATTR.pack(SCHED_ATTR.size, 0, 0, nice, 0, ns, 0, 0, 0, 0)
+    if libc.syscall(SYS_SCHED_SETATTR, tid, ctypes.c_char_p(attr), 0) < 0:
+        raise OSError(ctypes.get_errno(), "sched_setattr")
+
+
+def place(pid: int | None, cpu: int | None, nice: int | None, slice_us: int | None) -> None:
+    """Put the forwarder (every thread of it) on one CPU, at a nice level, or with an EEVDF slice."""
     if pid is None:
         return
     for tid in map(int, os.listdir(f"/proc/{pid}/task")):
@@ -216,6 +241,8 @@ def place(pid: int | None, cpu: int | None, nice: int | None) -> None:
             os.sched_setaffinity(tid, {cpu})
         if nice is not None:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
+        if slice_us is not None:
+            set_slice(tid, slice_us * 1000)
 
 
 def probe(intervals: list[float], count: int, rounds: int) -> int:
@@ -229,11 +256,13 @@ def probe(intervals: list[float], count: int, rounds: int) -> int:
             fw = Qnet(2)
             try:
                 run_in(fw.guest(1), "ping", "-c", "3", "-i", "0.2", "-W", "1", guest_ip(2))
+                start = time.monotonic_ns()
                 rtt = ping(fw, interval, count)
             finally:
                 fw.close()
                 Qnet.probe = None
-            busy = json.loads(out.read_text())["busy_ns"]
+            probed = json.loads(out.read_text())
+            busy = probed["busy_ns"]
             out.unlink()
             out.parent.rmdir()
             cols = []
@@ -242,7 +271,14 @@ def probe(intervals: list[float], count: int, rounds: int) -> int:
                 cols.append(f"{statistics.median(xs):>6.1f} [{xs[int(len(xs) * 0.9)]:>5.1f}]")
             w = statistics.median(b[3] for b in busy)
             print(f"{interval:>10g} {cols[0]:>14} {cols[1]:>14} {cols[2]:>14} {w:>7g} {rtt['median']:>6.3f}")
-            print(f"  load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+            gcs = [(g, t) for g, when, t in probed["gc_ns"] if when >= start]  # while pinging
+            longest = max((t for _, t in gcs), default=0) / 1e3
+            print(
+                f"  load {os.getloadavg()[0]:.2f}; {len(gcs)} garbage collections while pinging, by generation "
+                f"{[sum(g == k for g, _ in gcs) for k in range(3)]}, longest {longest:.0f} us, "
+                f"total {sum(t for _, t in gcs) / 1e6:.1f} ms; {probed['objects']} objects at exit",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -254,6 +290,7 @@ def main() -> int:
     parser.add_argument("--only", default="qnet,qemu,floor,bridge")
     parser.add_argument("--pin", type=int, default=None, metavar="CPU")
     parser.add_argument("--nice", type=int, default=None)
+    parser.add_argument("--slice-us", type=int, default=None, help="EEVDF slice of the forwarders marked +slice")
     parser.add_argument("--ping-cpu", type=int, default=None, metavar="CPU", help="run ping on this CPU")
     parser.add_argument("--probe", action="store_true", help="time the worker's loop instead (latency_probe.py)")
     args = parser.parse_args()
@@ -270,9 +307,9 @@ def main() -> int:
     load = []
     for r in range(args.rounds):
         for name in wanted:
-            fw = KINDS[name](2)
+            fw = KINDS[name.removesuffix("+slice")](2)
             try:
-                place(fw.pid, args.pin, args.nice)
+                place(fw.pid, args.pin, args.nice, args.slice_us if name.endswith("+slice") else None)
                 run_in(fw.guest(1), "ping", "-c", "3", "-i", "0.2", "-W", "1", guest_ip(2))  # ARP, warm-up
                 for interval in intervals:
                     load.append(os.getloadavg()[0])

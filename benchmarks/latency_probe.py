@@ -14,6 +14,7 @@ the last write back into epoll_wait; and how long each wait lasted."""
 from __future__ import annotations
 
 import atexit
+import gc
 import itertools
 import json
 import os
@@ -28,6 +29,18 @@ from qnet_tui.lab import loop as loop_module
 now = time.monotonic_ns
 turns: list[tuple[int, int, list[int]]] = []  # (entered epoll_wait, returned, writes' starts and returns)
 writes: list[int] = []
+collections: list[tuple[int, int, int]] = []  # the garbage collector's runs: (generation, start, ns)
+_gc_start = 0
+
+
+def on_gc(phase: str, info: dict) -> None:
+    global _gc_start
+    if phase == "start":
+        _gc_start = now()
+    else:
+        collections.append((info["generation"], _gc_start, now() - _gc_start))
+
+
 real_write = os.write
 
 
@@ -69,7 +82,13 @@ def summary() -> dict:
     for (_, returned, ws), (entered_next, _, _) in itertools.pairwise(turns):
         if ws:
             busy.append((ws[0] - returned, ws[1] - ws[0], entered_next - ws[-1], len(ws) // 2))
-    return {"turns": len(turns), "waits_ns": waits, "busy_ns": busy}
+    return {
+        "turns": len(turns),
+        "waits_ns": waits,
+        "busy_ns": busy,
+        "gc_ns": collections,
+        "objects": len(gc.get_objects()),
+    }
 
 
 def dump(path: str) -> None:
@@ -86,6 +105,7 @@ def main() -> int:
 
     loop_module.Loop.__init__ = probed_init
     os.write = write
+    gc.callbacks.append(on_gc)
     atexit.register(dump, out)
     return cli.main(sys.argv[2:])
 
