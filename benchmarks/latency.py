@@ -276,7 +276,8 @@ def probe(intervals: list[float], count: int, rounds: int) -> int:
             print(
                 f"  load {os.getloadavg()[0]:.2f}; {len(gcs)} garbage collections while pinging, by generation "
                 f"{[sum(g == k for g, _ in gcs) for k in range(3)]}, longest {longest:.0f} us, "
-                f"total {sum(t for _, t in gcs) / 1e6:.1f} ms; {probed['objects']} objects at exit",
+                f"total {sum(t for _, t in gcs) / 1e6:.1f} ms; {probed['objects']} objects at exit; "
+                f"{probed['turns']} turns of the loop, {len(busy)} of them wrote",
                 file=sys.stderr,
             )
     return 0
