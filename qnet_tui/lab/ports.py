@@ -253,11 +253,11 @@ class TapPort(Port):
 
         Draining ends with a read that finds the tap empty, and on sparse
         traffic (a ping) that read sits between a request's write and the
-        reply's read: ~17 us on cold caches, ~8 % of the RTT
-        (benchmarks/LATENCY.md). So a tap whose last drain found one frame
-        gets one read, and epoll (level-triggered) says if more is queued;
-        ready again within SPARSE_GAP_S of that lone read, it is a burst,
-        and is drained as before."""
+        reply's read: ~17 us on cold caches (benchmarks/LATENCY.md). So a
+        tap whose last drain found one frame gets one read, and epoll
+        (level-triggered) says if more is queued; ready again within
+        SPARSE_GAP_S of that lone read, it is a burst, and is drained as
+        before."""
         fd, read = self.fd, os.read
         if self.sparse:
             now = monotonic()
