@@ -7,6 +7,7 @@ ping interval, in one run.
 Forwarders (forwarding.py's, plus a floor):
 
   qnet    qnet-tui's worker (`qnet-tui run`)
+  base    the same, from the checkout given by --baseline DIR (a change, before and after)
   qemu    QEMU's own hub, two `-netdev tap,vhost=off` hub ports
   bridge  a Linux bridge with two veths
   floor   the least a Python forwarder does: epoll over two taps (opened as
@@ -104,6 +105,7 @@ class Qnet(forwarding.Qnet):
     """qnet-tui's worker, as lab LAB; with PROBE set, under latency_probe.py's stopwatch."""
 
     probe: str | None = None
+    tree: str | None = None  # run the worker from this checkout (see --baseline)
 
     def __init__(self, ports: int) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="qnl-"))
@@ -120,6 +122,7 @@ class Qnet(forwarding.Qnet):
         self.proc = subprocess.Popen(
             [*head, "run", str(self.file), "--json"],
             env=env,
+            cwd=self.tree,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -187,7 +190,13 @@ class Qemu(forwarding.Qemu):
         return f"qnl-qemu.vm{i}"
 
 
-KINDS = {"qnet": Qnet, "qemu": Qemu, "bridge": Bridge, "floor": Floor}
+class Baseline(Qnet):
+    """qnet-tui's worker from another checkout (--baseline DIR), to compare a change in one run."""
+
+    name = "base"
+
+
+KINDS = {"base": Baseline, "qnet": Qnet, "qemu": Qemu, "bridge": Bridge, "floor": Floor}
 
 
 def ping(fw, interval: float, count: int) -> dict[str, float]:
@@ -292,6 +301,7 @@ def main() -> int:
     parser.add_argument("--pin", type=int, default=None, metavar="CPU")
     parser.add_argument("--nice", type=int, default=None)
     parser.add_argument("--slice-us", type=int, default=None, help="EEVDF slice of the forwarders marked +slice")
+    parser.add_argument("--baseline", metavar="DIR", help="forwarder 'base': the worker of the checkout in DIR")
     parser.add_argument("--ping-cpu", type=int, default=None, metavar="CPU", help="run ping on this CPU")
     parser.add_argument("--probe", action="store_true", help="time the worker's loop instead (latency_probe.py)")
     args = parser.parse_args()
@@ -301,6 +311,7 @@ def main() -> int:
     intervals = [float(x) for x in args.intervals.split(",")]
     global PING_CPU
     PING_CPU = args.ping_cpu
+    Baseline.tree = args.baseline
     if args.probe:
         return probe(intervals, args.count, args.rounds)
     wanted = [k for k in args.only.split(",") if k]
