@@ -174,5 +174,18 @@ def blast(
     }
 
 
+def wait_quiet(max_wait: float = 120, busy_below: float = 30) -> float:
+    """Wait (up to max_wait s) for a second in which the machine is busy less than busy_below % of one core.
+
+    Other work on a 2-core machine moves these figures more than anything measured; returns the last busy %."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        t0, s0 = time.monotonic(), proc_stat()
+        time.sleep(1)
+        busy = (proc_stat().busy - s0.busy) / HZ / (time.monotonic() - t0) * 100
+        if busy < busy_below or time.monotonic() > deadline:
+            return busy
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])

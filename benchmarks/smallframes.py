@@ -30,23 +30,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.forwarding import Bridge, Qemu, Qnet, cpu_cell, guest_mac, run_in
-from benchmarks.framegen import blast, loadavg
+from benchmarks.framegen import blast, loadavg, wait_quiet
 
 KINDS = {"qnet": Qnet, "bridge": Bridge, "qemu": Qemu}
 
 
-def warm_up(fw, hubs: int) -> None:
+def warm_up(fw, hubs: int) -> float:
     # One round of frames through each hub, so nothing is learned or allocated during the count.
     for h in range(hubs):
         run_in(fw.guest(1, h), "ping", "-c", "1", "-W", "1", "-b", "10.77.0.255")
+    return wait_quiet()
 
 
 def guests_case(kind, guests: int, seconds: float) -> dict[str, float]:
     fw = kind(guests + 1)
     try:
-        warm_up(fw, 1)
+        quiet = warm_up(fw, 1)
         others = [fw.guest(i) for i in range(3, guests + 2)]
-        return blast(fw.pid, [(fw.guest(1), guest_mac(1), fw.guest(2))], seconds, listeners=others)
+        return blast(fw.pid, [(fw.guest(1), guest_mac(1), fw.guest(2))], seconds, listeners=others) | {
+            "busy_before_pct": quiet
+        }
     finally:
         fw.close()
 
@@ -54,9 +57,9 @@ def guests_case(kind, guests: int, seconds: float) -> dict[str, float]:
 def hubs_case(kind, busy: int, seconds: float) -> dict[str, float]:
     fw = kind(2, hubs=2)
     try:
-        warm_up(fw, 2)
+        quiet = warm_up(fw, 2)
         pairs = [(fw.guest(1, h), guest_mac(1, h), fw.guest(2, h)) for h in range(busy)]
-        return blast(fw.pid, pairs, seconds)
+        return blast(fw.pid, pairs, seconds) | {"busy_before_pct": quiet}
     finally:
         fw.close()
 
@@ -65,7 +68,7 @@ def row(label: str, name: str, r: dict[str, float]) -> str:
     return (
         f"{label:<10} {name:<7} {r['delivered_fps']:>12,.0f} {r['delivered_all_fps']:>12,.0f}"
         f" {r['offered_fps']:>10,.0f} {cpu_cell(r):>6} {r['softirq_pct']:>9.0f} {r['gen_cpu_pct']:>6.0f}"
-        f" {r['busy_pct']:>6.0f}"
+        f" {r['busy_pct']:>6.0f} {r['busy_before_pct']:>5.0f}"
         f" {r['cpu_s_per_mframe']:>9.2f}"
     )
 
@@ -75,6 +78,9 @@ def ratios(label: str, by_name: dict[str, dict[str, float]]) -> str:
         return ""
     q = by_name["qnet"]["delivered_fps"]
     parts = [f"qnet/{p} {q / by_name[p]['delivered_fps']:.2f}x" for p in ("qemu", "bridge") if p in by_name]
+    if "qemu" in by_name:
+        cost = by_name["qnet"]["cpu_s_per_mframe"] / by_name["qemu"]["cpu_s_per_mframe"]
+        parts.append(f"CPU per frame qnet/qemu {cost:.2f}x")
     return f"{label:<10} " + ", ".join(parts)
 
 
@@ -113,9 +119,10 @@ def main() -> int:
         results.setdefault(label, {})[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
     print(f"\nmedian of {args.repeat} runs of {args.seconds:g} s; load average {load0} before, {loadavg()} after")
     print("frames/s: to one guest (vm2; with 2 hubs busy, both hubs' vm2s), to every receiving guest")
-    print("CPU % of one core: the forwarder's processes, the generators (gen); softirq and busy: the whole machine")
+    print("CPU % of one core: the forwarder's processes, the generators (gen); the whole machine:")
+    print("softirq and busy while frames flow, pre: busy in the second before (waited for below 30 %)")
     head = f"{'case':<10} {'hub':<7} {'frames/s':>12} {'all guests':>12} {'offered':>10}"
-    print(head + f" {'CPU %':>6} {'softirq %':>9} {'gen %':>6} {'busy %':>6} {'CPU s/Mfr':>9}")
+    print(head + f" {'CPU %':>6} {'softirq %':>9} {'gen %':>6} {'busy %':>6} {'pre %':>5} {'CPU s/Mfr':>9}")
     for label, by_name in results.items():
         for name, r in by_name.items():
             print(row(label, name, r))
