@@ -2,21 +2,24 @@
 """Forwarding benchmark: guest-to-guest through one hub, against its peers in
 the same run.
 
-    sudo .venv/bin/python benchmarks/forwarding.py [--seconds 5] [--ports 2] [--repeat 3]
+    sudo .venv/bin/python benchmarks/forwarding.py [--seconds 5] [--ports 2,8] [--repeat 3]
 
 Each forwarder joins N guest namespaces (eth0, 10.77.0.i/24); vm1 sends to
 vm2, the other ports (with --ports 8) only receive the hub's copies:
 
-  qnet    qnet-tui's worker (`qnet-tui run`), statistics counted as always
+  qnet    qnet-tui's worker (`qnet-tui run`), statistics, samples and drop counts on as always
   bridge  a Linux bridge with a veth to each guest (the kernel, no copy to user space)
   qemu    QEMU's own hub: qemu-system-x86_64 -machine none with one
           `-netdev tap,vhost=off` + `-netdev hubport,hubid=0` per guest
 
-Measured: iperf3 TCP (one stream), UDP 64-byte payloads (frames/s delivered,
-read from vm2's interface counters, since iperf3's receiver caps first), ping
-RTT (200 pings), and the forwarder's CPU. Prints a table and qnet's ratios;
-median of --repeat runs. Everything runs in namespaces this script makes
-(prefix qnb-, and lab 'qnetbench') and removes."""
+Measured: iperf3 TCP (one stream), small frames (trafgen's 60-byte frames into
+vm1, faster than any forwarder here; frames/s delivered, read from vm2's
+interface counters: benchmarks/framegen.py), ping RTT (200 pings), and the
+forwarder's CPU, also per million frames delivered. Forwarders are measured in
+turns, each run after the machine has had a quiet second; prints a table and
+qnet's ratios, median of --repeat runs, with the load average. Everything runs
+in namespaces this script makes (prefix qnb-, and lab 'qnetbench') and removes.
+benchmarks/smallframes.py scales the small-frame figure to 16 guests and 2 hubs."""
 
 from __future__ import annotations
 
