@@ -33,6 +33,7 @@ from qnet_tui.lab import netns
 HZ = os.sysconf("SC_CLK_TCK")
 ETHERTYPE = 0x88B5
 FRAME_LEN = 60  # the shortest Ethernet frame without its FCS
+STOP_AFTER = ["timeout", "-s", "INT", "-k", "5"]
 
 
 def trafgen_config(src_mac: str) -> str:
@@ -54,6 +55,15 @@ def parse_trafgen(out: str) -> tuple[int, float]:
     if sent is None or not spans:
         raise ValueError(f"no trafgen summary in: {out[-300:]!r}")
     return int(sent.group(1)), max(spans)
+
+
+def sending_seconds(out: str, wall: float) -> float:
+    """How long trafgen sent: its own figure, or the wall time when it left no summary (now and then a SIGINT
+    ends it without one)."""
+    try:
+        return parse_trafgen(out)[1]
+    except ValueError:
+        return wall
 
 
 @dataclass(frozen=True)
@@ -132,8 +142,9 @@ def blast(
     fw0, sys0, t0 = (tree_ticks(pid) if pid else 0), proc_stat(), time.monotonic()
     gens = [
         subprocess.Popen(
-            # SIGINT: trafgen prints its summary. -q: the qdisc path, like any sender; -Q: leave IRQ affinity alone.
-            ["timeout", "-s", "INT", f"{seconds:g}", "trafgen", "-i", str(cfg), "-o", "eth0", "-q", "-Q", "-P", "1"],
+            # SIGINT: trafgen prints its summary (-k: and SIGKILL if it hangs). -q: the qdisc path, like any
+            # sender; -Q: leave IRQ affinity alone; -P 1: one process, one core.
+            [*STOP_AFTER, f"{seconds:g}", "trafgen", "-i", str(cfg), "-o", "eth0", "-q", "-Q", "-P", "1"],
             preexec_fn=lambda ns=ns: netns.enter(ns),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -152,8 +163,7 @@ def blast(
     def delta(ns: str, key: str) -> int:
         return after[ns][key] - before[ns][key]
 
-    spans = [parse_trafgen(out)[1] for out in outs]
-    span = max(spans)
+    span = max(sending_seconds(out, wall) for out in outs)
     delivered = sum(delta(r, "rx_packets") for r in receivers)
     offered = sum(delta(s, "tx_packets") + delta(s, "tx_dropped") for s, _, _ in pairs)
     fw_cpu = (fw1 - fw0) / HZ if pid else float("nan")

@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from benchmarks.framegen import FRAME_LEN, parse_pid_stat, parse_proc_stat, parse_trafgen, trafgen_config
+from benchmarks.framegen import (
+    FRAME_LEN,
+    parse_pid_stat,
+    parse_proc_stat,
+    parse_trafgen,
+    sending_seconds,
+    trafgen_config,
+)
 
 # trafgen 0.6.8's closing summary after SIGINT, as it prints it inside a namespace (sysctl warnings first).
 SUMMARY = (
@@ -59,3 +66,9 @@ def test_pid_stat_survives_a_command_with_spaces_and_parentheses() -> None:
     # pid (comm) state ppid ... utime is field 14 and stime 15 of proc(5).
     rest = " ".join(["S", "4242"] + ["0"] * 9 + ["120", "30"] + ["0"] * 20)
     assert parse_pid_stat(f"4321 (qnet (worker) x) {rest}") == (4242, 150)
+
+
+def test_sending_time_falls_back_to_the_wall_clock_without_a_summary() -> None:
+    # trafgen now and then ends on SIGINT without its summary; the run still counts, over the wall time.
+    assert sending_seconds("Running! Hang up with ^C!\n\n", 4.25) == 4.25
+    assert sending_seconds(SUMMARY, 4.25) == pytest.approx(3.987902)
