@@ -2,21 +2,24 @@
 """Forwarding benchmark: guest-to-guest through one hub, against its peers in
 the same run.
 
-    sudo .venv/bin/python benchmarks/forwarding.py [--seconds 5] [--ports 2] [--repeat 3]
+    sudo .venv/bin/python benchmarks/forwarding.py [--seconds 5] [--ports 2,8] [--repeat 3]
 
 Each forwarder joins N guest namespaces (eth0, 10.77.0.i/24); vm1 sends to
 vm2, the other ports (with --ports 8) only receive the hub's copies:
 
-  qnet    qnet-tui's worker (`qnet-tui run`), statistics counted as always
+  qnet    qnet-tui's worker (`qnet-tui run`), statistics, samples and drop counts on as always
   bridge  a Linux bridge with a veth to each guest (the kernel, no copy to user space)
   qemu    QEMU's own hub: qemu-system-x86_64 -machine none with one
           `-netdev tap,vhost=off` + `-netdev hubport,hubid=0` per guest
 
-Measured: iperf3 TCP (one stream), UDP 64-byte payloads (frames/s delivered,
-read from vm2's interface counters, since iperf3's receiver caps first), ping
-RTT (200 pings), and the forwarder's CPU. Prints a table and qnet's ratios;
-median of --repeat runs. Everything runs in namespaces this script makes
-(prefix qnb-, and lab 'qnetbench') and removes."""
+Measured: iperf3 TCP (one stream), small frames (trafgen's 60-byte frames into
+vm1, faster than any forwarder here; frames/s delivered, read from vm2's
+interface counters: benchmarks/framegen.py), ping RTT (200 pings), and the
+forwarder's CPU, also per million frames delivered. Forwarders are measured in
+turns, each run after the machine has had a quiet second; prints a table and
+qnet's ratios, median of --repeat runs, with the load average. Everything runs
+in namespaces this script makes (prefix qnb-, and lab 'qnetbench') and removes.
+benchmarks/smallframes.py scales the small-frame figure to 16 guests and 2 hubs."""
 
 from __future__ import annotations
 
@@ -36,10 +39,10 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.framegen import HZ, blast, loadavg, tree_ticks, wait_quiet
 from qnet_tui.lab import netns
 
 SUBNET = "10.77.0"
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def guest_ip(i: int) -> str:
@@ -73,11 +76,20 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def configure_guest(ns: str, i: int, ifname: str = "eth0") -> None:
+def guest_name(i: int, hub: int = 0) -> str:
+    """vm1, vm2, ... on the first hub; h1vm1, ... on the second (two hubs busy at once)."""
+    return f"vm{i}" if hub == 0 else f"h{hub}vm{i}"
+
+
+def guest_mac(i: int, hub: int = 0) -> str:
+    return f"52:54:00:77:{hub:02x}:{i:02x}"
+
+
+def configure_guest(ns: str, i: int, ifname: str = "eth0", mac: str | None = None) -> None:
     with ipr_in(ns) as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         idx = ipr.link_lookup(ifname=ifname)[0]
-        ipr.link("set", index=idx, address=f"52:54:00:77:00:{i:02x}")
+        ipr.link("set", index=idx, address=mac or guest_mac(i))
         ipr.addr("add", index=idx, address=guest_ip(i), prefixlen=24)
         ipr.link("set", index=idx, state="up")
 
@@ -88,18 +100,18 @@ def configure_guest(ns: str, i: int, ifname: str = "eth0") -> None:
 class Qnet:
     name = "qnet"
 
-    def __init__(self, ports: int) -> None:
+    def __init__(self, ports: int, hubs: int = 1) -> None:
         self.ports = ports
         self.folder = Path(tempfile.mkdtemp(prefix="qnb-"))
-        nodes = {"hub0": {"kind": "hub", "vlan": 0}}
-        for i in range(1, ports + 1):
-            nodes[f"vm{i}"] = {"kind": "guest_nic", "mac": f"52:54:00:77:00:{i:02x}", "ipv4": f"{guest_ip(i)}/24"}
-        topo = {
-            "version": 1,
-            "name": "qnetbench",
-            "nodes": nodes,
-            "links": [["hub0", f"vm{i}"] for i in range(1, ports + 1)],
-        }
+        nodes: dict[str, dict] = {}
+        links = []
+        for h in range(hubs):
+            nodes[f"hub{h}"] = {"kind": "hub", "vlan": h}
+            for i in range(1, ports + 1):
+                name = guest_name(i, h)
+                nodes[name] = {"kind": "guest_nic", "mac": guest_mac(i, h), "ipv4": f"{guest_ip(i)}/24"}
+                links.append([f"hub{h}", name])
+        topo = {"version": 1, "name": "qnetbench", "nodes": nodes, "links": links}
         self.file = self.folder / "bench.yaml"
         self.file.write_text(json.dumps(topo))
         env = dict(os.environ, QNET_RUNTIME_DIR=str(self.folder / "run"))
@@ -117,8 +129,8 @@ class Qnet:
             raise RuntimeError("qnet-tui run did not start")
         self.pid = self.proc.pid
 
-    def guest(self, i: int) -> str:
-        return netns.node_ns("qnetbench", f"vm{i}")
+    def guest(self, i: int, hub: int = 0) -> str:
+        return netns.node_ns("qnetbench", guest_name(i, hub))
 
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -129,25 +141,28 @@ class Qnet:
 class Bridge:
     name = "bridge"
 
-    def __init__(self, ports: int) -> None:
+    def __init__(self, ports: int, hubs: int = 1) -> None:
         self.ports = ports
-        self.namespaces = ["qnb-br"] + [f"qnb-br.vm{i}" for i in range(1, ports + 1)]
+        guests = [(i, h) for h in range(hubs) for i in range(1, ports + 1)]
+        self.namespaces = ["qnb-br"] + [self.guest(i, h) for i, h in guests]
         for ns in self.namespaces:
             netns.create(ns)
         with ipr_in("qnb-br") as ipr:
-            ipr.link("add", ifname="br0", kind="bridge", br_stp_state=0)
-            br = ipr.link_lookup(ifname="br0")[0]
-            ipr.link("set", index=br, state="up")
-            for i in range(1, ports + 1):
-                ipr.link("add", ifname=f"p{i}", kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.guest(i)})
-                idx = ipr.link_lookup(ifname=f"p{i}")[0]
-                ipr.link("set", index=idx, master=br, state="up")
-        for i in range(1, ports + 1):
-            configure_guest(self.guest(i), i)
+            for h in range(hubs):
+                ipr.link("add", ifname=f"br{h}", kind="bridge", br_stp_state=0)
+                br = ipr.link_lookup(ifname=f"br{h}")[0]
+                ipr.link("set", index=br, state="up")
+                for i in range(1, ports + 1):
+                    port = f"p{h}.{i}"
+                    ipr.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.guest(i, h)})
+                    idx = ipr.link_lookup(ifname=port)[0]
+                    ipr.link("set", index=idx, master=br, state="up")
+        for i, h in guests:
+            configure_guest(self.guest(i, h), i, mac=guest_mac(i, h))
         self.pid = None
 
-    def guest(self, i: int) -> str:
-        return f"qnb-br.vm{i}"
+    def guest(self, i: int, hub: int = 0) -> str:
+        return f"qnb-br.{guest_name(i, hub)}"
 
     def close(self) -> None:
         for ns in reversed(self.namespaces):
@@ -157,18 +172,19 @@ class Bridge:
 class Qemu:
     name = "qemu"
 
-    def __init__(self, ports: int) -> None:
+    def __init__(self, ports: int, hubs: int = 1) -> None:
         self.ports = ports
-        self.namespaces = ["qnb-qemu"] + [f"qnb-qemu.vm{i}" for i in range(1, ports + 1)]
+        guests = [(i, h) for h in range(hubs) for i in range(1, ports + 1)]
+        self.namespaces = ["qnb-qemu"] + [self.guest(i, h) for i, h in guests]
         for ns in self.namespaces:
             netns.create(ns)
         args = ["qemu-system-x86_64", "-machine", "none", "-nodefaults", "-display", "none"]
-        for i in range(1, ports + 1):
+        for i, h in guests:
             args += [
                 "-netdev",
-                f"tap,id=t{i},ifname=qt{i},script=no,downscript=no,vhost=off",
+                f"tap,id=t{h}.{i},ifname=qt{h}.{i},script=no,downscript=no,vhost=off",
                 "-netdev",
-                f"hubport,id=h{i},hubid=0,netdev=t{i}",
+                f"hubport,id=h{h}.{i},hubid={h},netdev=t{h}.{i}",
             ]
         self.proc = subprocess.Popen(
             args, preexec_fn=lambda: netns.enter("qnb-qemu"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -176,19 +192,19 @@ class Qemu:
         self.pid = self.proc.pid
         with ipr_in("qnb-qemu") as ipr:
             deadline = time.monotonic() + 20
-            while len([x for x in ipr.get_links() if x.get_attr("IFLA_IFNAME").startswith("qt")]) < ports:
+            while len([x for x in ipr.get_links() if x.get_attr("IFLA_IFNAME").startswith("qt")]) < len(guests):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"qemu did not start: {self.proc.stderr.read().decode()[:500]}")
                 time.sleep(0.1)
             # QEMU holds the taps' fds; the devices can move to the guests' namespaces.
-            for i in range(1, ports + 1):
-                idx = ipr.link_lookup(ifname=f"qt{i}")[0]
-                ipr.link("set", index=idx, ifname="eth0", net_ns_fd=self.guest(i))
-        for i in range(1, ports + 1):
-            configure_guest(self.guest(i), i)
+            for i, h in guests:
+                idx = ipr.link_lookup(ifname=f"qt{h}.{i}")[0]
+                ipr.link("set", index=idx, ifname="eth0", net_ns_fd=self.guest(i, h))
+        for i, h in guests:
+            configure_guest(self.guest(i, h), i, mac=guest_mac(i, h))
 
-    def guest(self, i: int) -> str:
-        return f"qnb-qemu.vm{i}"
+    def guest(self, i: int, hub: int = 0) -> str:
+        return f"qnb-qemu.{guest_name(i, hub)}"
 
     def close(self) -> None:
         # Stop QEMU before its taps' namespaces go: it spins otherwise.
@@ -201,56 +217,78 @@ class Qemu:
 # -- the measurements -----------------------------------------------------------
 
 
+def small_frames(fw, seconds: float) -> dict[str, float]:
+    """trafgen's 60-byte frames from vm1 through the hub; frames/s delivered to vm2, and the forwarder's CPU."""
+    others = [fw.guest(i) for i in range(3, fw.ports + 1)]
+    return blast(fw.pid, [(fw.guest(1), guest_mac(1), fw.guest(2))], seconds, listeners=others)
+
+
 def measure(fw, seconds: float) -> dict[str, float]:
     vm1, vm2 = fw.guest(1), fw.guest(2)
     run_in(vm1, "ping", "-c", "3", "-i", "0.2", "-W", "1", guest_ip(2))  # ARP and warm-up
+    quiet = wait_quiet()
     server = spawn_in(vm2, "iperf3", "-s", "-B", guest_ip(2))
     time.sleep(0.5)
     try:
-        cpu0, t0 = (cpu_ticks(fw.pid) if fw.pid else 0), time.monotonic()
+        cpu0, t0 = (tree_ticks(fw.pid) if fw.pid else 0), time.monotonic()
         tcp = run_in(vm1, "iperf3", "-c", guest_ip(2), "-t", str(seconds), "-J", timeout=seconds + 30)
-        cpu = (cpu_ticks(fw.pid) - cpu0) / HZ / (time.monotonic() - t0) * 100 if fw.pid else float("nan")
+        cpu = (tree_ticks(fw.pid) - cpu0) / HZ / (time.monotonic() - t0) * 100 if fw.pid else float("nan")
         gbps = json.loads(tcp.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
-        rx0, t0 = rx_packets(vm2), time.monotonic()
-        run_in(
-            vm1,
-            "iperf3",
-            "-c",
-            guest_ip(2),
-            "-u",
-            "-b",
-            "0",
-            "-l",
-            "64",
-            "-t",
-            str(seconds),
-            "-J",
-            timeout=seconds + 30,
-        )
-        fps = (rx_packets(vm2) - rx0) / (time.monotonic() - t0)
     finally:
         server.kill()
         server.wait()
+    quiet = max(quiet, wait_quiet())  # iperf3's teardown, or another job, must not share the generator's core
+    small = small_frames(fw, seconds)
     ping = run_in(vm1, "ping", "-c", "200", "-i", "0.005", "-q", guest_ip(2), timeout=60).stdout
     rtt = float(re.search(r"= [\d.]+/([\d.]+)/", ping).group(1))
-    return {"tcp_gbps": gbps, "small_fps": fps, "ping_ms": rtt, "cpu_pct": cpu}
+    return {
+        "busy_before_pct": quiet,
+        "tcp_gbps": gbps,
+        "tcp_cpu_pct": cpu,
+        "ping_ms": rtt,
+        "small_fps": small["delivered_fps"],
+        "offered_fps": small["offered_fps"],
+        "cpu_pct": small["cpu_pct"],
+        "gen_cpu_pct": small["gen_cpu_pct"],
+        "softirq_pct": small["softirq_pct"],
+        "busy_pct": small["busy_pct"],
+        "cpu_s_per_mframe": small["cpu_s_per_mframe"],
+    }
 
 
-def bench(kind, ports: int, seconds: float, repeat: int) -> dict[str, float]:
-    runs = []
-    for _ in range(repeat):
-        fw = kind(ports)
-        try:
-            runs.append(measure(fw, seconds))
-        finally:
-            fw.close()
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+def bench(kinds: dict, ports: int, seconds: float, repeat: int) -> dict[str, dict[str, float]]:
+    """Median of `repeat` runs per forwarder, taken in turns so that a busy spell of the machine hits them all."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in kinds}
+    for n in range(repeat):
+        for name, kind in kinds.items():
+            print(f"measuring {name} ({ports} ports, run {n + 1} of {repeat}, {seconds:g} s) ...", file=sys.stderr)
+            fw = kind(ports)
+            try:
+                runs[name].append(measure(fw, seconds))
+            finally:
+                fw.close()
+    return {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+
+
+def cpu_cell(r: dict[str, float]) -> str:
+    return "kernel" if r["cpu_pct"] != r["cpu_pct"] else f"{r['cpu_pct']:.0f}"  # NaN: the bridge has no process
+
+
+def ratio_line(ports: int, q: dict[str, float], peer: str, p: dict[str, float]) -> str:
+    line = (
+        f"{ports} ports, qnet / {peer}: TCP {q['tcp_gbps'] / p['tcp_gbps']:.2f}x, "
+        f"small frames {q['small_fps'] / p['small_fps']:.2f}x, "
+        f"ping {q['ping_ms'] / p['ping_ms']:.2f}x (lower is better)"
+    )
+    if peer == "qemu":  # a process too; the bridge's softirq share leaves out what runs in the sender's own call
+        line += f", CPU per frame {q['cpu_s_per_mframe'] / p['cpu_s_per_mframe']:.2f}x (lower is better)"
+    return line
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--ports", type=int, default=2)
+    parser.add_argument("--ports", default="2", help="port counts, comma-separated (e.g. 2,8)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="qnet,bridge,qemu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
@@ -258,31 +296,36 @@ def main() -> int:
     if os.geteuid() != 0:
         print("the benchmark makes namespaces: run it as root", file=sys.stderr)
         return 2
+    if not shutil.which("trafgen"):
+        print("no trafgen (Debian: apt-get install netsniff-ng)", file=sys.stderr)
+        return 2
     kinds = {"qnet": Qnet, "bridge": Bridge, "qemu": Qemu}
     wanted = [k for k in args.only.split(",") if k]
     if "qemu" in wanted and not shutil.which("qemu-system-x86_64"):
         print("no qemu-system-x86_64 (Debian: apt-get install qemu-system-x86); skipping QEMU", file=sys.stderr)
         wanted.remove("qemu")
-    results = {}
-    for name in wanted:
-        print(f"measuring {name} ({args.ports} ports, {args.repeat} x {args.seconds:g} s) ...", file=sys.stderr)
-        results[name] = bench(kinds[name], args.ports, args.seconds, args.repeat)
-    print(f"\n{args.ports}-port hub, median of {args.repeat}")
-    print(f"{'forwarder':<8} {'TCP Gbit/s':>11} {'64B frames/s':>13} {'ping ms':>8} {'CPU %':>6}")
-    for name, r in results.items():
-        print(f"{name:<8} {r['tcp_gbps']:>11.2f} {r['small_fps']:>13,.0f} {r['ping_ms']:>8.3f} {r['cpu_pct']:>6.0f}")
-    if "qnet" in results:
-        q = results["qnet"]
-        for peer in ("qemu", "bridge"):
-            if peer in results:
-                p = results[peer]
-                print(
-                    f"qnet / {peer}: TCP {q['tcp_gbps'] / p['tcp_gbps']:.2f}x, "
-                    f"small frames {q['small_fps'] / p['small_fps']:.2f}x, "
-                    f"ping {q['ping_ms'] / p['ping_ms']:.2f}x (lower is better)"
-                )
+    load0 = loadavg()
+    chosen = {name: kinds[name] for name in wanted}
+    results = {ports: bench(chosen, ports, args.seconds, args.repeat) for ports in map(int, args.ports.split(","))}
+    print(f"\nmedian of {args.repeat} runs of {args.seconds:g} s; load average {load0} before, {loadavg()} after")
+    print("60 B frames: trafgen into vm1, frames/s delivered to vm2; CPU while they flow (s per M frames delivered);")
+    print("gen: trafgen's CPU; busy: the machine's, while frames flow; pre: before (waited for below 30 %)")
+    head = f"{'ports':>5} {'forwarder':<9} {'TCP Gbit/s':>10} {'ping ms':>8} {'60B frames/s':>12} {'offered':>9}"
+    print(head + f" {'CPU %':>6} {'softirq %':>9} {'gen %':>6} {'busy %':>6} {'pre %':>5} {'CPU s/Mfr':>9}")
+    for ports, by_name in results.items():
+        for name, r in by_name.items():
+            print(
+                f"{ports:>5} {name:<9} {r['tcp_gbps']:>10.2f} {r['ping_ms']:>8.3f} {r['small_fps']:>12,.0f}"
+                f" {r['offered_fps']:>9,.0f} {cpu_cell(r):>6} {r['softirq_pct']:>9.0f}"
+                f" {r['gen_cpu_pct']:>6.0f} {r['busy_pct']:>6.0f} {r['busy_before_pct']:>5.0f}"
+                f" {r['cpu_s_per_mframe']:>9.2f}"
+            )
+        if "qnet" in by_name:
+            for peer in ("qemu", "bridge"):
+                if peer in by_name:
+                    print(ratio_line(ports, by_name["qnet"], peer, by_name[peer]))
     if args.json:
-        print(json.dumps({"ports": args.ports, "seconds": args.seconds, "results": results}))
+        print(json.dumps({"seconds": args.seconds, "load": [load0, loadavg()], "results": results}))
     return 0
 
 
