@@ -171,6 +171,20 @@ class _Reader:
         line, col = self.smap.find(*keys, ("top-value", "scenarios"), ("top", "scenarios"))
         self.problems.append(Diagnostic(ERROR, message, line, col))
 
+    def _known_keys(self, raw: dict, keys: tuple[str, ...], where: str, what: str, key_at: tuple, at: tuple) -> bool:
+        """An error placed at each key of raw not in keys; False if there was one."""
+        ok = True
+        for key in raw:
+            if key not in keys:
+                hint = values_hint(str(key), keys)
+                self.error(
+                    f"{where}unknown key {values.describe(key)}{hint}; {what} has {', '.join(keys)}",
+                    (*key_at, key),
+                    at,
+                )
+                ok = False
+        return ok
+
     def read(self, raw: Any) -> dict[str, Scenario]:
         out: dict[str, Scenario] = {}
         if not isinstance(raw, dict):
@@ -245,16 +259,7 @@ class _Reader:
         if not isinstance(raw, dict):
             self.error(f"{where}: a mapping with at, link and what happens, not {values.describe(raw)}", at_item)
             return None
-        ok = True
-        for key in raw:
-            if key not in STEP_KEYS:
-                hint = values_hint(str(key), STEP_KEYS)
-                self.error(
-                    f"{where}: unknown key {values.describe(key)}{hint}; a step has {', '.join(STEP_KEYS)}",
-                    ("scn-key", name, i, key),
-                    at_item,
-                )
-                ok = False
+        ok = self._known_keys(raw, STEP_KEYS, f"{where}: ", "a step", ("scn-key", name, i), at_item)
         actions = [k for k in ACTIONS if k in raw]
         if len(actions) != 1:
             said = f"both {' and '.join(actions)}" if actions else "none of them"
@@ -390,16 +395,7 @@ class _Reader:
                 place,
             )
             return None
-        ok = True
-        for key in raw:
-            if key not in RAMP_KEYS:
-                hint = values_hint(str(key), RAMP_KEYS)
-                self.error(
-                    f"{where}: ramp: unknown key {values.describe(key)}{hint}; a ramp has {', '.join(RAMP_KEYS)}",
-                    ("scn-key", name, i, "ramp", key),
-                    place,
-                )
-                ok = False
+        ok = self._known_keys(raw, RAMP_KEYS, f"{where}: ramp: ", "a ramp", ("scn-key", name, i, "ramp"), place)
         for key in ("to", "over"):
             if key not in raw:
                 self.error(f"{where}: ramp: missing '{key}' (as in {{to: loss=20%, over: 60s}})", place)
