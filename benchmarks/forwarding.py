@@ -76,6 +76,26 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def start_lab(cmd: list[str], env: dict[str, str], stdout: int = subprocess.DEVNULL, **kw) -> subprocess.Popen:
+    """`qnet-tui run ...` (cmd), once it says the lab is running; its stderr is read on after that."""
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, **kw)
+    for line in proc.stderr:
+        if "is running" in line:
+            break
+    else:
+        raise RuntimeError("qnet-tui run did not start")
+    return proc
+
+
+def preflight() -> str | None:
+    """Why a small-frame benchmark cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the benchmark makes namespaces: run it as root"
+    if not shutil.which("trafgen"):
+        return "no trafgen (Debian: apt-get install netsniff-ng)"
+    return None
+
+
 def guest_name(i: int, hub: int = 0) -> str:
     """vm1, vm2, ... on the first hub; h1vm1, ... on the second (two hubs busy at once)."""
     return f"vm{i}" if hub == 0 else f"h{hub}vm{i}"
@@ -115,18 +135,7 @@ class Qnet:
         self.file = self.folder / "bench.yaml"
         self.file.write_text(json.dumps(topo))
         env = dict(os.environ, QNET_RUNTIME_DIR=str(self.folder / "run"))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qnet_tui", "run", str(self.file), "--json"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for line in self.proc.stderr:
-            if "is running" in line:
-                break
-        else:
-            raise RuntimeError("qnet-tui run did not start")
+        self.proc = start_lab([sys.executable, "-m", "qnet_tui", "run", str(self.file), "--json"], env)
         self.pid = self.proc.pid
 
     def guest(self, i: int, hub: int = 0) -> str:
@@ -293,11 +302,8 @@ def main() -> int:
     parser.add_argument("--only", default="qnet,bridge,qemu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("the benchmark makes namespaces: run it as root", file=sys.stderr)
-        return 2
-    if not shutil.which("trafgen"):
-        print("no trafgen (Debian: apt-get install netsniff-ng)", file=sys.stderr)
+    if (why := preflight()) is not None:
+        print(why, file=sys.stderr)
         return 2
     kinds = {"qnet": Qnet, "bridge": Bridge, "qemu": Qemu}
     wanted = [k for k in args.only.split(",") if k]

@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.forwarding import run_in, rx_packets, spawn_in
+from benchmarks.forwarding import run_in, rx_packets, spawn_in, start_lab
 from qnet_tui.lab import netns, sysctl
 
 LAB = "qnetimpair"
@@ -87,18 +87,8 @@ class Lab:
         self.file = self.folder / "impair.yaml"
         self.file.write_text(json.dumps(topology))
         self.env = dict(os.environ, QNET_RUNTIME_DIR=str(self.folder / "run"))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qnet_tui", "run", str(self.file), "--json", "--interval", "0.2"],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for line in self.proc.stderr:
-            if "is running" in line:
-                break
-        else:
-            raise RuntimeError("qnet-tui run did not start")
+        cmd = [sys.executable, "-m", "qnet_tui", "run", str(self.file), "--json", "--interval", "0.2"]
+        self.proc = start_lab(cmd, self.env, stdout=subprocess.PIPE)
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # never let stderr fill
         self.stats: dict = {}
         self.changed = threading.Condition()

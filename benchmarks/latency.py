@@ -119,19 +119,7 @@ class Qnet(forwarding.Qnet):
         head = [sys.executable, "-m", "qnet_tui"]
         if self.probe:
             head = [sys.executable, str(Path(__file__).with_name("latency_probe.py")), self.probe]
-        self.proc = subprocess.Popen(
-            [*head, "run", str(self.file), "--json"],
-            env=env,
-            cwd=self.tree,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for line in self.proc.stderr:
-            if "is running" in line:
-                break
-        else:
-            raise RuntimeError("qnet-tui run did not start")
+        self.proc = forwarding.start_lab([*head, "run", str(self.file), "--json"], env, cwd=self.tree)
         self.pid = self.proc.pid
 
     def guest(self, i: int) -> str:

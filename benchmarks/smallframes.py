@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.forwarding import Bridge, Qemu, Qnet, cpu_cell, guest_mac, run_in
+from benchmarks.forwarding import Bridge, Qemu, Qnet, cpu_cell, guest_mac, preflight, run_in
 from benchmarks.framegen import blast, loadavg, wait_quiet
 
 KINDS = {"qnet": Qnet, "bridge": Bridge, "qemu": Qemu}
@@ -93,11 +92,8 @@ def main() -> int:
     parser.add_argument("--only", default="qnet,bridge,qemu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("the benchmark makes namespaces: run it as root", file=sys.stderr)
-        return 2
-    if not shutil.which("trafgen"):
-        print("no trafgen (Debian: apt-get install netsniff-ng)", file=sys.stderr)
+    if (why := preflight()) is not None:
+        print(why, file=sys.stderr)
         return 2
     wanted = [k for k in args.only.split(",") if k]
     if "qemu" in wanted and not shutil.which("qemu-system-x86_64"):
