@@ -29,7 +29,7 @@ from qnet_tui.lab import links, netns, sysctl, vmguests
 from qnet_tui.lab.impair import NONE, Impairment
 from qnet_tui.lab.linkimpair import ImpairError, set_impairment
 from qnet_tui.lab.ports import Hub, Port, TapPort
-from qnet_tui.lab.realize import Builder, Lab, RealizeError, link_index, listen, plan_hubs
+from qnet_tui.lab.realize import Builder, Lab, PlannedHub, RealizeError, link_index, listen, plan_hubs
 from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Link, Node, Topology
@@ -58,6 +58,7 @@ class Plan:
     host_nics_new: set[str] = field(default_factory=set)
     masters: set[str] = field(default_factory=set)  # kept taps and host NICs whose bridge may change
     impair: dict[Link, Any] = field(default_factory=dict)  # directions whose impairment the file changed
+    hubs: list[PlannedHub] = field(default_factory=list)  # the new topology's, as realize plans them
 
     @property
     def empty(self) -> bool:
@@ -89,7 +90,8 @@ class _Side:
         self.t = t
         self.machines = {m.id: m for m in guests.machines(t)}
         self.machine_of = {nic: m for m in self.machines.values() for nic in m.nics}
-        self.hubs = {h.name: h for h in plan_hubs(t)}
+        self.plan = plan_hubs(t)
+        self.hubs = {h.name: h for h in self.plan}
         self.hub_of = {member: h for h in self.hubs.values() for member in h.members}
 
     def port_recipe(self, node: Node) -> tuple:
@@ -124,6 +126,7 @@ def plan(old: Topology, new: Topology) -> Plan:
             "stop this one and run the file"
         )
     before, after = _Side(old), _Side(new)
+    p.hubs = after.plan
     said = p.changes
     for node in old.nodes.values():
         if node.id not in new.nodes:
@@ -253,7 +256,7 @@ def carry_out(lab: Lab, new: Topology, p: Plan, on_hub_gone: Callable[[Hub], Non
     builder = Builder(lab)
     try:
         moved = _make(lab, builder, new, p)
-        _rewire(lab, new, moved | p.ports_new, on_hub_gone)
+        _rewire(lab, p.hubs, moved | p.ports_new, on_hub_gone)
         _impairments(lab, new, p, moved)
     except (RealizeError, ImpairError) as exc:
         raise ApplyError(f"{exc}; the lab runs the change up to there: restart it to build the file whole") from None
@@ -331,7 +334,7 @@ def _make(lab: Lab, builder: Builder, new: Topology, p: Plan) -> set[str]:
             builder.iproute(lab.namespace_of(machine.id))
     builder.vms([m for m in machines if m.id in p.vms_new], wait=False)
     builder.vm_nics = {nic for m in machines if m.is_vm for nic in m.nics}
-    planned = {member: hub for hub in plan_hubs(new) for member in hub.members}
+    planned = {member: hub for hub in p.hubs for member in hub.members}
     for node in new.nodes.values():
         if node.id in p.ports_new:
             builder.port(host, node, planned[node.id].vnet)
@@ -355,12 +358,12 @@ def _make(lab: Lab, builder: Builder, new: Topology, p: Plan) -> set[str]:
     }
 
 
-def _rewire(lab: Lab, new: Topology, fresh: set[str], on_hub_gone: Callable[[Hub], None]) -> None:
+def _rewire(lab: Lab, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Callable[[Hub], None]) -> None:
     """Hubs as the new topology plans them: kept hubs keep their ports and
     counters; a moved port leaves its old link's state behind."""
     existing = {hub.name: hub for hub in lab.all_hubs}
     hubs, pairs = [], []
-    for planned in plan_hubs(new):
+    for planned in plan:
         hub = existing.pop(planned.name, None) or Hub(planned.name, planned.vlan)
         hub.vlan = planned.vlan
         (hubs if planned.node else pairs).append(hub)
