@@ -187,6 +187,7 @@ class PortStats(TypedDict):
 
 class HubStats(TypedDict):
     hub: str  # the worker's name of the hub (a pair's: its two ends)
+    forwarding: str  # worker, or kernel (a Linux bridge floods for it)
     capture: CaptureStats | None
     frames: int
     bytes: int
@@ -220,6 +221,7 @@ PORT_SHAPE = {
 }
 HUB_SHAPE = {
     "hub": str,
+    "forwarding": str,
     "capture": Opt({"path": str, "frames": int, "bytes": int}),
     "frames": int,
     "bytes": int,

@@ -27,6 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns, sysctl, vmguests
 from qnet_tui.lab.impair import NONE, Impairment
+from qnet_tui.lab.kernelhub import KernelHub, VethPort
 from qnet_tui.lab.linkimpair import ImpairError, set_impairment
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.realize import Builder, Lab, PlannedHub, RealizeError, link_index, listen, plan_hubs
@@ -86,24 +87,27 @@ def _value(value: Any) -> str:
 class _Side:
     """What one topology makes: machines, hubs, and each port's recipe."""
 
-    def __init__(self, t: Topology) -> None:
+    def __init__(self, t: Topology, pinned: frozenset[str], kernel: bool) -> None:
         self.t = t
         self.machines = {m.id: m for m in guests.machines(t)}
         self.machine_of = {nic: m for m in self.machines.values() for nic in m.nics}
-        self.plan = plan_hubs(t)
+        self.plan = plan_hubs(t, pinned, kernel)
         self.hubs = {h.name: h for h in self.plan}
         self.hub_of = {member: h for h in self.hubs.values() for member in h.members}
 
     def port_recipe(self, node: Node) -> tuple:
         """What a port node's port is made of: equal recipes, the same port."""
-        vnet = self.hub_of[node.id].vnet if node.id in self.hub_of else None
+        hub = self.hub_of.get(node.id)
+        vnet = hub.vnet if hub is not None else None
         if node.kind is Kind.GUEST_NIC:
             if node.is_qemu_vm:
                 return ("qemu",)
             machine = self.machine_of[node.id]
             if machine.is_vm:
                 return ("vm", machine.id)  # the VM's settings restart it; the port just redials
-            return ("namespace", machine.id, machine.ifname(node.id), _frozen(node.attrs), vnet)
+            # A kernel hub's NIC is a veth, a worker's a tap: a NIC changing sides is made anew.
+            kernel = hub is not None and hub.kernel
+            return ("namespace", machine.id, machine.ifname(node.id), _frozen(node.attrs), vnet, kernel)
         if node.kind is Kind.TAP:
             return ("tap", _frozen(node.attrs), vnet)
         return ("socket", _frozen(node.attrs))
@@ -117,15 +121,16 @@ class _Side:
         return found[0] if found else None
 
 
-def plan(old: Topology, new: Topology) -> Plan:
-    """What changing a lab built from `old` into `new` takes (nothing is done)."""
+def plan(old: Topology, new: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = False) -> Plan:
+    """What changing a lab built from `old` into `new` takes (nothing is done).
+    pinned, kernel: as realize.plan_hubs takes them."""
     p = Plan()
     if new.name != old.name:
         p.refusal = (
             f"the lab's name changed ({old.name} -> {new.name}): a lab of another name is another lab; "
             "stop this one and run the file"
         )
-    before, after = _Side(old), _Side(new)
+    before, after = _Side(old, pinned, kernel), _Side(new, pinned, kernel)
     p.hubs = after.plan
     said = p.changes
     for node in old.nodes.values():
@@ -272,11 +277,15 @@ def carry_out(lab: Lab, new: Topology, p: Plan, on_hub_gone: Callable[[Hub], Non
 def _close_port(lab: Lab, port: Port) -> None:
     if port.hub is not None:
         port.hub.detach(port)
-    if isinstance(port, TapPort):
+    if isinstance(port, (TapPort, VethPort)):
         lab.loop.remove(port.fd)
     close = getattr(port, "close", None)
     if close is not None:
         close()
+    if isinstance(port, VethPort):
+        # Now, not with its namespace: a port made anew takes the guest's interface name.
+        with netns.iproute(lab.host_ns) as host, contextlib.suppress(NetlinkError):
+            host.link("del", index=port.index)
 
 
 def _remove_namespace(lab: Lab, ns: str) -> None:
@@ -337,7 +346,7 @@ def _make(lab: Lab, builder: Builder, new: Topology, p: Plan) -> set[str]:
     planned = {member: hub for hub in p.hubs for member in hub.members}
     for node in new.nodes.values():
         if node.id in p.ports_new:
-            builder.port(host, node, planned[node.id].vnet)
+            builder.port(host, node, planned[node.id])
     for machine in machines:
         if machine.is_vm:
             continue
@@ -362,9 +371,12 @@ def _rewire(lab: Lab, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Call
     """Hubs as the new topology plans them: kept hubs keep their ports and
     counters; a moved port leaves its old link's state behind."""
     existing = {hub.name: hub for hub in lab.all_hubs}
+    for planned in plan:  # a hub changing sides is another hub: its ports were made anew
+        if planned.name in existing and isinstance(existing[planned.name], KernelHub) != planned.kernel:
+            _hub_gone(existing.pop(planned.name), on_hub_gone)
     hubs, pairs = [], []
     for planned in plan:
-        hub = existing.pop(planned.name, None) or Hub(planned.name, planned.vlan)
+        hub = existing.pop(planned.name, None) or Builder(lab).hub(planned)
         hub.vlan = planned.vlan
         (hubs if planned.node else pairs).append(hub)
         for member in planned.members:
@@ -379,10 +391,16 @@ def _rewire(lab: Lab, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Call
             if member in fresh and isinstance(port, TapPort) and port.fd not in lab.loop.handlers:
                 listen(lab, port)
     for gone in existing.values():
-        for port in list(gone.ports):
-            gone.detach(port)
-        on_hub_gone(gone)
+        _hub_gone(gone, on_hub_gone)
     lab.hubs[:], lab.pairs[:] = hubs, pairs
+
+
+def _hub_gone(hub: Hub, on_hub_gone: Callable[[Hub], None]) -> None:
+    for port in list(hub.ports):
+        hub.detach(port)
+    on_hub_gone(hub)
+    if isinstance(hub, KernelHub):
+        hub.close()
 
 
 def _impairments(lab: Lab, new: Topology, p: Plan, moved: set[str]) -> None:
@@ -394,3 +412,19 @@ def _impairments(lab: Lab, new: Topology, p: Plan, moved: set[str]) -> None:
     for (a, b), text in ways.items():
         spec = Impairment.parse(text) if text else NONE
         set_impairment(lab, a, b, spec)
+
+
+def to_worker(lab: Lab, name: str) -> None:
+    """Hub `name`, forwarded by the kernel, is the worker's from now on (an
+    impairment needs it): its guest NICs are made anew as taps, with the
+    file's addresses and routes; a capture running on it goes on. Pinned
+    for the lab's life."""
+    old = next(h for h in lab.hubs if h.name == name)
+    capture, old.capture = old.capture, None
+    lab.pinned.add(name)
+    p = Plan(hubs=lab.plan())
+    members = next(h.members for h in p.hubs if h.name == name)
+    p.ports_gone.update(members)
+    p.ports_new.update(members)
+    carry_out(lab, lab.topology, p, lambda hub: None)
+    next(h for h in lab.hubs if h.name == name).capture = capture

@@ -14,6 +14,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from qnet_tui.lab.impair import LOSS, Impairer, Impairment
+from qnet_tui.lab.kernelhub import KernelHub
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Port, _segments
 from qnet_tui.lab.tap import VNET_HDR_LEN
@@ -115,9 +116,16 @@ def place(lab: Lab, a: str, b: str) -> tuple[Port, bool]:
 
 def set_impairment(lab: Lab, a: str, b: str, spec: Impairment, seed: int | None = None) -> None:
     """Impair direction a -> b with spec (NONE lifts it). Frames already
-    delayed still go out when due."""
+    delayed still go out when due. A hub the kernel forwards becomes the
+    worker's first (its NICs are made anew)."""
     port, egress = place(lab, a, b)
     hook_on = spec.active
+    if hook_on and isinstance(port.hub, KernelHub):
+        from qnet_tui.lab import apply  # apply builds on this module
+
+        apply.to_worker(lab, port.hub.name)
+        lab.log("info", f"{port.hub.name if port.hub else a}: forwarded by the worker now: {a} -> {b} is impaired")
+        port, egress = place(lab, a, b)
     if egress:
         port.egress = Egress(port, Impairer(spec, seed), lab.loop) if hook_on else None
         port.egress_spec = spec

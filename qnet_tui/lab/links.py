@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from qnet_tui.lab.kernelhub import KernelHub, VethPort
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.realize import Lab
 from qnet_tui.lab.tap import set_carrier
@@ -100,6 +101,9 @@ def set_state(lab: Lab, cable: Cable, up: bool, direction: str) -> tuple[bool, b
 
 
 def carrier(lab: Lab, port: Port, up: bool) -> None:
+    if isinstance(port, VethPort) and isinstance(port.hub, KernelHub):
+        port.hub.set_carrier(port, up)
+        return
     if isinstance(port, TapPort) and port.fd >= 0:
         try:
             set_carrier(port.fd, up)

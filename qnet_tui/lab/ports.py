@@ -292,6 +292,8 @@ class Hub:
     its source. A guest NIC peered straight to a tap or socket is a hub of two
     ports, which is exactly QEMU's netdev peering."""
 
+    forwarding = "worker"  # who floods its frames (lab/kernelhub.py: the kernel)
+
     def __init__(self, name: str, vlan: int | None) -> None:
         self.name = name
         self.vlan = vlan
@@ -552,6 +554,7 @@ class Hub:
     def stats(self) -> dict:
         return {
             "hub": self.name,
+            "forwarding": self.forwarding,
             "capture": self.capture.stats() if self.capture else None,
             "frames": self.frames,
             "bytes": self.bytes,

@@ -25,9 +25,10 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from qnet_tui.lab import guestimage, hostif, netns, sysctl, vm, vmguests
+from qnet_tui.lab import bpf, guestimage, hostif, kernelhub, netns, sysctl, vm, vmguests
 from qnet_tui.lab.accel import probe
 from qnet_tui.lab.console import Send
+from qnet_tui.lab.kernelhub import KernelHub, VethPort
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
@@ -67,6 +68,9 @@ class Lab:
     vm_guests: dict[str, VmGuest] = field(default_factory=dict)
     console_send: Send = lambda client, message: None  # the control server's, for VM consoles
     guest_image: guestimage.GuestImage | None = None  # the built-in one, once a VM guest needed it
+    # Hubs the worker forwards whatever they hold: an impairment set live on
+    # one the kernel forwarded moved it here (lab/apply.py to_worker).
+    pinned: set[str] = field(default_factory=set)
     files: SocketFiles = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +94,10 @@ class Lab:
     @property
     def host_ns(self) -> str:
         return netns.host_ns(self.name)
+
+    def plan(self, t: Topology | None = None) -> list[PlannedHub]:
+        """Its hubs as realize plans them (for topology t: a change being applied)."""
+        return plan_hubs(t or self.topology, frozenset(self.pinned), kernel_path())
 
     @property
     def all_hubs(self) -> tuple[Hub, ...]:
@@ -213,18 +221,26 @@ class Builder:
                 self.ns(lab.namespace_of(machine.id))  # a guest of no NICs too: exec still runs in it
         self.vms([m for m in machines if m.is_vm])
         hubs = []
-        for planned in plan_hubs(t):
-            hub = Hub(planned.name, planned.vlan)
+        for planned in lab.plan():
+            hub = self.hub(planned)
             (lab.hubs if planned.node else lab.pairs).append(hub)
             hubs.append(hub)
             for member in planned.members:
-                hub.attach(self.port(host, t.nodes[member], planned.vnet))
+                hub.attach(self.port(host, t.nodes[member], planned))
         for machine in machines:
             if not machine.is_vm:
                 self.machine(machine)
         for hub in hubs:
             for port in hub.ports:
                 listen(lab, port)
+
+    def hub(self, planned: PlannedHub) -> Hub:
+        if not planned.kernel:
+            return Hub(planned.name, planned.vlan)
+        try:
+            return KernelHub(planned.name, planned.vlan, self.lab.host_ns)
+        except OSError as exc:
+            raise RealizeError(str(exc)) from None
 
     def bridge(self, host: IPRoute, node: Node) -> None:
         stp = node.get("stp") is True
@@ -284,12 +300,14 @@ class Builder:
         _add_addresses(outside, inner, node)
         outside.link("set", index=inner, state="up")
 
-    def port(self, host: IPRoute, node: Node, vnet: bool) -> Port:
-        lab = self.lab
-        if node.kind is Kind.TAP:
+    def port(self, host: IPRoute, node: Node, planned: PlannedHub) -> Port:
+        lab, vnet = self.lab, planned.vnet
+        if planned.kernel:
+            port: Port = self.veth(host, node)
+        elif node.kind is Kind.TAP:
             fd = self.tap(lab.host_ns, node.id, vnet)
             self.bridge_port_up(host, node.id)
-            port: Port = TapPort(node.id, fd, vnet)
+            port = TapPort(node.id, fd, vnet)
         elif node.is_qemu_vm:
             # A real QEMU VM is this NIC: it listens on a socket in the lab's folder, and the lab dials it.
             try:
@@ -321,6 +339,29 @@ class Builder:
             port = self.socket(node)
         lab.ports[node.id] = port
         return port
+
+    def veth(self, host: IPRoute, node: Node) -> VethPort:
+        """A guest NIC of a kernel-forwarded hub: a veth, the guest's end
+        (eth0, ...) in its namespace, the hub's end (named as the NIC) in the
+        lab's; the hub makes it a port of its bridge."""
+        machine = self.lab.machine_of[node.id]
+        ns, ifname = self.lab.namespace_of(machine.id), machine.ifname(node.id)
+        ipr = self.iproute(ns)
+        try:
+            host.link("add", ifname=node.id, kind="veth", peer={"ifname": ifname, "net_ns_fd": ns})
+        except NetlinkError as exc:
+            raise RealizeError(f"{node.id}: cannot create veth: {os.strerror(exc.code)}") from None
+        index = link_index(host, node.id)
+        kernelhub.quiet(self.lab.host_ns, node.id)
+        host.link("set", index=index, state="up")
+        inner = link_index(ipr, ifname)
+        ipr.link("set", index=inner, address=node.attrs["mac"])
+        _add_addresses(ipr, inner, node)
+        ipr.link("set", index=inner, state="up")
+        try:
+            return VethPort.open(node.id, self.lab.host_ns, index)
+        except OSError as exc:
+            raise RealizeError(f"{node.id}: cannot watch its veth: {exc.strerror or exc}") from None
 
     def machine(self, machine: guests.Machine) -> None:
         """What a guest holds across its NICs, once they are up: forwarding
@@ -386,18 +427,50 @@ class PlannedHub:
     members: tuple[str, ...]  # port nodes, in file order
     vnet: bool  # frames carry virtio-net headers (taps only: sockets' frames have none)
     node: bool  # a hub node (a VLAN), not a pair or a lone port
+    kernel: bool = False  # a Linux bridge floods for it (lab/kernelhub.py)
 
 
-def plan_hubs(t: Topology) -> list[PlannedHub]:
+@functools.cache
+def kernel_path() -> bool:
+    """Whether this kernel lets the lab watch a kernel-forwarded hub (eBPF
+    socket filters; bridge ports that can be locked came in Linux 5.18)."""
+    try:
+        bpf.PortFilter.make(kernelhub.SAMPLE_BYTES).close()
+    except OSError:
+        return False
+    release = os.uname().release.split(".")
+    try:
+        return (int(release[0]), int(release[1].split("-")[0])) >= (5, 18)
+    except (ValueError, IndexError):
+        return False
+
+
+def plan_hubs(t: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = False) -> list[PlannedHub]:
     """Which ports flood to which: one hub per hub node; a guest NIC peered
-    to a tap or socket forms a pair; a port with no peer stands alone."""
+    to a tap or socket forms a pair; a port with no peer stands alone.
+
+    With kernel (this machine can), a hub node whose ports are all namespace
+    guests' NICs, none of its links impaired in the file, not set
+    `forwarding: worker` and not pinned to the worker, is the kernel's to
+    forward."""
     ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
     vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
+    impaired = {end for way in t.impair for end in way}
 
     def planned(name: str, vlan: int | None, members: list[str], node: bool) -> PlannedHub:
         # Frames from sockets carry no virtio-net header: then nobody's do.
         vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in vm_nics for m in members)
-        return PlannedHub(name, vlan, tuple(members), vnet, node)
+        fast = (
+            kernel
+            and node
+            and bool(members)
+            and name not in pinned
+            and name not in impaired
+            and t.nodes[name].get("forwarding") != "worker"
+            and all(t.nodes[m].kind is Kind.GUEST_NIC and not t.nodes[m].is_qemu_vm for m in members)
+            and not vm_nics.intersection(members)
+        )
+        return PlannedHub(name, vlan, tuple(members), vnet, node, fast)
 
     def peers(node_id: str) -> list[str]:
         return [n for n in t.neighbours(node_id) if t.nodes[n].kind in ports]
@@ -420,8 +493,9 @@ def plan_hubs(t: Topology) -> list[PlannedHub]:
 
 
 def listen(lab: Lab, port: Port) -> None:
-    """Have the loop hand a tap's frames to its hub (sockets register themselves)."""
-    if isinstance(port, TapPort):
+    """Have the loop hand a tap's frames to its hub (sockets register
+    themselves); a kernel hub's port, the frames its filter kept."""
+    if isinstance(port, (TapPort, VethPort)):
         lab.loop.add(port.fd, lambda mask, p=port: p.on_readable())
 
 
@@ -455,6 +529,9 @@ def teardown(lab: Lab) -> list[str]:
         close = getattr(port, "close", None)
         if close is not None:
             close()
+    for hub in lab.hubs:
+        if isinstance(hub, KernelHub):
+            hub.close()
     lab.files.release_all()  # a port that failed half-way made its file, too
     if lab.lent:
         for record in reversed(lab.lent):

@@ -29,7 +29,7 @@ from qnet_tui.lab.impair import Impairment, ImpairmentError
 from qnet_tui.lab.linkimpair import ImpairError, from_topology, impairment_of, place, set_impairment
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.ports import Hub
-from qnet_tui.lab.realize import Lab, RealizeError, realize, teardown
+from qnet_tui.lab.realize import Lab, RealizeError, kernel_path, realize, teardown
 from qnet_tui.lab.runstate import LabError
 from qnet_tui.lab.scenario import Player, ScenarioError
 from qnet_tui.lab.stats import Stats, format_table
@@ -266,7 +266,7 @@ class Worker:
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise MessageError(f"apply: the topology has errors: {errors[0]}{more}")
-        plan = apply.plan(self.lab.topology, doc.topology)
+        plan = apply.plan(self.lab.topology, doc.topology, frozenset(self.lab.pinned), kernel_path())
         playing = self.player.scenario if self.player is not None else None
         if playing is not None and not plan.empty:
             plan.changes.append(f"  scenario {playing.name} stops: the links it changed are put back first")

@@ -127,7 +127,16 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
         _IPV6,
     ),
     Kind.TAP: (),
-    Kind.HUB: (Field("vlan", int, "QEMU hub id: the VLAN number", required=True, int_range=(0, 4095)),),
+    Kind.HUB: (
+        Field("vlan", int, "QEMU hub id: the VLAN number", required=True, int_range=(0, 4095)),
+        Field(
+            "forwarding",
+            str,
+            "auto: the kernel floods for a hub of namespace guests alone (fast); worker: the lab's worker always",
+            default="auto",
+            choices=("auto", "worker"),
+        ),
+    ),
     Kind.GUEST_NIC: (
         Field("model", str, "emulated NIC model", default="virtio-net-pci"),
         _mac(required=True),

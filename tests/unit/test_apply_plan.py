@@ -172,3 +172,39 @@ def test_changed_scenarios_are_a_change_of_their_own():
     p = plan(topo(BASE), topo(BASE + timeline))
     assert p.changes == ["~ scenarios: cut"]
     assert not (p.ports_gone or p.ports_new)
+
+
+# -- which hubs the kernel forwards (realize.plan_hubs with kernel=True) ------------------
+
+
+def kernel_hubs(t, pinned=frozenset()) -> dict[str, bool]:
+    from qnet_tui.lab.realize import plan_hubs
+
+    return {h.name: h.kernel for h in plan_hubs(t, pinned, kernel=True) if h.node}
+
+
+def test_a_hub_of_namespace_guests_alone_is_the_kernels():
+    # hub1 holds tap0: the worker's; hub2 only guest NICs.
+    assert kernel_hubs(topo(BASE)) == {"hub1": False, "hub2": True}
+    assert kernel_hubs(edited(("  - [hub1, tap0]\n", ""))) == {"hub1": True, "hub2": True}
+
+
+def test_forwarding_worker_an_impairment_or_a_pin_keep_a_hub_with_the_worker():
+    assert kernel_hubs(edited(("hub2: {kind: hub, vlan: 2}", "hub2: {kind: hub, vlan: 2, forwarding: worker}"))) == {
+        "hub1": False,
+        "hub2": False,
+    }
+    assert kernel_hubs(edited(("[hub2, vm3]", "[hub2, vm3, {impair: 'delay=1ms'}]")))["hub2"] is False
+    assert kernel_hubs(topo(BASE), frozenset({"hub2"}))["hub2"] is False
+    from qnet_tui.lab.realize import plan_hubs
+
+    assert not any(h.kernel for h in plan_hubs(topo(BASE)))  # a kernel that cannot: the worker forwards all
+
+
+def test_a_nic_moving_between_kernel_and_worker_hubs_is_made_anew():
+    moved = edited(("[hub2, vm3]", "[hub1, vm3]"))
+    p = plan(topo(BASE), moved, kernel=True)
+    assert p.ports_gone == p.ports_new == {"vm3"}  # a veth before, a tap after
+    p = plan(topo(BASE), edited(("  - [hub1, tap0]\n", "")), kernel=True)
+    assert p.ports_gone == p.ports_new == {"r1a", "vm2"}  # hub1 changes sides: its NICs become veths
+    assert plan(topo(BASE), moved).ports_gone == set()  # the worker's alone: the tap moves with its fd
