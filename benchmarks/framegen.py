@@ -124,11 +124,13 @@ def blast(
     seconds: float,
     listeners: list[str] = (),
     workdir: Path = Path("/tmp"),
+    in_kernel: bool = False,
 ) -> dict[str, float]:
     """Run one trafgen per (sender ns, sender MAC, receiver ns) at once for `seconds`; count what the receivers got.
 
     listeners: further receiving namespaces (the other ports of a hub) whose deliveries count in delivered_all.
     pid: the forwarder's process (None for the kernel's bridge).
+    in_kernel: the kernel forwards for that process (qnet-tui's kernel hubs): its cost is the softirq share too.
     """
     configs = []
     for n, (_, mac, _) in enumerate(pairs):
@@ -170,7 +172,7 @@ def blast(
     softirq = (sys1.softirq - sys0.softirq) / HZ
     gen_cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     # The bridge's forwarding is kernel work: its CPU figure is the softirq share.
-    cost = fw_cpu if pid else softirq
+    cost = (fw_cpu if pid else 0.0) + (softirq if in_kernel or not pid else 0.0)
     return {
         "delivered_fps": delivered / span,  # to the measured guest(s): one per busy hub
         "delivered_all_fps": sum(delta(ns, "rx_packets") for ns in everyone) / span,

@@ -28,10 +28,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.forwarding import Bridge, Qemu, Qnet, cpu_cell, guest_mac, preflight, run_in
+from benchmarks.forwarding import Bridge, Qemu, Qnet, QnetWorker, cpu_cell, guest_mac, preflight, run_in
 from benchmarks.framegen import blast, loadavg, wait_quiet
 
-KINDS = {"qnet": Qnet, "bridge": Bridge, "qemu": Qemu}
+KINDS = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "qemu": Qemu}
 
 
 def warm_up(fw, hubs: int) -> float:
@@ -46,7 +46,7 @@ def guests_case(kind, guests: int, seconds: float) -> dict[str, float]:
     try:
         quiet = warm_up(fw, 1)
         others = [fw.guest(i) for i in range(3, guests + 2)]
-        return blast(fw.pid, [(fw.guest(1), guest_mac(1), fw.guest(2))], seconds, listeners=others) | {
+        return blast(fw.pid, [(fw.guest(1), guest_mac(1), fw.guest(2))], seconds, others, in_kernel=fw.in_kernel) | {
             "busy_before_pct": quiet
         }
     finally:
@@ -58,7 +58,7 @@ def hubs_case(kind, busy: int, seconds: float) -> dict[str, float]:
     try:
         quiet = warm_up(fw, 2)
         pairs = [(fw.guest(1, h), guest_mac(1, h), fw.guest(2, h)) for h in range(busy)]
-        return blast(fw.pid, pairs, seconds) | {"busy_before_pct": quiet}
+        return blast(fw.pid, pairs, seconds, in_kernel=fw.in_kernel) | {"busy_before_pct": quiet}
     finally:
         fw.close()
 

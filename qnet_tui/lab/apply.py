@@ -271,6 +271,7 @@ def carry_out(lab: Lab, new: Topology, p: Plan, on_hub_gone: Callable[[Hub], Non
         ) from None
     finally:
         builder.close()
+        lab.generation += 1
         lab.on_record()
 
 
@@ -420,11 +421,60 @@ def to_worker(lab: Lab, name: str) -> None:
     file's addresses and routes; a capture running on it goes on. Pinned
     for the lab's life."""
     old = next(h for h in lab.hubs if h.name == name)
+    if isinstance(old, KernelHub):
+        old.refresh()
     capture, old.capture = old.capture, None
+    ports = {p.name: (p, p.down_in, p.down_out) for p in old.ports}  # leaving, a port's cable is put back
+    counted = old.frames, old.bytes, list(old.protocols)
     lab.pinned.add(name)
     p = Plan(hubs=lab.plan())
     members = next(h.members for h in p.hubs if h.name == name)
     p.ports_gone.update(members)
     p.ports_new.update(members)
     carry_out(lab, lab.topology, p, lambda hub: None)
-    next(h for h in lab.hubs if h.name == name).capture = capture
+    new = next(h for h in lab.hubs if h.name == name)
+    new.capture = capture
+    # The panes go on counting from where they were, and pulled cables stay pulled.
+    new.frames += counted[0]
+    new.bytes += counted[1]
+    new.protocols[:] = [a + b for a, b in zip(new.protocols, counted[2], strict=True)]
+    for port in new.ports:
+        if port.name not in ports:
+            continue
+        was, down_in, down_out = ports[port.name]
+        _carry_counters(was, port)
+        if down_in or down_out:
+            new.set_down(port, down_in, down_out)
+            if down_in and down_out:
+                links.carrier(lab, port, False)
+
+
+CARRIED = (
+    "rx_frames",
+    "rx_bytes",
+    "drop_full",
+    "drop_gone",
+    "drop_oversized",
+    "drop_bytes",
+    "drop_malformed",
+    "drop_loop_in",
+    "drop_guest_queue",
+    "drop_link_in",
+    "drop_impair_loss",
+    "drop_impair_queue",
+    "impair_tx",
+    "impair_tx_bytes",
+)
+
+
+def _carry_counters(was: Port, port: Port) -> None:
+    """What `was` counted, into `port`: its stand-in on the same hub's new side."""
+    for name in CARRIED:
+        setattr(port, name, getattr(port, name) + getattr(was, name))
+    port.drop_link_out += was.drop_link_out  # closed spells: `was` has left its hub
+    port.drop_link_out_bytes += was.drop_link_out_bytes
+    port.drop_loop_out += was.drop_loop_out
+    port.drop_loop_out_bytes += was.drop_loop_out_bytes
+    # Sent so far: what `was` had sent when it left (Hub.attach's rule).
+    port.base_frames = port.base_bytes = 0
+    port.base_frames, port.base_bytes = port.tx_frames - was.kept_frames, port.tx_bytes - was.kept_bytes

@@ -13,9 +13,11 @@ The panes see what they see of the worker's hubs. Per port, an eBPF socket
 filter (lab/bpf.py) on a packet socket bound to the hub's end counts each
 frame the guest sends (wire frames, bytes, protocols) and keeps a few whole
 frames per tick for the samples, or every frame while a capture runs; the
-device's counters give the drops: tx_dropped what the hub could not hand the
-guest (`full`, or `gone` while the guest's interface is down), rx_dropped
-what the guest could not hand the hub (`guest-queue`). A pulled cable is the port's own state: into the hub
+device's counters give the drops: the hub's end's tx_dropped what the hub
+could not hand the guest (`full`; `gone` while the guest's interface is
+down, with what the bridge then floods to no one), the guest's end's
+tx_dropped (lab/stats.py) what the guest could not hand the hub
+(`guest-queue`). A pulled cable is the port's own state: into the hub
 (down_in) a locked port, which with learning off takes no frame in; out of
 it (down_out) flooding to the port off; both ways the hub's end down, so the
 guest sees no carrier. What a pulled cable drops is counted as the worker
@@ -200,9 +202,9 @@ class KernelHub(Hub):
     def refresh(self) -> None:
         """Counters as the kernel has them now (each statistics tick, and
         before anything that snapshots them)."""
-        for port in self.ports:
-            if not isinstance(port, VethPort) or port.fd < 0:
-                continue
+        ports = [p for p in self.ports if isinstance(p, VethPort) and p.fd >= 0]
+        taken: dict[str, tuple[int, int]] = {}  # what each port handed the hub since the last read
+        for port in ports:
             counts = port.watch.counts()
             frames, size = counts[bpf.FRAMES] - port.seen_frames, counts[bpf.BYTES] - port.seen_bytes
             port.seen_frames, port.seen_bytes = counts[bpf.FRAMES], counts[bpf.BYTES]
@@ -210,6 +212,7 @@ class KernelHub(Hub):
             if port.down_in:  # the locked port took none of them in
                 port.drop_link_in += frames
             else:
+                taken[port.name] = frames, size
                 port.rx_frames += frames
                 port.rx_bytes += size
                 self.frames += frames
@@ -217,29 +220,35 @@ class KernelHub(Hub):
                 for i, (now, seen) in enumerate(zip(protocols, port.seen_protocols, strict=True)):
                     self.protocols[i] += now - seen
             port.seen_protocols = list(protocols)
-        self._device_drops()
+        flooded = sum(f for f, _ in taken.values()), sum(b for _, b in taken.values())
+        for port, carrier, tx_dropped in self._devices(ports):
+            new, port.tx_dropped = tx_dropped - port.tx_dropped, tx_dropped
+            if carrier:  # the guest's interface is up: a frame it could not take met a full queue
+                port.drop_full += new
+                continue
+            port.drop_gone += new
+            if not port.down_out:
+                # The guest's interface is down: the bridge floods nothing to its port, and the
+                # worker's hubs count what they could not send it as `gone`.
+                own = taken.get(port.name, (0, 0))
+                port.drop_gone += flooded[0] - own[0]
+                port.drop_bytes += flooded[1] - own[1]
 
-    def _device_drops(self) -> None:
-        indices = {port.index: port for port in self.ports if isinstance(port, VethPort)}
+    def _devices(self, ports: list[VethPort]) -> list[tuple[VethPort, bool, int]]:
+        """Each port's hub end: carrier (the guest's end is up), tx_dropped."""
+        indices = {port.index: port for port in ports}
         if not indices:
-            return
+            return []
         try:
             found = self.ipr.get_links(*indices)
         except (NetlinkError, OSError):
-            return  # going (the lab stops): keep the last counts
+            return []  # going (the lab stops): keep the last counts
+        out = []
         for link in found:
-            port = indices.get(link["index"])
-            counters = link.get_attr("IFLA_STATS64")
-            if port is None or counters is None:
-                continue
-            new, port.tx_dropped = counters["tx_dropped"] - port.tx_dropped, counters["tx_dropped"]
-            # The hub's end has carrier while the guest's end is up: a frame it could not
-            # hand over then met a full queue; with the guest's interface down, nobody.
-            if link.get_attr("IFLA_CARRIER"):
-                port.drop_full += new
-            else:
-                port.drop_gone += new
-            port.drop_guest_queue = counters["rx_dropped"]
+            port, counters = indices.get(link["index"]), link.get_attr("IFLA_STATS64")
+            if port is not None and counters is not None and not port.down_out:
+                out.append((port, bool(link.get_attr("IFLA_CARRIER")), counters["tx_dropped"]))
+        return out
 
     def set_down(self, port: Port, down_in: bool, down_out: bool) -> None:
         self.refresh()

@@ -35,7 +35,7 @@ from qnet_tui.lab.sockets import DgramPort, Log, StreamPort
 from qnet_tui.lab.tap import open_tap
 from qnet_tui.lab.unixpaths import PathError, SocketFiles
 from qnet_tui.lab.vmguests import VmGuest, VmGuestError
-from qnet_tui.model import guests
+from qnet_tui.model import guests, scenario
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.qemu import qemu_socket
 from qnet_tui.model.topology import Node, Topology
@@ -71,6 +71,7 @@ class Lab:
     # Hubs the worker forwards whatever they hold: an impairment set live on
     # one the kernel forwarded moved it here (lab/apply.py to_worker).
     pinned: set[str] = field(default_factory=set)
+    generation: int = 0  # how many changes it took while running (its ports are others after each)
     files: SocketFiles = field(init=False)
 
     def __post_init__(self) -> None:
@@ -445,6 +446,19 @@ def kernel_path() -> bool:
         return False
 
 
+def _played(t: Topology) -> set[str]:
+    """The ends of every link a scenario of t impairs: its hubs start with the
+    worker, so that playing it never waits for a hub to change sides."""
+    scenarios = scenario.read(t)[0] if t.scenarios is not None else {}
+    return {
+        end
+        for s in scenarios.values()
+        for step in s.steps
+        if step.action in ("impair", "ramp")
+        for end in (step.a, step.b)
+    }
+
+
 def plan_hubs(t: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = False) -> list[PlannedHub]:
     """Which ports flood to which: one hub per hub node; a guest NIC peered
     to a tap or socket forms a pair; a port with no peer stands alone.
@@ -455,7 +469,7 @@ def plan_hubs(t: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = 
     forward."""
     ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
     vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
-    impaired = {end for way in t.impair for end in way}
+    impaired = {end for way in t.impair for end in way} | _played(t)
 
     def planned(name: str, vlan: int | None, members: list[str], node: bool) -> PlannedHub:
         # Frames from sockets carry no virtio-net header: then nobody's do.

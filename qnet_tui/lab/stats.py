@@ -12,8 +12,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns
+from qnet_tui.lab.kernelhub import VethPort
 from qnet_tui.lab.linkimpair import impaired
-from qnet_tui.lab.ports import Hub, TapPort
+from qnet_tui.lab.ports import Hub, Port, TapPort
 from qnet_tui.lab.realize import Lab
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.values import si
@@ -21,15 +22,16 @@ from qnet_tui.model.values import si
 
 class GuestQueues:
     """Frames a guest (or a tap node's bridge) sent that the kernel dropped
-    because the tap's queue to the worker was full: the device's tx_dropped.
-    The forwarding path never sees them; read once per statistics tick, one
-    netlink socket per namespace, kept for the lab's life."""
+    because the tap's queue to the worker was full (a kernel hub's veth: the
+    hub's end could not take them): the device's tx_dropped. The forwarding
+    path never sees them; read once per statistics tick, one netlink socket
+    per namespace, kept for the lab's life."""
 
     def __init__(self, lab: Lab) -> None:
-        self.devices: dict[str, list[tuple[str, TapPort]]] = {}  # namespace -> (ifname, port)
+        self.devices: dict[str, list[tuple[str, Port]]] = {}  # namespace -> (ifname, port)
         for name, port in lab.ports.items():
             node = lab.topology.nodes.get(name)
-            if not isinstance(port, TapPort) or node is None:
+            if not isinstance(port, (TapPort, VethPort)) or node is None:
                 continue
             if node.kind is Kind.TAP:
                 self.devices.setdefault(lab.host_ns, []).append((name, port))
@@ -62,11 +64,13 @@ class Stats:
         self.last: dict[str, tuple[float, int, int]] = {}
         self._decode = None
         self.queues = GuestQueues(lab)
+        self.generation = lab.generation
 
     def lab_changed(self) -> None:
         """The lab took a change (apply): its taps are others now."""
         self.queues.close()
         self.queues = GuestQueues(self.lab)
+        self.generation = self.lab.generation
         gone = self.last.keys() - {hub.name for hub in self.lab.all_hubs}
         for name in gone:
             del self.last[name]
@@ -81,6 +85,8 @@ class Stats:
         return s
 
     def snapshot(self) -> dict[str, Any]:
+        if self.generation != self.lab.generation:  # changed under it (an impairment moved a hub to the worker)
+            self.lab_changed()
         self.queues.read()
         now = time.monotonic()
         vlans = {}

@@ -231,7 +231,7 @@ class TrafficView(Vertical):
 
     def show(self, snapshot: Stats) -> None:
         grid = self.query_one("#panes", Grid)
-        items = [(f"v{k}", f"VLAN {k} ({s['hub']})", s) for k, s in snapshot.vlans.items()]
+        items = [(f"v{k}", f"VLAN {k} ({s['hub']}{_by_kernel(s)})", s) for k, s in snapshot.vlans.items()]
         items += [(f"p{name}", f"peers {name}", s) for name, s in snapshot.peers.items()]
         for key, title, stats in items:
             pane = self.panes.get(key)
@@ -270,3 +270,8 @@ class TrafficView(Vertical):
     def _filter_changed(self, event: Input.Changed) -> None:
         for log in self.query(FrameLog):
             log.set_filter(event.value)
+
+
+def _by_kernel(stats: dict) -> str:
+    """A hub the kernel floods for says so: its figures are the kernel's counters."""
+    return ", kernel" if stats.get("forwarding") == "kernel" else ""

@@ -166,7 +166,12 @@ def test_frames_the_kernel_could_not_queue_to_the_worker_are_drops(make_lab, sam
     tx_dropped, and the lab reports them as the port's `guest-queue` drops."""
     from qnet_tui.lab import netns
 
-    lab = make_lab(sample)
+    from .conftest import SAMPLES
+
+    # The worker's taps: a kernel hub's guest hands its frames on in its own send call, with no queue to overflow.
+    lab = make_lab(
+        "", text=(SAMPLES / sample).read_text().replace("kind: hub\n", "kind: hub\n    forwarding: worker\n")
+    )
     node, ifname = device
     ns = netns.node_ns(lab.name, node) if node else netns.host_ns(lab.name)
 

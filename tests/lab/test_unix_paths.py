@@ -20,7 +20,7 @@ import pytest
 
 from qnet_tui import protocol
 from qnet_tui.lab.loop import Loop
-from qnet_tui.lab.realize import Builder, Lab, RealizeError
+from qnet_tui.lab.realize import Builder, Lab, PlannedHub, RealizeError
 from qnet_tui.lab.unixpaths import SUN_PATH_MAX, remove_recorded
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Node, Topology
@@ -220,7 +220,7 @@ def refusal(builder: Builder, node: Node) -> str:
         if node.kind is Kind.SOCKET:
             builder.socket(node)
         else:
-            builder.port(None, node, False)
+            builder.port(None, node, PlannedHub(node.id, None, (node.id,), False, False))
     message = str(info.value)
     assert message.startswith(f"{node.id}: ") and not message.startswith(f"{node.id}: {node.id}:"), message
     return message

@@ -91,7 +91,8 @@ async def test_a_vm_nic_connecting_is_no_peer_news(tmp_path, monkeypatch):
         await pilot.pause()
         port = {"kind": "stream", "connected": True, "rx_frames": 0, "rx_bytes": 0, "tx_frames": 0, "tx_bytes": 0,
                 "drops": 0, "drop_reasons": {}, "looped": False}  # fmt: skip
-        hub = {"hub": "hub0", "capture": None, "frames": 0, "bytes": 0, "drops": 0, "protocols": {},
+        hub = {"hub": "hub0", "forwarding": "worker", "capture": None,
+               "frames": 0, "bytes": 0, "drops": 0, "protocols": {},
                "ports": {"r1e0": port, "q0": port}, "fps": 0.0, "bps": 0.0}  # fmt: skip
         hear(app, {"type": "stats", "time": 1.0, "lab": "vms", "vlans": {"0": hub}, "peers": {}})
         await pilot.pause()

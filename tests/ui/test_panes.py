@@ -25,7 +25,8 @@ def port(kind: str, connected: bool = True, rx: int = 0, tx: int = 0) -> dict:
 def stats(ports: dict[str, dict], hub: str = "hub0", vlan: int = 0) -> dict:
     frames = sum(p["rx_frames"] for p in ports.values())
     protocols = {"arp": 0, "ipv4": frames, "ipv6": 0, "icmp": 0, "tcp": 0, "udp": 0, "other": 0}
-    pane = {"hub": hub, "frames": frames, "bytes": 100 * frames, "drops": 0, "protocols": protocols,
+    pane = {"hub": hub, "forwarding": "worker",
+            "frames": frames, "bytes": 100 * frames, "drops": 0, "protocols": protocols,
             "ports": ports, "fps": 0.0, "bps": 0.0, "vlan": vlan, "capture": None}  # fmt: skip
     return {"type": "stats", "time": 0.0, "lab": "qemusock", "vlans": {str(vlan): pane}, "peers": {}}
 

@@ -15,7 +15,8 @@ from qnet_tui.ui.labclient import Backlog
 
 PORT = {"kind": "tap", "connected": True, "rx_frames": 1, "rx_bytes": 60, "tx_frames": 2, "tx_bytes": 120,
         "drops": 0, "drop_reasons": {"full": 0}, "looped": False}  # fmt: skip
-HUB = {"hub": "hub1", "capture": None, "frames": 3, "bytes": 180, "drops": 0, "protocols": {"arp": 3},
+HUB = {"hub": "hub1", "forwarding": "kernel",
+       "capture": None, "frames": 3, "bytes": 180, "drops": 0, "protocols": {"arp": 3},
        "ports": {"vm1": PORT}, "fps": 1.5, "bps": 720.0, "vlan": 1}  # fmt: skip
 SAMPLE = {"time": 1.5, "hub": "hub1", "vlan": None, "port": "vm1", "length": 60, "summary": "ARP", "hex": "ff"}
 
