@@ -34,14 +34,16 @@ HZ = os.sysconf("SC_CLK_TCK")
 ETHERTYPE = 0x88B5
 FRAME_LEN = 60  # the shortest Ethernet frame without its FCS
 STOP_AFTER = ["timeout", "-s", "INT", "-k", "5"]
+CPUS = os.cpu_count() or 1
 
 
-def trafgen_config(src_mac: str) -> str:
-    """One trafgen packet: broadcast, src_mac, 0x88b5, a random word and zero fill to FRAME_LEN bytes."""
+def trafgen_config(src_mac: str, cpu: int = 0) -> str:
+    """One trafgen packet, sent from CPU `cpu` alone: broadcast, src_mac, 0x88b5, a random word and zero fill to
+    FRAME_LEN bytes."""
     src = ",".join(f"0x{b}" for b in src_mac.split(":"))
     fill = FRAME_LEN - 6 - 6 - 2 - 4
     etype = f"0x{ETHERTYPE >> 8:02x},0x{ETHERTYPE & 0xFF:02x}"
-    return f"{{ 0xff,0xff,0xff,0xff,0xff,0xff, {src}, {etype}, drnd(4), fill(0x00, {fill}) }}\n"
+    return f"cpu({cpu}): {{ 0xff,0xff,0xff,0xff,0xff,0xff, {src}, {etype}, drnd(4), fill(0x00, {fill}) }}\n"
 
 
 _OUTGOING = re.compile(r"^\s*(\d+) packets outgoing", re.M)
@@ -135,7 +137,7 @@ def blast(
     configs = []
     for n, (_, mac, _) in enumerate(pairs):
         cfg = workdir / f"qnb-trafgen{n}.cfg"
-        cfg.write_text(trafgen_config(mac))
+        cfg.write_text(trafgen_config(mac, n % CPUS))  # each generator a core of its own, while there are cores
         configs.append(cfg)
     receivers = [r for _, _, r in pairs]
     everyone = receivers + [ns for ns in listeners if ns not in receivers]
@@ -145,8 +147,8 @@ def blast(
     gens = [
         subprocess.Popen(
             # SIGINT: trafgen prints its summary (-k: and SIGKILL if it hangs). -q: the qdisc path, like any
-            # sender; -Q: leave IRQ affinity alone; -P 1: one process, one core.
-            [*STOP_AFTER, f"{seconds:g}", "trafgen", "-i", str(cfg), "-o", "eth0", "-q", "-Q", "-P", "1"],
+            # sender; -Q: leave IRQ affinity alone; -P: a process per core, of which the config's cpu() sends.
+            [*STOP_AFTER, f"{seconds:g}", "trafgen", "-i", str(cfg), "-o", "eth0", "-q", "-Q", "-P", str(CPUS)],
             preexec_fn=lambda ns=ns: netns.enter(ns),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

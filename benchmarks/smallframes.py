@@ -89,7 +89,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--guests", default="1,2,4,8,16", help="receiving guests on one hub, comma-separated")
     parser.add_argument("--hubs", action="store_true", help="also 1 and 2 hubs busy at once")
-    parser.add_argument("--only", default="qnet,bridge,qemu")
+    parser.add_argument("--only", default="qnet,worker,bridge,qemu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
     if (why := preflight()) is not None:
