@@ -21,10 +21,13 @@ tx_dropped (lab/stats.py) what the guest could not hand the hub
 (down_in) a locked port, which with learning off takes no frame in; out of
 it (down_out) flooding to the port off; both ways the hub's end down, so the
 guest sees no carrier. What a pulled cable drops is counted as the worker
-counts it: the frames the guest sent meanwhile, and what the hub flooded.
+counts it: the frames the guest sent meanwhile, and what the hub flooded;
+a running capture has them, marked dropped.
 
 No loop guard: a guest cannot bridge two NICs of one hub unless someone makes
-a bridge inside it by hand."""
+a bridge inside it by hand. Both ways down, the hub's end is down and its
+socket sees nothing: the capture misses what the guest sends then (the
+statistics count it, from the guest's device)."""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import bpf, netns, sysctl
 from qnet_tui.lab.capture import Capture
-from qnet_tui.lab.ports import BATCH, PROTOCOL_NAMES, SAMPLE_BYTES, SAMPLES_PER_TICK, Hub, Port, Sample
+from qnet_tui.lab.ports import BATCH, LINK_DOWN, PROTOCOL_NAMES, SAMPLE_BYTES, SAMPLES_PER_TICK, Hub, Port, Sample
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -193,8 +196,19 @@ class KernelHub(Hub):
                 self.ipr.link("set", index=port.index, master=0)
 
     def took(self, port: VethPort, frame: bytes, length: int) -> None:
-        if self._capture is not None:
-            self._capture.write(memoryview(frame))
+        """A frame the filter kept. While capturing, what a pulled cable drops
+        goes into the capture with its reason, as the worker's hubs put it."""
+        capture = self._capture
+        if port.down_in:  # the locked port drops it
+            if capture is not None:
+                capture.dropped(memoryview(frame), LINK_DOWN, self.way(port, out=False), outbound=False)
+            return
+        if capture is not None:
+            view = memoryview(frame)
+            capture.write(view)
+            for other in self.ports:
+                if other.down_out and other is not port:
+                    capture.dropped(view, LINK_DOWN, self.way(other, out=True))
         if self.sample_budget > 0:
             self.sample_budget -= 1
             self.samples.append(Sample(time.time(), port.name, frame[:SAMPLE_BYTES], length))

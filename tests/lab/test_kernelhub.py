@@ -139,3 +139,55 @@ def test_an_impairment_moves_the_hub_to_the_worker_and_keeps_the_guests(make_lab
     assert rtt(lab, "a1", "10.8.1.3")[1] < 30  # a3 made anew too, with its address back
     assert any("forwarded by the worker now" in line for line in lab.errors)
     assert lab.stop() == 0
+
+
+def test_apply_moves_a_nic_between_kernel_hubs_and_a_hub_to_the_worker(make_lab):
+    from .test_apply import apply, edit
+
+    lab = make_lab(
+        "", text=TWO_HUBS.replace("hub2: {kind: hub, vlan: 2, forwarding: worker}", "hub2: {kind: hub, vlan: 2}")
+    )
+    assert lab.latest(after=time.time())["vlans"]["2"]["forwarding"] == "kernel"
+    # a3 moves to hub2 with its veth: one bridge lets it go, the other takes it.
+    edit(lab, ("[hub1, a3]", "[hub2, a3]"), ("10.8.1.3/24", "10.8.2.3/24"))
+    done = apply(lab)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ping(lab, "b1", "10.8.2.3").returncode == 0
+    assert ping(lab, "a1", "10.8.2.3", count=1).returncode != 0
+    stats = lab.latest(after=time.time())
+    assert set(stats["vlans"]["2"]["ports"]) == {"a3", "b1", "b2"} and stats["vlans"]["2"]["forwarding"] == "kernel"
+    # hub1 asked to the worker: its NICs are made anew as taps, and forward.
+    edit(lab, ("hub1: {kind: hub, vlan: 1}", "hub1: {kind: hub, vlan: 1, forwarding: worker}"))
+    done = apply(lab)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "made anew" in done.stdout and "a1" in done.stdout
+    assert lab.latest(after=time.time())["vlans"]["1"]["forwarding"] == "worker"
+    assert kind_of(lab, "a1") == "tun"
+    assert ping(lab, "a1", "10.8.1.2").returncode == 0
+    assert lab.stop() == 0
+
+
+def test_a_capture_marks_what_a_pulled_cable_drops_on_the_kernels_hub(make_lab, tmp_path):
+    from tests.unit.test_capture import read_pcapng
+
+    from .test_links import link
+
+    lab = make_lab("", text=TWO_HUBS)
+    assert ping(lab, "a1", "10.8.1.2").returncode == 0  # ARP caches filled
+    pcap = tmp_path / "hub1.pcapng"
+    client = Client(lab.name)
+    client.send(protocol.encode(protocol.Capture("hub1", str(pcap))))
+    assert link(lab, "hub1", "a2", "down", "--direction", "a-b").returncode == 0  # hub1 -> a2
+    assert ping(lab, "a1", "10.8.1.2", count=2).returncode != 0
+    assert link(lab, "hub1", "a2", "up").returncode == 0
+    assert link(lab, "hub1", "a2", "down", "--direction", "b-a").returncode == 0  # a2 -> hub1
+    assert ping(lab, "a1", "10.8.1.2", count=2).returncode != 0
+    client.send(protocol.encode(protocol.Capture("hub1", None)))
+    deadline = time.monotonic() + 15
+    while client.next("stats")["vlans"]["1"]["capture"] is not None:
+        assert time.monotonic() < deadline, "the capture did not stop"
+    client.close()
+    said = [c for p in read_pcapng(pcap)[1] for c in p.comments]
+    assert said.count("qnet-tui: dropped (link-down) on hub1 -> a2") >= 2, said
+    assert said.count("qnet-tui: dropped (link-down) on a2 -> hub1") >= 2, said  # a2's echo replies
+    assert lab.stop() == 0
