@@ -174,7 +174,7 @@ async def test_r_on_a_running_lab_shows_the_edits_and_applies_them(tmp_path, run
         assert "edited since" not in app.sub_title
         panes = app.query_one(TrafficView).panes
         await until(pilot, lambda: set(panes) == {"v1", "v7"}, what="VLAN 2's pane to become VLAN 7's")
-        assert panes["v7"].border_title == "VLAN 7 (hub2)" and len(app.query("VlanPane")) == 2
+        assert panes["v7"].border_title == "VLAN 7 (hub2, kernel)" and len(app.query("VlanPane")) == 2
         assert sorted(lab_namespaces(lab)) == sorted([f"qnet-{lab}"] + [f"qnet-{lab}.vm{i}" for i in (1, 2, 3, 4, 5)])
         lab_file = app.lab.client.file  # the worker's copy names the new node too
         result = await asyncio.to_thread(exec_in, lab_file, "vm5", "ping", "-c", "2", "-i", "0.2", "10.0.0.3")
