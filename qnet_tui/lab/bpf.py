@@ -29,7 +29,7 @@ PROG_TYPE_SOCKET_FILTER = 1
 # The counters map's one value, u64 each, in this order (ports.PROTOCOL_NAMES after the first two).
 FRAMES, BYTES = 0, 1
 COUNTERS = 9  # frames, bytes, arp, ipv4, ipv6, icmp, tcp, udp, other
-SKB_LEN, SKB_GSO_SEGS = 0, 164  # offsets in struct __sk_buff
+SKB_LEN, SKB_VLAN_PRESENT, SKB_GSO_SEGS = 0, 20, 164  # offsets in struct __sk_buff
 WHOLE = 0x40000  # what "keep it all" asks of a socket filter
 
 
@@ -136,6 +136,10 @@ def port_program(counters: int, control: int, snap: int) -> bytes:
     a.label("segs")
     a.add_to(R7, FRAMES, R8)
     a.op(_LDX | _MEM | _W, R9, R6, SKB_LEN)
+    a.op(_LDX | _MEM | _W, R1, R6, SKB_VLAN_PRESENT)  # a tag the device took off was on the wire
+    a.jump(_JEQ, R1, 0, "untagged_len")
+    a.op(_ALU64 | _ADD | _K, R9, imm=4)
+    a.label("untagged_len")
     a.add_to(R7, BYTES, R9)
     a.value_of(R9, control)
     # Protocols, as Hub.forward counts them: EtherType (past one 802.1Q tag), then IP's protocol.
