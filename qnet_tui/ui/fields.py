@@ -103,6 +103,8 @@ class FieldEditor(Vertical):
                         [(c, c) for c in options],
                         value=value if value in options else NOTHING,
                         allow_blank=not field.required,
+                        # Unset, a field with a default says which: the form does not guess for the file.
+                        prompt=f"{field.default} (default)" if field.default is not None else "Select",
                         id=wid,
                         tooltip=field.help,
                     )
