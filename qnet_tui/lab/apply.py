@@ -155,6 +155,10 @@ def plan(old: Topology, new: Topology, pinned: frozenset[str] = frozenset(), ker
         # Nothing in the lab changes: the worker plays them as the file now has them.
         names = sorted(set(_names(old.scenarios)) | set(_names(new.scenarios)))
         said.append(f"~ scenarios: {', '.join(names) or 'none'}")
+    for name, hub in after.hubs.items():
+        was = before.hubs.get(name)
+        if was is not None and was.kernel != hub.kernel:
+            said.append(f"  {name} is forwarded by the {'kernel' if hub.kernel else 'worker'} from now on")
     _port_nodes(p, before, after)
     _machines(p, before, after)
     _kernel_nodes(p, before, after)
@@ -372,12 +376,21 @@ def _rewire(lab: Lab, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Call
     """Hubs as the new topology plans them: kept hubs keep their ports and
     counters; a moved port leaves its old link's state behind."""
     existing = {hub.name: hub for hub in lab.all_hubs}
+    counted: dict[str, tuple[int, int, list[int]]] = {}
     for planned in plan:  # a hub changing sides is another hub: its ports were made anew
         if planned.name in existing and isinstance(existing[planned.name], KernelHub) != planned.kernel:
-            _hub_gone(existing.pop(planned.name), on_hub_gone)
+            old = existing.pop(planned.name)
+            if isinstance(old, KernelHub):
+                old.refresh()
+            counted[planned.name] = old.frames, old.bytes, list(old.protocols)  # the pane counts on
+            _hub_gone(old, on_hub_gone)
     hubs, pairs = [], []
     for planned in plan:
-        hub = existing.pop(planned.name, None) or Builder(lab).hub(planned)
+        hub = existing.pop(planned.name, None)
+        if hub is None:
+            hub = Builder(lab).hub(planned)
+            if planned.name in counted:
+                hub.frames, hub.bytes, hub.protocols[:] = counted[planned.name]
         hub.vlan = planned.vlan
         (hubs if planned.node else pairs).append(hub)
         for member in planned.members:
@@ -425,7 +438,6 @@ def to_worker(lab: Lab, name: str) -> None:
         old.refresh()
     capture, old.capture = old.capture, None
     ports = {p.name: (p, p.down_in, p.down_out) for p in old.ports}  # leaving, a port's cable is put back
-    counted = old.frames, old.bytes, list(old.protocols)
     lab.pinned.add(name)
     p = Plan(hubs=lab.plan())
     members = next(h.members for h in p.hubs if h.name == name)
@@ -434,10 +446,7 @@ def to_worker(lab: Lab, name: str) -> None:
     carry_out(lab, lab.topology, p, lambda hub: None)
     new = next(h for h in lab.hubs if h.name == name)
     new.capture = capture
-    # The panes go on counting from where they were, and pulled cables stay pulled.
-    new.frames += counted[0]
-    new.bytes += counted[1]
-    new.protocols[:] = [a + b for a, b in zip(new.protocols, counted[2], strict=True)]
+    # The ports count on from where they were (the hub's totals did: _rewire), and pulled cables stay pulled.
     for port in new.ports:
         if port.name not in ports:
             continue

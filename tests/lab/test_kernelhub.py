@@ -130,9 +130,15 @@ def test_a_pulled_cable_on_the_kernels_hub(make_lab):
 def test_an_impairment_moves_the_hub_to_the_worker_and_keeps_the_guests(make_lab):
     lab = make_lab("", text=TWO_HUBS)
     assert rtt(lab, "a1", "10.8.1.2")[1] < 30
+    before = lab.vlan("1", after=time.time())
     done = impair(lab, "hub1", "a2", "delay=40ms")
     assert done.returncode == 0, done.stderr
-    assert lab.latest(after=time.time())["vlans"]["1"]["forwarding"] == "worker"
+    after = lab.vlan("1", after=time.time())
+    assert after["forwarding"] == "worker"
+    # The panes count on: the hub's totals and each port's.
+    assert after["frames"] >= before["frames"] >= 10 and after["protocols"]["icmp"] >= before["protocols"]["icmp"]
+    assert after["ports"]["a2"]["rx_frames"] >= before["ports"]["a2"]["rx_frames"]
+    assert after["ports"]["a2"]["tx_frames"] >= before["ports"]["a2"]["tx_frames"] > 0
     assert kind_of(lab, "a2") == "tun"
     low, avg, _ = rtt(lab, "a1", "10.8.1.2")
     assert low >= 70 and avg <= 200, (low, avg)
@@ -157,11 +163,14 @@ def test_apply_moves_a_nic_between_kernel_hubs_and_a_hub_to_the_worker(make_lab)
     stats = lab.latest(after=time.time())
     assert set(stats["vlans"]["2"]["ports"]) == {"a3", "b1", "b2"} and stats["vlans"]["2"]["forwarding"] == "kernel"
     # hub1 asked to the worker: its NICs are made anew as taps, and forward.
+    assert ping(lab, "a1", "10.8.1.2").returncode == 0
     edit(lab, ("hub1: {kind: hub, vlan: 1}", "hub1: {kind: hub, vlan: 1, forwarding: worker}"))
     done = apply(lab)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "made anew" in done.stdout and "a1" in done.stdout
-    assert lab.latest(after=time.time())["vlans"]["1"]["forwarding"] == "worker"
+    assert "hub1 is forwarded by the worker from now on" in done.stdout
+    stats = lab.latest(after=time.time())["vlans"]["1"]
+    assert stats["forwarding"] == "worker" and stats["protocols"]["icmp"] >= 6  # counted before, kept
     assert kind_of(lab, "a1") == "tun"
     assert ping(lab, "a1", "10.8.1.2").returncode == 0
     assert lab.stop() == 0
