@@ -11,6 +11,7 @@ vm2, the other ports (with --ports 8) only receive the hub's copies:
           (lab/kernelhub.py), statistics, samples and drop counts on as always
   worker  qnet-tui with `forwarding: worker` on the hub: the worker's own forwarding
   bridge  a Linux bridge with a veth to each guest (the kernel, no copy to user space)
+  hubbridge  the same with learning off on every port: it floods every frame, as a hub does
   qemu    QEMU's own hub: qemu-system-x86_64 -machine none with one
           `-netdev tap,vhost=off` + `-netdev hubport,hubid=0` per guest
 
@@ -160,6 +161,7 @@ class QnetWorker(Qnet):
 class Bridge:
     name = "bridge"
     in_kernel = True
+    learning = True
 
     def __init__(self, ports: int, hubs: int = 1) -> None:
         self.ports = ports
@@ -177,6 +179,8 @@ class Bridge:
                     ipr.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.guest(i, h)})
                     idx = ipr.link_lookup(ifname=port)[0]
                     ipr.link("set", index=idx, master=br, state="up")
+                    if not self.learning:
+                        ipr.brport("set", index=idx, learning=0)
         for i, h in guests:
             configure_guest(self.guest(i, h), i, mac=guest_mac(i, h))
         self.pid = None
@@ -187,6 +191,14 @@ class Bridge:
     def close(self) -> None:
         for ns in reversed(self.namespaces):
             netns.remove(ns)
+
+
+class HubBridge(Bridge):
+    """A bridge with learning off: it floods every frame, a hub's semantics, as
+    qnet-tui's kernel path does without the counting."""
+
+    name = "hubbridge"
+    learning = False
 
 
 class Qemu:
@@ -311,13 +323,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--ports", default="2", help="port counts, comma-separated (e.g. 2,8)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="qnet,worker,bridge,qemu")
+    parser.add_argument("--only", default="qnet,worker,bridge,hubbridge,qemu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
     if (why := preflight()) is not None:
         print(why, file=sys.stderr)
         return 2
-    kinds = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "qemu": Qemu}
+    kinds = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "hubbridge": HubBridge, "qemu": Qemu}
     wanted = [k for k in args.only.split(",") if k]
     if "qemu" in wanted and not shutil.which("qemu-system-x86_64"):
         print("no qemu-system-x86_64 (Debian: apt-get install qemu-system-x86); skipping QEMU", file=sys.stderr)
@@ -328,18 +340,18 @@ def main() -> int:
     print(f"\nmedian of {args.repeat} runs of {args.seconds:g} s; load average {load0} before, {loadavg()} after")
     print("60 B frames: trafgen into vm1, frames/s delivered to vm2; CPU while they flow (s per M frames delivered);")
     print("gen: trafgen's CPU; busy: the machine's, while frames flow; pre: before (waited for below 30 %)")
-    head = f"{'ports':>5} {'forwarder':<9} {'TCP Gbit/s':>10} {'ping ms':>8} {'60B frames/s':>12} {'offered':>9}"
+    head = f"{'ports':>5} {'forwarder':<10} {'TCP Gbit/s':>10} {'ping ms':>8} {'60B frames/s':>12} {'offered':>9}"
     print(head + f" {'CPU %':>6} {'softirq %':>9} {'gen %':>6} {'busy %':>6} {'pre %':>5} {'CPU s/Mfr':>9}")
     for ports, by_name in results.items():
         for name, r in by_name.items():
             print(
-                f"{ports:>5} {name:<9} {r['tcp_gbps']:>10.2f} {r['ping_ms']:>8.3f} {r['small_fps']:>12,.0f}"
+                f"{ports:>5} {name:<10} {r['tcp_gbps']:>10.2f} {r['ping_ms']:>8.3f} {r['small_fps']:>12,.0f}"
                 f" {r['offered_fps']:>9,.0f} {cpu_cell(r):>6} {r['softirq_pct']:>9.0f}"
                 f" {r['gen_cpu_pct']:>6.0f} {r['busy_pct']:>6.0f} {r['busy_before_pct']:>5.0f}"
                 f" {r['cpu_s_per_mframe']:>9.2f}"
             )
         if "qnet" in by_name:
-            for peer in ("qemu", "bridge", "worker"):
+            for peer in ("qemu", "bridge", "hubbridge", "worker"):
                 if peer in by_name:
                     print(ratio_line(ports, by_name["qnet"], peer, by_name[peer]))
     if args.json:

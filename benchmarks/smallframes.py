@@ -28,10 +28,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.forwarding import Bridge, Qemu, Qnet, QnetWorker, cpu_cell, guest_mac, preflight, run_in
+from benchmarks.forwarding import Bridge, HubBridge, Qemu, Qnet, QnetWorker, cpu_cell, guest_mac, preflight, run_in
 from benchmarks.framegen import blast, loadavg, wait_quiet
 
-KINDS = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "qemu": Qemu}
+KINDS = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "hubbridge": HubBridge, "qemu": Qemu}
 
 
 def warm_up(fw, hubs: int) -> float:
