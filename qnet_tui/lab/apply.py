@@ -25,7 +25,7 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from qnet_tui.lab import links, netns, sysctl, vmguests
+from qnet_tui.lab import links, netns, nicstate, sysctl, vmguests
 from qnet_tui.lab.impair import NONE, Impairment
 from qnet_tui.lab.kernelhub import KernelHub, VethPort
 from qnet_tui.lab.linkimpair import ImpairError, set_impairment
@@ -430,9 +430,9 @@ def _impairments(lab: Lab, new: Topology, p: Plan, moved: set[str]) -> None:
 
 def to_worker(lab: Lab, name: str) -> None:
     """Hub `name`, forwarded by the kernel, is the worker's from now on (an
-    impairment needs it): its guest NICs are made anew as taps, with the
-    file's addresses and routes; a capture running on it goes on. Pinned
-    for the lab's life."""
+    impairment needs it): its guest NICs are made anew as taps, and take
+    back what the guests had on them (lab/nicstate.py); a capture running on
+    it goes on. Pinned for the lab's life."""
     old = next(h for h in lab.hubs if h.name == name)
     if isinstance(old, KernelHub):
         old.refresh()
@@ -443,7 +443,12 @@ def to_worker(lab: Lab, name: str) -> None:
     members = next(h.members for h in p.hubs if h.name == name)
     p.ports_gone.update(members)
     p.ports_new.update(members)
+    where = {nic: (lab.namespace_of(nic), lab.ifname_of(nic)) for nic in members}
+    saved = {nic: nicstate.save(*where[nic]) for nic in members}
     carry_out(lab, lab.topology, p, lambda hub: None)
+    for nic, state in saved.items():
+        for problem in nicstate.restore(*where[nic], state) if state is not None else ():
+            lab.log("warning", f"{nic}: made anew, could not take back {problem}")
     new = next(h for h in lab.hubs if h.name == name)
     new.capture = capture
     # The ports count on from where they were (the hub's totals did: _rewire), and pulled cables stay pulled.

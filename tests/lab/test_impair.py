@@ -104,7 +104,7 @@ def test_a_capture_marks_the_frames_an_impairment_or_a_pulled_cable_drops(make_l
     lost = lab.exec("vm1", "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.0.0.2")
     assert lost.returncode != 0 and "100% packet loss" in lost.stdout, lost.stdout
     assert impair(lab, "hub1", "vm2", "none").returncode == 0
-    # The impairment moved hub1 to the worker (its NICs made anew): ARP caches filled again.
+    # The impairment moved hub1 to the worker (its NICs made anew): a ping through it as it is now.
     assert rtt(lab, "vm1", "10.0.0.2", count=2)
     down = subprocess.run(
         [sys.executable, "-m", "qnet_tui", "link", str(lab.file), "vm2", "hub1", "down"],

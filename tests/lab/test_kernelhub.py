@@ -130,6 +130,9 @@ def test_a_pulled_cable_on_the_kernels_hub(make_lab):
 def test_an_impairment_moves_the_hub_to_the_worker_and_keeps_the_guests(make_lab):
     lab = make_lab("", text=TWO_HUBS)
     assert rtt(lab, "a1", "10.8.1.2")[1] < 30
+    # What the guests set by hand, and the neighbours they know, outlive their NICs being made anew.
+    assert lab.exec("a2", "ip", "addr", "add", "10.9.9.2/24", "dev", "eth0").returncode == 0
+    assert lab.exec("a2", "ip", "route", "add", "10.50.0.0/16", "via", "10.8.1.1").returncode == 0
     before = lab.vlan("1", after=time.time())
     done = impair(lab, "hub1", "a2", "delay=40ms")
     assert done.returncode == 0, done.stderr
@@ -140,6 +143,9 @@ def test_an_impairment_moves_the_hub_to_the_worker_and_keeps_the_guests(make_lab
     assert after["ports"]["a2"]["rx_frames"] >= before["ports"]["a2"]["rx_frames"]
     assert after["ports"]["a2"]["tx_frames"] >= before["ports"]["a2"]["tx_frames"] > 0
     assert kind_of(lab, "a2") == "tun"
+    assert "10.9.9.2/24" in lab.exec("a2", "ip", "-br", "addr", "show", "eth0").stdout
+    assert "10.50.0.0/16 via 10.8.1.1" in lab.exec("a2", "ip", "route").stdout
+    assert "10.8.1.2 lladdr 52:54:00:00:0a:02" in lab.exec("a1", "ip", "neigh", "show", "dev", "eth0").stdout
     low, avg, _ = rtt(lab, "a1", "10.8.1.2")
     assert low >= 70 and avg <= 200, (low, avg)
     assert rtt(lab, "a1", "10.8.1.3")[1] < 30  # a3 made anew too, with its address back
