@@ -177,7 +177,8 @@ class KernelHub(Hub):
     def capture(self, value: Capture | None) -> None:
         self._capture = value
         for port in self.ports:
-            port.watch.allow(SAMPLES_PER_TICK, value is not None)
+            if isinstance(port, VethPort) and port.fd >= 0:
+                port.watch.allow(SAMPLES_PER_TICK, value is not None)
 
     def attach(self, port: Port) -> None:
         assert isinstance(port, VethPort)

@@ -241,7 +241,7 @@ class Builder:
         try:
             return KernelHub(planned.name, planned.vlan, self.lab.host_ns)
         except OSError as exc:
-            raise RealizeError(str(exc)) from None
+            raise RealizeError(exc.strerror or str(exc)) from None
 
     def bridge(self, host: IPRoute, node: Node) -> None:
         stp = node.get("stp") is True
