@@ -408,6 +408,9 @@ class Worker:
             if self.duration is not None:
                 self.loop.call_later(self.duration, self.loop.stop)
             self.loop.call_later(self.interval, self._tick)
+            fast = [hub.name for hub in self.lab.hubs if hub.forwarding == "kernel"]
+            if fast:
+                self.log("info", f"the kernel forwards {', '.join(fast)} (hubs of namespace guests alone)")
             # Said once a signal stops the lab cleanly: whoever waits for it may send one.
             self.log("info", f"lab {self.name} is running ({len(self.lab.namespaces)} namespaces)")
             if self.scenario is not None:

@@ -41,6 +41,7 @@ def test_a_hub_of_guests_is_the_kernels_and_counts_as_the_workers_do(make_lab):
     assert stats["vlans"]["1"]["forwarding"] == "kernel"
     assert stats["vlans"]["2"]["forwarding"] == "worker"  # as the file asks
     assert kind_of(lab, "a1") == "veth" and kind_of(lab, "b1") == "tun"
+    assert "qnet-tui: info: the kernel forwards hub1 (hubs of namespace guests alone)" in lab.errors
     assert ping(lab, "a1", "10.8.1.2").returncode == 0
     assert ping(lab, "b1", "10.8.2.2").returncode == 0
 
