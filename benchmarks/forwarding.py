@@ -318,6 +318,18 @@ def ratio_line(ports: int, q: dict[str, float], peer: str, p: dict[str, float]) 
     return line
 
 
+KINDS = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "hubbridge": HubBridge, "qemu": Qemu}
+
+
+def chosen(only: str) -> list[str]:
+    """The forwarders --only names, less QEMU's hub on a machine without QEMU (said so)."""
+    wanted = [k for k in only.split(",") if k]
+    if "qemu" in wanted and not shutil.which("qemu-system-x86_64"):
+        print("no qemu-system-x86_64 (Debian: apt-get install qemu-system-x86); skipping QEMU", file=sys.stderr)
+        wanted.remove("qemu")
+    return wanted
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5)
@@ -329,14 +341,9 @@ def main() -> int:
     if (why := preflight()) is not None:
         print(why, file=sys.stderr)
         return 2
-    kinds = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "hubbridge": HubBridge, "qemu": Qemu}
-    wanted = [k for k in args.only.split(",") if k]
-    if "qemu" in wanted and not shutil.which("qemu-system-x86_64"):
-        print("no qemu-system-x86_64 (Debian: apt-get install qemu-system-x86); skipping QEMU", file=sys.stderr)
-        wanted.remove("qemu")
+    kinds = {name: KINDS[name] for name in chosen(args.only)}
     load0 = loadavg()
-    chosen = {name: kinds[name] for name in wanted}
-    results = {ports: bench(chosen, ports, args.seconds, args.repeat) for ports in map(int, args.ports.split(","))}
+    results = {ports: bench(kinds, ports, args.seconds, args.repeat) for ports in map(int, args.ports.split(","))}
     print(f"\nmedian of {args.repeat} runs of {args.seconds:g} s; load average {load0} before, {loadavg()} after")
     print("60 B frames: trafgen into vm1, frames/s delivered to vm2; CPU while they flow (s per M frames delivered);")
     print("gen: trafgen's CPU; busy: the machine's, while frames flow; pre: before (waited for below 30 %)")

@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.forwarding import Bridge, HubBridge, Qemu, Qnet, QnetWorker, cpu_cell, guest_mac, preflight, run_in
+from benchmarks.forwarding import KINDS, chosen, cpu_cell, guest_mac, preflight, run_in
 from benchmarks.framegen import blast, loadavg, wait_quiet
-
-KINDS = {"qnet": Qnet, "worker": QnetWorker, "bridge": Bridge, "hubbridge": HubBridge, "qemu": Qemu}
 
 
 def warm_up(fw, hubs: int) -> float:
@@ -65,7 +62,7 @@ def hubs_case(kind, busy: int, seconds: float) -> dict[str, float]:
 
 def row(label: str, name: str, r: dict[str, float]) -> str:
     return (
-        f"{label:<10} {name:<7} {r['delivered_fps']:>12,.0f} {r['delivered_all_fps']:>12,.0f}"
+        f"{label:<10} {name:<9} {r['delivered_fps']:>12,.0f} {r['delivered_all_fps']:>12,.0f}"
         f" {r['offered_fps']:>10,.0f} {cpu_cell(r):>6} {r['softirq_pct']:>9.0f} {r['gen_cpu_pct']:>6.0f}"
         f" {r['busy_pct']:>6.0f} {r['busy_before_pct']:>5.0f}"
         f" {r['cpu_s_per_mframe']:>9.2f}"
@@ -95,10 +92,7 @@ def main() -> int:
     if (why := preflight()) is not None:
         print(why, file=sys.stderr)
         return 2
-    wanted = [k for k in args.only.split(",") if k]
-    if "qemu" in wanted and not shutil.which("qemu-system-x86_64"):
-        print("no qemu-system-x86_64; skipping QEMU", file=sys.stderr)
-        wanted.remove("qemu")
+    wanted = chosen(args.only)
     load0 = loadavg()
     results: dict[str, dict[str, dict[str, float]]] = {}
     cases = [(f"{g} guests", guests_case, g) for g in (int(x) for x in args.guests.split(",") if x)]
@@ -117,7 +111,7 @@ def main() -> int:
     print("frames/s: to one guest (vm2; with 2 hubs busy, both hubs' vm2s), to every receiving guest")
     print("CPU % of one core: the forwarder's processes, the generators (gen); the whole machine:")
     print("softirq and busy while frames flow, pre: busy in the second before (waited for below 30 %)")
-    head = f"{'case':<10} {'hub':<7} {'frames/s':>12} {'all guests':>12} {'offered':>10}"
+    head = f"{'case':<10} {'hub':<9} {'frames/s':>12} {'all guests':>12} {'offered':>10}"
     print(head + f" {'CPU %':>6} {'softirq %':>9} {'gen %':>6} {'busy %':>6} {'pre %':>5} {'CPU s/Mfr':>9}")
     for label, by_name in results.items():
         for name, r in by_name.items():

@@ -265,7 +265,7 @@ def carry_out(lab: Lab, new: Topology, p: Plan, on_hub_gone: Callable[[Hub], Non
     builder = Builder(lab)
     try:
         moved = _make(lab, builder, new, p)
-        _rewire(lab, p.hubs, moved | p.ports_new, on_hub_gone)
+        _rewire(lab, builder, p.hubs, moved | p.ports_new, on_hub_gone)
         _impairments(lab, new, p, moved)
     except (RealizeError, ImpairError) as exc:
         raise ApplyError(f"{exc}; the lab runs the change up to there: restart it to build the file whole") from None
@@ -372,7 +372,9 @@ def _make(lab: Lab, builder: Builder, new: Topology, p: Plan) -> set[str]:
     }
 
 
-def _rewire(lab: Lab, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Callable[[Hub], None]) -> None:
+def _rewire(
+    lab: Lab, builder: Builder, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Callable[[Hub], None]
+) -> None:
     """Hubs as the new topology plans them: kept hubs keep their ports and
     counters; a moved port leaves its old link's state behind."""
     existing = {hub.name: hub for hub in lab.all_hubs}
@@ -388,7 +390,7 @@ def _rewire(lab: Lab, plan: list[PlannedHub], fresh: set[str], on_hub_gone: Call
     for planned in plan:
         hub = existing.pop(planned.name, None)
         if hub is None:
-            hub = Builder(lab).hub(planned)
+            hub = builder.hub(planned)
             if planned.name in counted:
                 hub.frames, hub.bytes, hub.protocols[:] = counted[planned.name]
         hub.vlan = planned.vlan

@@ -123,8 +123,9 @@ def set_impairment(lab: Lab, a: str, b: str, spec: Impairment, seed: int | None 
     if hook_on and isinstance(port.hub, KernelHub):
         from qnet_tui.lab import apply  # apply builds on this module
 
-        apply.to_worker(lab, port.hub.name)
-        lab.log("info", f"{port.hub.name if port.hub else a}: forwarded by the worker now: {a} -> {b} is impaired")
+        hub = port.hub.name
+        apply.to_worker(lab, hub)
+        lab.log("info", f"{hub}: forwarded by the worker now: {a} -> {b} is impaired")
         port, egress = place(lab, a, b)
     if egress:
         port.egress = Egress(port, Impairer(spec, seed), lab.loop) if hook_on else None

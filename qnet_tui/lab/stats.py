@@ -67,7 +67,8 @@ class Stats:
         self.generation = lab.generation
 
     def lab_changed(self) -> None:
-        """The lab took a change (apply): its taps are others now."""
+        """The lab took a change (apply, or an impairment that moved a hub to
+        the worker): its taps are others now."""
         self.queues.close()
         self.queues = GuestQueues(self.lab)
         self.generation = self.lab.generation
@@ -85,7 +86,7 @@ class Stats:
         return s
 
     def snapshot(self) -> dict[str, Any]:
-        if self.generation != self.lab.generation:  # changed under it (an impairment moved a hub to the worker)
+        if self.generation != self.lab.generation:
             self.lab_changed()
         self.queues.read()
         now = time.monotonic()

@@ -282,7 +282,6 @@ class Worker:
             raise MessageError(f"apply: {exc}") from None
         finally:
             self.topology = self.lab.topology
-            self.stats.lab_changed()
             self.player.scenarios = scenario.read(self.topology)[0]  # as the file has them now
         self.log("info", f"applied {sum(not line.startswith(' ') for line in plan.changes)} changes")
         return protocol.Applied(plan.changes, True)
