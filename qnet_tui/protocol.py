@@ -196,6 +196,37 @@ class HubStats(TypedDict):
     ports: dict[str, PortStats]
     fps: float
     bps: float  # bits per second
+    conversations: Conversations | None  # counted for every frame (lab/conversations.py)
+
+
+class ConversationRow(TypedDict):
+    a: str  # a MAC (pairs) or an IP address (flows): the side seen sending first
+    b: str
+    a_node: str | None  # the topology's node for it, if any ("broadcast" for ff:ff:ff:ff:ff:ff)
+    b_node: str | None
+    proto: str | None  # flows: tcp, udp, icmp, icmpv6, sctp, ip-N; pairs: None
+    a_port: int | None  # tcp, udp and sctp ports
+    b_port: int | None
+    frames: int  # both ways
+    bytes: int
+    fps: float  # over the last tick
+    bps: float
+    first: float  # unix times, first and last seen
+    last: float
+
+
+class ConversationRest(TypedDict):
+    count: int  # conversations not listed
+    frames: int
+    bytes: int
+    fps: float
+    bps: float
+
+
+class Conversations(TypedDict):
+    pairs: list[ConversationRow]  # MAC pairs, the top ones by bytes
+    flows: list[ConversationRow]  # IP flows, the top ones by bytes
+    others: dict[str, ConversationRest]  # "pairs" and "flows": the rest, summed
 
 
 class Sample(TypedDict):
@@ -219,6 +250,27 @@ PORT_SHAPE = {
     "drop_reasons": MapOf(int),
     "looped": bool,
 }
+CONVERSATION_SHAPE = {
+    "a": str,
+    "b": str,
+    "a_node": Opt(str),
+    "b_node": Opt(str),
+    "proto": Opt(str),
+    "a_port": Opt(int),
+    "b_port": Opt(int),
+    "frames": int,
+    "bytes": int,
+    "fps": NUMBER,
+    "bps": NUMBER,
+    "first": NUMBER,
+    "last": NUMBER,
+}
+REST_SHAPE = {"count": int, "frames": int, "bytes": int, "fps": NUMBER, "bps": NUMBER}
+CONVERSATIONS_SHAPE = {
+    "pairs": ListOf(CONVERSATION_SHAPE),
+    "flows": ListOf(CONVERSATION_SHAPE),
+    "others": {"pairs": REST_SHAPE, "flows": REST_SHAPE},
+}
 HUB_SHAPE = {
     "hub": str,
     "forwarding": str,
@@ -230,6 +282,7 @@ HUB_SHAPE = {
     "ports": MapOf(PORT_SHAPE),
     "fps": NUMBER,
     "bps": NUMBER,
+    "conversations": Opt(CONVERSATIONS_SHAPE),
 }
 
 

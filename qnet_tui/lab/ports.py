@@ -32,6 +32,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from qnet_tui.lab.capture import Capture
+from qnet_tui.lab.conversations import Conversations
 from qnet_tui.lab.impair import NONE as NO_IMPAIRMENT
 from qnet_tui.lab.tap import VNET_HDR_LEN
 
@@ -124,6 +125,9 @@ class Port:
         self.egress_spec = self.ingress_spec = NO_IMPAIRMENT
         self.drop_impair_loss = self.drop_impair_queue = 0
         self.impair_tx = self.impair_tx_bytes = 0  # out of the hub: duplicates less drops
+        # Conversations since the statistics last took them: the frame's key
+        # (see Hub.forward) -> [wire frames, bytes]. Emptied each tick.
+        self.convs: dict[bytes, list[int]] = {}
 
     def send(self, frame: bytes, segments: int, length: int) -> None:
         """Send one frame; count it in drop_* if it cannot go."""
@@ -303,6 +307,7 @@ class Hub:
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_PER_TICK * 4)
         self.sample_budget = SAMPLES_PER_TICK
         self.capture: Capture | None = None
+        self.conversations = Conversations()
         # Per source: the tap fds (written directly) and other ports to flood to.
         self._outs: dict[int, tuple[list[tuple[int, Port]], list[Port]]] = {}
         # Loop guard: hash of a group-addressed frame -> (port it first came in through, when last seen).
@@ -379,6 +384,7 @@ class Hub:
             [self.way(p, out=True) for p in self.ports if p.down_out and p is not src] if capture is not None else ()
         )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
+        convs = src.convs
         count = size_sum = 0
         looping = None  # the frame that made src a loop's port
         frames = iter(frames)
@@ -416,18 +422,36 @@ class Hub:
             if ethertype == 0x8100 and length >= 18:  # 802.1Q tag: look past it
                 off += 4
                 ethertype = frame[off + 12] << 8 | frame[off + 13]
+            # The conversation key: the frame's own bytes, sliced (lab/conversations.py reads it).
             if ethertype == 0x0800:
                 protocols[IPV4] += segments
                 if len(frame) > off + 23 and (l4 := _L4[frame[off + 23]]) >= 0:
                     protocols[l4] += segments
+                    # Ports if the header has no options and this is no later fragment.
+                    if l4 != ICMP and frame[off + 14] == 0x45 and not (frame[off + 20] & 0x1F or frame[off + 21]):
+                        key = frame[off0 : off + 14] + frame[off + 23 : off + 24] + frame[off + 26 : off + 38]
+                    else:
+                        key = frame[off0 : off + 14] + frame[off + 23 : off + 24] + frame[off + 26 : off + 34]
+                else:
+                    key = frame[off0 : off + 14] + frame[off + 23 : off + 24] + frame[off + 26 : off + 34]
             elif ethertype == 0x86DD:
                 protocols[IPV6] += segments
                 if len(frame) > off + 20 and (l4 := _L4[frame[off + 20]]) >= 0:
                     protocols[l4] += segments
-            elif ethertype == 0x0806:
-                protocols[ARP] += segments
+                    if l4 != ICMP:
+                        key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 58]
+                    else:
+                        key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 54]
+                else:
+                    key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 54]
             else:
-                protocols[OTHER] += segments
+                protocols[ARP if ethertype == 0x0806 else OTHER] += segments
+                key = frame[off0 : off + 14]
+            if (conv := convs.get(key)) is None:
+                convs[key] = [segments, length]
+            else:
+                conv[0] += segments
+                conv[1] += length
             if budget:
                 budget -= 1
                 self.samples.append(Sample(time.time(), src.name, frame[off0 : off0 + SAMPLE_BYTES], length))
@@ -562,6 +586,15 @@ class Hub:
             "protocols": dict(zip(PROTOCOL_NAMES, self.protocols, strict=True)),
             "ports": {p.name: p.stats() for p in self.ports},
         }
+
+    def count_conversations(self, now: float) -> None:
+        """Each statistics tick: what the ports counted by conversation since
+        the last, into the hub's tables (lab/conversations.py)."""
+        for port in self.ports:
+            if port.convs:
+                counts, port.convs = port.convs, {}
+                self.conversations.add(port.name, counts, now)
+        self.conversations.tick(now)
 
     def take_samples(self) -> list[Sample]:
         out = list(self.samples)

@@ -12,6 +12,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns
+from qnet_tui.lab.conversations import node_names
 from qnet_tui.lab.kernelhub import VethPort
 from qnet_tui.lab.linkimpair import impaired
 from qnet_tui.lab.ports import Hub, Port, TapPort
@@ -62,9 +63,11 @@ class Stats:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.last: dict[str, tuple[float, int, int]] = {}
+        self.wall = time.time()
         self._decode = None
         self.queues = GuestQueues(lab)
         self.generation = lab.generation
+        self.names = node_names(lab.topology.nodes.values())
 
     def lab_changed(self) -> None:
         """The lab took a change (apply, or an impairment that moved a hub to
@@ -72,6 +75,7 @@ class Stats:
         self.queues.close()
         self.queues = GuestQueues(self.lab)
         self.generation = self.lab.generation
+        self.names = node_names(self.lab.topology.nodes.values())
         gone = self.last.keys() - {hub.name for hub in self.lab.all_hubs}
         for name in gone:
             del self.last[name]
@@ -83,13 +87,15 @@ class Stats:
         s["fps"] = round((s["frames"] - frames) / elapsed, 1) if elapsed > 0 else 0.0
         s["bps"] = round((s["bytes"] - size) * 8 / elapsed, 1) if elapsed > 0 else 0.0  # bits per second
         self.last[hub.name] = (now, s["frames"], s["bytes"])
+        hub.count_conversations(self.wall)
+        s["conversations"] = hub.conversations.snapshot(self.names)
         return s
 
     def snapshot(self) -> dict[str, Any]:
         if self.generation != self.lab.generation:
             self.lab_changed()
         self.queues.read()
-        now = time.monotonic()
+        now, self.wall = time.monotonic(), time.time()
         vlans = {}
         for hub in self.lab.hubs:
             s = self._hub_stats(hub, now)
@@ -98,7 +104,7 @@ class Stats:
         peers = {hub.name: self._hub_stats(hub, now) for hub in self.lab.pairs}
         vms = {name: guest.stats() for name, guest in self.lab.vm_guests.items()}
         return {
-            "time": round(time.time(), 3),
+            "time": round(self.wall, 3),
             "lab": self.lab.name,
             "vlans": vlans,
             "peers": peers,

@@ -1,0 +1,267 @@
+"""Conversations of a hub: who talks to whom, counted for every frame.
+
+The forwarding path (ports.Hub.forward; bpf.py's filter for hubs the kernel
+forwards) counts each frame under a *key* made of the frame's own bytes,
+sliced, and nothing more: the MACs, the EtherType, and for IP the protocol,
+the addresses and, for TCP, UDP and SCTP, the ports. Once per statistics
+tick this module takes those counts from every port, reads the keys, and
+adds them to two tables per hub: MAC pairs, and IP flows (protocol,
+addresses, ports). A conversation is both directions of one pair or flow;
+its `a` side is the one seen sending first.
+
+Memory is bounded: a table keeps at most LIMIT conversations; past that the
+ones with the fewest bytes are let go into an "others" count. What the
+panes and `run --json` get is the TOP by bytes, with the rest summed.
+
+Key layout (what Hub.forward slices): dst MAC, src MAC, [802.1Q tag],
+EtherType; then for IPv4 the protocol byte, source and destination address
+(4 + 4 bytes) and, when the header has no options and the frame is no later
+fragment, the four bytes after them (source and destination port); for
+IPv6 the next-header byte, the addresses (16 + 16) and the ports unless it
+is ICMPv6. A short frame makes a short key: read as far as it goes."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+LIMIT = 1024  # conversations a table keeps
+TOP = 50  # of those, what a snapshot lists
+DECODED_LIMIT = 65536  # keys remembered read; forgotten all at once past this
+
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
+PORTED = {6, 17, 132}  # protocols whose first four bytes are the ports
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def mac_text(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a key says: the MAC pair, and the IP flow if it is IP."""
+
+    src_mac: str
+    dst_mac: str
+    ethertype: int
+    proto: int | None = None  # IP protocol / IPv6 next header
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    sport: int | None = None
+    dport: int | None = None
+
+
+def read_key(key: bytes) -> Read | None:
+    """A key as Hub.forward makes it; None if it is too short to name a pair."""
+    if len(key) < 14:
+        return None
+    dst, src = mac_text(key[0:6]), mac_text(key[6:12])
+    off = 12
+    if key[12:14] == b"\x81\x00" and len(key) >= 18:
+        off = 16
+    ethertype = int.from_bytes(key[off : off + 2], "big")
+    rest = key[off + 2 :]
+    if ethertype == 0x0800:
+        width = 4
+    elif ethertype == 0x86DD:
+        width = 16
+    else:
+        return Read(src, dst, ethertype)
+    if len(rest) < 1 + 2 * width:
+        return Read(src, dst, ethertype)
+    proto = rest[0]
+    make = ipaddress.IPv4Address if width == 4 else ipaddress.IPv6Address
+    src_ip, dst_ip = str(make(rest[1 : 1 + width])), str(make(rest[1 + width : 1 + 2 * width]))
+    ports = rest[1 + 2 * width : 5 + 2 * width]
+    sport = dport = None
+    if proto in PORTED and len(ports) == 4:
+        sport, dport = int.from_bytes(ports[0:2], "big"), int.from_bytes(ports[2:4], "big")
+    return Read(src, dst, ethertype, proto, src_ip, dst_ip, sport, dport)
+
+
+def proto_name(proto: int) -> str:
+    return PROTO_NAMES.get(proto, f"ip-{proto}")
+
+
+@dataclass(slots=True)
+class Conversation:
+    a: str
+    b: str
+    proto: str | None
+    a_port: int | None
+    b_port: int | None
+    first: float
+    frames: int = 0
+    bytes: int = 0
+    last: float = 0.0
+    fps: float = 0.0
+    bps: float = 0.0
+    tick_frames: int = 0  # counted since the last tick
+    tick_bytes: int = 0
+
+
+@dataclass(slots=True)
+class Rest:
+    count: int = 0
+    frames: int = 0
+    bytes: int = 0
+
+    def row(self, fps: float = 0.0, bps: float = 0.0) -> dict[str, Any]:
+        return {"count": self.count, "frames": self.frames, "bytes": self.bytes, "fps": fps, "bps": bps}
+
+
+class Table:
+    """One kind of conversation (pairs or flows) of one hub."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self.entries: dict[tuple, Conversation] = {}
+        self.gone = Rest()  # conversations let go to keep the table bounded
+
+    def add(
+        self,
+        ident: tuple,
+        a: str,
+        b: str,
+        proto: str | None,
+        a_port: int | None,
+        b_port: int | None,
+        frames: int,
+        size: int,
+        now: float,
+    ) -> None:
+        conv = self.entries.get(ident)
+        if conv is None:
+            conv = self.entries[ident] = Conversation(a, b, proto, a_port, b_port, first=now)
+        conv.tick_frames += frames
+        conv.tick_bytes += size
+
+    def tick(self, now: float, elapsed: float) -> None:
+        """Close a tick: totals, rates over it, last seen; then bound the table."""
+        for conv in self.entries.values():
+            frames, size = conv.tick_frames, conv.tick_bytes
+            conv.fps = round(frames / elapsed, 1) if elapsed > 0 else 0.0
+            conv.bps = round(size * 8 / elapsed, 1) if elapsed > 0 else 0.0
+            if frames:
+                conv.frames += frames
+                conv.bytes += size
+                conv.last = now
+                conv.tick_frames = conv.tick_bytes = 0
+        if len(self.entries) > self.limit:
+            ranked = sorted(self.entries.items(), key=lambda item: item[1].bytes, reverse=True)
+            for ident, conv in ranked[self.limit :]:
+                self.gone.count += 1
+                self.gone.frames += conv.frames
+                self.gone.bytes += conv.bytes
+                del self.entries[ident]
+
+    def top(self, n: int = TOP) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        ranked = sorted(self.entries.values(), key=lambda conv: conv.bytes, reverse=True)
+        shown, rest = ranked[:n], ranked[n:]
+        others = Rest(self.gone.count + len(rest), self.gone.frames, self.gone.bytes)
+        fps = bps = 0.0
+        for conv in rest:
+            others.frames += conv.frames
+            others.bytes += conv.bytes
+            fps += conv.fps
+            bps += conv.bps
+        rows = [
+            {
+                "a": c.a,
+                "b": c.b,
+                "proto": c.proto,
+                "a_port": c.a_port,
+                "b_port": c.b_port,
+                "frames": c.frames,
+                "bytes": c.bytes,
+                "fps": c.fps,
+                "bps": c.bps,
+                "first": round(c.first, 3),
+                "last": round(c.last, 3),
+            }
+            for c in shown
+        ]
+        return rows, others.row(round(fps, 1), round(bps, 1))
+
+
+@dataclass
+class Sources:
+    """What one port's frames came from: source MACs, and the IP addresses
+    each sent from (the topology-aware checks read these)."""
+
+    macs: dict[str, set[str]] = field(default_factory=dict)
+
+
+class Conversations:
+    """A hub's two tables, fed per tick with each port's counts by key."""
+
+    def __init__(self) -> None:
+        self.pairs = Table()
+        self.flows = Table()
+        self.decoded: dict[bytes, Read | None] = {}
+        self.sources: dict[str, Sources] = {}  # by port
+        self.then: float | None = None
+
+    def add(self, port: str, counts: Mapping[bytes, list[int] | tuple[int, int]], now: float) -> None:
+        """One port's counts since the last tick: key -> (frames, bytes)."""
+        decoded = self.decoded
+        if len(decoded) > DECODED_LIMIT:
+            decoded.clear()
+        sources = self.sources.get(port) or self.sources.setdefault(port, Sources())
+        for key, (frames, size) in counts.items():
+            read = decoded.get(key, False)
+            if read is False:
+                read = decoded[key] = read_key(key)
+            if read is None:
+                continue
+            self._add(read, frames, size, now)
+            if len(sources.macs) < 256:
+                ips = sources.macs.setdefault(read.src_mac, set())
+                if read.src_ip is not None and len(ips) < 64:
+                    ips.add(read.src_ip)
+
+    def _add(self, r: Read, frames: int, size: int, now: float) -> None:
+        pair = (r.src_mac, r.dst_mac) if r.src_mac <= r.dst_mac else (r.dst_mac, r.src_mac)
+        self.pairs.add(pair, r.src_mac, r.dst_mac, None, None, None, frames, size, now)
+        if r.src_ip is None:
+            return
+        ends = ((r.src_ip, r.sport), (r.dst_ip, r.dport))
+        ident = (r.proto, *sorted(ends, key=lambda end: (end[0], end[1] or 0)))
+        self.flows.add(ident, r.src_ip, r.dst_ip, proto_name(r.proto), r.sport, r.dport, frames, size, now)
+
+    def tick(self, now: float) -> None:
+        elapsed = now - self.then if self.then is not None else 0.0
+        self.then = now
+        self.pairs.tick(now, elapsed)
+        self.flows.tick(now, elapsed)
+
+    def snapshot(self, names: Mapping[str, str]) -> dict[str, Any]:
+        """The top conversations, each side named by the topology's node where it has one."""
+        pairs, pairs_rest = self.pairs.top()
+        flows, flows_rest = self.flows.top()
+        for row in (*pairs, *flows):
+            row["a_node"] = names.get(row["a"])
+            row["b_node"] = names.get(row["b"])
+        return {"pairs": pairs, "flows": flows, "others": {"pairs": pairs_rest, "flows": flows_rest}}
+
+
+def node_names(nodes: Iterable[Any]) -> dict[str, str]:
+    """MACs and IP addresses the topology declares -> the node declaring them;
+    the broadcast MAC as `broadcast`."""
+    names = {BROADCAST: "broadcast"}
+    for node in nodes:
+        attrs = getattr(node, "attrs", {}) or {}
+        mac = attrs.get("mac")
+        if isinstance(mac, str):
+            names[mac.lower()] = node.id
+        for attr in ("ipv4", "ipv6"):
+            value = attrs.get(attr)
+            if isinstance(value, str):
+                try:
+                    names[str(ipaddress.ip_interface(value).ip)] = node.id
+                except ValueError:
+                    continue
+    return names
