@@ -19,6 +19,7 @@ impair`) on a link the change leaves alone stays."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns, nicstate, sysctl, vmguests
+from qnet_tui.lab.conversations import Conversations
 from qnet_tui.lab.impair import NONE, Impairment
 from qnet_tui.lab.kernelhub import KernelHub, VethPort
 from qnet_tui.lab.linkimpair import ImpairError, set_impairment
@@ -378,13 +380,14 @@ def _rewire(
     """Hubs as the new topology plans them: kept hubs keep their ports and
     counters; a moved port leaves its old link's state behind."""
     existing = {hub.name: hub for hub in lab.all_hubs}
-    counted: dict[str, tuple[int, int, list[int]]] = {}
+    counted: dict[str, tuple[int, int, list[int], Conversations]] = {}
     for planned in plan:  # a hub changing sides is another hub: its ports were made anew
         if planned.name in existing and isinstance(existing[planned.name], KernelHub) != planned.kernel:
             old = existing.pop(planned.name)
             if isinstance(old, KernelHub):
                 old.refresh()
-            counted[planned.name] = old.frames, old.bytes, list(old.protocols)  # the pane counts on
+            old.gather_conversations(time.time())
+            counted[planned.name] = old.frames, old.bytes, list(old.protocols), old.conversations  # the pane counts on
             _hub_gone(old, on_hub_gone)
     hubs, pairs = [], []
     for planned in plan:
@@ -392,7 +395,7 @@ def _rewire(
         if hub is None:
             hub = builder.hub(planned)
             if planned.name in counted:
-                hub.frames, hub.bytes, hub.protocols[:] = counted[planned.name]
+                hub.frames, hub.bytes, hub.protocols[:], hub.conversations = counted[planned.name]
         hub.vlan = planned.vlan
         (hubs if planned.node else pairs).append(hub)
         for member in planned.members:

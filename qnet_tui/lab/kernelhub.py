@@ -288,6 +288,12 @@ class KernelHub(Hub):
     def check_loops(self, now: float) -> list[tuple[str, str]]:
         return []
 
+    def gather_conversations(self, now: float) -> None:
+        for port in self.ports:
+            if isinstance(port, VethPort):
+                port.convs = port.watch.conversations()
+        super().gather_conversations(now)
+
     def take_samples(self) -> list[Sample]:
         out = sorted(super().take_samples(), key=lambda s: s.time)  # several sockets: in time order
         for port in self.ports:

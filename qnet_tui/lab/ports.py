@@ -587,13 +587,17 @@ class Hub:
             "ports": {p.name: p.stats() for p in self.ports},
         }
 
-    def count_conversations(self, now: float) -> None:
-        """Each statistics tick: what the ports counted by conversation since
-        the last, into the hub's tables (lab/conversations.py)."""
+    def gather_conversations(self, now: float) -> None:
+        """What the ports counted by conversation since the last call, into
+        the hub's tables (lab/conversations.py)."""
         for port in self.ports:
             if port.convs:
                 counts, port.convs = port.convs, {}
                 self.conversations.add(port.name, counts, now)
+
+    def count_conversations(self, now: float) -> None:
+        """Each statistics tick: gather, and close the tick (rates, bounds)."""
+        self.gather_conversations(now)
         self.conversations.tick(now)
 
     def take_samples(self) -> list[Sample]:

@@ -102,3 +102,53 @@ def test_the_budget_keeps_that_many_frames_cut_and_a_capture_keeps_all_whole(vet
         tx.send(big)
     wait_for(lambda: watch.counts()[bpf.FRAMES] >= 15, 5, "the frames counted")
     assert kept(rx) == [big] * 5
+
+
+def test_conversations_are_keyed_as_the_worker_keys_them(veth):
+    """The same frames through the filter and through a worker hub give the
+    same conversation counts, key for key."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+    from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+    from qnet_tui.lab.ports import Hub
+    from tests.unit.test_hub import Pipe
+
+    tx, _, watch = veth
+    a, b = "52:54:00:00:00:01", "52:54:00:00:00:02"
+    ip = IP(src="10.0.0.1", dst="10.0.0.2")
+    frames = [
+        bytes(Ether(src=a, dst=b) / ip / TCP(sport=40000, dport=5201)),
+        bytes(Ether(src=a, dst=b) / ip / TCP(sport=40000, dport=5201, flags="A") / bytes(500)),
+        bytes(Ether(src=a, dst=b) / ip / UDP(sport=5353, dport=53)),
+        bytes(Ether(src=a, dst=b) / ip / ICMP(seq=1)),
+        bytes(Ether(src=a, dst=b) / ip / ICMP(seq=2)),
+        bytes(Ether(src=a, dst=b) / Dot1Q(vlan=5) / ip / UDP(sport=7, dport=9)),
+        bytes(Ether(src=a, dst=b) / IP(src="10.0.0.1", dst="10.0.0.4", options=b"\x01\x01\x01\x00") / UDP()),
+        bytes(Ether(src=a, dst=b) / IP(src="10.0.0.1", dst="10.0.0.5", frag=100, proto=17) / bytes(20)),
+        bytes(Ether(src=a, dst=b) / IPv6(src="fd00::1", dst="fd00::2") / UDP(sport=1, dport=2)),
+        bytes(Ether(src=a, dst=b) / IPv6(src="fd00::1", dst="fd00::2") / ICMPv6EchoRequest()),
+        bytes(Ether(src=a, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.0.0.1", pdst="10.0.0.2")),
+        bytes(Ether(src=b, dst=a, type=0x88B5) / bytes(46)),
+    ]
+    frames = [f + bytes(max(0, 60 - len(f))) for f in frames]  # as a NIC pads them
+    watch.allow(0, False)
+    for f in frames:
+        tx.send(f)
+    wait_for(lambda: watch.counts()[bpf.FRAMES] >= len(frames), what="every frame counted")
+    hub, src, dst = Hub("hub1", 1), Pipe("vm1"), Pipe("vm2")
+    hub.attach(src.port)
+    hub.attach(dst.port)
+    hub.forward(src.port, frames)
+    worker = {key: list(counts) for key, counts in src.port.convs.items()}
+    ours = {bytes.fromhex(mac.replace(":", "")) for mac in (a, b)}
+    kernel = {key: counts for key, counts in watch.conversations().items() if key[6:12] in ours}  # not the veth's own
+    # The kernel sees the 802.1Q frame untagged (veth takes the tag off): its key has no tag.
+    tagged = next(key for key in worker if key[12:14] == b"\x81\x00")
+    worker[tagged[:12] + tagged[16:]] = worker.pop(tagged)
+    assert kernel == worker
+    assert len(worker) == 10  # the two pings are one conversation, the two TCP frames one
+    tx.send(frames[0])
+    wait_for(lambda: watch.counts()[bpf.FRAMES] >= len(frames) + 1, what="one more frame counted")
+    again = {key: counts for key, counts in watch.conversations().items() if key[6:12] in ours}
+    assert again == {next(iter(worker)): [1, len(frames[0])]}  # only what came since the last read
