@@ -124,6 +124,7 @@ class Qnet:
     name = "qnet"
     forwarding = "auto"
     in_kernel = True  # the kernel floods for its hubs: their cost is softirq time
+    tree: Path | None = None  # qnet-tui's code from there (an older revision: see baseline), else this one
 
     def __init__(self, ports: int, hubs: int = 1) -> None:
         self.ports = ports
@@ -140,6 +141,8 @@ class Qnet:
         self.file = self.folder / "bench.yaml"
         self.file.write_text(json.dumps(topo))
         env = dict(os.environ, QNET_RUNTIME_DIR=str(self.folder / "run"))
+        if self.tree is not None:
+            env["PYTHONPATH"] = str(self.tree)
         self.proc = start_lab([sys.executable, "-m", "qnet_tui", "run", str(self.file), "--json"], env)
         self.pid = self.proc.pid
 
@@ -156,6 +159,22 @@ class QnetWorker(Qnet):
     name = "worker"
     forwarding = "worker"
     in_kernel = False
+
+
+def baseline(rev: str) -> dict[str, type]:
+    """The worker and the kernel path of qnet-tui at git revision `rev`, as peers in the same run (what a
+    change costs): its tree exported to a temporary folder, run with PYTHONPATH there."""
+    tree = Path(tempfile.mkdtemp(prefix="qnb-base-"))
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "qnet_tui"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    short = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return {
+        f"qnet@{short}": type("QnetAt", (Qnet,), {"name": f"qnet@{short}", "tree": tree}),
+        f"worker@{short}": type("WorkerAt", (QnetWorker,), {"name": f"worker@{short}", "tree": tree}),
+    }
 
 
 class Bridge:
@@ -250,10 +269,15 @@ class Qemu:
 # -- the measurements -----------------------------------------------------------
 
 
+UDP = False  # --frames udp: the small frames are IPv4 UDP datagrams vm1 -> vm2
+
+
 def small_frames(fw, seconds: float) -> dict[str, float]:
     """trafgen's 60-byte frames from vm1 through the hub; frames/s delivered to vm2, and the forwarder's CPU."""
     others = [fw.guest(i) for i in range(3, fw.ports + 1)]
-    return blast(fw.pid, [(fw.guest(1), guest_mac(1), fw.guest(2))], seconds, listeners=others, in_kernel=fw.in_kernel)
+    udp = (guest_ip(1), guest_ip(2)) if UDP else None
+    pairs = [(fw.guest(1), guest_mac(1), fw.guest(2))]
+    return blast(fw.pid, pairs, seconds, listeners=others, in_kernel=fw.in_kernel, udp=udp)
 
 
 def measure(fw, seconds: float) -> dict[str, float]:
@@ -307,9 +331,9 @@ def cpu_cell(r: dict[str, float]) -> str:
     return "kernel" if r["cpu_pct"] != r["cpu_pct"] else f"{r['cpu_pct']:.0f}"  # NaN: the bridge has no process
 
 
-def ratio_line(ports: int, q: dict[str, float], peer: str, p: dict[str, float]) -> str:
+def ratio_line(ports: int, q: dict[str, float], peer: str, p: dict[str, float], name: str = "qnet") -> str:
     line = (
-        f"{ports} ports, qnet / {peer}: TCP {q['tcp_gbps'] / p['tcp_gbps']:.2f}x, "
+        f"{ports} ports, {name} / {peer}: TCP {q['tcp_gbps'] / p['tcp_gbps']:.2f}x, "
         f"small frames {q['small_fps'] / p['small_fps']:.2f}x, "
         f"ping {q['ping_ms'] / p['ping_ms']:.2f}x (lower is better)"
     )
@@ -337,11 +361,20 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="qnet,worker,bridge,hubbridge,qemu")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument("--frames", choices=("raw", "udp"), default="raw", help="small frames: 0x88b5, or IPv4 UDP")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also run qnet-tui at git revision REV (qnet@REV, worker@REV)"
+    )
     args = parser.parse_args()
     if (why := preflight()) is not None:
         print(why, file=sys.stderr)
         return 2
+    global UDP
+    UDP = args.frames == "udp"
     kinds = {name: KINDS[name] for name in chosen(args.only)}
+    if args.baseline:
+        at = baseline(args.baseline)
+        kinds |= {name: kind for name, kind in at.items() if name.split("@")[0] in kinds}
     load0 = loadavg()
     results = {ports: bench(kinds, ports, args.seconds, args.repeat) for ports in map(int, args.ports.split(","))}
     print(f"\nmedian of {args.repeat} runs of {args.seconds:g} s; load average {load0} before, {loadavg()} after")
@@ -361,6 +394,10 @@ def main() -> int:
             for peer in ("qemu", "bridge", "hubbridge", "worker"):
                 if peer in by_name:
                     print(ratio_line(ports, by_name["qnet"], peer, by_name[peer]))
+        for name in by_name:
+            if "@" in name:  # this revision against the baseline's
+                mine = name.split("@")[0]
+                print(ratio_line(ports, by_name[mine], name, by_name[name], mine))
     if args.json:
         print(json.dumps({"seconds": args.seconds, "load": [load0, loadavg()], "results": results}))
     return 0

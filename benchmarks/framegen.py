@@ -37,13 +37,27 @@ STOP_AFTER = ["timeout", "-s", "INT", "-k", "5"]
 CPUS = os.cpu_count() or 1
 
 
-def trafgen_config(src_mac: str, cpu: int = 0) -> str:
+def _octets(data: bytes) -> str:
+    return ",".join(f"0x{b:02x}" for b in data)
+
+
+def trafgen_config(src_mac: str, cpu: int = 0, udp: tuple[str, str] | None = None) -> str:
     """One trafgen packet, sent from CPU `cpu` alone: broadcast, src_mac, 0x88b5, a random word and zero fill to
-    FRAME_LEN bytes."""
-    src = ",".join(f"0x{b}" for b in src_mac.split(":"))
-    fill = FRAME_LEN - 6 - 6 - 2 - 4
-    etype = f"0x{ETHERTYPE >> 8:02x},0x{ETHERTYPE & 0xFF:02x}"
-    return f"cpu({cpu}): {{ 0xff,0xff,0xff,0xff,0xff,0xff, {src}, {etype}, drnd(4), fill(0x00, {fill}) }}\n"
+    FRAME_LEN bytes. udp=(source, destination): an IPv4 UDP datagram between them instead (port 40000 to 9,
+    trafgen computes the header checksum), so that the forwarder's IP path is measured too."""
+    src = _octets(bytes.fromhex(src_mac.replace(":", "")))
+    if udp is None:
+        fill = FRAME_LEN - 6 - 6 - 2 - 4
+        etype = f"0x{ETHERTYPE >> 8:02x},0x{ETHERTYPE & 0xFF:02x}"
+        return f"cpu({cpu}): {{ 0xff,0xff,0xff,0xff,0xff,0xff, {src}, {etype}, drnd(4), fill(0x00, {fill}) }}\n"
+    payload = FRAME_LEN - 14 - 20 - 8
+    addresses = b"".join(bytes(int(x) for x in ip.split(".")) for ip in udp)
+    before = bytes([0x45, 0, 0, 20 + 8 + payload, 0, 0, 0x40, 0, 64, 17])  # DF, TTL 64, UDP
+    ports = (40000).to_bytes(2, "big") + (9).to_bytes(2, "big") + (8 + payload).to_bytes(2, "big") + bytes(2)
+    return (
+        f"cpu({cpu}): {{ 0xff,0xff,0xff,0xff,0xff,0xff, {src}, 0x08,0x00, {_octets(before)}, csumip(14, 33), "
+        f"{_octets(addresses)}, {_octets(ports)}, drnd(4), fill(0x00, {payload - 4}) }}\n"
+    )
 
 
 _OUTGOING = re.compile(r"^\s*(\d+) packets outgoing", re.M)
@@ -127,17 +141,19 @@ def blast(
     listeners: list[str] = (),
     workdir: Path = Path("/tmp"),
     in_kernel: bool = False,
+    udp: tuple[str, str] | None = None,
 ) -> dict[str, float]:
     """Run one trafgen per (sender ns, sender MAC, receiver ns) at once for `seconds`; count what the receivers got.
 
     listeners: further receiving namespaces (the other ports of a hub) whose deliveries count in delivered_all.
     pid: the forwarder's process (None for the kernel's bridge).
     in_kernel: the kernel forwards for that process (qnet-tui's kernel hubs): its cost is the softirq share too.
+    udp: (source, destination) IPv4 addresses: the frames are UDP datagrams between them (see trafgen_config).
     """
     configs = []
     for n, (_, mac, _) in enumerate(pairs):
         cfg = workdir / f"qnb-trafgen{n}.cfg"
-        cfg.write_text(trafgen_config(mac, n % CPUS))  # each generator a core of its own, while there are cores
+        cfg.write_text(trafgen_config(mac, n % CPUS, udp))  # each generator a core of its own, while there are cores
         configs.append(cfg)
     receivers = [r for _, _, r in pairs]
     everyone = receivers + [ns for ns in listeners if ns not in receivers]

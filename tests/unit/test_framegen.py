@@ -50,6 +50,16 @@ def test_trafgen_frame_is_60_bytes_broadcast_of_the_local_ethertype() -> None:
     assert octets[12:14] == ["88", "b5"]  # not IPv4: br_netfilter would drop a bad IPv4 header
 
 
+def test_trafgen_udp_frame_is_60_bytes_of_valid_ipv4() -> None:
+    cfg = trafgen_config("52:54:00:77:00:01", udp=("10.77.0.1", "10.77.0.2"))
+    octets = re.findall(r"0x([0-9a-f]{2})", re.sub(r"\w+\([^)]*\)", "", cfg))
+    size = len(octets) + 2 + 4 + sum(int(n) for n in re.findall(r"fill\(0x00, (\d+)\)", cfg))  # csumip, drnd(4)
+    assert size == FRAME_LEN
+    assert octets[12:16] == ["08", "00", "45", "00"] and int(octets[14 + 3], 16) == 46  # IPv4 total length
+    assert "csumip(14, 33)" in cfg  # the checksum over the 20-byte header, in its place
+    assert octets[14 + 10 : 14 + 18] == ["0a", "4d", "00", "01", "0a", "4d", "00", "02"]
+
+
 def test_proc_stat_busy_leaves_out_idle_iowait_and_steal() -> None:
     text = "cpu  100 5 30 9000 40 2 7 900 0 0\ncpu0 50 2 15 4500 20 1 3 450 0 0\n"
     times = parse_proc_stat(text)
