@@ -240,6 +240,22 @@ def port_program(counters: int, control: int, convs: int, snap: int) -> bytes:
     a.label("keep")
     a.op(_LDX | _MEM | _DW, R1, R9, 8)  # capturing: every frame, whole
     a.jump(_JNE, R1, 0, "keep_all")
+    # ARP and neighbour solicitations and adverts (untagged): kept while a budget of their own lasts (control[2]).
+    a.load_abs(_H, 12)
+    a.jump(_JEQ, R0, 0x0806, "keep_watched")
+    a.jump(_JNE, R0, 0x86DD, "keep_sample")
+    a.load_abs(_B, 20)
+    a.jump(_JNE, R0, 58, "keep_sample")
+    a.load_abs(_B, 54)
+    a.jump(_JEQ, R0, 135, "keep_watched")
+    a.jump(_JEQ, R0, 136, "keep_watched")
+    a.goto("keep_sample")
+    a.label("keep_watched")
+    a.movi(R1, -1)
+    a.op(_STX | _ATOMIC | _DW, R9, R1, 16, _ADD | _FETCH)
+    a.jump(_JSLE, R1, 0, "keep_sample")
+    a.exit(snap)
+    a.label("keep_sample")
     a.movi(R1, -1)
     a.op(_STX | _ATOMIC | _DW, R9, R1, 0, _ADD | _FETCH)  # r1 = the budget before this frame
     a.jump(_JSLE, R1, 0, "keep_none")
@@ -371,7 +387,7 @@ class PortFilter:
         fds: list[int] = []
         try:
             fds.append(array_map(8 * COUNTERS))
-            fds.append(array_map(16))
+            fds.append(array_map(24))
             fds.append(lru_map(CONV_KEY, CONV_VALUE, CONV_ENTRIES))
             fds.append(load_socket_filter(port_program(fds[0], fds[1], fds[2], snap)))
         except BpfError:
@@ -397,9 +413,10 @@ class PortFilter:
     def counts(self) -> tuple[int, ...]:
         return struct.unpack(f"={COUNTERS}Q", map_read(self.counters, 8 * COUNTERS))
 
-    def allow(self, budget: int, capture: bool) -> None:
-        """Keep the next `budget` frames for the socket (and every frame while capturing)."""
-        map_write(self.control, struct.pack("=qQ", budget, int(capture)))
+    def allow(self, budget: int, capture: bool, watched: int = 0) -> None:
+        """Keep the next `budget` frames for the socket (and every frame while capturing),
+        and up to `watched` ARP and neighbour discovery frames besides."""
+        map_write(self.control, struct.pack("=qQq", budget, int(capture), watched))
 
     def close(self) -> None:
         for fd in (self.program, self.control, self.convs, self.counters):

@@ -193,6 +193,7 @@ class Sources:
     each sent from (the topology-aware checks read these)."""
 
     macs: dict[str, set[str]] = field(default_factory=dict)
+    dhcp: set[str] = field(default_factory=set)  # MACs that sent DHCP server messages (UDP 67 -> 68)
 
 
 class Conversations:
@@ -222,6 +223,8 @@ class Conversations:
                 ips = sources.macs.setdefault(read.src_mac, set())
                 if read.src_ip is not None and len(ips) < 64:
                     ips.add(read.src_ip)
+            if read.proto == 17 and read.sport == 67 and read.dport == 68 and len(sources.dhcp) < 64:
+                sources.dhcp.add(read.src_mac)
 
     def _add(self, r: Read, frames: int, size: int, now: float) -> None:
         pair = (r.src_mac, r.dst_mac) if r.src_mac <= r.dst_mac else (r.dst_mac, r.src_mac)

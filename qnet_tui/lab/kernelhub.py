@@ -40,7 +40,19 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import bpf, netns, sysctl
 from qnet_tui.lab.capture import Capture
-from qnet_tui.lab.ports import BATCH, LINK_DOWN, PROTOCOL_NAMES, SAMPLE_BYTES, SAMPLES_PER_TICK, Hub, Port, Sample
+from qnet_tui.lab.ports import (
+    BATCH,
+    LINK_DOWN,
+    ND_ADVERT,
+    ND_SOLICIT,
+    PROTOCOL_NAMES,
+    SAMPLE_BYTES,
+    SAMPLES_PER_TICK,
+    WATCHED,
+    Hub,
+    Port,
+    Sample,
+)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -111,7 +123,7 @@ class VethPort(Port):
         except OSError:
             watch.close()
             raise
-        watch.allow(SAMPLES_PER_TICK, False)
+        watch.allow(SAMPLES_PER_TICK, False, WATCHED)
         return cls(name, index, sock, watch)
 
     def send(self, frame: bytes, segments: int, length: int) -> None:
@@ -178,7 +190,7 @@ class KernelHub(Hub):
         self._capture = value
         for port in self.ports:
             if isinstance(port, VethPort) and port.fd >= 0:
-                port.watch.allow(SAMPLES_PER_TICK, value is not None)
+                port.watch.allow(SAMPLES_PER_TICK, value is not None, WATCHED)
 
     def attach(self, port: Port) -> None:
         assert isinstance(port, VethPort)
@@ -187,7 +199,7 @@ class KernelHub(Hub):
         self.ipr.link("set", index=port.index, master=self.index)
         self.ipr.brport("set", index=port.index, learning=0)
         self._port_state(port)
-        port.watch.allow(SAMPLES_PER_TICK, self._capture is not None)
+        port.watch.allow(SAMPLES_PER_TICK, self._capture is not None, WATCHED)
 
     def detach(self, port: Port) -> None:
         self.refresh()
@@ -210,6 +222,11 @@ class KernelHub(Hub):
             for other in self.ports:
                 if other.down_out and other is not port:
                     capture.dropped(view, LINK_DOWN, self.way(other, out=True))
+        ethertype = frame[12] << 8 | frame[13] if len(frame) >= 14 else 0
+        if ethertype == 0x0806 or (
+            ethertype == 0x86DD and len(frame) > 54 and frame[20] == 58 and ND_SOLICIT <= frame[54] <= ND_ADVERT
+        ):
+            self.watched.append((port.name, frame[:SAMPLE_BYTES]))
         if self.sample_budget > 0:
             self.sample_budget -= 1
             self.samples.append(Sample(time.time(), port.name, frame[:SAMPLE_BYTES], length))
@@ -298,7 +315,7 @@ class KernelHub(Hub):
         out = sorted(super().take_samples(), key=lambda s: s.time)  # several sockets: in time order
         for port in self.ports:
             if isinstance(port, VethPort) and port.fd >= 0:
-                port.watch.allow(SAMPLES_PER_TICK, self._capture is not None)
+                port.watch.allow(SAMPLES_PER_TICK, self._capture is not None, WATCHED)
         return out
 
     def stats(self) -> dict:

@@ -46,6 +46,10 @@ SPARSE_GAP_S = 0.001
 READ_SIZE = 65536 + VNET_HDR_LEN + 64
 SAMPLES_PER_TICK = 20  # decoded-frame samples a hub keeps per statistics tick
 SAMPLE_BYTES = 256  # enough for every header scapy shows in a summary
+# ARP and IPv6 neighbour discovery frames a hub keeps for the address checks
+# (lab/checks.py) between two ticks: all of them, in any lab not under an ARP storm.
+WATCHED = 256
+ND_SOLICIT, ND_ADVERT = 135, 136  # ICMPv6 types
 
 # Protocol counters, by index into Hub.protocols.
 ARP, IPV4, IPV6, ICMP, TCP, UDP, OTHER = range(7)
@@ -308,6 +312,7 @@ class Hub:
         self.sample_budget = SAMPLES_PER_TICK
         self.capture: Capture | None = None
         self.conversations = Conversations()
+        self.watched: deque[tuple[str, bytes]] = deque(maxlen=WATCHED)  # (port, frame): ARP, ND
         # Per source: the tap fds (written directly) and other ports to flood to.
         self._outs: dict[int, tuple[list[tuple[int, Port]], list[Port]]] = {}
         # Loop guard: hash of a group-addressed frame -> (port it first came in through, when last seen).
@@ -384,7 +389,7 @@ class Hub:
             [self.way(p, out=True) for p in self.ports if p.down_out and p is not src] if capture is not None else ()
         )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
-        convs = src.convs
+        convs, watched = src.convs, self.watched
         count = size_sum = 0
         looping = None  # the frame that made src a loop's port
         frames = iter(frames)
@@ -442,10 +447,16 @@ class Hub:
                         key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 58]
                     else:
                         key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 54]
+                        if len(frame) > off + 54 and ND_SOLICIT <= frame[off + 54] <= ND_ADVERT:
+                            watched.append((src.name, frame[off0 : off0 + SAMPLE_BYTES]))
                 else:
                     key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 54]
             else:
-                protocols[ARP if ethertype == 0x0806 else OTHER] += segments
+                if ethertype == 0x0806:
+                    protocols[ARP] += segments
+                    watched.append((src.name, frame[off0 : off0 + SAMPLE_BYTES]))
+                else:
+                    protocols[OTHER] += segments
                 key = frame[off0 : off + 14]
             if (conv := convs.get(key)) is None:
                 convs[key] = [segments, length]
@@ -599,6 +610,12 @@ class Hub:
         """Each statistics tick: gather, and close the tick (rates, bounds)."""
         self.gather_conversations(now)
         self.conversations.tick(now)
+
+    def take_watched(self) -> list[tuple[str, bytes]]:
+        """The ARP and neighbour discovery frames since the last call, with the port each came in by."""
+        out = list(self.watched)
+        self.watched.clear()
+        return out
 
     def take_samples(self) -> list[Sample]:
         out = list(self.samples)

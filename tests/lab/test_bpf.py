@@ -152,3 +152,15 @@ def test_conversations_are_keyed_as_the_worker_keys_them(veth):
     wait_for(lambda: watch.counts()[bpf.FRAMES] >= len(frames) + 1, what="one more frame counted")
     again = {key: counts for key, counts in watch.conversations().items() if key[6:12] in ours}
     assert again == {next(iter(worker)): [1, len(frames[0])]}  # only what came since the last read
+
+
+def test_arp_and_neighbour_discovery_are_kept_on_a_budget_of_their_own(veth):
+    tx, rx, watch = veth
+    watch.allow(0, False, 2)  # no samples; two watched frames
+    arp = frame(0x0806, bytes(28))
+    for _ in range(3):
+        tx.send(arp)
+    tx.send(frame(0x0800, ipv4(17)))
+    wait_for(lambda: watch.counts()[bpf.FRAMES] >= 4, what="the frames counted")
+    got = [f for f in kept(rx) if f[6:12] == SRC]
+    assert got == [arp, arp]  # two of three: the budget; the UDP frame not at all (no sample budget)

@@ -171,3 +171,33 @@ def test_short_and_odd_keys_read_without_error():
     assert read_key(bytes(12) + b"\x08\x00" + b"\x06" + bytes(3)).src_ip is None  # addresses cut short
     r = read_key(bytes.fromhex("ffffffffffff525400000001") + b"\x81\x00\x00\x05\x88\xb5")
     assert (r.dst_mac, r.ethertype) == ("ff:ff:ff:ff:ff:ff", 0x88B5)
+
+
+def test_arp_and_neighbour_discovery_are_kept_for_the_checks(hub):
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS
+
+    h, (vm1, vm2, _) = hub
+    arp = bytes(Ether(src=A, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=A, psrc="10.0.0.1", pdst="10.0.0.2"))
+    ns = bytes(
+        Ether(src=B, dst="33:33:ff:00:00:01") / IPv6(src="fd00::2", dst="ff02::1:ff00:1") / ICMPv6ND_NS(tgt="fd00::1")
+    )
+    na = bytes(Ether(src=A, dst=B) / IPv6(src="fd00::1", dst="fd00::2") / ICMPv6ND_NA(tgt="fd00::1"))
+    echo6 = bytes(Ether(src=A, dst=B) / IPv6(src="fd00::1", dst="fd00::2") / ICMPv6EchoRequest())
+    h.forward(vm1, [arp, tcp(1, 2), echo6, na])
+    h.forward(vm2, [ns])
+    assert h.take_watched() == [("vm1", arp), ("vm1", na), ("vm2", ns)]
+    assert h.take_watched() == []
+
+
+def test_a_port_that_sends_dhcp_server_messages_is_noted(hub):
+    h, (vm1, vm2, _) = hub
+    offer = bytes(Ether(src=C, dst=A) / IP(src="10.0.0.254", dst="10.0.0.1") / UDP(sport=67, dport=68))
+    request = bytes(
+        Ether(src=A, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
+    )
+    h.forward(vm1, [request])
+    h.forward(vm2, [offer])
+    h.count_conversations(1.0)
+    sources = h.conversations.sources
+    assert sources["vm2"].dhcp == {C} and sources["vm1"].dhcp == set()
+    assert sources["vm2"].macs == {C: {"10.0.0.254"}} and sources["vm1"].macs == {A: {"0.0.0.0"}}
