@@ -1,0 +1,172 @@
+"""Following a conversation: the payload of one TCP or UDP flow, in order,
+as Wireshark's "Follow stream" shows it.
+
+A Follower sees every frame of its hub while it runs (it is one of the
+hub's capture sinks: the forwarding path hands it frames as it hands a
+capture), keeps those of its flow, and puts each direction's payload in
+order: TCP by sequence number (retransmitted bytes once, segments that came
+early held until the gap is filled), UDP datagram by datagram. Bounded: at
+most LIMIT bytes per direction are kept, after which it says it stopped."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+
+LIMIT = 256 * 1024  # payload bytes kept per direction
+HELD_LIMIT = 64  # TCP segments held past a gap, per direction
+TCP, UDP = 6, 17
+
+
+@dataclass(frozen=True)
+class Flow:
+    proto: int  # 6 or 17
+    a: str
+    a_port: int
+    b: str
+    b_port: int
+
+    def direction(self, src: str, sport: int, dst: str, dport: int) -> int | None:
+        """0: a -> b, 1: b -> a, None: another flow."""
+        if (src, sport, dst, dport) == (self.a, self.a_port, self.b, self.b_port):
+            return 0
+        if (src, sport, dst, dport) == (self.b, self.b_port, self.a, self.a_port):
+            return 1
+        return None
+
+
+@dataclass
+class Segment:
+    """What one frame of the flow says."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    proto: int
+    payload: bytes
+    seq: int = 0
+    syn: bool = False
+
+
+def parse(frame: bytes | memoryview) -> Segment | None:
+    """The TCP or UDP segment an Ethernet frame carries (past one 802.1Q tag), or None."""
+    frame = bytes(frame)
+    off = 12
+    if frame[off : off + 2] == b"\x81\x00":
+        off += 4
+    ethertype = frame[off : off + 2]
+    off += 2
+    if ethertype == b"\x08\x00" and len(frame) >= off + 20:
+        ihl = (frame[off] & 0x0F) * 4
+        total = int.from_bytes(frame[off + 2 : off + 4], "big")
+        if frame[off + 6] & 0x1F or frame[off + 7] or ihl < 20:  # a later fragment: no header of its own
+            return None
+        proto = frame[off + 9]
+        src = str(ipaddress.IPv4Address(frame[off + 12 : off + 16]))
+        dst = str(ipaddress.IPv4Address(frame[off + 16 : off + 20]))
+        end = min(len(frame), off + total) if total >= ihl else len(frame)  # a NIC's padding is no payload
+        off += ihl
+    elif ethertype == b"\x86\xdd" and len(frame) >= off + 40:
+        proto = frame[off + 6]
+        src = str(ipaddress.IPv6Address(frame[off + 8 : off + 24]))
+        dst = str(ipaddress.IPv6Address(frame[off + 24 : off + 40]))
+        end = min(len(frame), off + 40 + int.from_bytes(frame[off + 4 : off + 6], "big"))
+        off += 40
+    else:
+        return None
+    if proto == TCP and end >= off + 20:
+        sport, dport, seq = struct.unpack_from("!HHI", frame, off)
+        data_off = (frame[off + 12] >> 4) * 4
+        flags = frame[off + 13]
+        return Segment(src, sport, dst, dport, proto, frame[off + data_off : end], seq, bool(flags & 0x02))
+    if proto == UDP and end >= off + 8:
+        sport, dport = struct.unpack_from("!HH", frame, off)
+        return Segment(src, sport, dst, dport, proto, frame[off + 8 : end])
+    return None
+
+
+@dataclass
+class Direction:
+    """One direction's payload, in order."""
+
+    next_seq: int | None = None  # TCP: the sequence number of the next byte wanted
+    held: dict[int, bytes] = field(default_factory=dict)  # TCP segments past a gap, by sequence number
+    kept: int = 0
+    full: bool = False
+
+
+class Follower:
+    def __init__(self, flow: Flow, limit: int = LIMIT) -> None:
+        self.flow = flow
+        self.limit = limit
+        self.ways = (Direction(), Direction())
+        self.chunks: list[tuple[int, bytes]] = []  # (direction, bytes) not yet taken
+        self.frames = 0
+
+    def feed(self, frame: bytes | memoryview) -> None:
+        """A frame the hub forwarded; kept if it is the flow's."""
+        try:
+            seg = parse(frame)
+        except (IndexError, struct.error, ValueError):
+            return  # too short for the headers it claims: not the flow's
+        if seg is None or seg.proto != self.flow.proto:
+            return
+        way = self.flow.direction(seg.src, seg.sport, seg.dst, seg.dport)
+        if way is None:
+            return
+        self.frames += 1
+        if seg.proto == UDP:
+            self._keep(way, seg.payload)
+        else:
+            self._tcp(way, seg)
+
+    def _tcp(self, way: int, seg: Segment) -> None:
+        d = self.ways[way]
+        if seg.syn:
+            d.next_seq = (seg.seq + 1) & 0xFFFFFFFF
+            d.held.clear()
+            return
+        if d.next_seq is None:  # joined after the handshake: start where we are
+            d.next_seq = seg.seq
+        if not seg.payload:
+            return
+        ahead = (seg.seq - d.next_seq) & 0xFFFFFFFF
+        if ahead >= 1 << 31:  # starts before what we have: keep only the new part
+            overlap = (d.next_seq - seg.seq) & 0xFFFFFFFF
+            if overlap >= len(seg.payload):
+                return  # a retransmission of what we have
+            seg.payload, seg.seq, ahead = seg.payload[overlap:], d.next_seq, 0
+        if ahead:
+            if len(d.held) < HELD_LIMIT:
+                d.held.setdefault(seg.seq, seg.payload)
+            return
+        self._keep(way, seg.payload)
+        d.next_seq = (d.next_seq + len(seg.payload)) & 0xFFFFFFFF
+        while d.next_seq in d.held:  # what came early follows on now
+            data = d.held.pop(d.next_seq)
+            self._keep(way, data)
+            d.next_seq = (d.next_seq + len(data)) & 0xFFFFFFFF
+
+    def _keep(self, way: int, data: bytes) -> None:
+        d = self.ways[way]
+        room = self.limit - d.kept
+        if room <= 0 or not data:
+            d.full = d.full or room <= 0
+            return
+        if len(data) > room:
+            data, d.full = data[:room], True
+        d.kept += len(data)
+        if self.chunks and self.chunks[-1][0] == way:
+            self.chunks[-1] = (way, self.chunks[-1][1] + data)
+        else:
+            self.chunks.append((way, data))
+
+    def take(self) -> list[tuple[int, bytes]]:
+        out, self.chunks = self.chunks, []
+        return out
+
+    @property
+    def full(self) -> bool:
+        return all(d.full for d in self.ways)
