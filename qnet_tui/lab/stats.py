@@ -153,6 +153,17 @@ class Stats:
             return f"undecodable frame ({type(exc).__name__})"
 
 
+def flow_text(flow: dict[str, Any]) -> str:
+    """vm1:40000 > vm2:5201 tcp 1.2 Mbit/s (3.4 MB): a flow's ends by node where the topology names them."""
+
+    def end(side: str) -> str:
+        port = flow[f"{side}_port"]
+        name = flow[f"{side}_node"] or flow[side]
+        return f"{name}:{port}" if port is not None else name
+
+    return f"{end('a')} > {end('b')} {flow['proto']} {si(flow['bps'], 'bit/s')} ({si(flow['bytes'], 'B')})"
+
+
 def format_table(snapshot: dict[str, Any]) -> str:
     """The human form of a snapshot, one line per VLAN and direct peer."""
     lines = [time.strftime("%H:%M:%S", time.localtime(snapshot["time"]))]
@@ -165,6 +176,10 @@ def format_table(snapshot: dict[str, Any]) -> str:
             f"{si(s['fps'], 'fps'):>10} {si(s['bps'], 'bit/s'):>12}  drops {s['drops']:<6} {protocols}"
             + (f"  loop: {cut} cut" if cut else "")
         )
+        flows = (s.get("conversations") or {}).get("flows") or []
+        if flows:
+            top = sorted(flows, key=lambda f: f["bps"], reverse=True)[:3]
+            lines.append("  " + " " * 18 + " top flows: " + "; ".join(flow_text(f) for f in top))
     playing = snapshot.get("scenario")
     if playing:
         lines.append(

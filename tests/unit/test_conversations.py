@@ -201,3 +201,18 @@ def test_a_port_that_sends_dhcp_server_messages_is_noted(hub):
     sources = h.conversations.sources
     assert sources["vm2"].dhcp == {C} and sources["vm1"].dhcp == set()
     assert sources["vm2"].macs == {C: {"10.0.0.254"}} and sources["vm1"].macs == {A: {"0.0.0.0"}}
+
+
+def test_run_prints_the_busiest_flows_under_their_vlan(hub):
+    from qnet_tui.lab.stats import format_table
+
+    h, (vm1, _, _) = hub
+    h.count_conversations(1.0)
+    h.forward(vm1, [tcp(40000, 5201, load=bytes(1000))] * 4 + [tcp(40001, 22)])
+    h.count_conversations(2.0)
+    nodes = [Node("vm1", Kind.GUEST_NIC, {"ipv4": "10.0.0.1/24"}), Node("vm2", Kind.GUEST_NIC, {"ipv4": "10.0.0.2/24"})]
+    stats = h.stats() | {"fps": 0.0, "bps": 0.0, "conversations": h.conversations.snapshot(node_names(nodes))}
+    text = format_table({"time": 0, "vlans": {"1": stats}, "peers": {}})
+    top = text.splitlines()[2]
+    assert top.strip().startswith("top flows: vm1:40000 > vm2:5201 tcp")
+    assert top.index("vm2:5201") < top.index("vm2:22")  # the busier first
