@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 PROTOCOL_VERSION = 2
 MAX_LINE = 4 * 1024 * 1024  # a stats line of a large lab is well under this
@@ -185,6 +185,41 @@ class PortStats(TypedDict):
     looped: bool  # cut because it closed a loop
 
 
+class ConversationRow(TypedDict):
+    a: str  # MACs (pairs) or IPv4/IPv6 addresses (flows); a: the side seen sending first
+    b: str
+    a_node: str | None  # the topology's node ids for them, or None
+    b_node: str | None
+    proto: str | None  # flows: tcp, udp, icmp, icmpv6, sctp, ip-<n>; pairs: None
+    a_port: int | None  # tcp/udp/sctp ports of a and b, else None
+    b_port: int | None
+    frames: int  # totals both ways
+    bytes: int
+    fps: float  # rates over the last tick
+    bps: float
+    first: float  # unix times, first and last seen
+    last: float
+
+
+class ConversationRest(TypedDict):
+    count: int  # conversations not in the lists, and their sums
+    frames: int
+    bytes: int
+    fps: float
+    bps: float
+
+
+class ConversationOthers(TypedDict):
+    pairs: ConversationRest
+    flows: ConversationRest
+
+
+class Conversations(TypedDict):
+    pairs: list[ConversationRow]  # MAC pairs, the top ones by bytes (at most 50), any order
+    flows: list[ConversationRow]  # IP flows, likewise
+    others: ConversationOthers
+
+
 class HubStats(TypedDict):
     hub: str  # the worker's name of the hub (a pair's: its two ends)
     forwarding: str  # worker, or kernel (a Linux bridge floods for it)
@@ -196,6 +231,7 @@ class HubStats(TypedDict):
     ports: dict[str, PortStats]
     fps: float
     bps: float  # bits per second
+    conversations: NotRequired[Conversations | None]  # a worker that counts them
 
 
 class Sample(TypedDict):
@@ -219,6 +255,27 @@ PORT_SHAPE = {
     "drop_reasons": MapOf(int),
     "looped": bool,
 }
+CONVERSATION_SHAPE = {
+    "a": str,
+    "b": str,
+    "a_node": Opt(str),
+    "b_node": Opt(str),
+    "proto": Opt(str),
+    "a_port": Opt(int),
+    "b_port": Opt(int),
+    "frames": int,
+    "bytes": int,
+    "fps": NUMBER,
+    "bps": NUMBER,
+    "first": NUMBER,
+    "last": NUMBER,
+}
+REST_SHAPE = {"count": int, "frames": int, "bytes": int, "fps": NUMBER, "bps": NUMBER}
+CONVERSATIONS_SHAPE = {
+    "pairs": ListOf(CONVERSATION_SHAPE),
+    "flows": ListOf(CONVERSATION_SHAPE),
+    "others": {"pairs": REST_SHAPE, "flows": REST_SHAPE},
+}
 HUB_SHAPE = {
     "hub": str,
     "forwarding": str,
@@ -230,6 +287,7 @@ HUB_SHAPE = {
     "ports": MapOf(PORT_SHAPE),
     "fps": NUMBER,
     "bps": NUMBER,
+    "conversations": Opt(CONVERSATIONS_SHAPE),
 }
 
 
