@@ -321,6 +321,8 @@ class ConversationTable(ScrollView, can_focus=True):
         width, style = self.size.width, self.rich_style
         if y == 0:
             return Strip([Segment(self.caption, style + DIM)]).crop_extend(0, width, style)
+        if len(self.widths) != len(self.columns):
+            return Strip.blank(width, style)  # not made into text yet (on_show does it)
         if y == 1:
             header = style + self.get_component_rich_style("conversations--header")
             return Strip(self._cells_line(self._headers(), header)).crop_extend(scroll_x, scroll_x + width, style)
