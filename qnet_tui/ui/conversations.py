@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -30,6 +30,7 @@ from qnet_tui.ui.convframes import row_frames
 
 BROADCASTS = frozenset({"ff:ff:ff:ff:ff:ff", "255.255.255.255"})
 GAP = "  "
+MIN_END = 16  # the narrowest an end's column gets to let the figures fit
 CACHE_ROWS = 4096  # filter results kept per row identity; dropped wholesale past this
 BOLD, DIM = Style(bold=True), Style(dim=True)
 
@@ -213,6 +214,7 @@ class ConversationTable(ScrollView, can_focus=True):
             self.cells.append([f"others ({o['count']})" if c == "a" else figures.get(c, "") for c in ids])
         headers = self._headers()
         self.widths = [max([cell_len(h), *(cell_len(row[i]) for row in self.cells)]) for i, h in enumerate(headers)]
+        self._fit(ids)
         width = sum(self.widths) + len(GAP) * (len(self.widths) - 1)
         self.virtual_size = Size(width, len(self.cells) + self.HEAD)
         # The cursor stays on its row, wherever the sort puts it now.
@@ -222,6 +224,26 @@ class ConversationTable(ScrollView, can_focus=True):
         self.cursor = max(0, min(self.cursor, len(self.cells) - 1))
         self._cursor_key = keys[self.cursor] if self.cursor < len(keys) else None
         self.refresh()
+
+    def _fit(self, ids: list[str]) -> None:
+        """Narrow the ends' columns (the wider first, down to MIN_END) so the
+        figures fit in the pane; what does not fit is cut with an ellipsis."""
+        room = self.scrollable_content_region.width
+        if room <= 0:
+            return  # not laid out yet: on_resize fits it
+        over = sum(self.widths) + len(GAP) * (len(self.widths) - 1) - room
+        ends = sorted((ids.index(side) for side in ("a", "b")), key=lambda i: -self.widths[i])
+        for i in ends:
+            if over <= 0:
+                break
+            cut = min(over, self.widths[i] - MIN_END)
+            if cut > 0:
+                self.widths[i] -= cut
+                over -= cut
+
+    def on_resize(self) -> None:
+        if self.display and self.conversations is not None:
+            self.rebuild()
 
     def _headers(self) -> list[str]:
         arrow = " ▼" if self.descending else " ▲"
@@ -310,6 +332,8 @@ class ConversationTable(ScrollView, can_focus=True):
     def _cells_line(self, cells: list[str], style: Style) -> list[Segment]:
         segments = []
         for i, (column, width, text) in enumerate(zip(self.columns, self.widths, cells, strict=True)):
+            if cell_len(text) > width:
+                text = set_cell_size(text, width - 1) + "…"
             pad = " " * (width - cell_len(text))
             segments.append(Segment((pad + text) if column.numeric else (text + pad), style))
             if i < len(cells) - 1:

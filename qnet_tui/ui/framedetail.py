@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, Tree
 
 from qnet_tui import dissect
@@ -21,9 +21,12 @@ from qnet_tui.ui.framelog import Line
 DECODING = "decoding..."
 
 
-class FrameDetail(Screen[None]):
+class FrameDetail(ModalScreen[None]):
+    """Modal: the editor's keys stay out of it (and out of its footer)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
     DEFAULT_CSS = """
+    FrameDetail { background: $background; }
     FrameDetail #title { height: 1; background: $primary; color: $text; padding: 0 1; }
     FrameDetail #kept { height: 1; padding: 0 1; color: $text-muted; }
     FrameDetail #layers { width: 1fr; border: round $primary; }
