@@ -72,7 +72,8 @@ COMMANDS_HELP: dict[str, str] = {
         "conversation tables: enter applies it, a bad one shows libpcap's message; empty + enter clears it"
     ),
     "conversations": (
-        "Conversations (MAC pairs, IP flows) instead of the frame log in the selected node's pane, or back"
+        "Conversations (MAC pairs, IP flows) instead of the frame log, or back: the selected node's pane "
+        "(with none selected, every pane)"
     ),
     "enter_pane": (
         "Into the selected node's traffic pane (or the first): pick a frame of its log (enter shows it in full) "
