@@ -62,9 +62,11 @@ class Filter:
     text: str
     program: tuple[Insn, ...]
 
-    def matches(self, frame: bytes) -> bool:
-        """Whether the filter keeps this Ethernet frame (classic BPF, run here)."""
-        return run(self.program, frame) != 0
+    def matches(self, frame: bytes, wire_length: int | None = None) -> bool:
+        """Whether the filter keeps this Ethernet frame (classic BPF, run here).
+        wire_length: the frame's length on the wire when frame holds only its
+        first bytes (a sample): `len`, `greater`, `less` test that one."""
+        return run(self.program, frame, wire_length) != 0
 
     def packed(self) -> bytes:
         """The instructions as the kernel takes them (struct sock_filter[])."""
@@ -121,8 +123,9 @@ def _alu(op: int, a: int, v: int) -> int | None:
     }[op]() & _MASK
 
 
-def run(program: tuple[Insn, ...], frame: bytes) -> int:
-    """The value a classic BPF program returns for frame: 0 drops it."""
+def run(program: tuple[Insn, ...], frame: bytes, wire_length: int | None = None) -> int:
+    """The value a classic BPF program returns for frame: 0 drops it. A load
+    past the bytes kept ends it with 0, as the kernel does past a frame's end."""
     a = x = 0
     mem = [0] * 16
     pc = 0
@@ -142,7 +145,7 @@ def run(program: tuple[Insn, ...], frame: bytes) -> int:
             elif mode == 0x60:
                 value = mem[k & 15]
             elif mode == 0x80:
-                value = len(frame)
+                value = len(frame) if wire_length is None else wire_length
             elif mode == 0xA0:  # the IP header's length: 4 * (frame[k] & 0xf)
                 byte = _load(frame, k, 1)
                 value = None if byte is None else (byte & 0x0F) * 4

@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 PROTOCOL_VERSION = 2
 MAX_LINE = 4 * 1024 * 1024  # a stats line of a large lab is well under this
@@ -185,6 +185,41 @@ class PortStats(TypedDict):
     looped: bool  # cut because it closed a loop
 
 
+class ConversationRow(TypedDict):
+    a: str  # MACs (pairs) or IPv4/IPv6 addresses (flows); a: the side seen sending first
+    b: str
+    a_node: str | None  # the topology's node ids for them, or None
+    b_node: str | None
+    proto: str | None  # flows: tcp, udp, icmp, icmpv6, sctp, ip-<n>; pairs: None
+    a_port: int | None  # tcp/udp/sctp ports of a and b, else None
+    b_port: int | None
+    frames: int  # totals both ways
+    bytes: int
+    fps: float  # rates over the last tick
+    bps: float
+    first: float  # unix times, first and last seen
+    last: float
+
+
+class ConversationRest(TypedDict):
+    count: int  # conversations not in the lists, and their sums
+    frames: int
+    bytes: int
+    fps: float
+    bps: float
+
+
+class ConversationOthers(TypedDict):
+    pairs: ConversationRest
+    flows: ConversationRest
+
+
+class Conversations(TypedDict):
+    pairs: list[ConversationRow]  # MAC pairs, the top ones by bytes (at most 50), any order
+    flows: list[ConversationRow]  # IP flows, likewise
+    others: ConversationOthers
+
+
 class HubStats(TypedDict):
     hub: str  # the worker's name of the hub (a pair's: its two ends)
     forwarding: str  # worker, or kernel (a Linux bridge floods for it)
@@ -196,37 +231,7 @@ class HubStats(TypedDict):
     ports: dict[str, PortStats]
     fps: float
     bps: float  # bits per second
-    conversations: Conversations | None  # counted for every frame (lab/conversations.py)
-
-
-class ConversationRow(TypedDict):
-    a: str  # a MAC (pairs) or an IP address (flows): the side seen sending first
-    b: str
-    a_node: str | None  # the topology's node for it, if any ("broadcast" for ff:ff:ff:ff:ff:ff)
-    b_node: str | None
-    proto: str | None  # flows: tcp, udp, icmp, icmpv6, sctp, ip-N; pairs: None
-    a_port: int | None  # tcp, udp and sctp ports
-    b_port: int | None
-    frames: int  # both ways
-    bytes: int
-    fps: float  # over the last tick
-    bps: float
-    first: float  # unix times, first and last seen
-    last: float
-
-
-class ConversationRest(TypedDict):
-    count: int  # conversations not listed
-    frames: int
-    bytes: int
-    fps: float
-    bps: float
-
-
-class Conversations(TypedDict):
-    pairs: list[ConversationRow]  # MAC pairs, the top ones by bytes
-    flows: list[ConversationRow]  # IP flows, the top ones by bytes
-    others: dict[str, ConversationRest]  # "pairs" and "flows": the rest, summed
+    conversations: NotRequired[Conversations | None]  # counted for every frame (lab/conversations.py)
 
 
 class Sample(TypedDict):

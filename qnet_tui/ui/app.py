@@ -281,6 +281,15 @@ class QnetApp(EditKeys, App[None]):
     def action_filter_log(self) -> None:
         self.lab.filter_log()
 
+    def action_bpf_filter(self) -> None:
+        self.lab.bpf_filter()
+
+    def action_conversations(self) -> None:
+        self.lab.toggle_conversations(self.document.topology, self.canvas.selected)
+
+    def action_enter_pane(self) -> None:
+        self.lab.enter_pane(self.document.topology, self.canvas.selected)
+
     # -- files --------------------------------------------------------------------------
 
     @work(exclusive=True, group="files", exit_on_error=False)

@@ -33,6 +33,9 @@ BINDINGS: list[BindingType] = [
     Binding("V", "restart_vm", "Restart VM", show=False),
     Binding("p", "pause_log", "Pause log", show=False),
     Binding("slash", "filter_log", "Filter", show=False),
+    Binding("b", "bpf_filter", "BPF filter", show=False),
+    Binding("o", "conversations", "Conversations", show=False),
+    Binding("f", "enter_pane", "Into the pane", show=False),
     Binding("question_mark", "help", "Keys"),
     Binding("q", "quit", "Quit"),
     Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -64,6 +67,18 @@ COMMANDS_HELP: dict[str, str] = {
     "capture": "Start or stop a pcapng capture of the selected node's VLAN (or peer pair)",
     "pause_log": "Pause or resume the frame logs",
     "filter_log": "Filter the frame logs by protocol, MAC, address or node",
+    "bpf_filter": (
+        "BPF display filter in tcpdump's syntax (tcp port 80, arp or icmp) for the frame logs and the "
+        "conversation tables: enter applies it, a bad one shows libpcap's message; empty + enter clears it"
+    ),
+    "conversations": (
+        "Conversations (MAC pairs, IP flows) instead of the frame log, or back: the selected node's pane "
+        "(with none selected, every pane)"
+    ),
+    "enter_pane": (
+        "Into the selected node's traffic pane (or the first): pick a frame of its log (enter shows it in full) "
+        "or sort its conversation table; escape goes back to the canvas"
+    ),
     "help": "Show every key",
     "confirm": "In connect mode: link to the node now selected",
     "quit": "Quit (asks first if there are unsaved changes)",
@@ -75,6 +90,8 @@ MORE_KEYS = [
     ("tab", "next node; shift+tab: previous"),
     ("escape", "cancel connect mode; from the inspector or the filter, back to the canvas"),
     ("mouse", "click a node to select it; click a problem to select its node"),
+    ("frame log", "up/down/pgup/pgdn/home pick a frame (no more following), enter: its layers and hex, end: follow"),
+    ("conversations", "m: MAC pairs / IP flows, u: rates / totals, > <: sort by the next/previous column, -: reverse"),
     ("inspector", "to PEER, from PEER: a link's impairment each way (delay=50ms loss=1%; blank: none), live in a lab"),
 ]
 

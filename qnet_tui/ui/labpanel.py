@@ -528,7 +528,7 @@ class LabPanel(Vertical):
                 self._send(protocol.Capture(pane.hub, str(path.resolve())))
 
         self.app.push_screen(
-            PathPrompt(f"Capture {pane.border_title} to", default.parent, str(default), must_exist=False), chosen
+            PathPrompt(f"Capture {pane.title} to", default.parent, str(default), must_exist=False), chosen
         )
 
     def _send(self, message: protocol.ClientMessage) -> None:
@@ -686,6 +686,42 @@ class LabPanel(Vertical):
     def filter_log(self) -> None:
         self.add_class("-shown")
         self.traffic.query_one("#filter").focus()
+
+    def bpf_filter(self) -> None:
+        self.add_class("-shown")
+        self.traffic.query_one("#bpf").focus()
+
+    def _panes_meant(self, topology: Topology, node: str | None) -> list[VlanPane]:
+        """The pane a pane key acts on: the one holding the focus, else the
+        selected node's; with neither, every pane."""
+        focused = self.app.focused
+        if focused is not None:
+            pane = next((w for w in focused.ancestors_with_self if isinstance(w, VlanPane)), None)
+            if pane is not None:
+                return [pane]
+        pane = self.pane_of(topology, node)
+        return [pane] if pane is not None else [p for p in self.traffic.panes.values() if p.is_mounted]
+
+    def toggle_conversations(self, topology: Topology, node: str | None) -> None:
+        """The conversation table instead of the frame log, or back."""
+        panes = self._panes_meant(topology, node)
+        if not panes:
+            self.app.notify("No traffic panes yet: run the lab first (r)", severity="warning")
+            return
+        self.add_class("-shown")
+        wanted = not panes[0].showing_conversations
+        for pane in panes:
+            if pane.showing_conversations != wanted:
+                pane.toggle_conversations()
+
+    def enter_pane(self, topology: Topology, node: str | None) -> None:
+        """The keys to a pane's frame log or conversation table (escape gives them back)."""
+        panes = self._panes_meant(topology, node)
+        if not panes:
+            self.app.notify("No traffic panes yet: run the lab first (r)", severity="warning")
+            return
+        self.add_class("-shown")
+        panes[0].lower.focus()
 
 
 class CableChooser(ChooseLink):

@@ -1,6 +1,8 @@
 """Live traffic: one pane per VLAN (and per direct peer pair) with rates, a
-60-second sparkline, the protocol mix, top talkers, drops, and a log of
-decoded frames."""
+60-second sparkline, the protocol mix, top talkers, drops, and below them a
+log of decoded frames or the table of conversations (o). A text filter and
+a BPF display filter (libpcap compiles it, in a thread) choose what the
+logs and tables show; enter on a frame of a log shows it in full."""
 
 from __future__ import annotations
 
@@ -8,16 +10,21 @@ from collections import deque
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Input, Sparkline, Static
 
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.values import si
+from qnet_tui.pcapfilter import Filter, FilterError, compile_filter
 from qnet_tui.protocol import HubStats, Sample, Stats
-from qnet_tui.ui.framelog import FrameLog
+from qnet_tui.ui.conversations import ConversationTable
+from qnet_tui.ui.framedetail import FrameDetail
+from qnet_tui.ui.framelog import FrameLog, Line
 
 # Ports whose "connected" says whether a peer is there: a stream socket waits
 # for (or dials) one QEMU. Taps and dgram sockets always count as connected.
@@ -38,11 +45,16 @@ class VlanPane(Vertical):
     VlanPane Sparkline { height: 2; margin-bottom: 1; }
     VlanPane .detail { height: auto; }
     VlanPane FrameLog { height: 1fr; }
+    VlanPane ConversationTable { height: 1fr; display: none; }
+    VlanPane.-conversations FrameLog { display: none; }
+    VlanPane.-conversations ConversationTable { display: block; }
     """
 
     def __init__(self, key: str, title: str) -> None:
         super().__init__(id=f"pane-{key}")
         self.key = key
+        self.title = title  # the border's, without the filter it shows
+        self.bpf: Filter | None = None
         self.border_title = title
         self.history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
         self.last: dict[str, int] = {}  # the latest protocol counts, for tests and the canvas
@@ -50,20 +62,48 @@ class VlanPane(Vertical):
         self.ports: frozenset[str] = frozenset()  # and of its ports: the nodes that forward in it
         self.macs: dict[str, set[str]] = {}  # per port, the source MACs its sampled frames carried
         self.capturing: str | None = None
-        self._waiting: HubStats | None = None  # came before the pane was composed
+        self._waiting: tuple[HubStats, float] | None = None  # came before the pane was composed
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first statistics", classes="rates")
         yield Sparkline(list(self.history), summary_function=max)
         yield Static("", classes="detail")
         yield FrameLog(LOG_LINES)
+        yield ConversationTable()
 
-    def show(self, s: HubStats) -> None:
+    @property
+    def showing_conversations(self) -> bool:
+        return self.has_class("-conversations")
+
+    def toggle_conversations(self) -> None:
+        """The frame log or the conversation table below the figures (the one in view keeps the focus)."""
+        had_focus = self.app.focused is not None and self in self.app.focused.ancestors_with_self
+        self.toggle_class("-conversations")
+        if had_focus:
+            self.lower.focus()
+
+    @property
+    def lower(self) -> Widget:
+        """What is below the figures now: the frame log or the conversation table."""
+        return self.query_one(ConversationTable) if self.showing_conversations else self.query_one(FrameLog)
+
+    def retitle(self, title: str | None = None) -> None:
+        self.title = title or self.title
+        self.border_title = self.title + (f" · bpf: {self.bpf.text}" if self.bpf else "")
+
+    def set_bpf(self, bpf: Filter | None) -> None:
+        self.bpf = bpf
+        self.retitle()
+        self.query_one(FrameLog).set_bpf(bpf)
+        self.query_one(ConversationTable).set_bpf(bpf)
+
+    def show(self, s: HubStats, now: float = 0.0) -> None:
         if not self.query(Sparkline):  # not composed yet: the newest is shown once it is
             if self._waiting is None:
                 self.call_after_refresh(self._show_waiting)
-            self._waiting = s
+            self._waiting = (s, now)
             return
+        self.query_one(ConversationTable).show(s.get("conversations"), now)
         self.last = dict(s["protocols"])
         self.hub = s["hub"]
         self.ports = frozenset(s["ports"])
@@ -115,7 +155,7 @@ class VlanPane(Vertical):
     def _show_waiting(self) -> None:
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
-            self.show(waiting)
+            self.show(*waiting)
 
     def _macs(self, port: str) -> str:
         """The MAC behind a port (or how many), as far as the samples tell."""
@@ -134,10 +174,12 @@ class VlanPane(Vertical):
 
     def log_frames(self, samples: list[Sample]) -> None:
         self.query_one(FrameLog).write_frames(
-            (
+            Line(
                 f"{s['port']:>8} ",
                 f"{s['length']:>5} B  {printable(s['summary'])}",
-                f"{s['port']} {s['summary']} {s['hex']}".lower(),
+                f"{s['port']} {s['summary']}".lower(),
+                s["hex"].lower(),
+                s["length"],
             )
             for s in samples
         )
@@ -203,24 +245,39 @@ class PeerWatch:
 
 
 class TrafficView(Vertical):
-    """The panes, a filter for the frame log, and pause."""
+    """The panes, the filters of their logs and tables, and pause."""
 
     DEFAULT_CSS = """
     TrafficView { height: 1fr; border-top: solid $primary; }
-    TrafficView #filter { height: 1; border: none; padding: 0 1; }
+    TrafficView #filters { height: 1; }
+    TrafficView #filters Input { height: 1; border: none; padding: 0 1; width: 1fr; }
+    TrafficView #bpf-error { height: auto; color: $error; padding: 0 1; display: none; }
+    TrafficView #bpf-error.-shown { display: block; }
+    TrafficView #bpf-error.-busy { color: $text-muted; }
     TrafficView #panes { grid-size: 2; grid-gutter: 0 1; grid-rows: 20; height: auto; }
     TrafficView #panes-scroll { height: 1fr; overflow-y: auto; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "done_filtering", "Done", show=False)]
 
+    class BpfCompiled(Message):
+        """A BPF display filter compiled (filter), or refused (error: libpcap's words)."""
+
+        def __init__(self, text: str, bpf: Filter | None, error: str | None) -> None:
+            super().__init__()
+            self.text, self.bpf, self.error = text, bpf, error
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.paused = False
         self.panes: dict[str, VlanPane] = {}
+        self.bpf: Filter | None = None  # the display filter applied
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter the frame logs: a protocol, MAC, address or node (/ to type here)", id="filter")
+        with Horizontal(id="filters"):
+            yield Input(placeholder="/ text filter: a protocol, MAC, address or node", id="filter")
+            yield Input(placeholder="b BPF display filter (tcpdump's syntax), enter applies", id="bpf")
+        yield Static("", id="bpf-error")
         with Vertical(id="panes-scroll"):
             yield Grid(id="panes")
 
@@ -238,15 +295,21 @@ class TrafficView(Vertical):
             if pane is None:
                 pane = self.panes[key] = VlanPane(key, title)
                 grid.mount(pane)
-                pane.show(stats)
-                wanted = self.query_one("#filter", Input).value
-                pane.call_after_refresh(lambda p=pane, w=wanted: p.query_one(FrameLog).set_filter(w))
+                pane.show(stats, snapshot.time)
+                wanted, bpf = self.query_one("#filter", Input).value, self.bpf
+                pane.call_after_refresh(lambda p=pane, w=wanted, f=bpf: self._filter_new(p, w, f))
             else:
-                pane.border_title = title  # a hub renamed in a running lab (apply)
-                pane.show(stats)
+                pane.retitle(title)  # a hub renamed in a running lab (apply)
+                pane.show(stats, snapshot.time)
         # A hub the running lab no longer has (apply removed or renumbered it).
         for key in self.panes.keys() - {key for key, _, _ in items}:
             self.panes.pop(key).remove()
+
+    @staticmethod
+    def _filter_new(pane: VlanPane, text: str, bpf: Filter | None) -> None:
+        pane.query_one(FrameLog).set_filter(text)
+        if bpf is not None:
+            pane.set_bpf(bpf)
 
     def log_samples(self, samples: list[Sample]) -> None:
         by_pane: dict[str, list[Sample]] = {}
@@ -263,13 +326,62 @@ class TrafficView(Vertical):
 
     @on(Input.Submitted, "#filter")
     def action_done_filtering(self) -> None:
-        """Enter or escape in the filter: the keys are the editor's again (the filter stays)."""
+        """Enter or escape in a filter: the keys are the editor's again (the filter stays)."""
         self.app.query_one("#canvas").focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         for log in self.query(FrameLog):
             log.set_filter(event.value)
+
+    # -- the BPF display filter ------------------------------------------------------------
+
+    @on(Input.Submitted, "#bpf")
+    def _bpf_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            self._bpf_applied(None)
+            return
+        self._say_bpf(f"compiling {text!r}...", error=False)
+        self.compile_bpf(text)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="bpf", description="compiling a BPF filter")
+    def compile_bpf(self, text: str) -> None:
+        """libpcap's compile, off the event loop: a host name in the filter is looked up."""
+        try:
+            self.post_message(self.BpfCompiled(text, compile_filter(text), None))
+        except FilterError as exc:
+            self.post_message(self.BpfCompiled(text, None, str(exc)))
+
+    @on(BpfCompiled)
+    def _bpf_compiled(self, event: BpfCompiled) -> None:
+        if event.text != self.query_one("#bpf", Input).value.strip():
+            return  # compiled for a text since changed
+        if event.bpf is None:
+            self._say_bpf(event.error or "cannot compile", error=True)  # and the filter applied stays
+            return
+        self._bpf_applied(event.bpf)
+
+    def _bpf_applied(self, bpf: Filter | None) -> None:
+        self.bpf = bpf
+        self._say_bpf("")
+        for pane in self.panes.values():
+            if pane.is_mounted:
+                pane.set_bpf(bpf)
+        self.action_done_filtering()
+
+    def _say_bpf(self, text: str, error: bool = True) -> None:
+        shown = self.query_one("#bpf-error", Static)
+        shown.update(Text(text))
+        shown.set_class(bool(text), "-shown")
+        shown.set_class(not error, "-busy")
+
+    # -- a frame in full ----------------------------------------------------------------------
+
+    @on(FrameLog.Chosen)
+    def _frame_chosen(self, event: FrameLog.Chosen) -> None:
+        pane = next((p for p in event.log.ancestors if isinstance(p, VlanPane)), None)
+        self.app.push_screen(FrameDetail(event.line, pane.title if pane else "frame"))
 
 
 def _by_kernel(stats: dict) -> str:

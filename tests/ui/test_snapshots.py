@@ -146,3 +146,42 @@ def test_apply_dialog(snap_compare):
 
     two_vlans = next(p for p in SAMPLES if p.name == "two-vlans.yaml")
     assert snap_compare(make_app(two_vlans, "qnet-dark"), terminal_size=(120, 32), run_before=open_dialog)
+
+
+def test_conversation_table(snap_compare):
+    """VLAN 1's IP flows sorted by bytes, VLAN 2's MAC pairs, from replays/conversations.jsonl
+    (the README's picture)."""
+    from tests.ui.test_inspection import SAMPLE, recorded
+
+    async def replay(pilot) -> None:
+        app = pilot.app
+        app.lab.add_class("-shown")
+        for message in recorded():
+            hear(app, message)
+            await pilot.pause()
+        panes = app.query_one("TrafficView").panes
+        app.query_one("TopologyCanvas").select("hub1")
+        await pilot.press("o", "f", "m")  # hub1's pane: conversations, its keys, IP flows
+        panes["v2"].toggle_conversations()
+        await still(pilot)
+
+    assert snap_compare(make_app(SAMPLE, "qnet-dark"), terminal_size=(160, 50), run_before=replay)
+
+
+def test_frame_detail(snap_compare):
+    """Enter on the TCP segment of replays/conversations.jsonl cut to 256 of its 1514 bytes (the README's picture)."""
+    from tests.ui.test_inspection import DECODING, SAMPLE, recorded, until
+
+    async def open_detail(pilot) -> None:
+        app = pilot.app
+        app.lab.add_class("-shown")
+        for message in recorded():
+            hear(app, message)
+            await pilot.pause()
+        app.query_one("TopologyCanvas").select("vm1")
+        await pilot.press("f", "up", "enter")
+        tree = app.screen.query_one("Tree")
+        await until(pilot, lambda: str(tree.root.children[0].label) != DECODING, "scapy")
+        await still(pilot)
+
+    assert snap_compare(make_app(SAMPLE, "qnet-dark"), terminal_size=(140, 40), run_before=open_detail)

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 from qnet_tui import protocol
 from qnet_tui.model.yamlio import load_file
 from qnet_tui.ui.app import QnetApp
-from qnet_tui.ui.framelog import FrameLog
+from qnet_tui.ui.framelog import FrameLog, Line
 from qnet_tui.ui.traffic import TrafficView
 from tests.ui.heard import hear
 
@@ -54,7 +54,7 @@ async def test_panes_show_the_recorded_stream():
         # The ping (IPv4) stayed in VLAN 1; VLAN 2 saw only its own guests' IPv6 chatter.
         assert last["vlans"]["1"]["protocols"]["ipv4"] > 0 and last["vlans"]["2"]["protocols"]["ipv4"] == 0
         assert "ipv4" not in str(view.panes["v2"].query_one(".detail", Static).render())
-        logged = [head + rest for head, rest in pane1.query_one(FrameLog).lines]
+        logged = [line.head + line.rest for line in pane1.query_one(FrameLog).lines]
         assert any("ICMP" in line or "IPv6" in line or "ARP" in line for line in logged)
         assert app.lab.state == "running" and "[lab running]" in app.sub_title
 
@@ -77,7 +77,7 @@ async def test_filter_and_pause_keep_the_log_quiet():
         assert not log.lines
         view.query_one("#filter").value = "icmp"  # a filter applies to the lines already kept too
         await pilot.pause()
-        assert log.lines and all("ICMP" in rest for _, rest in log.lines)
+        assert log.lines and all("ICMP" in line.rest for line in log.lines)
         view.query_one("#filter").value = ""
         await replay(app, pilot, samples)
         assert len(log.lines) > 0
@@ -125,7 +125,9 @@ async def test_frame_log_follows_the_newest_until_scrolled_back():
         log = app.query_one(FrameLog)
 
         def write(first: int, n: int) -> None:
-            log.write_frames((f"{'vm1':>8} ", f"frame {i}", f"vm1 frame {i}") for i in range(first, first + n))
+            log.write_frames(
+                Line(f"{'vm1':>8} ", f"frame {i}", f"vm1 frame {i}", "", 0) for i in range(first, first + n)
+            )
 
         def screen() -> str:
             return "\n".join(log.render_line(y).text for y in range(log.size.height))
@@ -152,7 +154,7 @@ async def test_frame_log_follows_the_newest_until_scrolled_back():
         await pilot.pause()
         assert "frame 39 " in screen() and "frame 79" not in screen()
         write(80, 5)
-        log.write_frames([(f"{'vm1':>8} ", "frame 3x", "vm1 frame 3x")])
+        log.write_frames([Line(f"{'vm1':>8} ", "frame 3x", "vm1 frame 3x", "", 0)])
         await pilot.pause()
         assert "frame 3x" in screen()  # and it still follows
         log.set_filter("frame 38")  # one line: shown, not scrolled out of sight

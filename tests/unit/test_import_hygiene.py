@@ -30,7 +30,7 @@ def loaded_after_import(module: str, *packages: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["qnet_tui.cli", *MODEL_MODULES])
+@pytest.mark.parametrize("module", ["qnet_tui.cli", "qnet_tui.dissect", "qnet_tui.ui.convframes", *MODEL_MODULES])
 def test_headless_module_imports_no_ui_or_netlink(module):
     code = (
         f"import sys, {module}\n"

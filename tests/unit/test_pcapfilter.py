@@ -65,3 +65,11 @@ def test_a_bad_filter_says_what_libpcap_says(text, said):
 def test_the_program_packs_as_the_kernel_takes_it():
     f = compile_filter("arp")
     assert len(f.packed()) == 8 * len(f.program) and f.program[-1][0] == 0x06  # ends in a return
+
+
+def test_length_filters_see_the_wire_length_of_a_cut_frame():
+    """A sample keeps a frame's first bytes: `greater` asks of the frame as it was on the wire."""
+    big = compile_filter("greater 1000")
+    cut = FRAMES["ssh-options"][:60]
+    assert not big.matches(cut) and big.matches(cut, wire_length=1514)
+    assert not compile_filter("less 100").matches(cut, wire_length=1514)

@@ -1,0 +1,102 @@
+"""One sampled frame, in full: its layers as a tree (scapy's field names and
+its text of each value) beside a hex view of the bytes kept. scapy decodes
+in a thread (its first import takes a second); escape closes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static, Tree
+
+from qnet_tui import dissect
+from qnet_tui.ui.framelog import Line
+
+DECODING = "decoding..."
+
+
+class FrameDetail(ModalScreen[None]):
+    """Modal: the editor's keys stay out of it (and out of its footer)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+    DEFAULT_CSS = """
+    FrameDetail { background: $background; }
+    FrameDetail #title { height: 1; background: $primary; color: $text; padding: 0 1; }
+    FrameDetail #kept { height: 1; padding: 0 1; color: $text-muted; }
+    FrameDetail #layers { width: 1fr; border: round $primary; }
+    FrameDetail #hex-scroll { width: 80; border: round $primary; }
+    FrameDetail #why { height: auto; color: $error; padding: 0 1; display: none; }
+    FrameDetail #why.-shown { display: block; }
+    """
+
+    class Decoded(Message):
+        def __init__(self, layers: list[dissect.Layer], why: str | None) -> None:
+            super().__init__()
+            self.layers, self.why = layers, why
+
+    def __init__(self, line: Line, where: str) -> None:
+        super().__init__()
+        self.line, self.where = line, where
+        self.frame: bytes = b""
+        self.why: str | None = None  # why the layers cannot be shown
+        try:
+            self.frame = dissect.frame_bytes(line.hex)
+        except dissect.DissectError as exc:
+            self.why = str(exc)
+
+    def compose(self) -> ComposeResult:
+        title = Text(
+            f"{self.where}: {self.line.head.strip()} {self.line.rest.strip()}", no_wrap=True, overflow="ellipsis"
+        )
+        yield Static(title, id="title")
+        yield Static(dissect.kept_note(len(self.frame), self.line.length), id="kept")
+        yield Static("", id="why")
+        with Horizontal():
+            tree: Tree[None] = Tree("frame", id="layers")
+            tree.show_root = False
+            yield tree
+            with VerticalScroll(id="hex-scroll"):
+                yield Static(Text("\n".join(dissect.hex_rows(self.frame))), id="hex")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one(Tree)
+        tree.root.add_leaf(DECODING)
+        tree.focus()
+        if self.why is not None:
+            self._show([], self.why)
+        else:
+            self.decode()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dissect", description="decoding a frame")
+    def decode(self) -> None:
+        try:
+            self.post_message(self.Decoded(dissect.layers(self.frame), None))
+        except dissect.DissectError as exc:
+            self.post_message(self.Decoded([], str(exc)))
+
+    def on_frame_detail_decoded(self, event: FrameDetail.Decoded) -> None:
+        self._show(event.layers, event.why)
+
+    def _show(self, layers: list[dissect.Layer], why: str | None) -> None:
+        tree = self.query_one(Tree)
+        tree.clear()
+        for layer in layers:
+            node = tree.root.add(Text(layer.name, style="bold"), expand=True)
+            for name, value in layer.fields:
+                node.add_leaf(Text.assemble((f"{name}: ", "dim"), value))
+        if why is not None:
+            self.why = why
+            tree.root.add_leaf(Text("no layers: see above"))
+            shown = self.query_one("#why", Static)
+            shown.update(Text(f"Cannot show this frame's layers: {why}"))
+            shown.add_class("-shown")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
