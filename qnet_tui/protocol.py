@@ -185,12 +185,28 @@ class PortStats(TypedDict):
     looped: bool  # cut because it closed a loop
 
 
+# A flow's `proto`: these by name, any other IP protocol number N as "ip-N".
+IP_PROTOCOLS = {
+    0: "hopopt",  # an IPv6 hop-by-hop header (MLD reports sit behind one)
+    1: "icmp",
+    2: "igmp",
+    6: "tcp",
+    17: "udp",
+    47: "gre",
+    50: "esp",
+    58: "icmpv6",
+    89: "ospf",
+    112: "vrrp",
+    132: "sctp",
+}
+
+
 class ConversationRow(TypedDict):
     a: str  # MACs (pairs) or IPv4/IPv6 addresses (flows); a: the side seen sending first
     b: str
     a_node: str | None  # the topology's node ids for them, or None
     b_node: str | None
-    proto: str | None  # flows: tcp, udp, icmp, icmpv6, sctp, ip-<n>; pairs: None
+    proto: str | None  # flows: a name of IP_PROTOCOLS, or ip-<n>; pairs: None
     a_port: int | None  # tcp/udp/sctp ports of a and b, else None
     b_port: int | None
     frames: int  # totals both ways

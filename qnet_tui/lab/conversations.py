@@ -27,11 +27,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qnet_tui.protocol import IP_PROTOCOLS
+
 LIMIT = 1024  # conversations a table keeps
 TOP = 50  # of those, what a snapshot lists
 DECODED_LIMIT = 65536  # keys remembered read; forgotten all at once past this
 
-PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
 PORTED = {6, 17, 132}  # protocols whose first four bytes are the ports
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
@@ -83,7 +84,7 @@ def read_key(key: bytes) -> Read | None:
 
 
 def proto_name(proto: int) -> str:
-    return PROTO_NAMES.get(proto, f"ip-{proto}")
+    return IP_PROTOCOLS.get(proto, f"ip-{proto}")
 
 
 @dataclass(slots=True)

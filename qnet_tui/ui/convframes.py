@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from qnet_tui.protocol import ConversationRow
+from qnet_tui.protocol import IP_PROTOCOLS, ConversationRow
 
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
+PROTOCOLS = {name: number for number, name in IP_PROTOCOLS.items()}
 NO_MAC = bytes(6)
 
 

@@ -713,6 +713,8 @@ class LabPanel(Vertical):
         for pane in panes:
             if pane.showing_conversations != wanted:
                 pane.toggle_conversations()
+        if wanted:  # its keys (m, u, >, -) at once; escape gives them back to the canvas
+            panes[0].lower.focus()
 
     def enter_pane(self, topology: Topology, node: str | None) -> None:
         """The keys to a pane's frame log or conversation table (escape gives them back)."""
