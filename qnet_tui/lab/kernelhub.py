@@ -39,7 +39,7 @@ import time
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import bpf, netns, sysctl
-from qnet_tui.lab.capture import Capture
+from qnet_tui.lab.capture import Captures
 from qnet_tui.lab.ports import BATCH, LINK_DOWN, PROTOCOL_NAMES, SAMPLE_BYTES, SAMPLES_PER_TICK, Hub, Port, Sample
 
 ETH_P_ALL = 0x0003
@@ -170,11 +170,11 @@ class KernelHub(Hub):
     # Hub.forward is never called: the kernel forwards.
 
     @property
-    def capture(self) -> Capture | None:  # Hub's attribute, a property here: the filters follow it
+    def capture(self) -> Captures | None:  # Hub's attribute, a property here: the filters follow it
         return self._capture
 
     @capture.setter
-    def capture(self, value: Capture | None) -> None:
+    def capture(self, value: Captures | None) -> None:
         self._capture = value
         for port in self.ports:
             if isinstance(port, VethPort) and port.fd >= 0:
@@ -202,14 +202,14 @@ class KernelHub(Hub):
         capture = self._capture
         if port.down_in:  # the locked port drops it
             if capture is not None:
-                capture.dropped(memoryview(frame), LINK_DOWN, self.way(port, out=False), outbound=False)
+                capture.dropped(port.name, memoryview(frame), LINK_DOWN, self.way(port, out=False), outbound=False)
             return
         if capture is not None:
             view = memoryview(frame)
-            capture.write(view)
+            capture.write(port.name, view)
             for other in self.ports:
                 if other.down_out and other is not port:
-                    capture.dropped(view, LINK_DOWN, self.way(other, out=True))
+                    capture.dropped(other.name, view, LINK_DOWN, self.way(other, out=True))
         if self.sample_budget > 0:
             self.sample_budget -= 1
             self.samples.append(Sample(time.time(), port.name, frame[:SAMPLE_BYTES], length))
