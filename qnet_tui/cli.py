@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "impair": "impair a link of a running lab both ways: delay, loss, dup, corrupt, reorder, rate ('none' lifts it)",
     "link": "take a link of a running lab down or up (a pulled cable), both ways or one",
     "apply": "change a running lab into what its file now says: only what differs changes",
+    "capture": "stream pcapng of a running lab's hub (one interface per port) to stdout or a file, for Wireshark",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
@@ -100,6 +101,18 @@ EXAMPLES: dict[str, str] = {
         f"example:\n  sudo {PROG} impair lab.yaml hub0 vm1 delay=50ms loss=1%\n"
         f"  sudo {PROG} impair lab.yaml hub0 vm1 none"
     ),
+    "capture": (
+        "NODE is a hub, a node on one hub (its hub), or an end of a direct peer pair (the pair). Each port\n"
+        "is an interface of its own (Wireshark: frame.interface_name); frames an emulated fault dropped are\n"
+        "there with a comment (frame.comment). A reader too slow for the lab misses frames: the next frame\n"
+        "written says how many. Runs until Ctrl-C, the lab stops, or the reader goes.\n"
+        "--ring S keeps the last S seconds in memory (at most 256 MiB of frames) instead, and writes them\n"
+        "to -w FILE (last.pcapng, then last-2.pcapng ...) on Enter or SIGUSR1, as often as asked.\n"
+        f"examples:\n  sudo {PROG} capture lab.yaml hub1 | tshark -r -\n"
+        f"  sudo {PROG} capture lab.yaml vm1 | wireshark -k -i -\n"
+        f"  sudo {PROG} capture lab.yaml hub1 -w hub1.pcapng --filter 'icmp or arp'\n"
+        f"  sudo {PROG} capture lab.yaml hub1 --ring 30 -w last.pcapng"
+    ),
     "import-qemu": f"example:\n  {PROG} import-qemu -o lab.yaml -- -netdev tap,id=t0 -device e1000,netdev=t0",
     "guest-image": (
         "downloads linux-image-cloud-amd64's kernel and busybox-static with apt-get (unpacked, never installed;\n"
@@ -146,6 +159,21 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
     elif name == "apply":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+    elif name == "capture":
+        parser.add_argument("file", metavar="FILE", help="the topology file of a running lab")
+        parser.add_argument("node", metavar="NODE", help="a hub, a node on one hub, or an end of a peer pair")
+        parser.add_argument(
+            "-w", dest="out", default="-", metavar="FILE|-", help="where the pcapng goes: a new file, or - for stdout"
+        )
+        parser.add_argument(
+            "--ring",
+            type=_seconds,
+            metavar="SECONDS",
+            help="keep the last SECONDS (at most 256 MiB) in memory; Enter or SIGUSR1 writes them to -w FILE",
+        )
+        parser.add_argument(
+            "--filter", metavar="EXPR", help="a capture filter in tcpdump's syntax (libpcap's), e.g. 'icmp or arp'"
+        )
     elif name == "console":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("guest", metavar="GUEST", help="a guest with vm: true (or one of its guest NICs)")
@@ -257,6 +285,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     from qnet_tui.lab.consoleclient import attach
 
     return attach(args.file, args.guest)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.captureclient import capture_command
+
+    return capture_command(args.file, args.node, args.out, args.ring, args.filter)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -401,6 +435,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "impair": cmd_impair,
     "link": cmd_link,
     "apply": cmd_apply,
+    "capture": cmd_capture,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "guest-image": cmd_guest_image,

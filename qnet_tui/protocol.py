@@ -20,10 +20,23 @@ worker -> client
   applied  Applied  what an `apply` changes (or would), to the client that asked
   scenario_state  ScenarioState  a scenario started, played a step, ended or
                     was stopped (to every client); stats carry it each tick
+  capturing  Capturing  a `capture_stream` started: the hub and its ports
+                    (to the client that asked)
+  capture_saved  CaptureSaved  what a `capture_save` wrote
+  capture_ended  CaptureEnded  a stream or ring ended for another reason than
+                    its client going (the hub went, the lab stops, a write
+                    failed): frames written and missed
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcapng capture of a hub (VLAN or peer pair);
-                    path None stops it. The path must not exist yet.
+                    path None stops it. The path must not exist yet; filter:
+                    tcpdump's syntax (qnet_tui/pcapfilter.py), None: all
+  capture_stream  CaptureStream  stream pcapng of a node's hub into a pipe
+                    whose write end comes with the message (SCM_RIGHTS);
+                    with ring, no pipe: the worker keeps the last `ring`
+                    seconds. Either lasts as long as this client's
+                    connection (or the hub, or the lab)
+  capture_save  CaptureSave  write this client's ring of a hub to a new file
   vm       VmControl  restart a VM guest (a dead one too)
   console  Console  watch (or stop watching) a VM guest's serial console
   console_input  ConsoleInput  bytes typed into it
@@ -462,9 +475,57 @@ class Stop(Message):
 @dataclass(frozen=True)
 class Capture(Message):
     TYPE = "capture"
-    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "path": Opt(str)}
+    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "path": Opt(str), "filter": Opt(str)}
     hub: str
     path: str | None = None
+    filter: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureStream(Message):
+    TYPE = "capture_stream"
+    SHAPE: ClassVar[dict[str, Any]] = {"node": str, "filter": Opt(str), "ring": Opt(NUMBER)}
+    node: str  # a hub, or a node on exactly one hub (a pair's end: the pair)
+    filter: str | None = None
+    ring: float | None = None  # seconds to keep, instead of a pipe
+
+
+@dataclass(frozen=True)
+class CaptureSave(Message):
+    TYPE = "capture_save"
+    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "path": str}
+    hub: str
+    path: str  # absolute; must not exist yet
+
+
+@dataclass(frozen=True)
+class Capturing(Message):
+    TYPE = "capturing"
+    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "ports": ListOf(str), "ring": Opt(NUMBER)}
+    hub: str
+    ports: list[str]
+    ring: float | None = None
+
+
+@dataclass(frozen=True)
+class CaptureSaved(Message):
+    TYPE = "capture_saved"
+    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "path": str, "frames": int, "bytes": int, "seconds": NUMBER}
+    hub: str
+    path: str
+    frames: int
+    bytes: int
+    seconds: float  # the ring's window
+
+
+@dataclass(frozen=True)
+class CaptureEnded(Message):
+    TYPE = "capture_ended"
+    SHAPE: ClassVar[dict[str, Any]] = {"hub": str, "reason": str, "frames": int, "missed": int}
+    hub: str
+    reason: str
+    frames: int
+    missed: int  # frames the reader was too slow for
 
 
 @dataclass(frozen=True)
@@ -604,15 +665,58 @@ class Malformed:
 
 
 WorkerMessage = (
-    Hello | State | Stats | Samples | Log | Error | ConsoleOutput | Impaired | LinkState | Applied | ScenarioState
+    Hello
+    | State
+    | Stats
+    | Samples
+    | Log
+    | Error
+    | ConsoleOutput
+    | Impaired
+    | LinkState
+    | Applied
+    | ScenarioState
+    | Capturing
+    | CaptureSaved
+    | CaptureEnded
 )
-ClientMessage = Stop | Capture | VmControl | Console | ConsoleInput | Impair | Link | Apply | Scenario
+ClientMessage = (
+    Stop | Capture | CaptureStream | CaptureSave | VmControl | Console | ConsoleInput | Impair | Link | Apply | Scenario
+)
 WORKER: Mapping[str, type[Message]] = {
     m.TYPE: m
-    for m in (Hello, State, Stats, Samples, Log, Error, ConsoleOutput, Impaired, LinkState, Applied, ScenarioState)
+    for m in (
+        Hello,
+        State,
+        Stats,
+        Samples,
+        Log,
+        Error,
+        ConsoleOutput,
+        Impaired,
+        LinkState,
+        Applied,
+        ScenarioState,
+        Capturing,
+        CaptureSaved,
+        CaptureEnded,
+    )
 }
 CLIENT: Mapping[str, type[Message]] = {
-    m.TYPE: m for m in (Stop, Capture, VmControl, Console, ConsoleInput, Impair, Link, Apply, Scenario)
+    m.TYPE: m
+    for m in (
+        Stop,
+        Capture,
+        CaptureStream,
+        CaptureSave,
+        VmControl,
+        Console,
+        ConsoleInput,
+        Impair,
+        Link,
+        Apply,
+        Scenario,
+    )
 }
 
 

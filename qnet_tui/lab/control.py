@@ -7,6 +7,7 @@ told so and closed."""
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import os
@@ -21,6 +22,7 @@ from qnet_tui.lab.loop import Loop
 
 CLIENT_BACKLOG = 2 * 1024 * 1024  # bytes queued per client before messages are skipped
 MAX_CLIENTS = 64
+MAX_FDS = 4  # file descriptors one read of a client takes (a capture stream's pipe is one); more are closed
 # accept() fails this way when the process or the machine is out of fds or memory.
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -34,6 +36,17 @@ class Client:
         self.sock = sock
         self.out = bytearray()
         self.lines = protocol.LineBuffer(protocol.MAX_CLIENT_LINE)
+        self.fds: list[int] = []  # passed with its last read (SCM_RIGHTS); what no message takes is closed
+
+    def take_fd(self) -> int | None:
+        """The fd that came with the message being handled, now the handler's to close."""
+        return self.fds.pop(0) if self.fds else None
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
 
 
 class ControlServer:
@@ -124,24 +137,38 @@ class ControlServer:
             self._flush(client)
         if mask & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
             try:
-                data = client.sock.recv(65536)
+                data = self._receive(client)
             except BlockingIOError:
                 return
             except OSError:
                 data = b""
-            if not data:
-                self._drop(client)
-                return
             try:
-                lines = client.lines.feed(data)
-            except protocol.ProtocolError as exc:
-                self._send(client, protocol.encode(protocol.Error(str(exc))))
-                self._drop(client)  # no telling where its next message starts
-                return
-            for line in lines:
-                if client.sock.fileno() < 0:
-                    return  # a message before this one stopped the lab
-                self._handle(client, line)
+                if not data:
+                    self._drop(client)
+                    return
+                try:
+                    lines = client.lines.feed(data)
+                except protocol.ProtocolError as exc:
+                    self._send(client, protocol.encode(protocol.Error(str(exc))))
+                    self._drop(client)  # no telling where its next message starts
+                    return
+                for line in lines:
+                    if client.sock.fileno() < 0:
+                        return  # a message before this one stopped the lab
+                    self._handle(client, line)
+            finally:
+                client.close_fds()
+
+    @staticmethod
+    def _receive(client: Client) -> bytes:
+        """What the client sent, and the fds it passed with it (into client.fds)."""
+        data, ancillary, _flags, _ = client.sock.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                client.fds.extend(fds)
+        return data
 
     def _handle(self, client: Client, line: bytes) -> None:
         if len(line) > protocol.MAX_CLIENT_LINE:

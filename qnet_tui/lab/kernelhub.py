@@ -39,7 +39,7 @@ import time
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import bpf, netns, sysctl
-from qnet_tui.lab.capture import Capture
+from qnet_tui.lab.capture import Captures
 from qnet_tui.lab.ports import (
     BATCH,
     LINK_DOWN,
@@ -182,11 +182,11 @@ class KernelHub(Hub):
     # Hub.forward is never called: the kernel forwards.
 
     @property
-    def capture(self) -> Capture | None:  # Hub's attribute, a property here: the filters follow it
+    def capture(self) -> Captures | None:  # Hub's attribute, a property here: the filters follow it
         return self._capture
 
     @capture.setter
-    def capture(self, value: Capture | None) -> None:
+    def capture(self, value: Captures | None) -> None:
         self._capture = value
         for port in self.ports:
             if isinstance(port, VethPort) and port.fd >= 0:
@@ -214,14 +214,14 @@ class KernelHub(Hub):
         capture = self._capture
         if port.down_in:  # the locked port drops it
             if capture is not None:
-                capture.dropped(memoryview(frame), LINK_DOWN, self.way(port, out=False), outbound=False)
+                capture.dropped(port.name, memoryview(frame), LINK_DOWN, self.way(port, out=False), outbound=False)
             return
         if capture is not None:
             view = memoryview(frame)
-            capture.write(view)
+            capture.write(port.name, view)
             for other in self.ports:
                 if other.down_out and other is not port:
-                    capture.dropped(view, LINK_DOWN, self.way(other, out=True))
+                    capture.dropped(other.name, view, LINK_DOWN, self.way(other, out=True))
         ethertype = frame[12] << 8 | frame[13] if len(frame) >= 14 else 0
         if ethertype == 0x0806 or (
             ethertype == 0x86DD and len(frame) > 54 and frame[20] == 58 and ND_SOLICIT <= frame[54] <= ND_ADVERT

@@ -52,7 +52,7 @@ class Egress:
             port.impair_tx -= segments
             port.impair_tx_bytes -= length
             if (hub := port.hub) is not None and hub.capture is not None:
-                hub.capture.dropped(memoryview(frame)[self.offset :], fate, hub.way(port, out=True))
+                hub.capture.dropped(port.name, memoryview(frame)[self.offset :], fate, hub.way(port, out=True))
             return
         times, frame = fate
         for when in times:
@@ -76,7 +76,9 @@ class Ingress:
             if type(fate) is str:
                 _count_drop(port, fate, _segments(frame, offset))
                 if (hub := port.hub) is not None and hub.capture is not None:
-                    hub.capture.dropped(memoryview(frame)[offset:], fate, hub.way(port, out=False), outbound=False)
+                    hub.capture.dropped(
+                        port.name, memoryview(frame)[offset:], fate, hub.way(port, out=False), outbound=False
+                    )
                 continue
             times, frame = fate
             for when in times:

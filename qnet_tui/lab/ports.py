@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from qnet_tui.lab.capture import Capture
+from qnet_tui.lab.capture import Captures, Sink
 from qnet_tui.lab.conversations import Conversations
 from qnet_tui.lab.impair import NONE as NO_IMPAIRMENT
 from qnet_tui.lab.tap import VNET_HDR_LEN
@@ -310,7 +310,7 @@ class Hub:
         self.protocols = [0] * len(PROTOCOL_NAMES)
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_PER_TICK * 4)
         self.sample_budget = SAMPLES_PER_TICK
-        self.capture: Capture | None = None
+        self.capture: Captures | None = None  # while anything captures it (lab/capture.py)
         self.conversations = Conversations()
         self.watched: deque[tuple[str, bytes]] = deque(maxlen=WATCHED)  # (port, frame): ARP, ND
         # Per source: the tap fds (written directly) and other ports to flood to.
@@ -378,7 +378,7 @@ class Hub:
             off0 = VNET_HDR_LEN if src.vnet else 0
             if self.capture is not None:
                 frames = list(frames)
-                self._capture_drops(frames, off0, self.way(src, out=False), out=False)
+                self._capture_drops(frames, off0, src.name, self.way(src, out=False), out=False)
             src.drop_link_in += sum(_segments(frame, off0) for frame in frames)
             return
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
@@ -386,7 +386,9 @@ class Hub:
         protocols, budget, write, capture = self.protocols, self.sample_budget, os.write, self.capture
         # While capturing: the directions out of this hub a pulled cable drops every frame on.
         down_ways = (
-            [self.way(p, out=True) for p in self.ports if p.down_out and p is not src] if capture is not None else ()
+            [(p.name, self.way(p, out=True)) for p in self.ports if p.down_out and p is not src]
+            if capture is not None
+            else ()
         )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
         convs, watched = src.convs, self.watched
@@ -468,9 +470,9 @@ class Hub:
                 self.samples.append(Sample(time.time(), src.name, frame[off0 : off0 + SAMPLE_BYTES], length))
             if capture is not None:
                 view = memoryview(frame)[off0:]
-                capture.write(view)
-                for way in down_ways:
-                    capture.dropped(view, LINK_DOWN, way)
+                capture.write(src.name, view)
+                for port_name, way in down_ways:
+                    capture.dropped(port_name, view, LINK_DOWN, way)
             for fd, port in taps:
                 try:
                     write(fd, frame)
@@ -497,10 +499,32 @@ class Hub:
             other = next((p.name for p in self.ports if p is not port), other)
         return f"{other} -> {port.name}" if out else f"{port.name} -> {other}"
 
-    def _capture_drops(self, frames: Iterable[bytes], off0: int, way: str, out: bool) -> None:
-        """Frames an emulated fault dropped, into the running capture with their reason."""
+    def _capture_drops(self, frames: Iterable[bytes], off0: int, port: str, way: str, out: bool) -> None:
+        """Frames an emulated fault dropped at port, into the running captures with their reason."""
         for frame in frames:
-            self.capture.dropped(memoryview(frame)[off0:], LINK_DOWN, way, outbound=out)
+            self.capture.dropped(port, memoryview(frame)[off0:], LINK_DOWN, way, outbound=out)
+
+    def describe(self) -> str:
+        """The hub for people (a capture's interfaces say it): hub1, VLAN 1; vm1-tap0, peer pair."""
+        return f"{self.name}, VLAN {self.vlan}" if self.vlan is not None else f"{self.name}, peer pair"
+
+    def add_capture(self, sink: Sink) -> None:
+        """Start sink: its header and an interface per port now, frames from now on."""
+        sink.start(self.describe(), [p.name for p in self.ports])
+        captures = self.capture or Captures()
+        captures.sinks.append(sink)
+        self.capture = captures  # (a kernel hub's filters follow this)
+
+    def remove_capture(self, sink: Sink) -> None:
+        """Take sink off (its owner closes it); None again when nothing captures."""
+        captures = self.capture
+        if captures is None or sink not in captures.sinks:
+            return
+        captures.sinks.remove(sink)
+        if captures.file is sink:
+            captures.file = None
+        if not captures.sinks:
+            self.capture = None
 
     # -- the loop guard (off the per-frame path but for _repeat) -----------------------
 
@@ -590,7 +614,7 @@ class Hub:
         return {
             "hub": self.name,
             "forwarding": self.forwarding,
-            "capture": self.capture.stats() if self.capture else None,
+            "capture": self.capture.file.stats() if self.capture and self.capture.file else None,
             "frames": self.frames,
             "bytes": self.bytes,
             "drops": sum(p.drops for p in self.ports),

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -22,7 +24,7 @@ from typing import IO
 
 from qnet_tui import protocol
 from qnet_tui.lab import apply, links, netns, runstate
-from qnet_tui.lab.capture import Capture
+from qnet_tui.lab.capture import Capture, Ring, Sink, Stream
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
 from qnet_tui.lab.impair import Impairment, ImpairmentError
@@ -38,10 +40,12 @@ from qnet_tui.model import scenario
 from qnet_tui.model.atomic import WriteFailed
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import load_text
+from qnet_tui.pcapfilter import Filter, FilterError, compile_filter
 from qnet_tui.protocol import LabState
 
 WORKER_NICE = -5
 EX_SOFTWARE = 70  # sysexits.h: the worker failed of itself, not of its input
+MAX_RING_S = 3600.0  # a ring's window at most (its bytes are bounded too: lab/capture.py)
 
 
 def exit_with_parent(parent: int) -> None:
@@ -217,7 +221,11 @@ class Worker:
             self.log("info", "stop requested by a control client")
             self.loop.stop()
         elif isinstance(msg, protocol.Capture):
-            self._capture(msg.hub, msg.path)
+            self._capture(msg.hub, msg.path, msg.filter)
+        elif isinstance(msg, protocol.CaptureStream):
+            self.control.send(client, protocol.encode(self._capture_stream(msg, client)))
+        elif isinstance(msg, protocol.CaptureSave):
+            self.control.send(client, protocol.encode(self._capture_save(msg, client)))
         elif isinstance(msg, protocol.VmControl):
             guest = self._vm(msg.guest, "vm")
             try:
@@ -287,8 +295,7 @@ class Worker:
         return protocol.Applied(plan.changes, True)
 
     def _hub_gone(self, hub: Hub) -> None:
-        if hub.capture is not None:
-            self._end_capture(hub)
+        self._end_captures(hub, f"hub {hub.name} is gone from the lab (apply)")
 
     def _link(self, msg: protocol.Link, client: Client) -> None:
         if self.lab is None:
@@ -332,40 +339,142 @@ class Worker:
     def _on_client_gone(self, client: Client) -> None:
         for guest in self.lab.vm_guests.values() if self.lab else ():
             guest.console.watchers.discard(client)
+        for hub in self.lab.all_hubs if self.lab else ():
+            for sink in list(hub.capture.sinks if hub.capture else ()):
+                if sink.owner is client:  # its stream or ring ends with it
+                    self._end_sink(hub, sink, None)
 
     def _on_fault(self, what: str) -> None:
         self.log("error", f"internal error {what} (the lab goes on):\n{traceback.format_exc(limit=8)}")
 
-    def _capture(self, hub_name: str, path: str | None) -> None:
+    def _refuse(self, why: str) -> MessageError:
+        self.log("error", why)
+        return MessageError(why)
+
+    def _hub(self, hub_name: str, what: str = "capture") -> Hub:
         hubs = {h.name: h for h in self.lab.all_hubs} if self.lab else {}
         hub = hubs.get(hub_name)
         if hub is None:
-            why = f"capture: no hub {json.dumps(hub_name)[:40]}; hubs are {', '.join(hubs) or 'none'}"
-            self.log("error", why)
-            raise MessageError(why)
-        if path is not None and not (os.path.isabs(path) and "\0" not in path):
-            why = "capture: give an absolute path for the pcapng file (a string without NUL bytes), or null to stop"
-            self.log("error", why)
-            raise MessageError(why)
-        if hub.capture is not None:
-            self._end_capture(hub)
-        if path is None:
+            raise self._refuse(f"{what}: no hub {json.dumps(hub_name)[:40]}; hubs are {', '.join(hubs) or 'none'}")
+        return hub
+
+    def _hub_of(self, node: str) -> Hub:
+        """A hub by its name, or the one hub node is a port of (a pair's end: the pair)."""
+        hubs = self.lab.all_hubs if self.lab else ()
+        for hub in hubs:
+            if hub.name == node:
+                return hub
+        on = [hub for hub in hubs if any(p.name == node for p in hub.ports)]
+        if len(on) == 1:
+            return on[0]
+        names = ", ".join(hub.name for hub in hubs) or "none"
+        if not on:
+            raise self._refuse(
+                f"capture: {json.dumps(node)[:40]} is no hub and on none; name a hub or a node on one (hubs: {names})"
+            )
+        raise self._refuse(f"capture: {node} is on {len(on)} hubs ({', '.join(h.name for h in on)}); name one of them")
+
+    def _filter(self, text: str | None) -> Filter | None:
+        """The client compiled it too, but is not trusted to have. (libpcap may
+        look a host name up: that one call blocks the loop for as long.)"""
+        if text is None or not text.strip():
+            return None
+        try:
+            return compile_filter(text)
+        except FilterError as exc:
+            raise self._refuse(f"capture: bad {exc}") from None
+
+    def _path(self, path: str, what: str) -> Path:
+        if not (os.path.isabs(path) and "\0" not in path):
+            raise self._refuse(
+                f"{what}: give an absolute path for the pcapng file (a string without NUL bytes)"
+                + (", or null to stop" if what == "capture" else "")
+            )
+        return Path(path)
+
+    def _capture(self, hub_name: str, path: str | None, filter_text: str | None = None) -> None:
+        """The app's capture of a hub to a file (one per hub); path None stops it."""
+        hub = self._hub(hub_name)
+        target = self._path(path, "capture") if path is not None else None
+        filt = self._filter(filter_text) if target is not None else None
+        if hub.capture is not None and hub.capture.file is not None:
+            self._end_sink(hub, hub.capture.file, None)
+        if target is None:
             return
         try:
-            hub.capture = Capture(Path(path))
+            sink = Capture(target, filt)
         except OSError as exc:
-            why = f"capture: cannot write {path}: {exc.strerror}"
-            self.log("error", why)
-            raise MessageError(why) from None
-        self.log("info", f"capturing {hub.name} to {path}")
+            raise self._refuse(f"capture: cannot write {path}: {exc.strerror}") from None
+        hub.add_capture(sink)
+        hub.capture.file = sink
+        self.log("info", f"capturing {hub.name} to {path}" + (f" (filter {filt.text!r})" if filt else ""))
 
-    def _end_capture(self, hub: Hub) -> None:
-        done, hub.capture = hub.capture, None
-        done.close()
-        if done.error:
-            self.log("error", f"capture of {hub.name} failed: {done.error}; {done.frames} frames in {done.path}")
-        else:
-            self.log("info", f"capture of {hub.name} stopped: {done.frames} frames in {done.path}")
+    def _capture_stream(self, msg: protocol.CaptureStream, client: Client) -> protocol.Capturing:
+        """A stream into the pipe that came with msg, or a ring; the client's while it stays."""
+        fd = client.take_fd()
+        try:
+            hub = self._hub_of(msg.node)
+            filt = self._filter(msg.filter)
+            sink: Sink
+            if msg.ring is not None:
+                if not (math.isfinite(msg.ring) and 0 < msg.ring <= MAX_RING_S):
+                    raise self._refuse(
+                        f"capture: ring is {msg.ring!r}; give seconds, more than 0 and up to {MAX_RING_S:g}"
+                    )
+                if any(isinstance(s, Ring) and s.owner is client for s in (hub.capture.sinks if hub.capture else ())):
+                    raise self._refuse(f"capture: this client keeps a ring of {hub.name} already")
+                sink = Ring(msg.ring, filt)
+            else:
+                if fd is None or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    raise self._refuse("capture_stream: pass a pipe's write end with the message (SCM_RIGHTS)")
+                sink, fd = Stream(fd, filt), None
+        finally:
+            if fd is not None:
+                os.close(fd)
+        sink.owner = client
+        hub.add_capture(sink)
+        what = f"keeping the last {msg.ring:g} s of {hub.name}" if msg.ring else f"streaming {hub.name}"
+        self.log("info", what + (f" (filter {filt.text!r})" if filt else "") + " for a control client")
+        return protocol.Capturing(hub.name, [p.name for p in hub.ports], msg.ring)
+
+    def _capture_save(self, msg: protocol.CaptureSave, client: Client) -> protocol.CaptureSaved:
+        hub = self._hub(msg.hub, "capture_save")
+        ring = (
+            next((s for s in hub.capture.sinks if isinstance(s, Ring) and s.owner is client), None)
+            if hub.capture
+            else None
+        )
+        if ring is None:
+            raise self._refuse(f"capture_save: no ring of {hub.name} kept for this client; start one first")
+        path = self._path(msg.path, "capture_save")
+        try:
+            frames, size = ring.save(path)
+        except OSError as exc:
+            raise self._refuse(f"capture_save: cannot write {msg.path}: {exc.strerror}") from None
+        self.log("info", f"wrote the last {ring.seconds:g} s of {hub.name} to {path}: {frames} frames")
+        return protocol.CaptureSaved(hub.name, str(path), frames, size, ring.seconds)
+
+    def _end_sink(self, hub: Hub, sink: Sink, reason: str | None) -> None:
+        """Stop sink; its owner (a stream's or ring's client) is told why unless it went itself."""
+        hub.remove_capture(sink)
+        sink.close()
+        if isinstance(sink, Capture):
+            if sink.error:
+                self.log("error", f"capture of {hub.name} failed: {sink.error}; {sink.frames} frames in {sink.path}")
+            else:
+                self.log("info", f"capture of {hub.name} stopped: {sink.frames} frames in {sink.path}")
+            return
+        missed = sink.missed_total if isinstance(sink, Stream) else 0
+        if reason is not None and self.control is not None and isinstance(sink.owner, Client):
+            self.control.send(sink.owner, protocol.encode(protocol.CaptureEnded(hub.name, reason, sink.frames, missed)))
+        self.log(
+            "info",
+            f"{sink.kind} of {hub.name} ended ({reason or 'its client went'}): {sink.frames} frames, {missed} missed",
+        )
+
+    def _end_captures(self, hub: Hub, reason: str) -> None:
+        for sink in list(hub.capture.sinks if hub.capture else ()):
+            self._end_sink(hub, sink, reason)
 
     # -- run -------------------------------------------------------------------------
 
@@ -376,8 +485,9 @@ class Worker:
         for guest in self.lab.vm_guests.values():
             guest.poll()
         for hub in self.lab.all_hubs:
-            if hub.capture is not None and hub.capture.error:
-                self._end_capture(hub)
+            for sink in list(hub.capture.sinks if hub.capture else ()):
+                if sink.error:
+                    self._end_sink(hub, sink, sink.error)
             for level, message in hub.check_loops(now):
                 self.log(level, message)
         snapshot = self.stats.snapshot()
@@ -432,8 +542,7 @@ class Worker:
     def stop(self, reason: str | None = None) -> None:
         self.set_state(LabState.STOPPING, reason)
         for hub in self.lab.all_hubs if self.lab else ():
-            if hub.capture is not None:
-                self._end_capture(hub)
+            self._end_captures(hub, "the lab stops")
         if self.stats is not None:
             self.stats.close()  # its netlink sockets hold the namespaces
             self.stats = None

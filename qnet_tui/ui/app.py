@@ -263,6 +263,9 @@ class QnetApp(EditKeys, App[None]):
     def action_capture(self) -> None:
         self.lab.capture(self.document.topology, self.canvas.selected)
 
+    def action_keep_last(self) -> None:
+        self.lab.keep_last(self.document.topology, self.canvas.selected)
+
     def action_demo_traffic(self) -> None:
         self.lab.demo_traffic(self.document.topology, self.canvas.selected)
 

@@ -298,6 +298,7 @@ class PathPrompt(_Modal):
             yield Label(self.title_text, classes="question")
             yield Input(value=self.value, placeholder="path to a .yaml file", id="path")
             yield Label("", id="path-error", classes="error")
+            yield from self.extra()
             yield YamlTree(self.start, id="tree")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -331,7 +332,32 @@ class PathPrompt(_Modal):
         if error:
             self.query_one("#path-error", Label).update(error)
             return
-        self.dismiss(path)
+        self.dismiss(self.result(path))
+
+    def extra(self) -> ComposeResult:
+        """More fields, under the path (a subclass's)."""
+        yield from ()
+
+    def result(self, path: Path) -> object:
+        return path
+
+
+class CapturePrompt(PathPrompt):
+    """Where a capture goes, and an optional capture filter (tcpdump's syntax):
+    dismisses with (Path, filter text) or None. The filter is compiled by the
+    caller, off the event loop (libpcap may look a host name up)."""
+
+    SUBMITS: ClassVar[dict[str, str]] = {"path": "ok", "filter": "ok"}
+
+    def extra(self) -> ComposeResult:
+        yield Input(placeholder="capture filter, as tcpdump's: icmp or arp (blank: every frame)", id="filter")
+
+    def result(self, path: Path) -> tuple[Path, str]:
+        return path, self.query_one("#filter", Input).value.strip()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self._ok()
 
 
 HELP_HEADING = "Keys. Escape closes this list; ctrl+p opens the command palette, which has every action too."

@@ -26,6 +26,7 @@ BINDINGS: list[BindingType] = [
     Binding("s", "stop_lab", "Stop"),
     Binding("t", "toggle_traffic", "Traffic", show=False),
     Binding("w", "capture", "Capture", show=False),
+    Binding("W", "keep_last", "Keep last 30 s", show=False),
     Binding("l", "toggle_link", "Cable", show=False),
     Binding("S", "scenario", "Scenario", show=False),
     Binding("g", "demo_traffic", "Send traffic", show=False),
@@ -64,7 +65,10 @@ COMMANDS_HELP: dict[str, str] = {
     "restart_vm": "Restart the selected VM guest (a dead one too); its NICs reconnect",
     "toggle_link": "Pull the cable of the selected node's link, or put it back (a chooser if it has several)",
     "scenario": "Play one of the file's scenarios on the running lab (a chooser if it has several); again: stop it",
-    "capture": "Start or stop a pcapng capture of the selected node's VLAN (or peer pair)",
+    "capture": "Start or stop a pcapng capture of the selected node's VLAN (or peer pair), with an optional filter",
+    "keep_last": (
+        "Keep the last 30 s of the selected node's VLAN in the lab; pressed again: save the last 30 s to a file"
+    ),
     "pause_log": "Pause or resume the frame logs",
     "filter_log": "Filter the frame logs by protocol, MAC, address or node",
     "bpf_filter": (

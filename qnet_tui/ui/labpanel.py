@@ -23,13 +23,15 @@ from qnet_tui.model import guests, scenario
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
+from qnet_tui.pcapfilter import FilterError, compile_filter
 from qnet_tui.protocol import LabState
 from qnet_tui.ui.console import ConsoleScreen
-from qnet_tui.ui.dialogs import ApplyChanges, ChooseLink, DemoTraffic, PathPrompt
+from qnet_tui.ui.dialogs import ApplyChanges, CapturePrompt, ChooseLink, DemoTraffic, PathPrompt
 from qnet_tui.ui.labclient import Heard, LabClient
 from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
 
 STOP_WAIT_S = 30.0  # how long quitting waits for the lab to be gone
+RING_S = 30.0  # what W keeps of a VLAN
 
 
 # -- what the client's thread heard, one message class per kind ---------------------------
@@ -89,6 +91,18 @@ class ImpairedHeard(LabHeard):
     pass
 
 
+class CapturingHeard(LabHeard):
+    pass
+
+
+class CaptureSavedHeard(LabHeard):
+    pass
+
+
+class CaptureEndedHeard(LabHeard):
+    pass
+
+
 HEARD: dict[type, type[LabHeard]] = {
     protocol.Hello: HelloHeard,
     protocol.State: StateHeard,
@@ -101,6 +115,9 @@ HEARD: dict[type, type[LabHeard]] = {
     protocol.Applied: AppliedHeard,
     protocol.ScenarioState: ScenarioHeard,
     protocol.Impaired: ImpairedHeard,
+    protocol.Capturing: CapturingHeard,
+    protocol.CaptureSaved: CaptureSavedHeard,
+    protocol.CaptureEnded: CaptureEndedHeard,
 }
 
 
@@ -213,6 +230,7 @@ class LabPanel(Vertical):
         self.impaired: dict[tuple[str, str], str] = {}  # by direction, as the lab's replies said
         self.impair_drops: dict[str, int] = {}  # per port, as the last statistics said
         self.impaired_complete = False  # impaired holds every impaired direction (the statistics said)
+        self.rings: set[str] = set()  # hubs whose last RING_S the worker keeps for us (W)
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -483,6 +501,9 @@ class LabPanel(Vertical):
             return
         self.client = None
         self._gone.set()
+        for hub in self.rings:  # the worker's rings went with it
+            self._ring_shown(hub, False)
+        self.rings.clear()
         self.post_message(self.Live({}))
         self._links_down(frozenset())
         self._playing(None)
@@ -523,13 +544,78 @@ class LabPanel(Vertical):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         default = Path.cwd() / f"{topology.name}-{pane.hub}-{stamp}.pcapng"
 
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self._send(protocol.Capture(pane.hub, str(path.resolve())))
+        def chosen(answer: tuple[Path, str] | None) -> None:
+            if answer is not None:
+                path, text = answer
+                self.start_capture(pane.hub, str(path.resolve()), text or None)
 
         self.app.push_screen(
-            PathPrompt(f"Capture {pane.title} to", default.parent, str(default), must_exist=False), chosen
+            CapturePrompt(f"Capture {pane.title} to", default.parent, str(default), must_exist=False), chosen
         )
+
+    @work(thread=True, group="capture", exit_on_error=False)
+    def start_capture(self, hub: str, path: str, filter_text: str | None) -> None:
+        """Check the filter here first, for libpcap's words at once (in a thread:
+        it may look a host name up), then ask the worker, which checks again."""
+        if filter_text is not None:
+            try:
+                compile_filter(filter_text)
+            except FilterError as exc:
+                self.app.call_from_thread(
+                    self.app.notify, f"capture: bad {exc}", title="Not captured", severity="error", timeout=10
+                )
+                return
+        self.app.call_from_thread(self._send, protocol.Capture(hub, path, filter_text))
+
+    def keep_last(self, topology: Topology, node: str | None) -> None:
+        """W: the first press keeps the last RING_S of the node's VLAN in the
+        worker; the next ones save them to a file (asking where), the ring going on."""
+        if not self.running:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return
+        pane = self.pane_of(topology, node)
+        if pane is None:
+            self.app.notify("Select a hub, or a node on a hub or in a peer pair", severity="warning")
+            return
+        if pane.hub not in self.rings:
+            self._send(protocol.CaptureStream(pane.hub, None, RING_S))
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        default = Path.cwd() / f"{topology.name}-{pane.hub}-last{RING_S:g}s-{stamp}.pcapng"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self._send(protocol.CaptureSave(pane.hub, str(path.resolve())))
+
+        title = f"Save the last {RING_S:g} s of {pane.title} to"
+        self.app.push_screen(PathPrompt(title, default.parent, str(default), must_exist=False), chosen)
+
+    def _ring_shown(self, hub: str, on: bool) -> None:
+        for pane in self.traffic.panes.values():
+            if pane.hub == hub:
+                pane.border_subtitle = f"● keeping the last {RING_S:g} s: W saves" if on else ""
+
+    @on(CapturingHeard)
+    def _capturing(self, event: CapturingHeard) -> None:
+        said: protocol.Capturing = event.payload
+        if self._ours(event) and said.ring is not None:
+            self.rings.add(said.hub)
+            self._ring_shown(said.hub, True)
+            self.app.notify(f"Keeping the last {said.ring:g} s of {said.hub}: W again saves them", title="Lab")
+
+    @on(CaptureSavedHeard)
+    def _capture_saved(self, event: CaptureSavedHeard) -> None:
+        said: protocol.CaptureSaved = event.payload
+        if self._ours(event):
+            self.app.notify(f"The last {said.seconds:g} s of {said.hub}: {said.frames} frames in {said.path}")
+
+    @on(CaptureEndedHeard)
+    def _capture_ended(self, event: CaptureEndedHeard) -> None:
+        said: protocol.CaptureEnded = event.payload
+        if self._ours(event) and said.hub in self.rings:
+            self.rings.discard(said.hub)
+            self._ring_shown(said.hub, False)
+            self.app.notify(f"The last {RING_S:g} s of {said.hub} are no longer kept: {said.reason}", title="Lab")
 
     def _send(self, message: protocol.ClientMessage) -> None:
         if self.client is None or not self.client.send(message):

@@ -122,6 +122,7 @@ async def test_demo_traffic_and_capture(tmp_path, runtime):
         assert isinstance(app.screen, PathPrompt)
         pcap = tmp_path / "vlan0.pcap"
         app.screen.query_one("#path").value = str(pcap)
+        app.screen.query_one("#filter").value = "icmp"  # a capture filter: ARP and the rest stay out
         await pilot.click("#ok")
         await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].capturing == str(pcap), what="capturing")
 
@@ -138,8 +139,45 @@ async def test_demo_traffic_and_capture(tmp_path, runtime):
         await until(pilot, lambda: app.query_one(TrafficView).panes["v0"].capturing is None, what="capture stopped")
         await pilot.press("s")
         await until(pilot, lambda: app.lab.client is None, what="the stop")
-    echoes = [p for p in rdpcap(str(pcap)) if ICMP in p]
+    packets = rdpcap(str(pcap))
+    echoes = [p for p in packets if ICMP in p]
     assert len(echoes) >= 6  # three requests and three replies, as Wireshark would read them
+    assert len(echoes) == len(packets)  # the filter kept ICMP alone
+    assert lab_namespaces(lab) == []
+
+
+async def test_keep_the_last_30_s_of_a_vlan_and_save_them(tmp_path, runtime):
+    from qnet_tui.ui.canvas import TopologyCanvas
+    from qnet_tui.ui.dialogs import PathPrompt
+    from tests.unit.test_capture import read_pcapng
+
+    path, lab = copy_sample(tmp_path, "two-vlans.yaml")
+    app = QnetApp(load_file(path))
+    app.settle_s = 0
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: app.lab.state == "running" and app.query_one(TrafficView).panes, what="running")
+        await until(pilot, lambda: app.query_one(TrafficView).panes["v1"].hub == "hub1", what="the first stats")
+        app.query_one(TopologyCanvas).select("vm2")  # a node on hub1: its VLAN
+        await pilot.press("W")
+        pane = app.query_one(TrafficView).panes["v1"]
+        await until(pilot, lambda: "last 30 s" in str(pane.border_subtitle), what="the pane to say it keeps them")
+        result = await asyncio.to_thread(exec_in, path, "vm1", "ping", "-c", "3", "-i", "0.2", "10.0.0.2")
+        assert result.returncode == 0, result.stdout + result.stderr
+        await pilot.press("W")
+        assert isinstance(app.screen, PathPrompt)
+        assert "last30s" in app.screen.query_one("#path").value  # a path offered
+        saved = tmp_path / "last.pcapng"
+        app.screen.query_one("#path").value = str(saved)
+        await pilot.click("#ok")
+        await until(pilot, lambda: any(str(saved) in n.message for n in app._notifications), what="the save")
+        assert "last 30 s" in str(pane.border_subtitle)  # the ring goes on
+        await pilot.press("s")
+        await until(pilot, lambda: app.lab.client is None, what="the stop")
+        assert not app.lab.rings
+    packets = read_pcapng(saved)[1]
+    echoes = [p for p in packets if p.data[12:14] == b"\x08\x00" and p.data[23] == 1]
+    assert len(echoes) >= 6 and {p.interface for p in echoes} == {"vm1", "vm2"}
     assert lab_namespaces(lab) == []
 
 

@@ -196,14 +196,15 @@ def test_a_capture_that_cannot_write_ends_without_stopping_the_hub(hub, tmp_path
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     h, pipes = hub
-    h.capture = Capture(tmp_path / "x.pcap")
-    h.capture.file.close()
-    h.capture.file = FullDisk()
+    capture = Capture(tmp_path / "x.pcap")
+    h.add_capture(capture)
+    capture.file.close()
+    capture.file = FullDisk()
     frame = eth(0x88B5, bytes(50))
     h.forward(pipes[0].port, [frame] * 3)
     assert all(b"".join(p.frames()) == frame * 3 for p in pipes[1:])  # forwarded all the same
-    assert h.capture.error == "No space left on device" and h.capture.frames == 0
-    h.capture.close()  # says why, does not raise
+    assert capture.error == "No space left on device" and capture.frames == 0
+    capture.close()  # says why, does not raise
 
 
 # -- the loop guard ----------------------------------------------------------------
