@@ -26,6 +26,9 @@ worker -> client
   capture_ended  CaptureEnded  a stream or ring ended for another reason than
                     its client going (the hub went, the lab stops, a write
                     failed): frames written and missed
+  followed Followed  a followed conversation's payload since the last tick
+                    (to the client that follows it; the first one, empty,
+                    says it started)
 client -> worker
   stop     Stop     stop the lab and exit
   capture  Capture  start a pcapng capture of a hub (VLAN or peer pair);
@@ -37,6 +40,9 @@ client -> worker
                     seconds. Either lasts as long as this client's
                     connection (or the hub, or the lab)
   capture_save  CaptureSave  write this client's ring of a hub to a new file
+  follow   Follow   follow a TCP or UDP flow of a hub: its payload both ways,
+                    in order, as `followed` (proto None: stop); as long as
+                    this client's connection
   vm       VmControl  restart a VM guest (a dead one too)
   console  Console  watch (or stop watching) a VM guest's serial console
   console_input  ConsoleInput  bytes typed into it
@@ -529,6 +535,40 @@ class CaptureEnded(Message):
 
 
 @dataclass(frozen=True)
+class Follow(Message):
+    TYPE = "follow"
+    SHAPE: ClassVar[dict[str, Any]] = {
+        "hub": str,
+        "proto": Opt(str),
+        "a": Opt(str),
+        "a_port": Opt(int),
+        "b": Opt(str),
+        "b_port": Opt(int),
+    }
+    hub: str
+    proto: str | None = None  # tcp or udp; None stops following on this hub
+    a: str | None = None  # IP addresses and ports of the two ends
+    a_port: int | None = None
+    b: str | None = None
+    b_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Followed(Message):
+    TYPE = "followed"
+    SHAPE: ClassVar[dict[str, Any]] = {
+        "hub": str,
+        "chunks": ListOf({"way": int, "data": str}),
+        "frames": int,
+        "full": ListOf(bool),
+    }
+    hub: str
+    chunks: list[dict[str, Any]]  # in order: way 0 is a -> b, 1 is b -> a; data in base64
+    frames: int  # the flow's frames seen since following began
+    full: list[bool]  # per way: its payload reached the bound, no more is kept
+
+
+@dataclass(frozen=True)
 class ConsoleOutput(Message):
     TYPE = "console_output"
     SHAPE: ClassVar[dict[str, Any]] = {"guest": str, "data": str}
@@ -679,9 +719,21 @@ WorkerMessage = (
     | Capturing
     | CaptureSaved
     | CaptureEnded
+    | Followed
 )
 ClientMessage = (
-    Stop | Capture | CaptureStream | CaptureSave | VmControl | Console | ConsoleInput | Impair | Link | Apply | Scenario
+    Stop
+    | Capture
+    | CaptureStream
+    | CaptureSave
+    | Follow
+    | VmControl
+    | Console
+    | ConsoleInput
+    | Impair
+    | Link
+    | Apply
+    | Scenario
 )
 WORKER: Mapping[str, type[Message]] = {
     m.TYPE: m
@@ -700,6 +752,7 @@ WORKER: Mapping[str, type[Message]] = {
         Capturing,
         CaptureSaved,
         CaptureEnded,
+        Followed,
     )
 }
 CLIENT: Mapping[str, type[Message]] = {
@@ -709,6 +762,7 @@ CLIENT: Mapping[str, type[Message]] = {
         Capture,
         CaptureStream,
         CaptureSave,
+        Follow,
         VmControl,
         Console,
         ConsoleInput,

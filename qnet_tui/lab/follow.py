@@ -10,13 +10,21 @@ most LIMIT bytes per direction are kept, after which it says it stopped."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import struct
 from dataclasses import dataclass, field
+from typing import Any
+
+from qnet_tui.lab.capture import Sink
 
 LIMIT = 256 * 1024  # payload bytes kept per direction
 HELD_LIMIT = 64  # TCP segments held past a gap, per direction
 TCP, UDP = 6, 17
+
+
+class FlowError(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,28 @@ class Flow:
     a_port: int
     b: str
     b_port: int
+
+    @classmethod
+    def of(cls, proto: str | None, a: str | None, a_port: int | None, b: str | None, b_port: int | None) -> Flow:
+        """A flow as a client names it (protocol.Follow); FlowError says what is wrong."""
+        number = {"tcp": TCP, "udp": UDP}.get(proto or "")
+        if number is None:
+            raise FlowError(f"follow: proto is {proto!r}; give tcp or udp")
+        ends = []
+        for name, address, port in (("a", a, a_port), ("b", b, b_port)):
+            try:
+                ip = ipaddress.ip_address(address or "")
+            except ValueError:
+                raise FlowError(f"follow: {name} is {address!r}, not an IPv4 or IPv6 address") from None
+            if port is None or not 0 <= port <= 0xFFFF:
+                raise FlowError(f"follow: {name}_port is {port!r}; give a port from 0 to 65535")
+            ends.append((ip, port))
+        if ends[0][0].version != ends[1][0].version:
+            raise FlowError("follow: a and b are of two families (IPv4 and IPv6)")
+        return cls(number, str(ends[0][0]), ends[0][1], str(ends[1][0]), ends[1][1])
+
+    def text(self) -> str:
+        return f"{'tcp' if self.proto == TCP else 'udp'} {self.a}:{self.a_port} <> {self.b}:{self.b_port}"
 
     def direction(self, src: str, sport: int, dst: str, dport: int) -> int | None:
         """0: a -> b, 1: b -> a, None: another flow."""
@@ -170,3 +200,26 @@ class Follower:
     @property
     def full(self) -> bool:
         return all(d.full for d in self.ways)
+
+
+class FollowSink(Sink):
+    """A Follower as one of a hub's capture sinks: it writes no pcapng, it
+    feeds the follower the frames that crossed the hub (not those a fault dropped)."""
+
+    kind = "follow"
+
+    def __init__(self, flow: Flow) -> None:
+        super().__init__()
+        self.follower = Follower(flow)
+
+    def start(self, hub: str, ports: Any) -> None:
+        self.hub = hub
+
+    def packet(self, port: str, ts: int, frame: bytes | memoryview, options: bytes, dropped: bool = False) -> None:
+        if not dropped:
+            self.follower.feed(frame)
+
+    def take(self) -> tuple[list[dict[str, Any]], int, list[bool]]:
+        """What the protocol's Followed carries: chunks, frames, which ways are full."""
+        chunks = [{"way": way, "data": base64.b64encode(data).decode()} for way, data in self.follower.take()]
+        return chunks, self.follower.frames, [d.full for d in self.follower.ways]

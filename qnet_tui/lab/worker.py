@@ -27,6 +27,7 @@ from qnet_tui.lab import apply, links, netns, runstate
 from qnet_tui.lab.capture import Capture, Ring, Sink, Stream
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
+from qnet_tui.lab.follow import Flow, FlowError, FollowSink
 from qnet_tui.lab.impair import Impairment, ImpairmentError
 from qnet_tui.lab.linkimpair import ImpairError, from_topology, impairment_of, place, set_impairment
 from qnet_tui.lab.loop import Loop
@@ -226,6 +227,8 @@ class Worker:
             self.control.send(client, protocol.encode(self._capture_stream(msg, client)))
         elif isinstance(msg, protocol.CaptureSave):
             self.control.send(client, protocol.encode(self._capture_save(msg, client)))
+        elif isinstance(msg, protocol.Follow):
+            self._follow(msg, client)
         elif isinstance(msg, protocol.VmControl):
             guest = self._vm(msg.guest, "vm")
             try:
@@ -454,6 +457,34 @@ class Worker:
         self.log("info", f"wrote the last {ring.seconds:g} s of {hub.name} to {path}: {frames} frames")
         return protocol.CaptureSaved(hub.name, str(path), frames, size, ring.seconds)
 
+    def _follow(self, msg: protocol.Follow, client: Client) -> None:
+        """Follow a flow of a hub for client (one per hub and client), or stop."""
+        hub = self._hub(msg.hub, "follow")
+        for sink in list(hub.capture.sinks if hub.capture else ()):
+            if isinstance(sink, FollowSink) and sink.owner is client:
+                self._end_sink(hub, sink, None)
+        if msg.proto is None:
+            return
+        try:
+            flow = Flow.of(msg.proto, msg.a, msg.a_port, msg.b, msg.b_port)
+        except FlowError as exc:
+            raise self._refuse(str(exc)) from None
+        sink = FollowSink(flow)
+        sink.owner = client
+        hub.add_capture(sink)
+        self.control.send(client, protocol.encode(protocol.Followed(hub.name, [], 0, [False, False])))
+        self.log("info", f"following {flow.text()} on {hub.name} for a control client")
+
+    def _send_followed(self) -> None:
+        """Each tick: what each followed flow brought since the last."""
+        for hub in self.lab.all_hubs:
+            for sink in hub.capture.sinks if hub.capture else ():
+                if isinstance(sink, FollowSink) and isinstance(sink.owner, Client):
+                    chunks, frames, full = sink.take()
+                    if chunks:
+                        message = protocol.Followed(hub.name, chunks, frames, full)
+                        self.control.send(sink.owner, protocol.encode(message))
+
     def _end_sink(self, hub: Hub, sink: Sink, reason: str | None) -> None:
         """Stop sink; its owner (a stream's or ring's client) is told why unless it went itself."""
         hub.remove_capture(sink)
@@ -500,6 +531,7 @@ class Worker:
                 self.out = None
         if self.control and self.control.clients:
             self.control.broadcast(protocol.encode(protocol.Stats(**snapshot)))
+            self._send_followed()
             samples = self.stats.samples()
             if samples:
                 self.control.broadcast(protocol.encode(protocol.Samples(samples)))
