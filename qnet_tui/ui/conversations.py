@@ -20,6 +20,7 @@ from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -105,8 +106,17 @@ class ConversationTable(ScrollView, can_focus=True):
         Binding("pagedown", "move(10)", "Page down", show=False),
         Binding("home", "move(-1000)", "First", show=False),
         Binding("end", "move(1000)", "Last", show=False),
+        Binding("enter", "follow", "Follow"),
         Binding("escape", "leave", "Back", show=False),
     ]
+
+    class FollowWanted(Message):
+        """Enter on a TCP or UDP flow: follow it."""
+
+        def __init__(self, table: ConversationTable, row: ConversationRow) -> None:
+            super().__init__()
+            self.table, self.row = table, row
+
     HEAD = 2  # lines above the rows: what is shown, and the column headers
 
     def __init__(self) -> None:
@@ -306,6 +316,13 @@ class ConversationTable(ScrollView, can_focus=True):
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
         self.refresh()
+
+    def action_follow(self) -> None:
+        row = self.shown_rows[self.cursor] if self.cursor < len(self.shown_rows) else None
+        if row is None or not self.flows or row["proto"] not in ("tcp", "udp") or row["a_port"] is None:
+            self.app.notify("Follow: choose a TCP or UDP flow (m shows the IP flows)", severity="warning")
+            return
+        self.post_message(self.FollowWanted(self, row))
 
     def action_leave(self) -> None:
         raise SkipAction()  # the pane's escape: back to the canvas

@@ -4,6 +4,7 @@ in a thread (its first import takes a second); escape closes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,7 +16,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, Tree
 
-from qnet_tui import dissect
+from qnet_tui import dissect, segments
+from qnet_tui.ui.follow import FollowRequest
 from qnet_tui.ui.framelog import Line
 
 DECODING = "decoding..."
@@ -24,7 +26,10 @@ DECODING = "decoding..."
 class FrameDetail(ModalScreen[None]):
     """Modal: the editor's keys stay out of it (and out of its footer)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("F", "follow", "Follow its conversation"),
+    ]
     DEFAULT_CSS = """
     FrameDetail { background: $background; }
     FrameDetail #title { height: 1; background: $primary; color: $text; padding: 0 1; }
@@ -40,9 +45,9 @@ class FrameDetail(ModalScreen[None]):
             super().__init__()
             self.layers, self.why = layers, why
 
-    def __init__(self, line: Line, where: str) -> None:
+    def __init__(self, line: Line, where: str, follow: Callable[[FollowRequest], None] | None = None) -> None:
         super().__init__()
-        self.line, self.where = line, where
+        self.line, self.where, self.follow = line, where, follow
         self.frame: bytes = b""
         self.why: str | None = None  # why the layers cannot be shown
         try:
@@ -97,6 +102,16 @@ class FrameDetail(ModalScreen[None]):
             shown = self.query_one("#why", Static)
             shown.update(Text(f"Cannot show this frame's layers: {why}"))
             shown.add_class("-shown")
+
+    def action_follow(self) -> None:
+        """The TCP or UDP conversation this frame is of, followed (from this frame's sender's side)."""
+        seg = segments.parse(self.frame)
+        if seg is None or self.follow is None:
+            self.notify("Follow: this frame is no TCP or UDP segment", severity="warning")
+            return
+        proto = "tcp" if seg.proto == segments.TCP else "udp"
+        self.dismiss(None)
+        self.follow(FollowRequest("", proto, seg.src, seg.sport, seg.dst, seg.dport))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -95,7 +95,9 @@ MORE_KEYS = [
     ("escape", "cancel connect mode; from the inspector or the filter, back to the canvas"),
     ("mouse", "click a node to select it; click a problem to select its node"),
     ("frame log", "up/down/pgup/pgdn/home pick a frame (no more following), enter: its layers and hex, end: follow"),
+    ("frame in full", "F: follow its TCP or UDP conversation (its payload both ways, in order)"),
     ("conversations", "m: MAC pairs / IP flows, u: rates / totals, > <: sort by the next/previous column, -: reverse"),
+    ("", "enter on a TCP or UDP flow: follow it; escape stops"),
     ("inspector", "to PEER, from PEER: a link's impairment each way (delay=50ms loss=1%; blank: none), live in a lab"),
 ]
 

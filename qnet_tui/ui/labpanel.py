@@ -27,6 +27,7 @@ from qnet_tui.pcapfilter import FilterError, compile_filter
 from qnet_tui.protocol import LabState
 from qnet_tui.ui.console import ConsoleScreen
 from qnet_tui.ui.dialogs import ApplyChanges, CapturePrompt, ChooseLink, DemoTraffic, PathPrompt
+from qnet_tui.ui.follow import FollowScreen
 from qnet_tui.ui.labclient import Heard, LabClient
 from qnet_tui.ui.traffic import PeerWatch, TrafficView, VlanPane, live_counters
 
@@ -103,6 +104,10 @@ class CaptureEndedHeard(LabHeard):
     pass
 
 
+class FollowedHeard(LabHeard):
+    pass
+
+
 HEARD: dict[type, type[LabHeard]] = {
     protocol.Hello: HelloHeard,
     protocol.State: StateHeard,
@@ -118,6 +123,7 @@ HEARD: dict[type, type[LabHeard]] = {
     protocol.Capturing: CapturingHeard,
     protocol.CaptureSaved: CaptureSavedHeard,
     protocol.CaptureEnded: CaptureEndedHeard,
+    protocol.Followed: FollowedHeard,
 }
 
 
@@ -231,6 +237,7 @@ class LabPanel(Vertical):
         self.impair_drops: dict[str, int] = {}  # per port, as the last statistics said
         self.impaired_complete = False  # impaired holds every impaired direction (the statistics said)
         self.rings: set[str] = set()  # hubs whose last RING_S the worker keeps for us (W)
+        self.following: FollowScreen | None = None  # the conversation followed, on screen
         self._gone = asyncio.Event()  # set when the worker's exit is handled
         self._gone.set()
 
@@ -504,6 +511,9 @@ class LabPanel(Vertical):
         for hub in self.rings:  # the worker's rings went with it
             self._ring_shown(hub, False)
         self.rings.clear()
+        if self.following is not None:
+            self.following.end("the lab stopped")
+            self.following = None
         self.post_message(self.Live({}))
         self._links_down(frozenset())
         self._playing(None)
@@ -609,9 +619,37 @@ class LabPanel(Vertical):
         if self._ours(event):
             self.app.notify(f"The last {said.seconds:g} s of {said.hub}: {said.frames} frames in {said.path}")
 
+    # -- follow a conversation ---------------------------------------------------------------
+
+    @on(TrafficView.FollowWanted)
+    def _follow(self, event: TrafficView.FollowWanted) -> None:
+        r = event.request
+        if not self.running:
+            self.app.notify(self.NOT_RUNNING, severity="warning")
+            return
+        screen = FollowScreen(r)
+        self.following = screen
+
+        def closed(_: None) -> None:
+            if self.following is screen:
+                self.following = None
+                if self.running:
+                    self._send(protocol.Follow(r.hub))  # stop
+
+        self.app.push_screen(screen, closed)
+        self._send(protocol.Follow(r.hub, r.proto, r.a, r.a_port, r.b, r.b_port))
+
+    @on(FollowedHeard)
+    def _followed(self, event: FollowedHeard) -> None:
+        said: protocol.Followed = event.payload
+        if self._ours(event) and self.following is not None and said.hub == self.following.request.hub:
+            self.following.add(said.chunks, said.frames, said.full)
+
     @on(CaptureEndedHeard)
     def _capture_ended(self, event: CaptureEndedHeard) -> None:
         said: protocol.CaptureEnded = event.payload
+        if self._ours(event) and self.following is not None and said.hub == self.following.request.hub:
+            self.following.end(said.reason)
         if self._ours(event) and said.hub in self.rings:
             self.rings.discard(said.hub)
             self._ring_shown(said.hub, False)

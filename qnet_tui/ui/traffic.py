@@ -6,6 +6,7 @@ logs and tables show; enter on a frame of a log shows it in full."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from typing import ClassVar
 
@@ -23,6 +24,7 @@ from qnet_tui.model.values import si
 from qnet_tui.pcapfilter import Filter, FilterError, compile_filter
 from qnet_tui.protocol import HubStats, Sample, Stats
 from qnet_tui.ui.conversations import ConversationTable
+from qnet_tui.ui.follow import FollowRequest
 from qnet_tui.ui.framedetail import FrameDetail
 from qnet_tui.ui.framelog import FrameLog, Line
 
@@ -381,7 +383,28 @@ class TrafficView(Vertical):
     @on(FrameLog.Chosen)
     def _frame_chosen(self, event: FrameLog.Chosen) -> None:
         pane = next((p for p in event.log.ancestors if isinstance(p, VlanPane)), None)
-        self.app.push_screen(FrameDetail(event.line, pane.title if pane else "frame"))
+
+        def follow(request: FollowRequest) -> None:
+            if pane is not None:
+                self.post_message(self.FollowWanted(dataclasses.replace(request, hub=pane.hub)))
+
+        self.app.push_screen(FrameDetail(event.line, pane.title if pane else "frame", follow))
+
+    # -- follow a conversation (the lab panel asks the worker) ----------------------------
+
+    class FollowWanted(Message):
+        def __init__(self, request: FollowRequest) -> None:
+            super().__init__()
+            self.request = request
+
+    @on(ConversationTable.FollowWanted)
+    def _follow_row(self, event: ConversationTable.FollowWanted) -> None:
+        pane = next((p for p in event.table.ancestors if isinstance(p, VlanPane)), None)
+        if pane is None:
+            return
+        r = event.row
+        ends = (r["a"], r["a_port"], r["b"], r["b_port"], r["a_node"], r["b_node"])
+        self.post_message(self.FollowWanted(FollowRequest(pane.hub, r["proto"] or "", *ends)))
 
 
 def _by_kernel(stats: dict) -> str:

@@ -214,3 +214,80 @@ async def test_a_frame_scapy_cannot_decode_shows_its_bytes_and_why():
         await until(pilot, lambda: why.has_class("-shown"), "the reason")
         assert "scapy cannot decode it" in str(why.render())
         assert str(app.screen.query_one("#hex", Static).render()) == "0000  01 02 03" + " " * 40 + "  ..."
+
+
+class Sent:
+    """The lab's client as far as following needs it: what the app sends."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    def send(self, message) -> bool:
+        self.messages.append(message)
+        return True
+
+    def stop(self) -> None:
+        pass
+
+
+async def test_enter_on_a_flow_follows_it_and_escape_stops():
+    import base64
+
+    from qnet_tui import protocol
+    from qnet_tui.ui.follow import FollowScreen
+
+    app = make_app()
+    async with app.run_test(size=(160, 60)) as pilot:
+        view = await replayed(pilot)
+        sent = app.lab.client = Sent()
+        app.query_one(TopologyCanvas).select("hub1")
+        await pilot.press("o", "m")  # the table, its keys, the IP flows
+        table = view.panes["v1"].query_one(ConversationTable)
+        while table.shown_rows[table.cursor]["proto"] != "tcp":
+            await pilot.press("down")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, FollowScreen)
+        assert sent.messages == [protocol.Follow("hub1", "tcp", "10.0.0.1", 40000, "10.0.0.2", 5201)]
+        title = str(screen.query_one("#title", Static).render())
+        assert "vm1 10.0.0.1:40000 ⇄ vm2 10.0.0.2:5201" in title
+
+        def chunk(way: int, data: bytes) -> dict:
+            return {"way": way, "data": base64.b64encode(data).decode()}
+
+        followed = {"type": "followed", "hub": "hub1", "frames": 4, "full": [False, False]}
+        hear(app, followed | {"chunks": [chunk(0, b"GET / HTTP/1.0\r\nHost: "), chunk(1, b"\x00\x01binary")]})
+        hear(app, followed | {"chunks": [chunk(0, b"vm2\r\n\r\n")], "frames": 6})
+        hear(app, followed | {"hub": "hub2", "chunks": [chunk(0, b"not this one")]})
+        await pilot.pause()
+        assert screen.text.split("\n") == ["GET / HTTP/1.0", "Host: ", "..binary", "vm2", ""]
+        status = str(screen.query_one("#status", Static).render())
+        assert "6 frames" in status and "vm1 sent 29 B" in status and "vm2 sent 8 B" in status
+        await pilot.press("escape")
+        assert not isinstance(app.screen, FollowScreen)
+        assert sent.messages[-1] == protocol.Follow("hub1")  # stop
+
+
+async def test_a_tcp_frame_in_full_follows_its_conversation():
+    from qnet_tui import protocol
+    from qnet_tui.ui.follow import FollowScreen
+
+    app = make_app()
+    async with app.run_test(size=(160, 60)) as pilot:
+        view = await replayed(pilot)
+        sent = app.lab.client = Sent()
+        log = view.panes["v1"].query_one(FrameLog)
+        app.query_one(TopologyCanvas).select("vm1")
+        await pilot.press("f", "up", "enter")  # the TCP frame of 1514 bytes
+        assert isinstance(app.screen, FrameDetail) and log.picked.length == 1514
+        await pilot.press("F")
+        assert isinstance(app.screen, FollowScreen)
+        assert sent.messages == [protocol.Follow("hub1", "tcp", "10.0.0.1", 40000, "10.0.0.2", 5201)]
+        await pilot.press("escape")
+        # An ICMP frame is no conversation to follow: said so, nothing sent.
+        for _ in range(len(log.lines)):
+            if "echo-request" in log.picked.rest:
+                break
+            await pilot.press("up")
+        await pilot.press("enter", "F")
+        assert isinstance(app.screen, FrameDetail) and len(sent.messages) == 2
