@@ -82,10 +82,16 @@ class Declared:
                     nics = {n for n in topology.neighbours(bridge) if self.kind.get(n) is Kind.HOST_NIC}
                     self.behind.setdefault(tap.id, set()).update(nics)
 
-    def who(self, mac: str) -> str:
-        """A MAC as people say it: its node's, or just the MAC."""
+    def claimant(self, mac: str, port: str) -> str:
+        """Who claimed an address: the MAC's node, and the port it came through if that is another."""
         owner = self.mac_owner.get(mac)
-        return f"{owner} ({mac})" if owner else mac
+        if owner is None:
+            return f"{mac} through {port}"
+        if owner == port:
+            return f"{owner} ({mac})"
+        if self.kind.get(port) is Kind.GUEST_NIC:
+            return f"{port} with {owner}'s MAC ({mac})"
+        return f"{owner} ({mac}) through {port}"
 
     def may_serve_dhcp(self, port: str, mac: str) -> bool:
         owner = self.mac_owner.get(mac)
@@ -223,11 +229,12 @@ class HubChecks:
             if not others:
                 continue
             kind, how = ("arp-conflict", "ARP") if ":" not in address else ("nd-conflict", "neighbour discovery")
-            by = " and ".join(declared.who(mac) for mac in others)
+            by = " and ".join(declared.claimant(mac, macs[mac][0]) for mac in others)
             if owner is not None:
                 message = f"{address}, {owner}'s address, is claimed in {how} by {by}"
             else:
-                message = f"{address} is claimed in {how} by {declared.who(rightful)} and by {by}"
+                first = declared.claimant(rightful, macs[rightful][0])
+                message = f"{address} is claimed in {how} by {first} and by {by}"
             ports = sorted({entry[0] for entry in macs.values()})
             yield Seen(
                 (kind, address),

@@ -216,7 +216,10 @@ def test_an_undeclared_address_claimed_by_two_macs_is_a_conflict_one_mac_is_not(
     assert lab.tick() == []
     lab.send("sock0", Ether(src=STRANGER, dst=BROADCAST) / Dot1Q(vlan=5) / garp(STRANGER, "192.168.1.5")[ARP])
     [conflict] = lab.tick(1001.0)
-    assert conflict["message"] == f"192.168.1.5 is claimed in ARP by 02:00:00:00:01:01 and by {STRANGER}"
+    assert (
+        conflict["message"]
+        == f"192.168.1.5 is claimed in ARP by 02:00:00:00:01:01 through tap0 and by {STRANGER} through sock0"
+    )
     assert conflict["ports"] == ["sock0", "tap0"] and conflict["first"] == 1001.0
 
 
@@ -224,7 +227,7 @@ def test_the_arp_sender_hardware_address_is_the_claimant_not_the_frames_source(m
     lab = make()
     lab.send("tap0", Ether(src="02:00:00:00:01:01", dst=BROADCAST) / ARP(hwsrc=C, psrc="10.0.0.1", pdst="10.0.0.1"))
     [conflict] = lab.tick()
-    assert conflict["message"] == f"10.0.0.1, vm1's address, is claimed in ARP by vm3 ({C})"
+    assert conflict["message"] == f"10.0.0.1, vm1's address, is claimed in ARP by vm3 ({C}) through tap0"
     assert conflict["nodes"] == ["tap0", "vm1", "vm3"]
 
 
@@ -243,7 +246,9 @@ def test_neighbour_advertisements_claiming_anothers_ipv6_address_are_a_conflict(
     assert found.keys() == {"nd-conflict", "duplicate-ip"}  # sent from fd00::1 too
     [conflict] = found["nd-conflict"]
     assert conflict["kind"] == "nd-conflict"
-    assert conflict["message"] == f"fd00::1, vm1's address, is claimed in neighbour discovery by vm3 ({C})"
+    assert (
+        conflict["message"] == f"fd00::1, vm1's address, is claimed in neighbour discovery by vm2 with vm3's MAC ({C})"
+    )
     assert (conflict["ports"], conflict["nodes"], conflict["mac"]) == (["vm1", "vm2"], ["vm1", "vm2", "vm3"], C)
 
 
