@@ -24,6 +24,7 @@ from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
 from qnet_tui.protocol import LabState
+from qnet_tui.ui.checkline import flagged, mark_checks
 from qnet_tui.ui.console import ConsoleScreen
 from qnet_tui.ui.dialogs import ApplyChanges, ChooseLink, DemoTraffic, PathPrompt
 from qnet_tui.ui.labclient import Heard, LabClient
@@ -386,7 +387,7 @@ class LabPanel(Vertical):
             return
         stats: protocol.Stats = event.payload
         self.traffic.show(stats)
-        self.post_message(self.Live(live_counters(stats)))
+        self.post_message(self.Live(mark_checks(live_counters(stats), flagged(stats))))
         self._links_down(frozenset(frozenset((x["a"], x["b"])) for x in stats.links or ()))
         self._playing(stats.scenario)
         drops = {

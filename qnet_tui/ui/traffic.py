@@ -17,6 +17,7 @@ from textual.widgets import Input, Sparkline, Static
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.values import si
 from qnet_tui.protocol import HubStats, Sample, Stats
+from qnet_tui.ui.checkline import checks_line
 from qnet_tui.ui.framelog import FrameLog
 
 # Ports whose "connected" says whether a peer is there: a stream socket waits
@@ -94,6 +95,8 @@ class VlanPane(Vertical):
             Text.assemble(("talkers   ", "dim"), talkers or "-"),
             Text.assemble(("drops     ", "dim"), dropping or "none"),
         ]
+        if checks := checks_line(s.get("checks"), width):
+            lines.append(checks)
         sockets = [(name, p["connected"]) for name, p in sorted(s["ports"].items()) if p["kind"] in PEER_KINDS]
         if sockets:
             states = []
