@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from .conftest import wait_for
+from .test_apply import apply
 from .test_forwarding import ping
 
 MAC = {g: f"52:54:00:00:0c:0{i}" for i, g in enumerate(("g1", "g2", "g3", "g4"), 1)}
@@ -108,3 +109,15 @@ def test_stolen_macs_and_addresses_and_rogue_dhcp_are_flagged_by_node(make_lab, 
     assert lab.errors.count(f"qnet-tui: warning: hub1: foreign-mac: g4 sends from {MAC['g1']}, g1's MAC") == 1
     assert any(line.startswith("qnet-tui: warning: hub1: rogue-dhcp: g2 answers DHCP") for line in lab.errors)
     assert not any("rogue-dhcp: g3" in line for line in lab.errors)
+
+    # Declared a DHCP server while the lab runs: that finding goes, the others stay, nothing is made anew.
+    lab.file.write_text(lab.file.read_text().replace("fd09::2/64}", "fd09::2/64, dhcp_server: true}"))
+    done = apply(lab)
+    assert done.returncode == 0 and "made anew" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "~ g2: dhcp_server unset -> True" in done.stdout + done.stderr
+    kinds = wait_for(
+        lambda: (k := {f["kind"] for f in lab.stats[-1]["vlans"]["1"]["checks"]}) and "rogue-dhcp" not in k and k,
+        10,
+        "the rogue DHCP finding to go",
+    )
+    assert {"foreign-mac", "arp-conflict", "duplicate-ip"} <= kinds
