@@ -142,6 +142,43 @@ class Seen:
     address: str | None = None
 
 
+class Index:
+    """Which ports each source MAC and address came from, kept up to date
+    from what the sources saw first since the last tick (Sources.fresh), so
+    a tick costs what is new, not everything a bridged LAN ever sent."""
+
+    def __init__(self, sources: Mapping[str, Sources]) -> None:
+        self.mac_ports: dict[str, set[str]] = {}
+        self.ip_ports: dict[str, set[str]] = {}
+        self.shared_macs: set[str] = set()  # from two ports or more
+        self.shared_ips: set[str] = set()
+        for port, src in sources.items():  # all of it, once
+            src.fresh.clear()
+            for mac, ips in src.macs.items():
+                self._add(port, mac, None)
+                for ip in ips:
+                    self._add(port, mac, ip)
+
+    def take(self, sources: Mapping[str, Sources]) -> None:
+        for port, src in sources.items():
+            if src.fresh:
+                fresh, src.fresh = src.fresh, []
+                for mac, ip in fresh:
+                    self._add(port, mac, ip)
+
+    def _add(self, port: str, mac: str, ip: str | None) -> None:
+        if ip is None:
+            ports = self.mac_ports.setdefault(mac, set())
+            ports.add(port)
+            if len(ports) > 1:
+                self.shared_macs.add(mac)
+        elif ip not in UNSPECIFIED:
+            ports = self.ip_ports.setdefault(ip, set())
+            ports.add(port)
+            if len(ports) > 1:
+                self.shared_ips.add(ip)
+
+
 class HubChecks:
     """The findings of one hub, updated once per statistics tick."""
 
@@ -149,6 +186,7 @@ class HubChecks:
         self.hub = hub
         self.log = log
         self.findings: dict[tuple, Finding] = {}
+        self.index: Index | None = None  # made from the sources at the first tick (and after a change)
         self.counted: dict[tuple, int] = {}  # key -> its count when last updated
         self.logged: set[tuple] = set()
         # address -> {MAC: [port it last came through, claims]}, the least recently claimed address first
@@ -163,10 +201,14 @@ class HubChecks:
     ) -> None:
         for port, frame in watched:
             self._claim(port, frame)
+        if self.index is None:
+            self.index = Index(sources)
+        else:
+            self.index.take(sources)
         seen = [
             *foreign_macs(sources, declared),
-            *duplicate_macs(sources, declared),
-            *duplicate_addresses(sources, declared),
+            *duplicate_macs(sources, self.index, declared),
+            *duplicate_addresses(sources, self.index, declared),
             *rogue_dhcp(sources, declared),
             *self._conflicts(declared),
         ]
@@ -272,18 +314,12 @@ def foreign_macs(sources: Mapping[str, Sources], declared: Declared) -> Iterable
             )
 
 
-def duplicate_macs(sources: Mapping[str, Sources], declared: Declared) -> Iterable[Seen]:
-    ports_of: dict[str, list[str]] = {}
-    for port, src in sources.items():
-        for mac in src.macs:
-            ports_of.setdefault(mac, []).append(port)
-    for mac, ports in ports_of.items():
-        if len(ports) < 2:
-            continue
+def duplicate_macs(sources: Mapping[str, Sources], index: Index, declared: Declared) -> Iterable[Seen]:
+    for mac in index.shared_macs:
         owner = declared.mac_owner.get(mac)
-        counts = {port: sources[port].frames.get(mac, 0) for port in ports}
+        counts = {port: sources[port].frames.get(mac, 0) for port in index.mac_ports[mac]}
         home = _home(counts, owner)
-        ports = sorted(ports)
+        ports = sorted(counts)
         yield Seen(
             ("duplicate-mac", mac),
             "duplicate-mac",
@@ -295,20 +331,12 @@ def duplicate_macs(sources: Mapping[str, Sources], declared: Declared) -> Iterab
         )
 
 
-def duplicate_addresses(sources: Mapping[str, Sources], declared: Declared) -> Iterable[Seen]:
-    ports_of: dict[str, set[str]] = {}
-    for port, src in sources.items():
-        for ips in src.macs.values():
-            for ip in ips:
-                if ip not in UNSPECIFIED:
-                    ports_of.setdefault(ip, set()).add(port)
-    for address, found in ports_of.items():
-        if len(found) < 2:
-            continue
+def duplicate_addresses(sources: Mapping[str, Sources], index: Index, declared: Declared) -> Iterable[Seen]:
+    for address in index.shared_ips:
         owner = declared.address_owner.get(address)
-        counts = {port: sources[port].ip_frames.get(address, 0) for port in found}
+        counts = {port: sources[port].ip_frames.get(address, 0) for port in index.ip_ports[address]}
         home = _home(counts, owner)
-        ports = sorted(found)
+        ports = sorted(counts)
         yield Seen(
             ("duplicate-ip", address),
             "duplicate-ip",
@@ -427,6 +455,8 @@ class Checks:
         self.declared = Declared(topology)
         keep = set(hubs)
         self.hubs = {name: checks for name, checks in self.hubs.items() if name in keep}
+        for checks in self.hubs.values():
+            checks.index = None  # a hub made anew has sources anew: read them whole
 
     def run(self, hub: Any, now: float) -> list[dict[str, Any]]:
         """hub: a ports.Hub whose conversations were just counted this tick."""

@@ -199,6 +199,9 @@ class Sources:
     frames: dict[str, int] = field(default_factory=dict)
     ip_frames: dict[str, int] = field(default_factory=dict)
     dhcp_frames: dict[str, int] = field(default_factory=dict)
+    # What was first seen since the checks last took it: (MAC, None) for a new
+    # source MAC, (MAC, address) for a new address from it. Bounded as macs is.
+    fresh: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 class Conversations:
@@ -227,10 +230,13 @@ class Conversations:
             ips = sources.macs.get(read.src_mac)
             if ips is None and len(sources.macs) < 256:
                 ips = sources.macs[read.src_mac] = set()
+                sources.fresh.append((read.src_mac, None))
             if ips is not None:
                 sources.frames[read.src_mac] = sources.frames.get(read.src_mac, 0) + frames
                 if read.src_ip is not None and (read.src_ip in ips or len(ips) < 64):
-                    ips.add(read.src_ip)
+                    if read.src_ip not in ips:
+                        ips.add(read.src_ip)
+                        sources.fresh.append((read.src_mac, read.src_ip))
                     sources.ip_frames[read.src_ip] = sources.ip_frames.get(read.src_ip, 0) + frames
             server = read.proto == 17 and read.sport == 67 and read.dport == 68
             if server and (read.src_mac in sources.dhcp or len(sources.dhcp) < 64):

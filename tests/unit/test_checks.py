@@ -139,6 +139,19 @@ def test_one_address_from_two_ports_is_a_duplicate_but_not_the_unspecified_one(m
     assert (dup["address"], dup["ports"], dup["nodes"], dup["count"]) == ("10.0.0.1", ["vm1", "vm3"], ["vm1", "vm3"], 3)
 
 
+def test_what_a_port_sends_first_in_a_later_tick_is_held_against_the_earlier_ones(make):
+    lab = make()
+    lab.send("vm1", udp(A, "10.0.0.1"))
+    lab.send("tap0", udp("02:00:00:00:01:01", "192.168.1.9"))
+    assert lab.tick(1000.0) == []
+    lab.send("vm3", udp(C, "10.0.0.1"))
+    assert [f["kind"] for f in lab.tick(1001.0)] == ["duplicate-ip"]
+    assert all(not src.fresh for src in lab.hub.conversations.sources.values())  # taken
+    lab.checks.topology_changed(topology(), ["hub1"])  # read whole again: the same
+    lab.send("sock0", udp("02:00:00:00:01:01", "192.168.1.10"))
+    assert sorted(f["kind"] for f in lab.tick(1002.0)) == ["duplicate-ip", "duplicate-mac"]
+
+
 def test_an_address_nobody_declares_counts_against_the_port_that_sent_it_less(make):
     lab = make()
     lab.send("tap0", *[udp("02:00:00:00:01:01", "192.168.1.9")] * 5)
