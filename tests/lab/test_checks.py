@@ -48,18 +48,18 @@ def run(lab, node: str, *cmd: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def found(lab, *kinds: str) -> dict[str, list[dict]]:
-    """The hub's findings once every one of kinds is among them."""
+def found(lab, *wanted: tuple[str, str]) -> dict[tuple[str, str], dict]:
+    """The hub's findings by (kind, address or MAC or port) once every one wanted is among them."""
 
-    def ready() -> dict[str, list[dict]] | None:
-        if not lab.stats:
-            return None
-        out: dict[str, list[dict]] = {}
-        for f in lab.stats[-1]["vlans"]["1"]["checks"]:
-            out.setdefault(f["kind"], []).append(f)
-        return out if set(kinds) <= out.keys() else None
+    def now() -> dict[tuple[str, str], dict]:
+        return {
+            (f["kind"], f["address"] or f["mac"] or f["ports"][0]): f for f in lab.stats[-1]["vlans"]["1"]["checks"]
+        }
 
-    return wait_for(ready, 15, f"findings {kinds}")
+    try:
+        return wait_for(lambda: (out := now()) and set(wanted) <= out.keys() and out, 15, "the findings")
+    except AssertionError:
+        raise AssertionError(f"wanted {sorted(wanted)}, found {sorted(now())}") from None
 
 
 @pytest.mark.parametrize(("forwarding", "by"), [("auto", "kernel"), ("worker", "worker")])
@@ -81,29 +81,40 @@ def test_stolen_macs_and_addresses_and_rogue_dhcp_are_flagged_by_node(make_lab, 
     run(lab, "g4", "ip", "link", "set", "eth0", "address", MAC["g1"])
     ping(lab, "g4", "10.9.1.3", count=1)
 
-    checks = found(lab, "rogue-dhcp", "arp-conflict", "nd-conflict", "duplicate-ip", "foreign-mac", "duplicate-mac")
+    g1 = MAC["g1"]
+    checks = found(
+        lab,
+        ("rogue-dhcp", MAC["g2"]),
+        ("arp-conflict", "10.9.1.1"),
+        ("nd-conflict", "fd09::1"),
+        ("duplicate-ip", "10.9.1.1"),
+        ("foreign-mac", g1),
+        ("duplicate-mac", g1),
+        ("arp-conflict", "10.9.1.4"),
+    )
     flows = lab.stats[-1]["vlans"]["1"]["conversations"]["flows"]
     assert any((f["a"], f["a_port"], f["b_port"]) == ("10.9.1.3", 67, 68) for f in flows)  # g3's offer came
-    [rogue] = checks["rogue-dhcp"]  # and is declared
+    assert [key for key in checks if key[0] == "rogue-dhcp"] == [("rogue-dhcp", MAC["g2"])]  # and is declared
+    rogue = checks["rogue-dhcp", MAC["g2"]]
     assert rogue["message"].startswith(f"g2 answers DHCP from {MAC['g2']}")
     assert (rogue["ports"], rogue["nodes"], rogue["count"]) == (["g2"], ["g2"], 1)
 
-    conflict = next(f for f in checks["arp-conflict"] if f["address"] == "10.9.1.1")
+    conflict = checks["arp-conflict", "10.9.1.1"]
     assert conflict["message"] == f"10.9.1.1, g1's address, is claimed in ARP by g2 ({MAC['g2']})"
     assert conflict["nodes"] == ["g1", "g2"] and conflict["count"] >= 1
-    nd = next(f for f in checks["nd-conflict"] if f["address"] == "fd09::1")
+    nd = checks["nd-conflict", "fd09::1"]
     assert nd["message"] == f"fd09::1, g1's address, is claimed in neighbour discovery by g2 ({MAC['g2']})"
-    duplicate = next(f for f in checks["duplicate-ip"] if f["address"] == "10.9.1.1")
+    duplicate = checks["duplicate-ip", "10.9.1.1"]
     assert duplicate["message"] == "10.9.1.1, g1's address, is sent from g1 and g2"
     assert duplicate["ports"] == ["g1", "g2"] and duplicate["count"] >= 1  # g2's frames, not g1's
 
-    [foreign] = checks["foreign-mac"]
-    assert foreign["message"] == f"g4 sends from {MAC['g1']}, g1's MAC"
-    assert (foreign["ports"], foreign["nodes"], foreign["mac"]) == (["g4"], ["g1", "g4"], MAC["g1"])
-    duplicate = next(f for f in checks["duplicate-mac"] if f["mac"] == MAC["g1"])
-    assert duplicate["message"] == f"{MAC['g1']}, g1's MAC, is sent from g1 and g4"
-    stolen = next(f for f in checks["arp-conflict"] if f["address"] == "10.9.1.4")  # g4's ARP, from g1's MAC
-    assert stolen["message"] == f"10.9.1.4, g4's address, is claimed in ARP by g4 with g1's MAC ({MAC['g1']})"
+    assert [key for key in checks if key[0] == "foreign-mac"] == [("foreign-mac", g1)]
+    foreign = checks["foreign-mac", g1]
+    assert foreign["message"] == f"g4 sends from {g1}, g1's MAC"
+    assert (foreign["ports"], foreign["nodes"], foreign["mac"]) == (["g4"], ["g1", "g4"], g1)
+    assert checks["duplicate-mac", g1]["message"] == f"{g1}, g1's MAC, is sent from g1 and g4"
+    stolen = checks["arp-conflict", "10.9.1.4"]  # g4's ARP, from g1's MAC
+    assert stolen["message"] == f"10.9.1.4, g4's address, is claimed in ARP by g4 with g1's MAC ({g1})"
 
     # Told once each, in the worker's log (run prints it).
     assert lab.errors.count(f"qnet-tui: warning: hub1: foreign-mac: g4 sends from {MAC['g1']}, g1's MAC") == 1
