@@ -267,6 +267,21 @@ class HubStats(TypedDict):
     fps: float
     bps: float  # bits per second
     conversations: NotRequired[Conversations | None]  # counted for every frame (lab/conversations.py)
+    checks: NotRequired[list[Check] | None]  # what its frames say that the topology does not (lab/checks.py)
+
+
+class Check(TypedDict):
+    """A finding of the topology-aware checks, kept while the lab runs."""
+
+    kind: str  # foreign-mac, duplicate-mac, duplicate-ip, rogue-dhcp, arp-conflict, nd-conflict
+    message: str  # for people, naming nodes: "vm2 sends from 52:54:00:00:00:01, vm1's MAC"
+    ports: list[str]  # the hub's ports it was seen on
+    nodes: list[str]  # the topology's nodes involved (ports, and whose MAC or address it is)
+    mac: str | None  # the MAC at fault, if one is
+    address: str | None  # the IPv4/IPv6 address, if one is
+    count: int  # the frames that make it (the intruder's, not the owner's)
+    first: float  # unix times: first seen, last grew
+    last: float
 
 
 class Sample(TypedDict):
@@ -311,6 +326,17 @@ CONVERSATIONS_SHAPE = {
     "flows": ListOf(CONVERSATION_SHAPE),
     "others": {"pairs": REST_SHAPE, "flows": REST_SHAPE},
 }
+CHECK_SHAPE = {
+    "kind": str,
+    "message": str,
+    "ports": ListOf(str),
+    "nodes": ListOf(str),
+    "mac": Opt(str),
+    "address": Opt(str),
+    "count": int,
+    "first": NUMBER,
+    "last": NUMBER,
+}
 HUB_SHAPE = {
     "hub": str,
     "forwarding": str,
@@ -323,6 +349,7 @@ HUB_SHAPE = {
     "fps": NUMBER,
     "bps": NUMBER,
     "conversations": Opt(CONVERSATIONS_SHAPE),
+    "checks": Opt(ListOf(CHECK_SHAPE)),
 }
 
 

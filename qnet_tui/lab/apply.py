@@ -68,8 +68,17 @@ class Plan:
         return not self.changes
 
 
+# Attributes only the checks read (lab/checks.py, from the lab's topology each
+# tick): changing one remakes nothing.
+CHECKS_ONLY = frozenset({"dhcp_server"})
+
+
+def _made_of(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if k not in CHECKS_ONLY}
+
+
 def _frozen(attrs: dict[str, Any]) -> str:
-    return repr(sorted(attrs.items(), key=lambda kv: kv[0]))
+    return repr(sorted(_made_of(attrs).items(), key=lambda kv: kv[0]))
 
 
 def _attr_changes(old: Node, new: Node) -> str:
@@ -231,7 +240,7 @@ def _kernel_nodes(p: Plan, before: _Side, after: _Side) -> None:
         now = {n.id: n for n in after.t.of_kind(kind)}
         for name in set(old) | set(now):
             a, b = old.get(name), now.get(name)
-            if a is not None and b is not None and a.attrs == b.attrs:
+            if a is not None and b is not None and _made_of(a.attrs) == _made_of(b.attrs):
                 if kind is Kind.HOST_NIC and before.bridge_of(name) != after.bridge_of(name):
                     p.masters.add(name)
                 continue

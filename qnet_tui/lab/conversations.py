@@ -195,6 +195,14 @@ class Sources:
 
     macs: dict[str, set[str]] = field(default_factory=dict)
     dhcp: set[str] = field(default_factory=set)  # MACs that sent DHCP server messages (UDP 67 -> 68)
+    # Frames counted under each of those (a source MAC, a source address, a
+    # DHCP server's MAC): the checks tell a finding still growing from an old one.
+    frames: dict[str, int] = field(default_factory=dict)
+    ip_frames: dict[str, int] = field(default_factory=dict)
+    dhcp_frames: dict[str, int] = field(default_factory=dict)
+    # What was first seen since the checks last took it: (MAC, None) for a new
+    # source MAC, (MAC, address) for a new address from it. Bounded as macs is.
+    fresh: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 class Conversations:
@@ -220,12 +228,21 @@ class Conversations:
             if read is None:
                 continue
             self._add(read, frames, size, now)
-            if len(sources.macs) < 256:
-                ips = sources.macs.setdefault(read.src_mac, set())
-                if read.src_ip is not None and len(ips) < 64:
-                    ips.add(read.src_ip)
-            if read.proto == 17 and read.sport == 67 and read.dport == 68 and len(sources.dhcp) < 64:
+            ips = sources.macs.get(read.src_mac)
+            if ips is None and len(sources.macs) < 256:
+                ips = sources.macs[read.src_mac] = set()
+                sources.fresh.append((read.src_mac, None))
+            if ips is not None:
+                sources.frames[read.src_mac] = sources.frames.get(read.src_mac, 0) + frames
+                if read.src_ip is not None and (read.src_ip in ips or len(ips) < 64):
+                    if read.src_ip not in ips:
+                        ips.add(read.src_ip)
+                        sources.fresh.append((read.src_mac, read.src_ip))
+                    sources.ip_frames[read.src_ip] = sources.ip_frames.get(read.src_ip, 0) + frames
+            server = read.proto == 17 and read.sport == 67 and read.dport == 68
+            if server and (read.src_mac in sources.dhcp or len(sources.dhcp) < 64):
                 sources.dhcp.add(read.src_mac)
+                sources.dhcp_frames[read.src_mac] = sources.dhcp_frames.get(read.src_mac, 0) + frames
 
     def _add(self, r: Read, frames: int, size: int, now: float) -> None:
         pair = (r.src_mac, r.dst_mac) if r.src_mac <= r.dst_mac else (r.dst_mac, r.src_mac)

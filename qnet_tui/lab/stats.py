@@ -12,6 +12,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns
+from qnet_tui.lab.checks import Checks
 from qnet_tui.lab.conversations import node_names
 from qnet_tui.lab.kernelhub import VethPort
 from qnet_tui.lab.linkimpair import impaired
@@ -68,6 +69,7 @@ class Stats:
         self.queues = GuestQueues(lab)
         self.generation = lab.generation
         self.names = node_names(lab.topology.nodes.values())
+        self.checks = Checks(lab.topology, lab.log)
 
     def lab_changed(self) -> None:
         """The lab took a change (apply, or an impairment that moved a hub to
@@ -76,6 +78,7 @@ class Stats:
         self.queues = GuestQueues(self.lab)
         self.generation = self.lab.generation
         self.names = node_names(self.lab.topology.nodes.values())
+        self.checks.topology_changed(self.lab.topology, [hub.name for hub in self.lab.all_hubs])
         gone = self.last.keys() - {hub.name for hub in self.lab.all_hubs}
         for name in gone:
             del self.last[name]
@@ -89,6 +92,7 @@ class Stats:
         self.last[hub.name] = (now, s["frames"], s["bytes"])
         hub.count_conversations(self.wall)
         s["conversations"] = hub.conversations.snapshot(self.names)
+        s["checks"] = self.checks.run(hub, self.wall)
         return s
 
     def snapshot(self) -> dict[str, Any]:

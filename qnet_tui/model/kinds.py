@@ -119,6 +119,7 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             "a real interface of this machine to attach instead of an outside host (needs --allow-host)",
             check=values.ifname_problem,
         ),
+        Field("dhcp_server", bool, "the outside LAN has a DHCP server: its offers are expected", default=False),
     ),
     Kind.BRIDGE: (
         Field("stp", bool, "run the spanning tree protocol", default=False),
@@ -146,6 +147,8 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
         _IPV6,
         Field("gateway6", str, "IPv6 default route via this address, in ipv6's subnet", check=values.gateway6_problem),
         Field("qemu", bool, "a real QEMU VM plugs in here (see qemu-args) instead of a namespace guest", default=False),
+        # The lab's checks (lab/checks.py) flag DHCP server messages from nodes that do not say this.
+        Field("dhcp_server", bool, "it runs a DHCP server: its offers are expected", default=False),
     ),
     Kind.SOCKET: (
         Field("transport", str, "stream (TCP or unix) or dgram (UDP)", required=True, choices=("stream", "dgram")),

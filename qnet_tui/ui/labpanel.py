@@ -25,6 +25,7 @@ from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import Document, SaveError, new_document
 from qnet_tui.pcapfilter import FilterError, compile_filter
 from qnet_tui.protocol import LabState
+from qnet_tui.ui.checkline import flagged, mark_checks
 from qnet_tui.ui.console import ConsoleScreen
 from qnet_tui.ui.dialogs import ApplyChanges, CapturePrompt, ChooseLink, DemoTraffic, PathPrompt
 from qnet_tui.ui.follow import FollowScreen
@@ -411,7 +412,7 @@ class LabPanel(Vertical):
             return
         stats: protocol.Stats = event.payload
         self.traffic.show(stats)
-        self.post_message(self.Live(live_counters(stats)))
+        self.post_message(self.Live(mark_checks(live_counters(stats), flagged(stats))))
         self._links_down(frozenset(frozenset((x["a"], x["b"])) for x in stats.links or ()))
         self._playing(stats.scenario)
         drops = {

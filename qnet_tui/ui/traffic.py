@@ -23,6 +23,7 @@ from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.values import si
 from qnet_tui.pcapfilter import Filter, FilterError, compile_filter
 from qnet_tui.protocol import HubStats, Sample, Stats
+from qnet_tui.ui.checkline import checks_line
 from qnet_tui.ui.conversations import ConversationTable
 from qnet_tui.ui.follow import FollowRequest
 from qnet_tui.ui.framedetail import FrameDetail
@@ -136,6 +137,8 @@ class VlanPane(Vertical):
             Text.assemble(("talkers   ", "dim"), talkers or "-"),
             Text.assemble(("drops     ", "dim"), dropping or "none"),
         ]
+        if checks := checks_line(s.get("checks"), width):
+            lines.append(checks)
         sockets = [(name, p["connected"]) for name, p in sorted(s["ports"].items()) if p["kind"] in PEER_KINDS]
         if sockets:
             states = []

@@ -62,6 +62,18 @@ def test_an_address_change_makes_that_nic_anew_and_nothing_else():
     assert not (p.machines_gone or p.machines_new)
 
 
+def test_declaring_a_dhcp_server_is_a_change_that_remakes_nothing():
+    t = BASE.replace("links:\n", "  up0: {kind: host_nic}\nlinks:\n") + "  - [br0, up0]\n"
+    served = t.replace("ipv4: 10.0.1.2/24}", "ipv4: 10.0.1.2/24, dhcp_server: true}").replace(
+        "up0: {kind: host_nic}", "up0: {kind: host_nic, dhcp_server: true}"
+    )
+    p = plan(topo(t), topo(served))
+    assert sorted(p.changes) == ["~ up0: dhcp_server unset -> True", "~ vm2: dhcp_server unset -> True"]
+    assert not (p.ports_gone or p.ports_new or p.host_nics_gone or p.host_nics_new or p.machines_new)
+    p = plan(topo(t), topo(served.replace("10.0.1.2/24, dhcp", "10.0.1.9/24, dhcp")))
+    assert p.ports_gone == p.ports_new == {"vm2"}  # the address still remakes it
+
+
 def test_a_hub_added_and_one_removed():
     p = plan(
         topo(BASE),

@@ -254,7 +254,7 @@ def test_set_attr_from_1_to_true_is_an_edit():
             "kind",
             "hub",
             "kind is not an attribute of a guest NIC; a guest NIC has model, mac, guest, ipv4, gateway, ipv6, "
-            "gateway6, qemu",
+            "gateway6, qemu, dhcp_server",
         ),
         ("nope", "vlan", 1, "there is no node 'nope'"),
     ],

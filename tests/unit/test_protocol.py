@@ -63,6 +63,16 @@ def bad(message: dict) -> str:
     return msg.reason
 
 
+CHECK = {"kind": "duplicate-ip", "message": "10.0.0.1, vm1's address, is sent from vm1 and vm2",
+         "ports": ["vm1", "vm2"], "nodes": ["vm1", "vm2"], "mac": None, "address": "10.0.0.1",
+         "count": 3, "first": 1.0, "last": 2.5}  # fmt: skip
+
+
+def test_a_hubs_checks_decode():
+    msg = protocol.decode(json.dumps(stats(checks=[CHECK])).encode(), protocol.WORKER)
+    assert msg.vlans["1"]["checks"] == [CHECK]
+
+
 def stats(**hub) -> dict:
     return {"type": "stats", "time": 1.0, "lab": "lab", "vlans": {"1": dict(HUB, **hub)}, "peers": {}}
 
@@ -77,6 +87,9 @@ def stats(**hub) -> dict:
         (stats(fps="fast"), "fps is a string, not an integer or a number"),
         (stats(capture={"path": 1, "frames": 0, "bytes": 0}), "capture.path is an integer, not a string"),
         (dict(stats(), peers=[]), "stats.peers is a list, not an object"),
+        (stats(checks=[dict(CHECK, count="3")]), 'stats.vlans["1"].checks[0].count is a string, not an integer'),
+        (stats(checks=[dict(CHECK, nodes="vm1")]), "checks[0].nodes is a string, not a list"),
+        (stats(checks=[{k: v for k, v in CHECK.items() if k != "kind"}]), "checks[0] has no 'kind'"),
         ({"type": "samples", "samples": [dict(SAMPLE, hex=None)]}, "samples.samples[0].hex is null"),
         ({"type": "samples", "samples": {}}, "samples.samples is an object, not a list"),
         ({"type": "state", "state": "paused", "reason": None}, 'state.state is "paused", not one of starting'),

@@ -128,6 +128,20 @@ CASES = [
         9,
         sub("kind: bridge", "kind: bridge\n    stp: true"),
     ),
+    (
+        "dhcp_server of a guest NIC not a bool",
+        sub("mac: 52:54:00:12:34:01", "mac: 52:54:00:12:34:01\n    dhcp_server: 'yes'"),
+        "vm1: dhcp_server must be true or false, not 'yes'",
+        17,
+        sub("mac: 52:54:00:12:34:01", "mac: 52:54:00:12:34:01\n    dhcp_server: true"),
+    ),
+    (
+        "dhcp_server of a host NIC not a bool",
+        sub("kind: host_nic", "kind: host_nic\n    dhcp_server: 1"),
+        "eth0: dhcp_server must be true or false, not 1",
+        6,
+        sub("kind: host_nic", "kind: host_nic\n    dhcp_server: false"),
+    ),
     ("wrong type str", sub("mac: 52:54:00:12:34:01", "mac: [1]"), "mac must be a string, not a list", 16, None),
     ("bool is no int", sub("vlan: 0", "vlan: true"), "vlan must be an integer, not true", 13, None),
     (
