@@ -226,7 +226,7 @@ class ConversationRow(TypedDict):
     a_node: str | None  # the topology's node ids for them, or None
     b_node: str | None
     proto: str | None  # flows: a name of IP_PROTOCOLS, or ip-<n>; pairs: None
-    a_port: int | None  # tcp/udp/sctp ports of a and b, else None
+    a_port: int | None  # tcp/udp ports of a and b, else None
     b_port: int | None
     frames: int  # totals both ways
     bytes: int

@@ -22,6 +22,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 
+from qnet_tui.lab.conversations import SEGMENTS_SHIFT
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _NR_BPF = 321  # x86_64
 
@@ -307,7 +309,7 @@ def _conversation(a: _Asm, convs: int) -> None:
         a.store(_B, R10, _KEY + 14, R0)
         load_bytes(addrs_at, 16, width)
         a.op(_LDX | _MEM | _B, R1, R10, _KEY + 14)
-        for proto in (6, 17, 132):  # TCP, UDP, SCTP: the ports follow
+        for proto in (6, 17):  # TCP, UDP: the ports follow
             a.jump(_JEQ, R1, proto, f"{name}_ports")
         a.goto("conv_count")
         a.label(f"{name}_ports")
@@ -396,17 +398,18 @@ class PortFilter:
             raise
         return cls(*fds)
 
-    def conversations(self) -> dict[bytes, list[int]]:
-        """What each conversation added since the last call, by the key
-        Hub.forward would have made of its frames: key -> [frames, bytes]."""
+    def conversations(self) -> dict[bytes, int]:
+        """What each conversation added since the last call, by a key
+        lab/conversations.py reads as it reads Hub.forward's: key -> wire
+        frames << SEGMENTS_SHIFT | bytes."""
         now = {key: struct.unpack("=QQ", value) for key, value in map_items(self.convs, CONV_KEY, CONV_VALUE).items()}
-        out: dict[bytes, list[int]] = {}
+        out: dict[bytes, int] = {}
         for key, (frames, size) in now.items():
             then = self.seen.get(key, (0, 0))
             if frames < then[0]:  # let go by the map (LRU) and counted anew since
                 then = (0, 0)
             if frames > then[0]:
-                out[frame_key(key)] = [frames - then[0], size - then[1]]
+                out[frame_key(key)] = (frames - then[0]) << SEGMENTS_SHIFT | (size - then[1])
         self.seen = now
         return out
 
@@ -426,7 +429,8 @@ class PortFilter:
 
 
 def frame_key(key: bytes) -> bytes:
-    """The map's key in the form Hub.forward slices from a frame (lab/conversations.py)."""
+    """The map's key in the form Hub.forward slices from a frame it has no fields for (lab/conversations.py
+    reads both)."""
     ethertype = int.from_bytes(key[12:14], "little")
     out = key[0:12] + ethertype.to_bytes(2, "big")
     width = {0x0800: 4, 0x86DD: 16}.get(ethertype)

@@ -1,24 +1,26 @@
 """Conversations of a hub: who talks to whom, counted for every frame.
 
 The forwarding path (ports.Hub.forward; bpf.py's filter for hubs the kernel
-forwards) counts each frame under a *key* made of the frame's own bytes,
-sliced, and nothing more: the MACs, the EtherType, and for IP the protocol,
-the addresses and, for TCP, UDP and SCTP, the ports. Once per statistics
-tick this module takes those counts from every port, reads the keys, and
-adds them to two tables per hub: MAC pairs, and IP flows (protocol,
-addresses, ports). A conversation is both directions of one pair or flow;
-its `a` side is the one seen sending first.
+forwards) counts each frame under a *key* made of the frame's own bytes and
+nothing more: the MACs, the EtherType, and for IP the protocol, the
+addresses and, for TCP and UDP, the ports. Once per statistics tick this
+module takes those counts from every port, reads the keys, and adds them to
+two tables per hub: MAC pairs, and IP flows (protocol, addresses, ports). A
+conversation is both directions of one pair or flow; its `a` side is the one
+seen sending first.
 
 Memory is bounded: a table keeps at most LIMIT conversations; past that the
 ones with the fewest bytes are let go into an "others" count. What the
 panes and `run --json` get is the TOP by bytes, with the rest summed.
 
-Key layout (what Hub.forward slices): dst MAC, src MAC, [802.1Q tag],
-EtherType; then for IPv4 the protocol byte, source and destination address
-(4 + 4 bytes) and, when the header has no options and the frame is no later
-fragment, the four bytes after them (source and destination port); for
-IPv6 the next-header byte, the addresses (16 + 16) and the ports unless it
-is ICMPv6. A short frame makes a short key: read as far as it goes."""
+Keys, as Hub.forward makes them. A TCP or UDP frame's is a tuple of its
+header fields, unpacked in one call: for IPv4 (MACs, version and header
+length, fragment field, protocol, addresses and ports), for IPv6 (MACs,
+next header, addresses and ports); the ports count only when the IPv4 header
+has no options and the frame is no later fragment. Any other frame's is its
+bytes, sliced: dst MAC, src MAC, [802.1Q tag], EtherType, then for IP the
+protocol byte and the addresses (4 + 4 or 16 + 16 bytes). A short frame
+makes a short key: read as far as it goes."""
 
 from __future__ import annotations
 
@@ -29,11 +31,13 @@ from typing import Any
 
 from qnet_tui.protocol import IP_PROTOCOLS
 
+SEGMENTS_SHIFT = 40  # a key's count: wire frames above these bits, bytes below
+SIZE_MASK = (1 << SEGMENTS_SHIFT) - 1
 LIMIT = 1024  # conversations a table keeps
 TOP = 50  # of those, what a snapshot lists
 DECODED_LIMIT = 65536  # keys remembered read; forgotten all at once past this
 
-PORTED = {6, 17, 132}  # protocols whose first four bytes are the ports
+PORTED = {6, 17}  # protocols whose first four bytes are the ports
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
@@ -55,8 +59,10 @@ class Read:
     dport: int | None = None
 
 
-def read_key(key: bytes) -> Read | None:
+def read_key(key: bytes | tuple) -> Read | None:
     """A key as Hub.forward makes it; None if it is too short to name a pair."""
+    if isinstance(key, tuple):
+        return _read_fields(key)
     if len(key) < 14:
         return None
     dst, src = mac_text(key[0:6]), mac_text(key[6:12])
@@ -81,6 +87,25 @@ def read_key(key: bytes) -> Read | None:
     if proto in PORTED and len(ports) == 4:
         sport, dport = int.from_bytes(ports[0:2], "big"), int.from_bytes(ports[2:4], "big")
     return Read(src, dst, ethertype, proto, src_ip, dst_ip, sport, dport)
+
+
+def _read_fields(key: tuple) -> Read:
+    """A TCP or UDP frame's key, its header fields as Hub.forward unpacks them."""
+    macs = key[0]
+    dst, src = mac_text(macs[0:6]), mac_text(macs[6:12])
+    if len(key) == 5:  # IPv4: version and header length, fragment field, protocol, addresses and ports
+        verihl, frag, proto, rest = key[1], key[2], key[3], key[4]
+        src_ip, dst_ip = str(ipaddress.IPv4Address(rest[0:4])), str(ipaddress.IPv4Address(rest[4:8]))
+        if verihl != 0x45 or frag & 0x1FFF:  # options before the ports, or a later fragment: none
+            return Read(src, dst, 0x0800, proto, src_ip, dst_ip)
+        return Read(src, dst, 0x0800, proto, src_ip, dst_ip, *_ports(rest[8:12]))
+    proto, rest = key[1], key[2]  # IPv6: next header, addresses and ports
+    src_ip, dst_ip = str(ipaddress.IPv6Address(rest[0:16])), str(ipaddress.IPv6Address(rest[16:32]))
+    return Read(src, dst, 0x86DD, proto, src_ip, dst_ip, *_ports(rest[32:36]))
+
+
+def _ports(raw: bytes) -> tuple[int, int]:
+    return int.from_bytes(raw[0:2], "big"), int.from_bytes(raw[2:4], "big")
 
 
 def proto_name(proto: int) -> str:
@@ -215,13 +240,14 @@ class Conversations:
         self.sources: dict[str, Sources] = {}  # by port
         self.then: float | None = None
 
-    def add(self, port: str, counts: Mapping[bytes, list[int] | tuple[int, int]], now: float) -> None:
-        """One port's counts since the last tick: key -> (frames, bytes)."""
+    def add(self, port: str, counts: Mapping[bytes | tuple, int], now: float) -> None:
+        """One port's counts since the last tick: key -> wire frames << SEGMENTS_SHIFT | bytes."""
         decoded = self.decoded
         if len(decoded) > DECODED_LIMIT:
             decoded.clear()
         sources = self.sources.get(port) or self.sources.setdefault(port, Sources())
-        for key, (frames, size) in counts.items():
+        for key, packed in counts.items():
+            frames, size = packed >> SEGMENTS_SHIFT, packed & SIZE_MASK
             read = decoded.get(key, False)
             if read is False:
                 read = decoded[key] = read_key(key)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import struct
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -32,7 +33,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from qnet_tui.lab.capture import Captures, Sink
-from qnet_tui.lab.conversations import Conversations
+from qnet_tui.lab.conversations import SEGMENTS_SHIFT, Conversations
 from qnet_tui.lab.impair import NONE as NO_IMPAIRMENT
 from qnet_tui.lab.tap import VNET_HDR_LEN
 
@@ -58,6 +59,15 @@ _L4 = [-1] * 256
 _L4[1] = _L4[58] = ICMP  # ICMP, ICMPv6
 _L4[6] = TCP
 _L4[17] = UDP
+
+# Conversation keys of TCP and UDP (lab/conversations.py): the MACs, then IPv4's version and
+# header length, fragment field, protocol, addresses and ports; IPv6's next header, addresses
+# and ports; a frame with an 802.1Q tag has it skipped. Counts per key: wire frames above
+# SEGMENTS_SHIFT bits, bytes below, in one int.
+_V4 = struct.Struct("!12s2xB5xHxB2x12s").unpack_from
+_V4_TAGGED = struct.Struct("!12s6xB5xHxB2x12s").unpack_from
+_V6 = struct.Struct("!12s2x6xBx36s").unpack_from
+_V6_TAGGED = struct.Struct("!12s6x6xBx36s").unpack_from
 
 LOOP_WINDOW_S = 0.05  # a copy back within this is a repeat: loops return in microseconds to ms
 LOOP_REPEATS = 16  # repeats through one port within LOOP_COUNT_S that cut it
@@ -129,9 +139,9 @@ class Port:
         self.egress_spec = self.ingress_spec = NO_IMPAIRMENT
         self.drop_impair_loss = self.drop_impair_queue = 0
         self.impair_tx = self.impair_tx_bytes = 0  # out of the hub: duplicates less drops
-        # Conversations since the statistics last took them: the frame's key
-        # (see Hub.forward) -> [wire frames, bytes]. Emptied each tick.
-        self.convs: dict[bytes, list[int]] = {}
+        # Conversations since the statistics last took them: the frame's key (see
+        # Hub.forward) -> wire frames << SEGMENTS_SHIFT | bytes. Emptied each tick.
+        self.convs: dict[bytes | tuple, int] = {}
 
     def send(self, frame: bytes, segments: int, length: int) -> None:
         """Send one frame; count it in drop_* if it cannot go."""
@@ -392,6 +402,7 @@ class Hub:
         )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
         convs, watched = src.convs, self.watched
+        conv_get, last_key, pending = convs.get, None, 0
         count = size_sum = 0
         looping = None  # the frame that made src a loop's port
         frames = iter(frames)
@@ -429,30 +440,28 @@ class Hub:
             if ethertype == 0x8100 and length >= 18:  # 802.1Q tag: look past it
                 off += 4
                 ethertype = frame[off + 12] << 8 | frame[off + 13]
-            # The conversation key: the frame's own bytes, sliced (lab/conversations.py reads it).
+            # The frame's conversation, counted under a key of its own bytes (lab/conversations.py
+            # reads it): for TCP and UDP over IPv4 and IPv6 its header fields in one C call.
             if ethertype == 0x0800:
                 protocols[IPV4] += segments
-                if len(frame) > off + 23 and (l4 := _L4[frame[off + 23]]) >= 0:
+                l4 = _L4[frame[off + 23]] if len(frame) > off + 23 else -1
+                if l4 >= 0:
                     protocols[l4] += segments
-                    # Ports if the header has no options and this is no later fragment.
-                    if l4 != ICMP and frame[off + 14] == 0x45 and not (frame[off + 20] & 0x1F or frame[off + 21]):
-                        key = frame[off0 : off + 14] + frame[off + 23 : off + 24] + frame[off + 26 : off + 38]
-                    else:
-                        key = frame[off0 : off + 14] + frame[off + 23 : off + 24] + frame[off + 26 : off + 34]
+                if l4 > ICMP and len(frame) >= off + 38:
+                    key = _V4(frame, off0) if off == off0 else _V4_TAGGED(frame, off0)
                 else:
                     key = frame[off0 : off + 14] + frame[off + 23 : off + 24] + frame[off + 26 : off + 34]
             elif ethertype == 0x86DD:
                 protocols[IPV6] += segments
-                if len(frame) > off + 20 and (l4 := _L4[frame[off + 20]]) >= 0:
+                l4 = _L4[frame[off + 20]] if len(frame) > off + 20 else -1
+                if l4 >= 0:
                     protocols[l4] += segments
-                    if l4 != ICMP:
-                        key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 58]
-                    else:
-                        key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 54]
-                        if len(frame) > off + 54 and ND_SOLICIT <= frame[off + 54] <= ND_ADVERT:
-                            watched.append((src.name, frame[off0 : off0 + SAMPLE_BYTES]))
+                if l4 > ICMP and len(frame) >= off + 58:
+                    key = _V6(frame, off0) if off == off0 else _V6_TAGGED(frame, off0)
                 else:
                     key = frame[off0 : off + 14] + frame[off + 20 : off + 21] + frame[off + 22 : off + 54]
+                    if l4 == ICMP and len(frame) > off + 54 and ND_SOLICIT <= frame[off + 54] <= ND_ADVERT:
+                        watched.append((src.name, frame[off0 : off0 + SAMPLE_BYTES]))
             else:
                 if ethertype == 0x0806:
                     protocols[ARP] += segments
@@ -460,11 +469,12 @@ class Hub:
                 else:
                     protocols[OTHER] += segments
                 key = frame[off0 : off + 14]
-            if (conv := convs.get(key)) is None:
-                convs[key] = [segments, length]
+            if key == last_key:  # a run of one conversation's frames (a flood, a TCP window) adds up here
+                pending += segments << SEGMENTS_SHIFT | length
             else:
-                conv[0] += segments
-                conv[1] += length
+                if last_key is not None:
+                    convs[last_key] = conv_get(last_key, 0) + pending
+                last_key, pending = key, segments << SEGMENTS_SHIFT | length
             if budget:
                 budget -= 1
                 self.samples.append(Sample(time.time(), src.name, frame[off0 : off0 + SAMPLE_BYTES], length))
@@ -482,6 +492,8 @@ class Hub:
                     port.dropped("gone", segments, length)
             for port in others:
                 port.send(frame, segments, length)
+        if last_key is not None:
+            convs[last_key] = conv_get(last_key, 0) + pending
         src.rx_frames += count
         src.rx_bytes += size_sum
         self.frames += count

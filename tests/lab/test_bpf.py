@@ -111,6 +111,7 @@ def test_conversations_are_keyed_as_the_worker_keys_them(veth):
     from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
     from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+    from qnet_tui.lab.conversations import SEGMENTS_SHIFT, SIZE_MASK, read_key
     from qnet_tui.lab.ports import Hub
     from tests.unit.test_hub import Pipe
 
@@ -140,18 +141,24 @@ def test_conversations_are_keyed_as_the_worker_keys_them(veth):
     hub.attach(src.port)
     hub.attach(dst.port)
     hub.forward(src.port, frames)
-    worker = {key: list(counts) for key, counts in src.port.convs.items()}
     ours = {bytes.fromhex(mac.replace(":", "")) for mac in (a, b)}
-    kernel = {key: counts for key, counts in watch.conversations().items() if key[6:12] in ours}  # not the veth's own
-    # The kernel sees the 802.1Q frame untagged (veth takes the tag off): its key has no tag.
-    tagged = next(key for key in worker if key[12:14] == b"\x81\x00")
-    worker[tagged[:12] + tagged[16:]] = worker.pop(tagged)
+
+    def read(counts: dict) -> dict:
+        """Keys as lab/conversations.py reads them -> (wire frames, bytes); not the veth's own frames."""
+        out = {}
+        for key, packed in counts.items():
+            r = read_key(key)
+            if bytes.fromhex(r.src_mac.replace(":", "")) in ours:
+                out[r] = (packed >> SEGMENTS_SHIFT, packed & SIZE_MASK)
+        return out
+
+    worker, kernel = read(src.port.convs), read(watch.conversations())
     assert kernel == worker
     assert len(worker) == 10  # the two pings are one conversation, the two TCP frames one
     tx.send(frames[0])
     wait_for(lambda: watch.counts()[bpf.FRAMES] >= len(frames) + 1, what="one more frame counted")
-    again = {key: counts for key, counts in watch.conversations().items() if key[6:12] in ours}
-    assert again == {next(iter(worker)): [1, len(frames[0])]}  # only what came since the last read
+    tcp = read_key(next(k for k in src.port.convs if isinstance(k, tuple)))
+    assert read(watch.conversations()) == {tcp: (1, len(frames[0]))}  # only what came since the last read
 
 
 def test_arp_and_neighbour_discovery_are_kept_on_a_budget_of_their_own(veth):
