@@ -85,6 +85,16 @@ class VlanPane(Vertical):
         if had_focus:
             self.lower.focus()
 
+    def address_names(self) -> dict[str, str]:
+        """IP addresses -> the nodes the worker named for them, from the last conversation table."""
+        conversations = self.query_one(ConversationTable).conversations
+        names: dict[str, str] = {}
+        for row in conversations["flows"] if conversations else ():
+            for side in ("a", "b"):
+                if row[f"{side}_node"]:
+                    names[row[side]] = row[f"{side}_node"]
+        return names
+
     @property
     def lower(self) -> Widget:
         """What is below the figures now: the frame log or the conversation table."""
@@ -389,7 +399,11 @@ class TrafficView(Vertical):
 
         def follow(request: FollowRequest) -> None:
             if pane is not None:
-                self.post_message(self.FollowWanted(dataclasses.replace(request, hub=pane.hub)))
+                names = pane.address_names()
+                named = dataclasses.replace(
+                    request, hub=pane.hub, a_name=names.get(request.a), b_name=names.get(request.b)
+                )
+                self.post_message(self.FollowWanted(named))
 
         self.app.push_screen(FrameDetail(event.line, pane.title if pane else "frame", follow))
 

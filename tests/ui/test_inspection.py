@@ -283,6 +283,8 @@ async def test_a_tcp_frame_in_full_follows_its_conversation():
         await pilot.press("F")
         assert isinstance(app.screen, FollowScreen)
         assert sent.messages == [protocol.Follow("hub1", "tcp", "10.0.0.1", 40000, "10.0.0.2", 5201)]
+        title = str(app.screen.query_one("#title", Static).render())
+        assert "vm1 10.0.0.1:40000 ⇄ vm2 10.0.0.2:5201" in title  # named as the worker's table names them
         await pilot.press("escape")
         # An ICMP frame is no conversation to follow: said so, nothing sent.
         for _ in range(len(log.lines)):
