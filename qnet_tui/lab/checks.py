@@ -315,36 +315,38 @@ def foreign_macs(sources: Mapping[str, Sources], declared: Declared) -> Iterable
 
 
 def duplicate_macs(sources: Mapping[str, Sources], index: Index, declared: Declared) -> Iterable[Seen]:
-    for mac in index.shared_macs:
-        owner = declared.mac_owner.get(mac)
-        counts = {port: sources[port].frames.get(mac, 0) for port in index.mac_ports[mac]}
-        home = _home(counts, owner)
-        ports = sorted(counts)
-        yield Seen(
-            ("duplicate-mac", mac),
-            "duplicate-mac",
-            f"{mac}{_whose(owner, 'MAC')} is sent from {_and(ports)}",
-            ports,
-            _nodes(owner, *ports),
-            sum(n for port, n in counts.items() if port != home),
-            mac=mac,
-        )
+    return _duplicates("duplicate-mac", "MAC", index.shared_macs, index.mac_ports, declared.mac_owner, sources)
 
 
 def duplicate_addresses(sources: Mapping[str, Sources], index: Index, declared: Declared) -> Iterable[Seen]:
-    for address in index.shared_ips:
-        owner = declared.address_owner.get(address)
-        counts = {port: sources[port].ip_frames.get(address, 0) for port in index.ip_ports[address]}
+    return _duplicates("duplicate-ip", "address", index.shared_ips, index.ip_ports, declared.address_owner, sources)
+
+
+def _duplicates(
+    kind: str,
+    what: str,
+    shared: Iterable[str],
+    ports_of: Mapping[str, Iterable[str]],
+    owners: Mapping[str, str],
+    sources: Mapping[str, Sources],
+) -> Iterable[Seen]:
+    """One MAC (what="MAC") or address sent from several ports: who sent it, and how much the intruders did."""
+    for value in shared:
+        owner = owners.get(value)
+        counts = {
+            port: (sources[port].frames if what == "MAC" else sources[port].ip_frames).get(value, 0)
+            for port in ports_of[value]
+        }
         home = _home(counts, owner)
         ports = sorted(counts)
         yield Seen(
-            ("duplicate-ip", address),
-            "duplicate-ip",
-            f"{address}{_whose(owner, 'address')} is sent from {_and(ports)}",
+            (kind, value),
+            kind,
+            f"{value}{_whose(owner, what)} is sent from {_and(ports)}",
             ports,
             _nodes(owner, *ports),
             sum(n for port, n in counts.items() if port != home),
-            address=address,
+            **({"mac": value} if what == "MAC" else {"address": value}),
         )
 
 

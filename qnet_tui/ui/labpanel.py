@@ -539,14 +539,20 @@ class LabPanel(Vertical):
         # node ids with '-', and ids may hold '-' themselves.
         return next((pane for pane in panes if node in pane.ports), None)
 
-    def capture(self, topology: Topology, node: str | None) -> None:
-        """Start (asking where to) or stop a capture of the node's VLAN or pair."""
+    def _capturable(self, topology: Topology, node: str | None) -> VlanPane | None:
+        """The pane of the node's VLAN or pair in the running lab, or None, said why."""
         if not self.running:
             self.app.notify(self.NOT_RUNNING, severity="warning")
-            return
+            return None
         pane = self.pane_of(topology, node)
         if pane is None:
             self.app.notify("Select a hub, or a node on a hub or in a peer pair", severity="warning")
+        return pane
+
+    def capture(self, topology: Topology, node: str | None) -> None:
+        """Start (asking where to) or stop a capture of the node's VLAN or pair."""
+        pane = self._capturable(topology, node)
+        if pane is None:
             return
         if pane.capturing:
             self._send(protocol.Capture(pane.hub, None))
@@ -581,12 +587,8 @@ class LabPanel(Vertical):
     def keep_last(self, topology: Topology, node: str | None) -> None:
         """W: the first press keeps the last RING_S of the node's VLAN in the
         worker; the next ones save them to a file (asking where), the ring going on."""
-        if not self.running:
-            self.app.notify(self.NOT_RUNNING, severity="warning")
-            return
-        pane = self.pane_of(topology, node)
+        pane = self._capturable(topology, node)
         if pane is None:
-            self.app.notify("Select a hub, or a node on a hub or in a peer pair", severity="warning")
             return
         if pane.hub not in self.rings:
             self._send(protocol.CaptureStream(pane.hub, None, RING_S))
