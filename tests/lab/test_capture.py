@@ -5,6 +5,9 @@ and on one the kernel forwards; filters, rings, slow readers."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -180,4 +183,31 @@ def test_a_reader_that_does_not_read_stalls_nothing_and_learns_what_it_missed(ma
     # Every frame sent was written, missed by the reader, or never reached the hub (the tap's queue was full).
     queue = lab.vlan("2", after=time.time())["ports"]["b1"]["drop_reasons"]["guest-queue"]
     assert missed > 0 and len(packets) + missed + queue >= 6000, (len(packets), missed, queue)
+    assert lab.stop() == 0
+
+
+def test_enter_on_a_terminal_writes_the_ring(make_lab, tmp_path):
+    lab = make_lab("", text=TWO_HUBS)
+    out = tmp_path / "ring.pcapng"
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qnet_tui", "capture", str(lab.file), "hub1", "--ring", "30", "-w", str(out)],
+            stdin=slave,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert "Enter or kill -USR1" in proc.stderr.readline()
+        assert lab.exec("a1", "ping", "-c", "2", "-i", "0.2", "10.8.1.2").returncode == 0
+        os.write(master, b"\n")
+        assert select.select([proc.stderr], [], [], 15)[0], "nothing said within 15 s of Enter"
+        said = proc.stderr.readline()
+        assert said.startswith(f"qnet-tui capture: wrote the last 30 s of hub1 to {out}: "), said
+        assert len(tshark(str(out), "icmp.type")) >= 4  # the two pings, both ways
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        os.close(master)
+        os.close(slave)
     assert lab.stop() == 0
