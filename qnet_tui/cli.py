@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "link": "take a link of a running lab down or up (a pulled cable), both ways or one",
     "apply": "change a running lab into what its file now says: only what differs changes",
     "capture": "stream pcapng of a running lab's hub (one interface per port) to stdout or a file, for Wireshark",
+    "follow": "print a TCP or UDP conversation's payload, both ways and in order, while a running lab carries it",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
@@ -113,6 +114,13 @@ EXAMPLES: dict[str, str] = {
         f"  sudo {PROG} capture lab.yaml hub1 -w hub1.pcapng --filter 'icmp or arp'\n"
         f"  sudo {PROG} capture lab.yaml hub1 --ring 30 -w last.pcapng"
     ),
+    "follow": (
+        "NODE is a hub, or a node on one hub (its hub). A and B are the two ends, ADDRESS:PORT ([fd00::1]:80 for\n"
+        "IPv6). What crosses the hub from now on is shown: a line '==> END' each time the other side sends, and\n"
+        "the bytes (no text: dots); --raw a writes what A sent, byte for byte. Runs until Ctrl-C or the lab stops.\n"
+        f"example:\n  sudo {PROG} follow lab.yaml hub1 tcp 10.0.0.1:40000 10.0.0.2:80\n"
+        f"  sudo {PROG} follow lab.yaml vm2 udp 10.0.0.2:5353 10.0.0.1:5000 --raw b > answers.bin"
+    ),
     "import-qemu": f"example:\n  {PROG} import-qemu -o lab.yaml -- -netdev tap,id=t0 -device e1000,netdev=t0",
     "guest-image": (
         "downloads linux-image-cloud-amd64's kernel and busybox-static with apt-get (unpacked, never installed;\n"
@@ -174,6 +182,13 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--filter", metavar="EXPR", help="a capture filter in tcpdump's syntax (libpcap's), e.g. 'icmp or arp'"
         )
+    elif name == "follow":
+        parser.add_argument("file", metavar="FILE", help="the topology file of a running lab")
+        parser.add_argument("node", metavar="NODE", help="a hub, or a node on one hub")
+        parser.add_argument("proto", choices=("tcp", "udp"), metavar="PROTO", help="tcp or udp")
+        parser.add_argument("a", metavar="A", help="one end, ADDRESS:PORT")
+        parser.add_argument("b", metavar="B", help="the other end, ADDRESS:PORT")
+        parser.add_argument("--raw", choices=("a", "b"), help="only what that end sent, byte for byte")
     elif name == "console":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("guest", metavar="GUEST", help="a guest with vm: true (or one of its guest NICs)")
@@ -285,6 +300,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     from qnet_tui.lab.consoleclient import attach
 
     return attach(args.file, args.guest)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    from qnet_tui.lab.followclient import follow_command
+
+    return follow_command(args.file, args.node, args.proto, args.a, args.b, args.raw)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -436,6 +457,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "link": cmd_link,
     "apply": cmd_apply,
     "capture": cmd_capture,
+    "follow": cmd_follow,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "guest-image": cmd_guest_image,

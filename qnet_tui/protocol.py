@@ -572,7 +572,7 @@ class Follow(Message):
         "b": Opt(str),
         "b_port": Opt(int),
     }
-    hub: str
+    hub: str  # a hub, or a node on exactly one hub (a pair's end: the pair)
     proto: str | None = None  # tcp or udp; None stops following on this hub
     a: str | None = None  # IP addresses and ports of the two ends
     a_port: int | None = None

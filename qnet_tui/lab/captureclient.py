@@ -63,13 +63,17 @@ class Session:
         self.gone = False  # the worker closed the connection
 
     def open(self, message: protocol.CaptureStream, fd: int | None) -> protocol.Capturing:
+        self.start(message, fd)
+        return self.wait(protocol.Capturing)
+
+    def start(self, message: protocol.ClientMessage, fd: int | None = None) -> None:
+        """Connect and send message (with fd, if any, for the worker to keep)."""
         try:
             self.sock.connect(str(protocol.control_path(self.lab)))
             fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))] if fd is not None else []
             self.sock.sendmsg([protocol.encode(message)], fds)
         except OSError as exc:
             raise CaptureError(f"cannot reach lab {self.lab}: {exc.strerror or exc}") from None
-        return self.wait(protocol.Capturing)
 
     def send(self, message: protocol.ClientMessage) -> None:
         try:

@@ -361,7 +361,7 @@ class Worker:
             raise self._refuse(f"{what}: no hub {json.dumps(hub_name)[:40]}; hubs are {', '.join(hubs) or 'none'}")
         return hub
 
-    def _hub_of(self, node: str) -> Hub:
+    def _hub_of(self, node: str, what: str = "capture") -> Hub:
         """A hub by its name, or the one hub node is a port of (a pair's end: the pair)."""
         hubs = self.lab.all_hubs if self.lab else ()
         for hub in hubs:
@@ -373,9 +373,9 @@ class Worker:
         names = ", ".join(hub.name for hub in hubs) or "none"
         if not on:
             raise self._refuse(
-                f"capture: {json.dumps(node)[:40]} is no hub and on none; name a hub or a node on one (hubs: {names})"
+                f"{what}: {json.dumps(node)[:40]} is no hub and on none; name a hub or a node on one (hubs: {names})"
             )
-        raise self._refuse(f"capture: {node} is on {len(on)} hubs ({', '.join(h.name for h in on)}); name one of them")
+        raise self._refuse(f"{what}: {node} is on {len(on)} hubs ({', '.join(h.name for h in on)}); name one of them")
 
     def _filter(self, text: str | None) -> Filter | None:
         """The client compiled it too, but is not trusted to have. (libpcap may
@@ -459,7 +459,7 @@ class Worker:
 
     def _follow(self, msg: protocol.Follow, client: Client) -> None:
         """Follow a flow of a hub for client (one per hub and client), or stop."""
-        hub = self._hub(msg.hub, "follow")
+        hub = self._hub_of(msg.hub, "follow")
         for sink in list(hub.capture.sinks if hub.capture else ()):
             if isinstance(sink, FollowSink) and sink.owner is client:
                 self._end_sink(hub, sink, None)

@@ -5,6 +5,9 @@ forwards) comes to the client that asked, in order, both ways."""
 from __future__ import annotations
 
 import base64
+import select
+import signal
+import subprocess
 import sys
 import time
 
@@ -106,3 +109,40 @@ def test_udp_on_a_worker_hub_and_a_bad_request(make_lab):
         assert any("following udp 10.8.2.2:5353 <> 10.8.2.1:5000 on hub2" in line for line in lab.errors)
     finally:
         client.close()
+
+
+def test_the_follow_command_prints_both_ways_and_raw_one(make_lab):
+    lab = make_lab("", text=TWO_HUBS)
+    command = [sys.executable, "-m", "qnet_tui", "follow", str(lab.file)]
+    bad = subprocess.run([*command, "a1", "tcp", "10.8.1.1", "10.8.1.2:7000"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "'10.8.1.1' is no ADDRESS:PORT" in bad.stderr
+    text = subprocess.Popen(
+        [*command, "a1", "tcp", "10.8.1.1:41000", "10.8.1.2:7000"],  # a node: its hub, hub1
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    raw = subprocess.Popen(
+        [*command, "hub1", "tcp", "10.8.1.1:41000", "10.8.1.2:7000", "--raw", "b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    for proc in (text, raw):
+        assert b"following tcp 10.8.1.1:41000 <> 10.8.1.2:7000" in proc.stderr.readline()
+    server = lab.spawn("a2", sys.executable, "-c", SERVER)
+    assert server.stdout.readline().strip() == "ready"
+    assert lab.exec("a1", sys.executable, "-c", CLIENT).returncode == 0
+    server.wait(10)
+    reply = b"HTTP/1.0 200 OK\r\n\r\n" + bytes(range(256)) * 200
+    out_raw = b""
+    while len(out_raw) < len(reply):
+        assert select.select([raw.stdout], [], [], 15)[0], len(out_raw)
+        out_raw += raw.stdout.read1(1 << 16)
+    assert out_raw == reply  # what b sent, byte for byte
+    out_text = b""
+    while b"==> 10.8.1.2:7000 (b)\nHTTP/1.0 200 OK" not in out_text:
+        assert select.select([text.stdout], [], [], 15)[0], out_text[-200:]
+        out_text += text.stdout.read1(1 << 16)
+    assert out_text.startswith(b"==> 10.8.1.1:41000 (a)\nGET / HTTP/1.0\nX: yyy")
+    for proc in (text, raw):
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
