@@ -1,6 +1,7 @@
 """The TCP or UDP segment an Ethernet frame carries: its ends and payload.
 Pure and small: the worker follows conversations with it (lab/follow.py),
-the app finds which conversation a frame is of (ui/framedetail.py)."""
+the app finds which conversation a frame is of (ui/framedetail.py); both
+show a payload as text with it."""
 
 from __future__ import annotations
 
@@ -68,3 +69,8 @@ def parse(frame: bytes | memoryview) -> Segment | None:
         return _parse(bytes(frame))
     except (IndexError, struct.error, ValueError):
         return None
+
+
+def payload_text(data: bytes) -> str:
+    """Payload as text: printable ASCII, newlines and tabs as they are, other bytes as dots (CR dropped)."""
+    return "".join(chr(b) if 32 <= b < 127 or b in (9, 10) else "." for b in data if b != 13)

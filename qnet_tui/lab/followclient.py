@@ -19,6 +19,7 @@ from qnet_tui import protocol
 from qnet_tui.lab.ask import AskError, check_running, read_topology
 from qnet_tui.lab.captureclient import CaptureError, Session
 from qnet_tui.model.diagnostics import printable
+from qnet_tui.segments import payload_text
 
 
 class FollowError(Exception):
@@ -43,10 +44,6 @@ def end(text: str) -> tuple[str, int]:
     return address, number
 
 
-def text_of(data: bytes) -> str:
-    return "".join(chr(b) if 32 <= b < 127 or b in (9, 10) else "." for b in data if b != 13)
-
-
 class Writer:
     """Where the payload goes: text with a line per change of direction, or one side raw."""
 
@@ -63,7 +60,7 @@ class Writer:
             start = "\n" if self.way is not None else ""
             self.out.write(f"{start}==> {self.names[way]}\n".encode())
             self.way = way
-        self.out.write(text_of(data).encode())
+        self.out.write(payload_text(data).encode())
 
 
 def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | None) -> int:

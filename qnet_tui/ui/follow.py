@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, RichLog, Static
 
 from qnet_tui.model.values import si
+from qnet_tui.segments import payload_text
 
 MAX_LINES = 20_000
 STYLES = ("bold red", "bold blue")  # a -> b, b -> a: Wireshark's colours
@@ -38,11 +39,6 @@ class FollowRequest:
         address, port = (self.a, self.a_port) if side == "a" else (self.b, self.b_port)
         where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         return f"{name} {where}" if name else where
-
-
-def printable(data: bytes) -> str:
-    """Payload as text: printable ASCII, newlines and tabs as they are, other bytes as dots."""
-    return "".join(chr(b) if 32 <= b < 127 or b in (9, 10) else "." for b in data if b != 13)
 
 
 class FollowScreen(ModalScreen[None]):
@@ -84,7 +80,7 @@ class FollowScreen(ModalScreen[None]):
             except ValueError:
                 continue  # not base64: the protocol module let it through as a string only
             self.sent[way] += len(data)
-            text = printable(data)
+            text = payload_text(data)
             if self._partial is not None:
                 if self._partial[0] == way:
                     text = self._partial[1] + text
