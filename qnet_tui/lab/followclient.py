@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import select
+import signal
 import sys
 from typing import BinaryIO
 
@@ -81,8 +82,15 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
         return 1
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _relay(session: Session, names: tuple[str, str], raw: int | None) -> int:
     writer = Writer(sys.stdout.buffer, (f"{names[0]} (a)", f"{names[1]} (b)"), raw)
+    # Ctrl-C and SIGTERM end it, even when started in the background of a shell (which ignores SIGINT there).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
     try:
         while not session.gone:
             if not select.select([session.sock], [], [], 1.0)[0]:

@@ -145,4 +145,20 @@ def test_the_follow_command_prints_both_ways_and_raw_one(make_lab):
     assert out_text.startswith(b"==> 10.8.1.1:41000 (a)\nGET / HTTP/1.0\nX: yyy")
     for proc in (text, raw):
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0
+        proc.communicate(timeout=15)  # what is left in its pipes, and its end
+        assert proc.returncode == 0
+
+
+def test_the_follow_command_stops_on_sigint_even_if_started_ignoring_it(make_lab):
+    """A shell's background job starts with SIGINT ignored; Ctrl-C's signal must still end it."""
+    lab = make_lab("", text=TWO_HUBS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "follow", str(lab.file), "hub2", "udp", "10.8.2.1:1", "10.8.2.2:2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert b"following udp" in proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
