@@ -1,4 +1,4 @@
-"""What the command-line verbs on a running lab (link, impair, apply,
+"""What the command-line verbs on a running lab (link, impair, apply, capture, follow,
 console, exec) share: the lab a file names, with the nodes asked for, found
 running; and one question to its worker over the control socket (send a
 client message, wait for the reply of the expected kind, or the refusal)."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import sys
 import time
 from typing import TypeVar
 
@@ -47,27 +48,73 @@ def check_running(file: str, lab: str, why_root: str = "the lab's control socket
         raise AskError(f"lab {lab} is not running; start it with: qnet-tui run {file}")
 
 
-def ask(lab: str, message: protocol.ClientMessage, reply: type[Reply], timeout: float = REPLY_S) -> Reply:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+class Session:
+    """A control connection that stays: a question's (ask), or a capture's or
+    a follow's, which read what the worker sends for as long as they run."""
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.lines = protocol.LineBuffer()
+        self.ended: protocol.CaptureEnded | None = None
+        self.gone = False  # the worker closed the connection
+
+    def start(self, message: protocol.ClientMessage, fd: int | None = None) -> None:
+        """Connect and send message (with fd, if any, for the worker to keep)."""
         try:
-            sock.connect(str(protocol.control_path(lab)))
-            sock.sendall(protocol.encode(message))
+            self.sock.connect(str(protocol.control_path(self.lab)))
+            fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))] if fd is not None else []
+            self.sock.sendmsg([protocol.encode(message)], fds)
         except OSError as exc:
-            raise AskError(f"cannot reach lab {lab}: {exc.strerror or exc}") from None
-        lines, deadline = protocol.LineBuffer(), time.monotonic() + timeout
+            raise AskError(f"cannot reach lab {self.lab}: {exc.strerror or exc}") from None
+
+    def send(self, message: protocol.ClientMessage) -> None:
+        try:
+            self.sock.sendall(protocol.encode(message))
+        except OSError:
+            self.gone = True
+
+    def wait(self, kind: type[Reply], timeout: float = REPLY_S) -> Reply:
+        """The worker's next message of kind; AskError on a refusal, silence or its going."""
+        deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            if not select.select([sock], [], [], left)[0]:
+            if not select.select([self.sock], [], [], left)[0]:
                 break
-            try:
-                data = sock.recv(1 << 16)
-            except OSError as exc:
-                raise AskError(f"lab {lab}: {exc.strerror}") from None
-            if not data:
-                raise AskError(f"lab {lab} stopped before it answered")
-            for line in lines.feed(data):
-                msg = protocol.decode(line, protocol.WORKER)
+            for msg in self.read():
                 if isinstance(msg, protocol.Error):
                     raise AskError(msg.message)
-                if isinstance(msg, reply):
+                if isinstance(msg, kind):
                     return msg
-    raise AskError(f"lab {lab} did not answer within {timeout:g} s")
+            if self.gone:
+                raise AskError(f"lab {self.lab} stopped")
+        raise AskError(f"lab {self.lab} did not answer within {timeout:g} s")
+
+    def read(self) -> list[protocol.Message]:
+        """What the worker sent (statistics and logs go by); an end is kept in `ended`."""
+        try:
+            data = self.sock.recv(1 << 16)
+        except OSError:
+            data = b""
+        if not data:
+            self.gone = True
+            return []
+        out = []
+        for line in self.lines.feed(data):
+            msg = protocol.decode(line, protocol.WORKER)
+            if isinstance(msg, protocol.CaptureEnded):
+                self.ended = msg
+            if isinstance(msg, protocol.Message):
+                out.append(msg)
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ask(lab: str, message: protocol.ClientMessage, reply: type[Reply], timeout: float = REPLY_S) -> Reply:
+    session = Session(lab)
+    try:
+        session.start(message)
+        return session.wait(reply, timeout)
+    finally:
+        session.close()

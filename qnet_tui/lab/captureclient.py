@@ -19,13 +19,12 @@ import fcntl
 import os
 import select
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
 from qnet_tui import protocol
-from qnet_tui.lab.ask import REPLY_S, AskError, Reply, check_running, read_topology
+from qnet_tui.lab.ask import AskError, Session, check_running, read_topology
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.pcapfilter import FilterError, compile_filter
 
@@ -34,8 +33,13 @@ PIPE_SIZE = 1 << 20  # the most an unprivileged pipe may hold by default: room f
 DRAIN_S = 5.0  # after Ctrl-C, how long the rest of the stream may take to come
 
 
-class CaptureError(Exception):
+class CaptureError(AskError):
     pass
+
+
+def open_stream(session: Session, message: protocol.CaptureStream, fd: int | None) -> protocol.Capturing:
+    session.start(message, fd)
+    return session.wait(protocol.Capturing)
 
 
 def _say(message: str) -> None:
@@ -52,72 +56,6 @@ def numbered(path: Path) -> Path:
     return candidate
 
 
-class Session:
-    """The control connection a capture lives on."""
-
-    def __init__(self, lab: str) -> None:
-        self.lab = lab
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self.lines = protocol.LineBuffer()
-        self.ended: protocol.CaptureEnded | None = None
-        self.gone = False  # the worker closed the connection
-
-    def open(self, message: protocol.CaptureStream, fd: int | None) -> protocol.Capturing:
-        self.start(message, fd)
-        return self.wait(protocol.Capturing)
-
-    def start(self, message: protocol.ClientMessage, fd: int | None = None) -> None:
-        """Connect and send message (with fd, if any, for the worker to keep)."""
-        try:
-            self.sock.connect(str(protocol.control_path(self.lab)))
-            fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))] if fd is not None else []
-            self.sock.sendmsg([protocol.encode(message)], fds)
-        except OSError as exc:
-            raise CaptureError(f"cannot reach lab {self.lab}: {exc.strerror or exc}") from None
-
-    def send(self, message: protocol.ClientMessage) -> None:
-        try:
-            self.sock.sendall(protocol.encode(message))
-        except OSError:
-            self.gone = True
-
-    def wait(self, kind: type[Reply], timeout: float = REPLY_S) -> Reply:
-        """The worker's next message of kind; CaptureError on a refusal, silence or its going."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([self.sock], [], [], left)[0]:
-                break
-            for msg in self.read():
-                if isinstance(msg, protocol.Error):
-                    raise CaptureError(msg.message)
-                if isinstance(msg, kind):
-                    return msg
-            if self.gone:
-                raise CaptureError(f"lab {self.lab} stopped")
-        raise CaptureError(f"lab {self.lab} did not answer within {timeout:g} s")
-
-    def read(self) -> list[protocol.Message]:
-        """What the worker sent (statistics and logs go by); an end is kept in `ended`."""
-        try:
-            data = self.sock.recv(1 << 16)
-        except OSError:
-            data = b""
-        if not data:
-            self.gone = True
-            return []
-        out = []
-        for line in self.lines.feed(data):
-            msg = protocol.decode(line, protocol.WORKER)
-            if isinstance(msg, protocol.CaptureEnded):
-                self.ended = msg
-            if isinstance(msg, protocol.Message):
-                out.append(msg)
-        return out
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def capture_command(file: str, node: str, out: str, ring: float | None, filter_text: str | None) -> int:
     try:
         t = read_topology(file, node)
@@ -132,7 +70,7 @@ def capture_command(file: str, node: str, out: str, ring: float | None, filter_t
         if ring is not None:
             return _ring(str(t.name), node, Path(out).absolute(), ring, filter_text)
         return _stream(str(t.name), node, out, filter_text)
-    except (AskError, CaptureError) as exc:
+    except AskError as exc:  # a CaptureError too
         _say(str(exc))
         return 1
 
@@ -178,7 +116,7 @@ def _stream(lab: str, node: str, out: str, filter_text: str | None) -> int:
     written = 0
     try:
         try:
-            started = session.open(protocol.CaptureStream(node, filter_text or None), w)
+            started = open_stream(session, protocol.CaptureStream(node, filter_text or None), w)
         finally:
             os.close(w)  # the worker holds the write end now: its closing is our EOF
         _say(
@@ -238,7 +176,7 @@ def _ring(lab: str, node: str, out: Path, seconds: float, filter_text: str | Non
         raise CaptureError(f"no such folder: {out.parent}")
     session, signals = Session(lab), Signals()
     try:
-        started = session.open(protocol.CaptureStream(node, filter_text or None, seconds), None)
+        started = open_stream(session, protocol.CaptureStream(node, filter_text or None, seconds), None)
         tty = os.isatty(sys.stdin.fileno())
         how = "Enter or " if tty else ""
         _say(

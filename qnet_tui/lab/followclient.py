@@ -17,8 +17,7 @@ import sys
 from typing import BinaryIO
 
 from qnet_tui import protocol
-from qnet_tui.lab.ask import AskError, check_running, read_topology
-from qnet_tui.lab.captureclient import CaptureError, Session
+from qnet_tui.lab.ask import AskError, Session, check_running, read_topology
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.segments import payload_text
 
@@ -77,7 +76,7 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
             return _relay(session, (a, b), None if raw is None else "ab".index(raw))
         finally:
             session.close()
-    except (AskError, CaptureError, FollowError) as exc:
+    except (AskError, FollowError) as exc:
         _say(str(exc))
         return 1
 
