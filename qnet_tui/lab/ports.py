@@ -412,19 +412,19 @@ class Hub:
                 src.drop_malformed += 1
                 continue
             if frame[off0] & 1:  # a group address: remembered, to find loops (see the module's docstring)
-                key = hash(frame[off0:] if off0 else frame)
-                if key == probe_key and frame[off0:] == self.probe:
+                group = hash(frame[off0:] if off0 else frame)
+                if group == probe_key and frame[off0:] == self.probe:
                     self.probe_back = True  # the loop through the probed port persists
                     continue  # the worker's own frame: not counted, not forwarded
                 if not now:
                     now = monotonic()
-                first = seen.get(key)
+                first = seen.get(group)
                 if first is None or now - first[1] > LOOP_WINDOW_S:
                     if len(seen) >= LOOP_TABLE:
                         seen.clear()
-                    seen[key] = (src, now)
+                    seen[group] = (src, now)
                 else:
-                    seen[key] = (first[0], now)
+                    seen[group] = (first[0], now)
                     if first[0] is not src and self._repeat(src, now):
                         looping = frame
                         break
