@@ -221,7 +221,7 @@ IP_PROTOCOLS = {
 
 
 class ConversationRow(TypedDict):
-    a: str  # MACs (pairs) or IPv4/IPv6 addresses (flows); a: the side seen sending first
+    a: str  # MACs (pairs) or IPv4/IPv6 addresses (flows); a: the side seen sending first (to a tick)
     b: str
     a_node: str | None  # the topology's node ids for them, or None
     b_node: str | None

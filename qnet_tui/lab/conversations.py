@@ -7,7 +7,9 @@ addresses and, for TCP and UDP, the ports. Once per statistics tick this
 module takes those counts from every port, reads the keys, and adds them to
 two tables per hub: MAC pairs, and IP flows (protocol, addresses, ports). A
 conversation is both directions of one pair or flow; its `a` side is the one
-seen sending first.
+seen sending first, as far as ticks tell: the counts carry no time, so when
+both ends send within the tick a conversation starts in, the port read first
+(the hub's order of ports) is `a`.
 
 Memory is bounded: a table keeps at most LIMIT conversations; past that the
 ones with the fewest bytes are let go into an "others" count. What the
