@@ -68,6 +68,10 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
         t = read_topology(file, node)
         (a_addr, a_port), (b_addr, b_port) = end(a), end(b)
         check_running(file, str(t.name))
+        # Ctrl-C and SIGTERM end it, even when started in the background of a shell (which
+        # ignores SIGINT there); set before the "following" line, which says Ctrl-C works.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupted)
         session = Session(str(t.name))
         try:
             session.start(protocol.Follow(node, proto, a_addr, a_port, b_addr, b_port))
@@ -79,6 +83,8 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
     except (AskError, FollowError) as exc:
         _say(str(exc))
         return 1
+    except KeyboardInterrupt:
+        return 0
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -87,9 +93,6 @@ def _interrupted(signum: int, frame: object) -> None:
 
 def _relay(session: Session, names: tuple[str, str], raw: int | None) -> int:
     writer = Writer(sys.stdout.buffer, (f"{names[0]} (a)", f"{names[1]} (b)"), raw)
-    # Ctrl-C and SIGTERM end it, even when started in the background of a shell (which ignores SIGINT there).
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupted)
     try:
         while not session.gone:
             if not select.select([session.sock], [], [], 1.0)[0]:
