@@ -13,9 +13,9 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qnet_tui.model import guests, owners, values
+from qnet_tui.model import guests, owners, placement, values
 from qnet_tui.model.impairment import Impairment, ImpairmentError
-from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, GUEST_FIELD, Kind
+from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, GUEST_FIELD, HOST_FIELD, Kind
 from qnet_tui.model.topology import Link, Node, Topology
 from qnet_tui.model.validate import WORKER_KINDS, link_problem
 
@@ -183,6 +183,14 @@ def _attr_error(topology: Topology, node_id: str, kind: Kind, name: str, value: 
                 f"{value} is not a guest; guests are {', '.join(guest_ids)}"
                 if guest_ids
                 else (f"{value} is not a guest, and there is none yet: add one (kind guest) first")
+            )
+    if problem is None and name == HOST_FIELD:
+        names = placement.host_names(topology)
+        if value not in names:
+            problem = (
+                f"{value} is not a host; hosts are {', '.join(names)}"
+                if names
+                else f"{value} is not a host, and the file has none: add it under hosts: in the file first"
             )
     if problem is None and name == "mac":
         owner = owners.first_owners(owners.macs(topology), skip=node_id).get(values.normalize_mac(value))

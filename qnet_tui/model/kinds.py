@@ -107,6 +107,13 @@ _IPV4 = Field("ipv4", str, "IPv4 address with prefix length, e.g. 10.0.0.2/24", 
 _IPV6 = Field("ipv6", str, "IPv6 address with prefix length, e.g. fd00::2/64", check=values.ipv6_problem)
 # A guest NIC's machine: the NICs naming one guest share its namespace (eth0, eth1, ... in file order).
 GUEST_FIELD = "guest"
+# Which computer runs a node (model/placement.py): a name from the file's hosts: section.
+HOST_FIELD = "host"
+_HOST = Field(
+    HOST_FIELD,
+    str,
+    "the machine that runs it, from hosts:; none: where its bridge, guest or peer is, else this machine",
+)
 
 FIELDS: dict[Kind, tuple[Field, ...]] = {
     Kind.HOST_NIC: (
@@ -120,14 +127,16 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             check=values.ifname_problem,
         ),
         Field("dhcp_server", bool, "the outside LAN has a DHCP server: its offers are expected", default=False),
+        _HOST,
     ),
     Kind.BRIDGE: (
         Field("stp", bool, "run the spanning tree protocol", default=False),
         Field("vlan_filtering", bool, "802.1Q VLAN filtering on the bridge", default=False),
         _IPV4,
         _IPV6,
+        _HOST,
     ),
-    Kind.TAP: (),
+    Kind.TAP: (_HOST,),
     Kind.HUB: (
         Field("vlan", int, "QEMU hub id: the VLAN number", required=True, int_range=(0, 4095)),
         Field(
@@ -136,6 +145,13 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             "auto: the kernel floods for a hub of namespace guests alone (fast); worker: the lab's worker always",
             default="auto",
             choices=("auto", "worker"),
+        ),
+        # No host: a hub is on every machine with one of its ports, stitched between them.
+        Field(
+            "vni",
+            int,
+            "VXLAN network identifier that carries it between machines; none: its VLAN",
+            int_range=(0, (1 << 24) - 1),
         ),
     ),
     Kind.GUEST_NIC: (
@@ -149,6 +165,7 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
         Field("qemu", bool, "a real QEMU VM plugs in here (see qemu-args) instead of a namespace guest", default=False),
         # The lab's checks (lab/checks.py) flag DHCP server messages from nodes that do not say this.
         Field("dhcp_server", bool, "it runs a DHCP server: its offers are expected", default=False),
+        _HOST,
     ),
     Kind.SOCKET: (
         Field("transport", str, "stream (TCP or unix) or dgram (UDP)", required=True, choices=("stream", "dgram")),
@@ -162,6 +179,7 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             "unix: the paths are absolute, outside the lab's folder: a socket another program serves or uses",
             default=False,
         ),
+        _HOST,
     ),
     # A machine: no links of its own, its guest NICs name it. A namespace, or with vm: true a QEMU VM.
     Kind.GUEST: (
@@ -182,6 +200,7 @@ FIELDS: dict[Kind, tuple[Field, ...]] = {
             check=values.absolute_path_problem,
         ),
         Field("disk_format", str, "VM: the disk image's format", default="qcow2", choices=("qcow2", "raw")),
+        _HOST,
     ),
 }
 

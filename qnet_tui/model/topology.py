@@ -48,6 +48,9 @@ class Topology:
     # The file's scenarios as read (name -> list of steps), checked by
     # validation (model/scenario.py); None: the file has none.
     scenarios: Any = None
+    # The file's hosts section as read (name -> how to reach that machine),
+    # checked by validation (model/placement.py); None: the file has none.
+    hosts: Any = None
 
     def add(self, node: Node) -> Node:
         self.nodes[node.id] = node
@@ -91,6 +94,7 @@ def components(adj: Mapping[str, Iterable[str]]) -> list[list[str]]:
 #   ("node", id) / ("field", id, name) / ("value", id, name)
 #   ("link", index) / ("end", index, 0|1)
 #   ("scn", name, *path) / ("scn-key", name, *path)  a scenario's values and keys
+#   ("hosts", name[, key]) / ("hosts-key", name[, key])  a host's values and keys
 Position = tuple[int, int]
 
 

@@ -10,10 +10,10 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qnet_tui.model import guests, owners, scenario, values
+from qnet_tui.model import guests, owners, placement, scenario, values
 from qnet_tui.model.diagnostics import Diagnostic, Severity, sort_key
 from qnet_tui.model.impairment import Impairment, ImpairmentError
-from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, NIC_MODELS, Kind, peers_phrase, slot_for
+from qnet_tui.model.kinds import FIELD_BY_NAME, FIELDS, HOST_FIELD, NIC_MODELS, Kind, peers_phrase, slot_for
 from qnet_tui.model.topology import Link, Node, SourceMap, Topology, components
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
@@ -113,6 +113,7 @@ class _Checker:
         self.segment: dict[str, int] = {}  # node -> its broadcast domain, once addresses() needed them
         self.guest_names: list[str] | None = None  # the guests' ids, once a hint needs them
         self.guest_hints: dict[str, str] = {}
+        self.machines: dict[str, str] | None = None  # node -> its machine, once a rule needs it
 
     def node_hint(self, word: str) -> str:
         """did_you_mean among the node ids, within the budget."""
@@ -164,11 +165,12 @@ class _Checker:
         for node in self.t.nodes.values():
             self.node(node)
         self.links()
+        links = self.valid_links()
+        self.placement(links)
         self.unique_macs()
         self.unique_vlans()
         self.unique_interfaces()
         self.unique_binds()
-        links = self.valid_links()
         if self.t.impair:
             self.impairments(links)
         self.addresses(links)
@@ -199,6 +201,15 @@ class _Checker:
         fields = FIELD_BY_NAME[node.kind]
         for name, value in node.attrs.items():
             spec = fields.get(name)
+            if spec is None and node.kind is Kind.HUB and name == HOST_FIELD:
+                self.at_node(
+                    ERROR,
+                    node.id,
+                    f"{node.id}: a hub has no host: it is on every machine with one of its ports "
+                    "(and stitched between them)",
+                    field=name,
+                )
+                continue
             if spec is None:
                 known = [f.name for f in FIELDS[node.kind]]
                 hint = did_you_mean(name, known) or (
@@ -405,9 +416,56 @@ class _Checker:
                 except ImpairmentError as exc:
                     self.add(ERROR, f"link {a} - {b}: impair towards {y}: {exc}", ("options", i), ("link", i), link=i)
 
+    def placement(self, links: list[tuple[int, Link]]) -> None:
+        """The hosts section, what nodes' host: names, and that what must run
+        on one machine does: a bridge and what it connects, a guest and its
+        NICs, a guest NIC and the tap or socket it peers with."""
+        known, problems = placement.read_hosts(self.t)
+        for problem in problems:
+            self.add(ERROR, problem.message, *problem.keys)
+        named = placement.host_names(self.t)
+        placed = False
+        for node in self.t.nodes.values():
+            host = placement.named_host(node)
+            if host is None:
+                continue
+            placed = True
+            if host in named:
+                continue
+            if named:
+                where = f"{did_you_mean(host, named)}; hosts are {', '.join(named)}"
+            elif self.t.hosts is None:
+                where = ": the file has no hosts: section"
+            else:
+                where = ": the file's hosts: section names none"
+            self.at_node(ERROR, node.id, f"{node.id}: host '{host}' names no host in hosts:{where}", field=HOST_FIELD)
+        if not placed:
+            return  # all on this machine: nothing can be apart
+        machines = self.machines = placement.machine_of(self.t)
+        nodes = self.t.nodes
+        for node_id, anchor in placement.ties(self.t, [link for _, link in links]):
+            here, there = machines[node_id], machines[anchor]
+            if here == there or not {here, there} <= {placement.THIS, *known}:
+                continue  # together, or a host that is not there (reported above)
+            kind = nodes[anchor].kind
+            why = {
+                Kind.BRIDGE: "a bridge and what it connects run on one machine",
+                Kind.GUEST: "a guest and its NICs run on one machine",
+            }.get(kind, f"a guest NIC and the {kind.title} it peers with run on one machine")
+            self.at_node(
+                ERROR,
+                node_id,
+                f"{node_id} is on {placement.where(here)} but its {kind.title} {anchor} is on "
+                f"{placement.where(there)}: {why}",
+                field=HOST_FIELD if HOST_FIELD in nodes[node_id].attrs else None,
+            )
+
     def unique_macs(self) -> None:
         for node, mac, owner in owners.clashes(owners.macs(self.t)):
-            self.at_node(ERROR, node.id, f"{node.id}: MAC {mac} is already used by {owner}", field="mac")
+            here = self.machines.get(node.id, placement.THIS) if self.machines else placement.THIS
+            there = self.machines.get(owner, placement.THIS) if self.machines else placement.THIS
+            apart = f" (on {placement.where(there)}, {node.id} on {placement.where(here)})" if here != there else ""
+            self.at_node(ERROR, node.id, f"{node.id}: MAC {mac} is already used by {owner}{apart}", field="mac")
 
     def unique_vlans(self) -> None:
         for hub, vlan, owner in owners.clashes(owners.vlans(self.t)):

@@ -40,7 +40,7 @@ from qnet_tui.model.validate import did_you_mean
 
 FORMAT_VERSION = 1
 MAX_DEPTH = 64
-TOP_KEYS = ("version", "name", "description", "nodes", "links", "scenarios")
+TOP_KEYS = ("version", "name", "description", "hosts", "nodes", "links", "scenarios")
 ERROR = Severity.ERROR
 
 # libyaml's parser when PyYAML was built with it; the loader classes are
@@ -474,6 +474,10 @@ def _read_tree(tree: dict[Any, Any], composed: Composed, out: Reading) -> None:
     if "scenarios" in tree:
         topo.scenarios = tree["scenarios"]
         _mark_tree(("scn",), ("scn-key",), entries.get("scenarios", _UNKNOWN)[2], smap)
+    if "hosts" in tree:
+        # Marked to depth 3 (a host's keys) like every top-level section: all its problems need.
+        topo.hosts = tree["hosts"]
+        _mark_tree(("hosts",), ("hosts-key",), entries.get("hosts", _UNKNOWN)[2], smap)
 
 
 def _mark_tree(at: tuple[Any, ...], key_at: tuple[Any, ...], marks: Any, smap: dict[tuple[Any, ...], Position]) -> None:

@@ -127,20 +127,22 @@ def to_tree(topology: Topology, tree: CommentedMap | None) -> CommentedMap:
             _set(body, key, value)
     _sync_links(tree, topology.links)
     _sync_link_options(tree["links"], topology.impair)
-    _sync_scenarios(tree, topology.scenarios)
+    _sync_section(tree, "hosts", topology.hosts)
+    _sync_section(tree, "scenarios", topology.scenarios)
     return tree
 
 
-def _sync_scenarios(tree: CommentedMap, scenarios: Any) -> None:
-    """The scenarios as the topology holds them, changing only what differs,
-    so the rest keeps its comments, quoting and flow style."""
-    if scenarios is None:
-        if "scenarios" in tree:
-            comments.delete(tree, "scenarios")
-    elif "scenarios" not in tree:
-        tree["scenarios"] = scenarios
+def _sync_section(tree: CommentedMap, key: str, value: Any) -> None:
+    """A section kept raw (scenarios, hosts) as the topology holds it,
+    changing only what differs, so the rest keeps its comments, quoting and
+    flow style. An empty section ('hosts:' alone) reads as none and stays."""
+    if value is None:
+        if tree.get(key) is not None:
+            comments.delete(tree, key)
+    elif key not in tree:
+        tree[key] = value
     else:
-        _sync_value(tree, "scenarios", scenarios)
+        _sync_value(tree, key, value)
 
 
 def _sync_value(parent: CommentedMap | CommentedSeq, key: Any, new: Any) -> None:

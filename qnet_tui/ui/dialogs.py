@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DirectoryTree, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from qnet_tui.model import guests
+from qnet_tui.model import guests, placement
 from qnet_tui.model.edit import default_attrs, next_id
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
@@ -207,7 +207,8 @@ class AddNode(_Modal):
         target = self.topology.nodes.get(self.link_to) if self.link_to else None
         if self.kind is Kind.GUEST_NIC and target is not None and target.kind is Kind.GUEST:
             attrs["guest"] = target.id  # `a` on a guest adds it a NIC
-        fields.mount(FieldEditor(self.kind, attrs, {"guest": guests.guest_ids(self.topology)}))
+        choices = {"guest": guests.guest_ids(self.topology), "host": placement.host_names(self.topology)}
+        fields.mount(FieldEditor(self.kind, attrs, choices))
         self._update_link_choice()
 
     def _update_link_choice(self) -> None:

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 
-from qnet_tui.model import guests
+from qnet_tui.model import guests, placement
 from qnet_tui.model.impairment import Impairment, ImpairmentError
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
@@ -107,7 +107,7 @@ class Inspector(VerticalScroll):
                 Label("", classes="rename-problem"),
             ]
             if isinstance(node.kind, Kind):
-                choices = {"guest": guests.guest_ids(topology)}
+                choices = {"guest": guests.guest_ids(topology), "host": placement.host_names(topology)}
                 widgets.append(FieldEditor(node.kind, node.attrs, choices, disabled=read_only))
             peers = topology.neighbours(node.id)
             widgets.append(Static("links: " + (", ".join(peers) if peers else "none"), classes="links"))
