@@ -92,8 +92,8 @@ def ssh_host(destination: str) -> tuple[str | None, str | None]:
             return None, f"has {host!r} in brackets, which is not an IPv6 address"
     elif uri and host.count(":") == 1:
         host, _, port = host.partition(":")
-    elif ":" in host and not _is_ip(host, 6):
-        form = "ssh://[user@]host:port" if not uri else "ssh://[user@][IPV6]:port"
+    elif ":" in host and (uri or not _is_ip(host, 6)):  # a URI's IPv6 address goes in brackets
+        form = "ssh://[user@][IPV6]:port" if uri else "ssh://[user@]host:port"
         return None, f"has host {host!r}; a port goes in the form {form}"
     if uri and port != "" and not (port.isdigit() and 0 < int(port) < 65536):
         return None, f"has port {port!r}; a port is a number from 1 to 65535"

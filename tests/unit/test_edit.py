@@ -193,7 +193,7 @@ def test_add_node_takes_a_kind_by_name(editor):
         (Kind.HUB, "h", {}, "vlan is required (QEMU hub id: the VLAN number)"),
         (Kind.GUEST_NIC, "g", {"mac": "52:54:00:12:34:01"}, "mac 52:54:00:12:34:01 is already used by vm1"),
         (Kind.GUEST_NIC, "g", {"mac": "52:54:00:12:34:0"}, "mac is not a MAC address of the form 52:54:00:12:34:56"),
-        (Kind.TAP, "t", {"mac": "52:54:00:00:00:09"}, "mac is not an attribute of a tap; a tap has no attributes"),
+        (Kind.TAP, "t", {"mac": "52:54:00:00:00:09"}, "mac is not an attribute of a tap; a tap has host"),
         ("router", "r", None, "unknown kind 'router'; kinds are host_nic, bridge, tap, hub, guest_nic, socket, guest"),
     ],
 )
@@ -254,13 +254,32 @@ def test_set_attr_from_1_to_true_is_an_edit():
             "kind",
             "hub",
             "kind is not an attribute of a guest NIC; a guest NIC has model, mac, guest, ipv4, gateway, ipv6, "
-            "gateway6, qemu, dhcp_server",
+            "gateway6, qemu, dhcp_server, host",
         ),
         ("nope", "vlan", 1, "there is no node 'nope'"),
     ],
 )
 def test_set_attr_refused(editor, node, name, value, message):
     refused(editor, lambda: editor.set_attr(node, name, value), message)
+
+
+def test_host_names_a_host_of_the_file(editor):
+    refused(
+        editor,
+        lambda: editor.set_attr("tap0", "host", "a"),
+        "host a is not a host, and the file has none: add it under hosts: in the file first",
+    )
+    editor.topology.hosts = {"a": {"ssh": "root@192.0.2.1"}, "b": {"address": "192.0.2.2"}}
+    refused(editor, lambda: editor.set_attr("tap0", "host", "c"), "host c is not a host; hosts are a, b")
+    refused(
+        editor,
+        lambda: editor.set_attr("hub0", "host", "a"),
+        "host is not an attribute of a hub; a hub has vlan, forwarding, vni",
+    )
+    editor.set_attr("tap0", "host", "b")  # a tap has one attribute: host
+    assert editor.topology.nodes["tap0"].attrs == {"host": "b"}
+    # Its bridge and host NIC are on b with it: nothing for the validator to say of it.
+    assert [d.message for d in validate(editor.topology) if d.is_error] == []
 
 
 def test_set_attr_refuses_a_vlan_of_another_hub(editor):

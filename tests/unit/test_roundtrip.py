@@ -214,3 +214,62 @@ def test_changed_impairments_rewrite_only_their_link():
     assert again.impair == t.impair
     del t.impair[("hub0", "vm1")], t.impair[("vm1", "hub0")]
     assert re.search(r"\n  - \[hub0, vm1\] +# a slow one\n", doc.dumps())  # the comment stays in its column
+
+
+HOSTED = """\
+version: 1
+name: hosted
+# The machines of the lab, each reached over ssh.
+hosts:
+  a:                              # the rack in room 1
+    ssh: root@192.0.2.1
+  b:
+    ssh: 'ssh://root@b.example:2222'   # quoted on purpose
+    address: 192.0.2.2            # the underlay, not the management address
+    vxlan_port: 4790
+nodes:
+  hub0: {kind: hub, vlan: 10, vni: 5010}
+  vm1: {kind: guest_nic, mac: "52:54:00:00:00:01", host: a}   # a's
+  vm2: {kind: guest_nic, mac: "52:54:00:00:00:02", host: b}
+links:
+  - [hub0, vm1]
+  - [hub0, vm2]
+"""
+
+
+def test_hosts_section_keeps_its_comments_and_bytes():
+    doc = load_text(HOSTED)
+    assert [d for d in doc.diagnostics() if d.is_error] == []
+    assert doc.topology.hosts == {
+        "a": {"ssh": "root@192.0.2.1"},
+        "b": {"ssh": "ssh://root@b.example:2222", "address": "192.0.2.2", "vxlan_port": 4790},
+    }
+    assert doc.dumps() == HOSTED
+
+
+def test_an_edit_elsewhere_and_in_hosts_changes_only_what_differs():
+    doc = load_text(HOSTED)
+    t = doc.topology
+    t.nodes["vm2"].attrs["host"] = "a"
+    t.hosts["b"]["vxlan_port"] = 4791
+    t.hosts["c"] = {"address": "192.0.2.3"}
+    text = doc.dumps()
+    assert text == (
+        HOSTED.replace("vxlan_port: 4790", "vxlan_port: 4791")
+        .replace("nodes:\n", "  c:\n    address: 192.0.2.3\nnodes:\n")
+        .replace('"52:54:00:00:00:02", host: b}', '"52:54:00:00:00:02", host: a}')
+    )
+    assert load_text(text).topology == t
+
+
+def test_hosts_come_and_go_with_the_topology():
+    t = Topology(name="x", hosts={"a": {"ssh": "root@192.0.2.1"}})
+    t.add(Node("t0", Kind.TAP, {"host": "a"}))
+    saved = new_document(t).dumps()
+    assert load_text(saved).topology == t
+    doc = load_text(HOSTED)
+    doc.topology.hosts = None
+    text = doc.dumps()
+    assert "hosts:" not in text and "192.0.2.2" not in text and "# the rack" not in text
+    empty = "version: 1\nname: x\nhosts:   # none yet\nnodes: {}\nlinks: []\n"
+    assert load_text(empty).dumps() == empty  # an empty section reads as none, and stays

@@ -185,6 +185,11 @@ def ruamel_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
                 walk((*path, i), sub)
 
     walk((), tree.get("scenarios"))
+    hosts = tree.get("hosts")  # marked to a host's keys, as the top-level sections are
+    for name, body in hosts.items() if isinstance(hosts, CommentedMap) else ():
+        out[("hosts-key", name)], out[("hosts", name)] = key(hosts, name), value(hosts, name)
+        for k in body if isinstance(body, CommentedMap) else ():
+            out[("hosts-key", name, k)], out[("hosts", name, k)] = key(body, k), value(body, k)
     return out
 
 
