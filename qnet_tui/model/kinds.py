@@ -112,7 +112,7 @@ HOST_FIELD = "host"
 _HOST = Field(
     HOST_FIELD,
     str,
-    "the machine that runs it, from hosts:; none: where its bridge, guest or peer is, else this machine",
+    "which machine runs it (a name under hosts); none: where its bridge, guest or peer is, else this one",
 )
 
 FIELDS: dict[Kind, tuple[Field, ...]] = {
