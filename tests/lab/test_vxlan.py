@@ -137,7 +137,7 @@ def kernel_side(w: World) -> tuple[str, str, VxlanPort, TapPort, Hub]:
             ifname="vx42",
             kind="vxlan",
             vxlan_id=42,
-            vxlan_remote="10.77.0.1",
+            vxlan_group="10.77.0.1",
             vxlan_local="10.77.0.2",
             vxlan_port=4789,
             vxlan_link=under,
@@ -145,7 +145,9 @@ def kernel_side(w: World) -> tuple[str, str, VxlanPort, TapPort, Hub]:
         vx = ipr.link_lookup(ifname="vx42")[0]
         ipr.link("set", index=vx, state="up")
         ipr.addr("add", index=vx, address="10.77.1.2", prefixlen=24)
-        assert ipr.get_links(vx)[0].get_attr("IFLA_MTU") == 1450  # the 50-byte overhead the port reckons with
+        device = ipr.get_links(vx)[0]
+        assert device.get_attr("IFLA_MTU") == 1450  # the 50-byte overhead the port reckons with
+        assert device.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VXLAN_GROUP") == "10.77.0.1"
     guest, tap = w.guest("guest", "10.77.1.1")
     endpoint = w.endpoint(a, "10.77.0.1")
     remote = VxlanPort("vxlan:b", endpoint, 42, "10.77.0.2")
@@ -159,9 +161,10 @@ def kernel_side(w: World) -> tuple[str, str, VxlanPort, TapPort, Hub]:
 def test_a_hub_and_a_kernel_vxlan_device_ping_each_other(world: World) -> None:
     guest, b, remote, tap, hub = kernel_side(world)
     world.run()
-    out = ping(guest, "10.77.1.2")
-    assert out.returncode == 0, out.stdout + out.stderr
+    # b first: its ARP request goes to the device's remote (a, port 4789), learned nothing yet.
     out = ping(b, "10.77.1.1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = ping(guest, "10.77.1.2")
     assert out.returncode == 0, out.stdout + out.stderr
     # The largest frame the kernel device sends (its MTU 1450: a 1464-byte
     # frame) passes both ways; one byte more is the remote port's to drop.
