@@ -141,7 +141,7 @@ async def soak(seconds: float) -> dict:
 
 
 def sent_drops(vlan: dict) -> int:
-    reasons = ("full", "gone", "oversized")
+    reasons = ("full", "gone", "oversized", "mtu")
     return sum(port["drop_reasons"][why] for port in vlan["ports"].values() for why in reasons)
 
 

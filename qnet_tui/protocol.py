@@ -193,7 +193,7 @@ class CaptureStats(TypedDict):
 
 
 class PortStats(TypedDict):
-    kind: str  # tap, stream, dgram
+    kind: str  # tap, stream, dgram, vxlan
     connected: bool  # a stream socket: whether its peer is there
     rx_frames: int
     rx_bytes: int
@@ -202,6 +202,12 @@ class PortStats(TypedDict):
     drops: int
     drop_reasons: dict[str, int]
     looped: bool  # cut because it closed a loop
+    # A remote port (lab/vxlan.py): the peer machine's address, the VNI, the
+    # path MTU (largest IP datagram) and whether a probe found it (else the route's).
+    peer: NotRequired[str]
+    vni: NotRequired[int]
+    pmtu: NotRequired[int | None]
+    probed: NotRequired[bool]
 
 
 # A flow's `proto`: these by name, any other IP protocol number N as "ip-N".
@@ -304,6 +310,10 @@ PORT_SHAPE = {
     "drops": int,
     "drop_reasons": MapOf(int),
     "looped": bool,
+    "peer": Opt(str),
+    "vni": Opt(int),
+    "pmtu": Opt(int),
+    "probed": Opt(bool),
 }
 CONVERSATION_SHAPE = {
     "a": str,

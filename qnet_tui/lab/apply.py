@@ -483,6 +483,7 @@ CARRIED = (
     "drop_full",
     "drop_gone",
     "drop_oversized",
+    "drop_mtu",
     "drop_bytes",
     "drop_malformed",
     "drop_loop_in",

@@ -100,6 +100,10 @@ class Port:
     the per-destination cost of a frame at one write."""
 
     kind = "port"
+    # Its frames come from another machine of the lab (lab/vxlan.py), where they
+    # entered the lab and were counted: the hub forwards them but leaves them out
+    # of its totals, protocols, conversations, samples and checks.
+    remote = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -107,6 +111,7 @@ class Port:
         self.vnet = False  # frames carry a virtio-net header
         self.rx_frames = self.rx_bytes = 0
         self.drop_full = self.drop_gone = self.drop_oversized = 0  # frames this port could not send
+        self.drop_mtu = 0  # frames bigger than the path to a remote port allows (lab/vxlan.py)
         self.drop_bytes = 0
         self.drop_malformed = 0  # frames received that were not Ethernet
         self.drop_loop_in = 0  # frames received while the port was cut for a loop
@@ -195,6 +200,7 @@ class Port:
             + self.drop_full
             + self.drop_gone
             + self.drop_oversized
+            + self.drop_mtu
             + self.drop_malformed
             + self.drop_loop
             + self.drop_guest_queue
@@ -205,7 +211,14 @@ class Port:
         hub = self.hub
         if hub is None:
             return self.kept_frames
-        not_sent = self.drop_full + self.drop_gone + self.drop_oversized + self._loop_out()[0] + self._link_out()[0]
+        not_sent = (
+            self.drop_full
+            + self.drop_gone
+            + self.drop_oversized
+            + self.drop_mtu
+            + self._loop_out()[0]
+            + self._link_out()[0]
+        )
         return hub.frames - self.base_frames - self.rx_frames - not_sent + self.impair_tx
 
     @property
@@ -235,6 +248,7 @@ class Port:
                 "full": self.drop_full,
                 "gone": self.drop_gone,
                 "oversized": self.drop_oversized,
+                "mtu": self.drop_mtu,
                 "malformed": self.drop_malformed,
                 "loop": self.drop_loop,
                 "guest-queue": self.drop_guest_queue,
@@ -316,8 +330,12 @@ class Hub:
         self.name = name
         self.vlan = vlan
         self.ports: list[Port] = []
-        self.frames = self.bytes = 0
+        self.frames = self.bytes = 0  # everything flooded: what each port's tx is reckoned from
+        self.remote_frames = self.remote_bytes = 0  # of which from remote ports: not this machine's to count
         self.protocols = [0] * len(PROTOCOL_NAMES)
+        # Where the forwarding path counts a remote port's frames: counted, never read.
+        self._remote_protocols = [0] * len(PROTOCOL_NAMES)
+        self._remote_watched: deque[tuple[str, bytes]] = deque(maxlen=1)
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_PER_TICK * 4)
         self.sample_budget = SAMPLES_PER_TICK
         self.capture: Captures | None = None  # while anything captures it (lab/capture.py)
@@ -394,6 +412,9 @@ class Hub:
         taps, others = self._outs.get(id(src)) or self._outs_for(src)
         off0 = VNET_HDR_LEN if src.vnet else 0
         protocols, budget, write, capture = self.protocols, self.sample_budget, os.write, self.capture
+        watched, remote = self.watched, src.remote
+        if remote:  # one test per batch: counted where they entered the lab (Port.remote)
+            protocols, budget, watched = self._remote_protocols, 0, self._remote_watched
         # While capturing: the directions out of this hub a pulled cable drops every frame on.
         down_ways = (
             [(p.name, self.way(p, out=True)) for p in self.ports if p.down_out and p is not src]
@@ -401,7 +422,7 @@ class Hub:
             else ()
         )
         seen, probe_key, now = self.seen, self.probe_key, 0.0
-        convs, watched = src.convs, self.watched
+        convs = src.convs
         conv_get, last_key, pending = convs.get, None, 0
         count = size_sum = 0
         looping = None  # the frame that made src a loop's port
@@ -498,7 +519,11 @@ class Hub:
         src.rx_bytes += size_sum
         self.frames += count
         self.bytes += size_sum
-        self.sample_budget = budget
+        if remote:
+            self.remote_frames += count
+            self.remote_bytes += size_sum
+        else:
+            self.sample_budget = budget
         if looping is not None:
             self.cut(src, now)
             self._drop_looped(src, itertools.chain((looping,), frames))
@@ -627,8 +652,8 @@ class Hub:
             "hub": self.name,
             "forwarding": self.forwarding,
             "capture": self.capture.file.stats() if self.capture and self.capture.file else None,
-            "frames": self.frames,
-            "bytes": self.bytes,
+            "frames": self.frames - self.remote_frames,
+            "bytes": self.bytes - self.remote_bytes,
             "drops": sum(p.drops for p in self.ports),
             "protocols": dict(zip(PROTOCOL_NAMES, self.protocols, strict=True)),
             "ports": {p.name: p.stats() for p in self.ports},
@@ -640,7 +665,8 @@ class Hub:
         for port in self.ports:
             if port.convs:
                 counts, port.convs = port.convs, {}
-                self.conversations.add(port.name, counts, now)
+                if not port.remote:  # counted on the machine the frames entered by
+                    self.conversations.add(port.name, counts, now)
 
     def count_conversations(self, now: float) -> None:
         """Each statistics tick: gather, and close the tick (rates, bounds)."""

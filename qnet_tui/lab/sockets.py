@@ -296,11 +296,11 @@ class DgramPort(Port):
         if family == "unix":
             self.family = socket.AF_UNIX
             # Frames go to this path only: outside the lab's folder only when the node says external.
-            self.remote = files.path(name, address, external)
+            self.dest = files.path(name, address, external)
             self.local = files.path(name, local, external) if local else None
         else:
-            self.family, self.remote = inet_address(address, socket.SOCK_DGRAM)
-            self.multicast = ipaddress.ip_address(self.remote[0]).is_multicast
+            self.family, self.dest = inet_address(address, socket.SOCK_DGRAM)
+            self.multicast = ipaddress.ip_address(self.dest[0]).is_multicast
             self.local = inet_address(local, socket.SOCK_DGRAM)[1] if local else None
         self.sock: socket.socket | None = None
         self.own: object = None
@@ -316,7 +316,7 @@ class DgramPort(Port):
                 # As QEMU's mcast: bind the group's port, join, loop back so that
                 # several QEMUs on this host share the VLAN.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                group, port = self.remote[0], self.remote[1]
+                group, port = self.dest[0], self.dest[1]
                 sock.bind(("", port) if self.family == socket.AF_INET else ("::", port))
                 if self.family == socket.AF_INET:
                     iface = socket.inet_aton(self.local[0]) if self.local else socket.inet_aton("0.0.0.0")
@@ -333,7 +333,7 @@ class DgramPort(Port):
             # Our own multicast sends come back to us: know our address to skip them.
             if self.multicast:
                 probe = socket.socket(self.family, socket.SOCK_DGRAM)
-                probe.connect(self.remote)
+                probe.connect(self.dest)
                 self.own = (probe.getsockname()[0], None)
                 probe.close()
         except PathError:
@@ -353,7 +353,7 @@ class DgramPort(Port):
             self.dropped("oversized", segments, length)
             return
         try:
-            self.sock.sendto(frame, self.remote)
+            self.sock.sendto(frame, self.dest)
         except BlockingIOError:
             self.dropped("full", segments, length)
             return

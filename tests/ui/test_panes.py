@@ -17,7 +17,7 @@ SAMPLES = Path(__file__).parents[2] / "sample_topologies"
 
 
 def port(kind: str, connected: bool = True, rx: int = 0, tx: int = 0) -> dict:
-    reasons = {"full": 0, "gone": 0, "oversized": 0, "malformed": 0}
+    reasons = {"full": 0, "gone": 0, "oversized": 0, "mtu": 0, "malformed": 0}
     return {"kind": kind, "connected": connected, "rx_frames": rx, "rx_bytes": 100 * rx, "tx_frames": tx,
             "tx_bytes": 100 * tx, "drops": 0, "drop_reasons": reasons, "looped": False}  # fmt: skip
 

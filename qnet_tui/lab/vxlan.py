@@ -1,0 +1,409 @@
+"""Remote ports: a hub's frames to and from another machine of the lab, in
+VXLAN (RFC 7348), so a Linux `vxlan` device or containerlab's vxlan links
+interoperate.
+
+One UDP socket per worker (VxlanEndpoint), bound to the machine's underlay
+address, carries every remote port of every hub: a datagram is an 8-byte
+header (flags with I set, the VNI) and an Ethernet frame without FCS. A
+kernel vxlan device sends from a source port hashed from the inner flow, so
+datagrams are taken from any source port of the peer and dispatched by (VNI,
+sender address); frames go to the peer's port.
+
+Path MTU. Everything is sent with don't-fragment, so an underlay that cannot
+carry a frame drops it (and may say so with ICMP: the kernel then refuses
+bigger sends with EMSGSIZE) instead of fragmenting it silently. Each port
+probes the path at start and every PROBE_EVERY_S: a probe is a datagram whose
+header has the I flag clear and PROBE in its reserved bytes (a kernel vxlan
+device drops it: flags without I), padded to the IP datagram size tried; a
+qnet-tui endpoint answers with a short REPLY saying the size it got. The
+search first tries PROBE_FLOOR (does the peer answer at all?), then the
+route's MTU, then bisects between the largest size that arrived and the
+smallest that did not, on the event loop. A frame bigger than the path
+allows is dropped as `mtu`, never fragmented or segmented."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+from qnet_tui.lab.loop import Loop
+from qnet_tui.lab.ports import BATCH, Port
+from qnet_tui.lab.tap import VNET_HDR_LEN
+
+Log = Callable[[str, str], None]  # (level, message)
+
+VXLAN_PORT = 4789  # IANA's
+FLAGS_I = 0x08000000  # the header's first word: the I flag (a valid VNI), nothing else
+HEADER = struct.Struct("!II")
+# Probe and reply: the first word has the I flag clear and a magic in the reserved bytes.
+PROBE = 0x00716E50  # "\0qnP"
+REPLY = 0x00716E52  # "\0qnR"
+PROBE_HEAD = struct.Struct("!III")  # word, VNI << 8, nonce
+REPLY_MSG = struct.Struct("!IIII")  # word, VNI << 8, nonce, UDP payload bytes received
+
+# Outer headers a frame travels in: IP + UDP 8 + VXLAN 8 (the outer Ethernet
+# header, 14 more, is not part of the IP MTU): 1500 -> frames up to 1464.
+INNER = {socket.AF_INET: 20 + 8 + 8, socket.AF_INET6: 40 + 8 + 8}
+UDP_IP = {socket.AF_INET: 20 + 8, socket.AF_INET6: 40 + 8}
+PROBE_FLOOR = 1280  # IPv6's minimum MTU: the first size tried
+PROBE_TRIES = 2  # sends per size before it counts as lost
+PROBE_WAIT_S = 0.5  # for an answer, until one round trip is known
+PROBE_WAIT_MIN_S, PROBE_WAIT_MAX_S = 0.05, 1.0
+PROBE_EVERY_S = 60.0
+RECV_SIZE = 65536
+BUFFER = 4 * 1024 * 1024  # socket buffers: bursts of a TCP window across the stitch
+
+# Linux socket options Python does not name everywhere.
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_MTU = 23, 2, 24
+IPV6_DONTFRAG = getattr(socket, "IPV6_DONTFRAG", 62)
+
+
+def _host(address: str) -> str:
+    """An address as the sockets give it back: compressed, without a scope."""
+    return ipaddress.ip_address(address.split("%", 1)[0]).compressed
+
+
+class VxlanEndpoint:
+    """One UDP socket per worker (machine), bound to (local_address, port),
+    shared by every remote port of every hub: received datagrams are
+    dispatched by (VNI, sender IP) to the remote port, in batches to
+    port.hub.forward(port, frames)."""
+
+    def __init__(self, loop: Loop, log: Log, local_address: str, port: int = VXLAN_PORT) -> None:
+        try:
+            self.local = _host(local_address)
+        except ValueError:
+            raise ValueError(f"VXLAN endpoint: {local_address!r} is not an IP address") from None
+        self.family = socket.AF_INET6 if ":" in self.local else socket.AF_INET
+        self.loop, self.log = loop, log
+        self.port = port
+        self.ports: dict[tuple[int, str], VxlanPort] = {}
+        self.sock: socket.socket | None = None
+        self.route: socket.socket | None = None  # connected to a peer now and then, to read the route's MTU
+        # Datagrams no port takes: not VXLAN (or a flag we do not speak), and
+        # from an unknown (VNI, peer); the first few unknown ones are logged.
+        self.malformed = self.unknown = 0
+        self._told: set[tuple[int, str]] = set()
+
+    def start(self) -> None:
+        """Bind the socket (in the namespace this thread is in)."""
+        sock = socket.socket(self.family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        route = socket.socket(self.family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            if self.family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, option, BUFFER)
+            sock.bind((self.local, self.port))
+        except OSError as exc:
+            sock.close()
+            route.close()
+            why = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                why += " (another worker, or a kernel vxlan device of this machine, has that port)"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                why += " (no interface of this machine has that address)"
+            where = f"[{self.local}]:{self.port}" if self.family == socket.AF_INET6 else f"{self.local}:{self.port}"
+            raise OSError(exc.errno, f"cannot listen for VXLAN on {where}: {why}") from None
+        self.sock, self.route = sock, route
+        self.loop.add(sock.fileno(), self._on_readable)
+        for port in self.ports.values():
+            port.probe()
+
+    def add(self, port: VxlanPort) -> None:
+        if port.family != self.family:
+            raise ValueError(
+                f"{port.name}: peer {port.peer} is not an address of the underlay's family (endpoint {self.local})"
+            )
+        key = (port.vni, port.peer)
+        if key in self.ports and self.ports[key] is not port:
+            raise ValueError(f"{port.name}: VNI {port.vni} with peer {port.peer} is {self.ports[key].name}'s already")
+        self.ports[key] = port
+        port.endpoint = self
+        if self.sock is not None:
+            port.probe()
+
+    def remove(self, port: VxlanPort) -> None:
+        if self.ports.get((port.vni, port.peer)) is port:
+            del self.ports[(port.vni, port.peer)]
+        port.stop_probing()
+
+    def close(self) -> None:
+        for port in self.ports.values():
+            port.stop_probing()
+        if self.sock is not None:
+            self.loop.remove(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+        if self.route is not None:
+            self.route.close()
+            self.route = None
+
+    def stats(self) -> dict:
+        return {"malformed": self.malformed, "unknown": self.unknown}
+
+    def route_mtu(self, peer: str, port: int) -> int:
+        """The MTU of the route to peer, the path MTU the kernel learned (ICMP) included."""
+        route = self.route
+        route.connect((peer, port))  # UDP: a route lookup, nothing sent
+        try:
+            if self.family == socket.AF_INET:
+                return route.getsockopt(socket.IPPROTO_IP, IP_MTU)
+            return route.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU)
+        finally:
+            route.connect(("0.0.0.0", 0) if self.family == socket.AF_INET else ("::", 0))
+
+    # -- receiving -----------------------------------------------------------------
+
+    def _on_readable(self, mask: int) -> None:
+        sock, ports, unpack = self.sock, self.ports, HEADER.unpack_from
+        batches: dict[VxlanPort, list[bytes]] = {}
+        for _ in range(BATCH):
+            try:
+                data, sender = sock.recvfrom(RECV_SIZE)
+            except OSError:  # EAGAIN: drained (an ICMP error queued on the socket: the same)
+                break
+            if len(data) < 8:
+                self.malformed += 1
+                continue
+            word, vni = unpack(data)
+            port = ports.get((vni >> 8, sender[0]))
+            if port is None and self.family == socket.AF_INET6:
+                port = ports.get((vni >> 8, _host(sender[0])))
+            if word == FLAGS_I and not vni & 0xFF:
+                if port is None:
+                    self._stray(vni >> 8, sender[0])
+                    continue
+                batch = batches.get(port)
+                if batch is None:
+                    batch = batches[port] = []
+                batch.append(port.header_in + data[8:] if port.vnet else data[8:])
+            elif word == PROBE and port is not None:
+                self._answer(data, sender)
+            elif word == REPLY and port is not None and len(data) >= REPLY_MSG.size:
+                port.answered(*REPLY_MSG.unpack_from(data)[2:])
+            elif port is not None:
+                port.drop_malformed += 1
+            else:
+                self.malformed += 1
+        for port, frames in batches.items():
+            if port.hub is not None:
+                port.hub.forward(port, frames)
+
+    def _stray(self, vni: int, sender: str) -> None:
+        self.unknown += 1
+        if (vni, sender) not in self._told and len(self._told) < 16:
+            self._told.add((vni, sender))
+            self.log("warning", f"VXLAN: datagrams for VNI {vni} from {sender}: no remote port takes them (dropped)")
+
+    def _answer(self, probe: bytes, sender: tuple) -> None:
+        if len(probe) < PROBE_HEAD.size:
+            return
+        _, vni, nonce = PROBE_HEAD.unpack_from(probe)
+        with contextlib.suppress(OSError):  # the prober tries again
+            self.sock.sendto(REPLY_MSG.pack(REPLY, vni, nonce, len(probe)), sender)
+
+
+class VxlanPort(Port):
+    """A hub's port to the same hub on another machine: its frames to the
+    peer's endpoint in VXLAN, the peer's frames from it."""
+
+    kind = "vxlan"
+    remote = True
+
+    def __init__(
+        self, name: str, endpoint: VxlanEndpoint, vni: int, peer: str, peer_port: int = VXLAN_PORT, vnet: bool = False
+    ) -> None:
+        super().__init__(name)
+        if not 0 <= vni < 1 << 24:
+            raise ValueError(f"{name}: VNI {vni} is out of range (0-16777215)")
+        try:
+            self.peer = _host(peer)
+        except ValueError:
+            raise ValueError(f"{name}: peer {peer!r} is not an IP address") from None
+        self.family = socket.AF_INET6 if ":" in self.peer else socket.AF_INET
+        self.endpoint = endpoint
+        self.vni = vni
+        self.address = (self.peer, peer_port)
+        self.header = HEADER.pack(FLAGS_I, vni << 8)
+        # A hub of taps with virtio-net headers: frames in get an empty one (a
+        # whole frame, checksums done), frames out lose theirs.
+        self.vnet = vnet
+        self.header_in = bytes(VNET_HDR_LEN)
+        # The largest IP datagram the path carries: the route's MTU (to the
+        # peer, as the kernel knows it) until a probe is answered (probed).
+        self.pmtu: int | None = None
+        self.probed = False
+        self.route: int | None = None
+        self.max_frame = 0  # the largest frame sent: nothing until the path is known
+        self.told: tuple[int, bool] | None = None  # what the log last said
+        self.no_route_told = False
+        self._probing = 0  # the current search; a timer of an older one does nothing
+        self._good = self._bad = self._size = self._tries = self._nonce = 0
+        self._sent_at = 0.0
+        self._wait = PROBE_WAIT_S
+
+    # -- frames ------------------------------------------------------------------
+
+    def send(self, frame: bytes, segments: int, length: int) -> None:
+        if length > self.max_frame:  # a GSO super-frame too: never segmented here
+            self.dropped("mtu", segments, length)
+            return
+        off0 = len(frame) - length
+        if off0:
+            if frame[0] & 1:  # VIRTIO_NET_HDR_F_NEEDS_CSUM: the guest left the checksum to its NIC
+                frame = _complete_checksum(frame, off0)
+            frame = memoryview(frame)[off0:]
+        try:
+            self.endpoint.sock.sendmsg((self.header, frame), (), 0, self.address)
+        except BlockingIOError:
+            self.dropped("full", segments, length)
+        except OSError as exc:
+            if exc.errno == errno.EMSGSIZE:  # the kernel learned a smaller path MTU (ICMP)
+                self.dropped("mtu", segments, length)
+                self._learned()
+            else:
+                self.dropped("gone", segments, length)
+
+    def _learned(self) -> None:
+        """The route's MTU (the kernel's path MTU to the peer) went down: follow it."""
+        try:
+            self.route = self.endpoint.route_mtu(*self.address)
+        except OSError:
+            return
+        if self.pmtu is None or self.route < self.pmtu:
+            self._settle(self.route, self.probed)
+
+    # -- path MTU probing -------------------------------------------------------------
+
+    def probe(self) -> None:
+        """Search the path MTU now (and again every PROBE_EVERY_S)."""
+        self._probing += 1
+        try:
+            self.route = self.endpoint.route_mtu(*self.address)
+        except OSError as exc:
+            if not self.no_route_told:
+                self.no_route_told = True
+                why = exc.strerror or exc
+                self.endpoint.log("warning", f"{self.name}: no route to {self.peer} ({why}); trying again later")
+            self._again()
+            return
+        self.no_route_told = False
+        if not self.probed:
+            self._settle(self.route, False)  # the route's MTU until a probe is answered
+        self._good, self._bad = 0, self.route + 1
+        self._try(min(PROBE_FLOOR, self.route))
+
+    def stop_probing(self) -> None:
+        self._probing += 1
+
+    def _try(self, size: int) -> None:
+        self._size, self._tries = size, 0
+        self._send_probe()
+
+    def _send_probe(self) -> None:
+        sock = self.endpoint.sock
+        if sock is None:
+            return
+        self._tries += 1
+        self._nonce = int.from_bytes(os.urandom(4), "big")
+        body = PROBE_HEAD.pack(PROBE, self.vni << 8, self._nonce)
+        payload = self._size - UDP_IP[self.family]
+        self._sent_at = time.monotonic()
+        try:
+            sock.sendto(body + bytes(max(0, payload - len(body))), self.address)
+        except OSError as exc:
+            if exc.errno != errno.EMSGSIZE:  # EMSGSIZE: the kernel knows already it cannot pass
+                self._again()
+                return
+            self._lost()
+            return
+        probing, tries = self._probing, self._tries
+        self.endpoint.loop.call_later(self._wait, lambda: self._timeout(probing, tries))
+
+    def answered(self, nonce: int, received: int) -> None:
+        """A reply from the peer's endpoint: the probe of the size tried arrived whole."""
+        if nonce != self._nonce or received != self._size - UDP_IP[self.family]:
+            return  # a late answer to an earlier try
+        self._nonce = -1
+        rtt = time.monotonic() - self._sent_at
+        self._wait = min(PROBE_WAIT_MAX_S, max(PROBE_WAIT_MIN_S, 4 * rtt))
+        self._good = self._size
+        self._next()
+
+    def _timeout(self, probing: int, tries: int) -> None:
+        if probing != self._probing or tries != self._tries or self._nonce == -1:
+            return
+        if self._tries < PROBE_TRIES:
+            self._send_probe()
+        else:
+            self._lost()
+
+    def _lost(self) -> None:
+        self._nonce = -1
+        if not self._good:  # not even the floor: no qnet-tui endpoint answers there (a kernel vxlan device?)
+            self._settle(self.route, False)
+            self._again()
+            return
+        self._bad = self._size
+        self._next()
+
+    def _next(self) -> None:
+        good, bad = self._good, self._bad
+        if bad - good <= 1:
+            self._settle(good, True)
+            self._again()
+        elif bad == self.route + 1 and good < self.route:
+            self._try(self.route)  # most paths carry what the route does: one probe
+        else:
+            self._try((good + bad) // 2)
+
+    def _again(self) -> None:
+        probing = self._probing
+
+        def again() -> None:
+            if probing == self._probing and self.endpoint.sock is not None:
+                self.probe()
+
+        self.endpoint.loop.call_later(PROBE_EVERY_S, again)
+
+    def _settle(self, mtu: int, probed: bool) -> None:
+        """The path MTU is mtu: the largest frame follows; said when it changes."""
+        self.pmtu, self.probed = mtu, probed
+        self.max_frame = mtu - INNER[self.family]
+        if (mtu, probed) != self.told:
+            self.told = (mtu, probed)
+            how = "" if probed else " (the route's; no probe answered)"
+            self.endpoint.log("info", f"{self.name} path MTU {mtu}{how}: frames up to {self.max_frame} bytes")
+
+    def stats(self) -> dict:
+        s = super().stats()
+        s.update(peer=self.peer, vni=self.vni, pmtu=self.pmtu, probed=self.probed)
+        return s
+
+
+def _complete_checksum(frame: bytes, off0: int) -> bytes:
+    """The frame with the checksum its virtio-net header left to the NIC done:
+    the one's complement sum from csum_start on, at csum_start + csum_offset
+    (which holds the pseudo-header's sum already)."""
+    start = off0 + (frame[6] | frame[7] << 8)
+    at = start + (frame[8] | frame[9] << 8)
+    if at + 2 > len(frame):
+        return frame
+    data = bytearray(frame)
+    body = bytes(data[start:]) + (b"\0" if (len(data) - start) % 2 else b"")
+    total = sum(struct.unpack(f"!{len(body) // 2}H", body))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    data[at : at + 2] = struct.pack("!H", ~total & 0xFFFF)
+    return bytes(data)
