@@ -102,7 +102,7 @@ def machine(role: str) -> None:
     with netns.inside(ns(role)):
         endpoint.start()
     tap = TapPort(f"vm{GUESTS[role]}", fd, False)
-    remote = VxlanPort(f"vxlan:{role}", endpoint, VNI, other(role))
+    remote = VxlanPort(f"vxlan:{'b' if role == 'a' else 'a'}", endpoint, VNI, other(role))
     hub = Hub("hub0", 0)
     hub.attach(tap)
     hub.attach(remote)
