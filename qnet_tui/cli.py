@@ -63,6 +63,9 @@ def _tui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LEASE_DEFAULT = 10.0  # lab/remote.py's LEASE_S: the parser is built without importing the worker
+
+
 def _seconds(text: str) -> float:
     """A positive, finite number of seconds (nan or inf would spin the loop or never end)."""
     try:
@@ -153,6 +156,23 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--scenario", metavar="NAME", help="play the file's scenario NAME once the lab runs (see scenarios: in it)"
         )
+        parser.add_argument(
+            "--host", metavar="NAME", help="run only host NAME's share of a lab across machines (hosts: in FILE)"
+        )
+        parser.add_argument(
+            "--controller",
+            metavar="ADDRESS",
+            help="with --host: the underlay address of the machine that runs the nodes without host:",
+        )
+        parser.add_argument(
+            "--lease",
+            type=_seconds,
+            metavar="S",
+            help="with --host: stop when the controller has not renewed for S seconds; "
+            f"without: the lease given to the other machines' shares (default {LEASE_DEFAULT:g})",
+        )
+        # A share started by its controller: the controller's file name, for messages.
+        parser.add_argument("--origin", metavar="FILE", help=argparse.SUPPRESS)
         # For the app, which runs the worker: stop the lab when the app dies, however it dies.
         parser.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     elif name == "exec":
@@ -258,36 +278,59 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _load_valid(file: str, command: str, outcome: str) -> Document | None:
-    """The document of file if it has no errors; else they are printed, placed."""
+def _load_valid(
+    file: str, command: str, outcome: str, text: str | None = None, name: str | None = None
+) -> Document | None:
+    """The document of file (or of text, named name) if it has no errors; else they are printed, placed."""
     from qnet_tui.model.diagnostics import printable
-    from qnet_tui.model.yamlio import load_file
+    from qnet_tui.model.yamlio import load_file, load_text
 
-    doc = load_file(file)
+    doc = load_file(file) if text is None else load_text(text)
+    shown = file if text is None else name or file
     errors = [d for d in doc.diagnostics() if d.is_error]
     if not errors:
         return doc
     for d in errors:
-        print(d.format(file), file=sys.stderr)
-    print(f"{PROG} {command}: {printable(file)} has errors; {outcome}", file=sys.stderr)
+        print(d.format(shown), file=sys.stderr)
+    print(f"{PROG} {command}: {printable(shown)} has errors; {outcome}", file=sys.stderr)
     return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from qnet_tui.lab.worker import Worker, run_worker
+    from qnet_tui.model import placement
 
-    doc = _load_valid(args.file, "run", "nothing was started")
+    if args.file == "-":  # a share started by its controller: the topology comes on stdin
+        text = sys.stdin.read()
+        file = args.origin or "<stdin>"
+    else:
+        text, file = None, str(Path(args.file).resolve())
+    doc = _load_valid(args.file, "run", "nothing was started", text, file)
     if doc is None:
         return 1
+    if args.host is not None and args.host not in placement.hosts(doc.topology):
+        known = ", ".join(placement.hosts(doc.topology)) or f"none: {file} has no hosts: section"
+        print(f"{PROG} run: --host {args.host}: no such host in {file} (its hosts: {known})", file=sys.stderr)
+        return 1
+    if args.host is None and args.controller is not None:
+        print(f"{PROG} run: --controller goes with --host (a share of a lab across machines)", file=sys.stderr)
+        return 1
+    if text is None and doc.topology.hosts is not None:
+        text = Path(args.file).read_text()  # what the other machines' shares are given
     worker = Worker(
         doc.topology,
-        str(Path(args.file).resolve()),
+        file,
         interval=args.interval,
         duration=args.duration,
-        out=sys.stdout,
+        # A share its controller started reports over its control socket only.
+        out=None if args.host is not None and args.lease is not None else sys.stdout,
         json_lines=args.json,
         allow_host=args.allow_host,
         scenario=args.scenario,
+        host=args.host,
+        controller=args.controller,
+        lease=args.lease,
+        text=text,
     )
     if args.exit_with_parent is not None:
         from qnet_tui.lab.worker import exit_with_parent

@@ -411,6 +411,17 @@ SCENARIO_SHAPE = {
     "steps": int,
     "doing": str,
 }
+
+
+class MachineStats(TypedDict):
+    """A machine running a share of the lab (hosts: in the file), as its controller sees it."""
+
+    state: str  # starting, running, gone (its share stopped or its connection broke), stopped
+    address: str | None  # its underlay address (where its VXLAN goes)
+    reason: str | None  # why it is gone
+
+
+MACHINE_SHAPE = {"state": str, "address": Opt(str), "reason": Opt(str)}
 SAMPLE_SHAPE = {
     "time": NUMBER,
     "hub": str,
@@ -472,6 +483,7 @@ class Stats(Message):
         "links": Opt(ListOf(LINK_SHAPE)),
         "scenario": Opt(SCENARIO_SHAPE),
         "impaired": Opt(ListOf(IMPAIR_SHAPE)),
+        "machines": Opt(MapOf(MACHINE_SHAPE)),
     }
     time: float
     lab: str
@@ -481,6 +493,7 @@ class Stats(Message):
     links: list[LinkStats] | None = None  # the links with a direction down (pulled cables)
     scenario: ScenarioStatus | None = None  # the scenario playing
     impaired: list[ImpairStats] | None = None  # the link directions impaired now, however they were set
+    machines: dict[str, MachineStats] | None = None  # the other machines of a lab across machines, by host
 
     @property
     def hubs(self) -> list[HubStats]:
@@ -513,6 +526,16 @@ class Error(Message):
 @dataclass(frozen=True)
 class Stop(Message):
     TYPE = "stop"
+
+
+@dataclass(frozen=True)
+class Lease(Message):
+    """From a controller to a share of its lab on another machine: keep running
+    for `seconds` more. A share started with a lease stops itself when it runs out."""
+
+    TYPE = "lease"
+    SHAPE: ClassVar[dict[str, Any]] = {"seconds": NUMBER}
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -760,6 +783,7 @@ WorkerMessage = (
 )
 ClientMessage = (
     Stop
+    | Lease
     | Capture
     | CaptureStream
     | CaptureSave
@@ -796,6 +820,7 @@ CLIENT: Mapping[str, type[Message]] = {
     m.TYPE: m
     for m in (
         Stop,
+        Lease,
         Capture,
         CaptureStream,
         CaptureSave,

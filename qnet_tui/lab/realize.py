@@ -71,6 +71,10 @@ class Lab:
     # Hubs the worker forwards whatever they hold: an impairment set live on
     # one the kernel forwarded moved it here (lab/apply.py to_worker).
     pinned: set[str] = field(default_factory=set)
+    # Hubs with ports on other machines too (lab/machines.py): the worker's, and
+    # their taps without virtio-net headers, so that no GSO super-frame meets the
+    # path MTU of a remote port.
+    stitched: frozenset[str] = frozenset()
     generation: int = 0  # how many changes it took while running (its ports are others after each)
     files: SocketFiles = field(init=False)
 
@@ -98,7 +102,7 @@ class Lab:
 
     def plan(self, t: Topology | None = None) -> list[PlannedHub]:
         """Its hubs as realize plans them (for topology t: a change being applied)."""
-        return plan_hubs(t or self.topology, frozenset(self.pinned), kernel_path())
+        return plan_hubs(t or self.topology, frozenset(self.pinned), kernel_path(), self.stitched)
 
     @property
     def all_hubs(self) -> tuple[Hub, ...]:
@@ -459,24 +463,30 @@ def _played(t: Topology) -> set[str]:
     }
 
 
-def plan_hubs(t: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = False) -> list[PlannedHub]:
+def plan_hubs(
+    t: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = False, stitched: frozenset[str] = frozenset()
+) -> list[PlannedHub]:
     """Which ports flood to which: one hub per hub node; a guest NIC peered
     to a tap or socket forms a pair; a port with no peer stands alone.
 
     With kernel (this machine can), a hub node whose ports are all namespace
     guests' NICs, none of its links impaired in the file, not set
     `forwarding: worker` and not pinned to the worker, is the kernel's to
-    forward."""
+    forward. A stitched hub (ports on other machines too) is the worker's, its
+    frames plain Ethernet."""
     ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
     vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
     impaired = {end for way in t.impair for end in way} | _played(t)
 
     def planned(name: str, vlan: int | None, members: list[str], node: bool) -> PlannedHub:
         # Frames from sockets carry no virtio-net header: then nobody's do.
-        vnet = not any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in vm_nics for m in members)
+        vnet = name not in stitched and not any(
+            t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in vm_nics for m in members
+        )
         fast = (
             kernel
             and node
+            and name not in stitched
             and bool(members)
             and name not in pinned
             and name not in impaired

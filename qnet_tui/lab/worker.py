@@ -31,8 +31,10 @@ from qnet_tui.lab.follow import Flow, FlowError, FollowSink
 from qnet_tui.lab.impair import Impairment, ImpairmentError
 from qnet_tui.lab.linkimpair import ImpairError, from_topology, impairment_of, place, set_impairment
 from qnet_tui.lab.loop import Loop
+from qnet_tui.lab.machines import Machines
 from qnet_tui.lab.ports import Hub
 from qnet_tui.lab.realize import Lab, RealizeError, kernel_path, realize, teardown
+from qnet_tui.lab.remote import RemoteShare
 from qnet_tui.lab.runstate import LabError
 from qnet_tui.lab.scenario import Player, ScenarioError
 from qnet_tui.lab.stats import Stats, format_table
@@ -75,10 +77,17 @@ class Worker:
         err: IO[str] | None = None,
         allow_host: bool = False,
         scenario: str | None = None,
+        host: str | None = None,
+        controller: str | None = None,
+        lease: float | None = None,
+        text: str | None = None,
     ) -> None:
-        self.topology = topology
+        # A lab across machines (hosts: in the file): this worker runs one
+        # machine's share (host; None: the controller's, which starts the others).
+        self.machines = Machines(topology, text, file, host, controller, lease)
+        self.topology = self.machines.local
         self.scenario = scenario  # to play once the lab runs
-        self.name = str(topology.name)
+        self.name = self.machines.lab_name
         self.file = file
         self.interval = interval
         self.duration = duration
@@ -201,11 +210,15 @@ class Worker:
             on_record=self._record,
             console_send=control.send,
         )
+        lab.stitched = self.machines.stitched()
+        self.machines.launch(protocol.lab_dir(self.name), self.log)
         try:
             realize(lab)
             from_topology(lab)
         except (RealizeError, ImpairError) as exc:
             raise LabError(str(exc)) from None
+        self.machines.stitch(lab, self.loop, self.log)
+        self.machines.await_running(self.loop, self._on_share_message)
         self.stats = Stats(lab)
         self.player = Player(lab, scenarios, self.log, self._scenario_said)
         self.set_state(LabState.RUNNING)
@@ -221,6 +234,8 @@ class Worker:
         if isinstance(msg, protocol.Stop):
             self.log("info", "stop requested by a control client")
             self.loop.stop()
+        elif isinstance(msg, protocol.Lease):
+            self.machines.renew(msg.seconds)
         elif isinstance(msg, protocol.Capture):
             self._capture(msg.hub, msg.path, msg.filter)
         elif isinstance(msg, protocol.CaptureStream):
@@ -277,6 +292,8 @@ class Worker:
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise MessageError(f"apply: the topology has errors: {errors[0]}{more}")
+        if self.machines.spread:
+            raise MessageError("apply: a lab across machines takes no changes while it runs yet; stop and start it")
         plan = apply.plan(self.lab.topology, doc.topology, frozenset(self.lab.pinned), kernel_path())
         playing = self.player.scenario if self.player is not None else None
         if playing is not None and not plan.empty:
@@ -521,7 +538,12 @@ class Worker:
                     self._end_sink(hub, sink, sink.error)
             for level, message in hub.check_loops(now):
                 self.log(level, message)
-        snapshot = self.stats.snapshot()
+        if self.machines.lease_ran_out():
+            lease = self.machines.lease
+            self.log("warning", f"no word from the controller for {lease:g} s (its lease ran out): stopping")
+            self.loop.stop()
+            return
+        snapshot = self.machines.merge(self.stats.snapshot())
         snapshot["scenario"] = self.player.status()
         if self.out is not None:
             line = json.dumps(snapshot) if self.json_lines else format_table(snapshot)
@@ -562,6 +584,13 @@ class Worker:
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(-1)
 
+    def _on_share_message(self, share: RemoteShare, msg: protocol.Message) -> None:
+        """What another machine's share says: its samples and log join ours (its statistics are merged each tick)."""
+        if isinstance(msg, protocol.Samples) and self.control and self.control.clients:
+            self.control.broadcast(protocol.encode(msg))
+        elif isinstance(msg, protocol.Log):
+            self.log(msg.level, f"host {share.host.name}: {msg.message}")
+
     def _on_signal(self, signum: int, frame: object) -> None:
         self.loop.stop()
 
@@ -573,6 +602,7 @@ class Worker:
 
     def stop(self, reason: str | None = None) -> None:
         self.set_state(LabState.STOPPING, reason)
+        self.machines.stop()  # the other machines' shares go down while this one does
         for hub in self.lab.all_hubs if self.lab else ():
             self._end_captures(hub, "the lab stops")
         if self.stats is not None:
@@ -581,6 +611,7 @@ class Worker:
         if self.lab is not None:
             teardown(self.lab)
             self.lab = None
+        self.machines.finish()  # the other machines' shares, asked to stop above
         if self.lock_fd >= 0:  # ours to remove only while we hold the lab
             with contextlib.suppress(FileNotFoundError):
                 protocol.state_path(self.name).unlink()
