@@ -166,6 +166,10 @@ def test_a_guest_pings_a_guest_on_another_machine_through_a_stitched_hub(make_la
     assert vlan["frames"] == ports["vm1"]["rx_frames"] + ports["vm2"]["rx_frames"]
     assert ports["vxlan:b"]["rx_frames"] == ports["vm2"]["rx_frames"]
     assert lab.latest(seen)["machines"]["b"]["state"] == "running"
+    there = lab.exec("vm2", "true")  # exec works where the node runs: it says where that is
+    assert there.returncode == 1
+    assert f"vm2 runs on host b (lab {lab.name}@b there)" in there.stderr
+    assert f"ssh root@{B_ADDR} ip netns exec qnet-{lab.name}@b.vm2 true" in there.stderr
     assert "20" in lab.latest(seen)["vlans"]  # b's own VLAN shows too
     assert lab.stop(signal.SIGINT) == 0
     wait_for(lambda: _share_gone(lab.name), 30, "both machines clean")
