@@ -133,7 +133,9 @@ class VlanPane(Vertical):
         ports = sorted(s["ports"].items(), key=lambda kv: kv[1]["rx_frames"], reverse=True)
         width = self.query_one(".detail", Static).content_size.width - len("talkers   ")
         talkers = fit_talkers(
-            [(name, p["rx_frames"], self._macs(name)) for name, p in ports[:3] if p["rx_frames"]], width
+            # A remote port's frames entered the lab on another machine: its port there is the talker.
+            [(n, p["rx_frames"], self._macs(n)) for n, p in ports if p["rx_frames"] and p["kind"] != "vxlan"][:3],
+            width,
         )
         dropping = "  ".join(
             f"{name}{' (cut: loop)' if p['looped'] else ''}: "
@@ -425,5 +427,9 @@ class TrafficView(Vertical):
 
 
 def _by_kernel(stats: dict) -> str:
-    """A hub the kernel floods for says so: its figures are the kernel's counters."""
-    return ", kernel" if stats.get("forwarding") == "kernel" else ""
+    """A hub the kernel floods for says so: its figures are the kernel's
+    counters; one stitched between machines (lab/machines.py) names them."""
+    stitched = {name.partition(":")[2] for name, p in stats["ports"].items() if p["kind"] == "vxlan"}
+    machines = ["this machine"] * ("controller" in stitched) + sorted(stitched - {"controller"})
+    across = f", across {' + '.join(machines)}" if stitched else ""
+    return (", kernel" if stats.get("forwarding") == "kernel" else "") + across

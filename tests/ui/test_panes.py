@@ -162,3 +162,17 @@ async def test_an_impairments_drops_show_in_the_drops_line_though_they_are_no_re
         await feed(app, pilot, stats({"vm1": vm1, "vm9": port("stream", rx=2)}))
         drops = detail(app).splitlines()[2]
         assert drops == "drops     vm1: impair-loss 3"
+
+
+async def test_a_hub_across_machines_names_them_and_its_remote_ports_are_no_talkers():
+    """Frames a remote port brings entered the lab on another machine, where their port is the talker."""
+    app = QnetApp(load_file(SAMPLES / "qemu-socket.yaml"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        app.lab.add_class("-shown")
+        ports = {"vm1": port("tap", rx=5), "vxlan:b": port("vxlan", rx=900), "vm2": port("tap", rx=7),
+                 "vxlan:controller": port("vxlan", rx=800), "vxlan:c": port("vxlan", rx=1)}  # fmt: skip
+        await feed(app, pilot, stats(ports))
+        pane = app.query_one(TrafficView).panes["v0"]
+        assert pane.border_title == "VLAN 0 (hub0, across this machine + b + c)"
+        talkers = detail(app).splitlines()[1]
+        assert talkers.startswith("talkers   vm2 7") and "vm1 5" in talkers and "vxlan" not in talkers
