@@ -8,7 +8,8 @@ type is a dataclass below, and `decode` checks a line against its fields
 worker -> client
   hello    Hello    first, on connect
   state    State    the lab's LabState and why
-  stats    Stats    every tick: per VLAN and direct peer pair, HubStats
+  stats    Stats    every tick: per VLAN and direct peer pair, HubStats (a
+                    lab across machines: all of them merged, and `machines`)
   samples  Samples  decoded frames since the last tick
   log      Log      what the worker logs (info, warning, error)
   error    Error    the client's last message was refused, and why
@@ -31,6 +32,9 @@ worker -> client
                     says it started)
 client -> worker
   stop     Stop     stop the lab and exit
+  lease    Lease    from a controller to its share on another machine: run
+                    `seconds` more (a share started with --lease stops when
+                    its lease runs out: lab/machines.py)
   capture  Capture  start a pcapng capture of a hub (VLAN or peer pair);
                     path None stops it. The path must not exist yet; filter:
                     tcpdump's syntax (qnet_tui/pcapfilter.py), None: all
