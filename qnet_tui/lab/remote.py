@@ -191,6 +191,11 @@ class RemoteShare:
             return False
         running = False
         for msg in self._messages(data):
+            if isinstance(msg, protocol.Hello) and msg.protocol != protocol.PROTOCOL_VERSION:
+                raise LabError(
+                    f"host {self.host.name}: its qnet-tui speaks protocol {msg.protocol}, this one "
+                    f"{protocol.PROTOCOL_VERSION}: install the same version on every machine"
+                )
             if isinstance(msg, protocol.State):
                 if msg.state is protocol.LabState.RUNNING:
                     running = True

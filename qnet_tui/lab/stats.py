@@ -184,6 +184,12 @@ def format_table(snapshot: dict[str, Any]) -> str:
         if flows:
             top = sorted(flows, key=lambda f: f["bps"], reverse=True)[:3]
             lines.append("  " + " " * 18 + " top flows: " + "; ".join(flow_text(f) for f in top))
+    machines = snapshot.get("machines")
+    if machines:
+        lines.append(
+            "  machines: "
+            + ", ".join(f"{n} {m['state']}" + (f" ({m['reason']})" if m["reason"] else "") for n, m in machines.items())
+        )
     playing = snapshot.get("scenario")
     if playing:
         lines.append(

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
+from qnet_tui import protocol
 from qnet_tui.lab import netns
 from tests.lab.conftest import lab_namespaces, wait_for
 
@@ -225,3 +226,16 @@ def test_a_share_without_ssh_is_started_by_hand_with_the_controllers_address(
             share.wait(30)
     assert share.returncode == 0, share.stderr.read()
     assert not lab_namespaces(f"{lab.name}@b")
+
+
+def test_a_share_that_dies_is_said_and_the_rest_of_the_lab_runs_on(make_lab, ssh_env: Machines) -> None:
+    lab = make_lab("", "--lease", "3", text=topology(ssh_env), inside=ssh_env.a)
+    share = json.loads(protocol.state_path(f"{lab.name}@b").read_text())  # b's worker, as its state file says
+    os.kill(share["pid"], signal.SIGKILL)
+    # b's watchdog removes what its share made; the controller says so and keeps its own part.
+    wait_for(lambda: not lab_namespaces(f"{lab.name}@b"), 15, "b's watchdog to clean up")
+    wait_for(lambda: any("host b: its share is gone" in line for line in lab.errors), 10, "the controller to say so")
+    seen = time.time()
+    assert lab.latest(seen)["machines"]["b"] == {"state": "gone", "address": B_ADDR, "reason": "its connection ended"}
+    assert "vm1" in lab.latest(seen)["vlans"]["10"]["ports"] and lab.proc.poll() is None
+    assert lab.stop(signal.SIGINT) == 0
