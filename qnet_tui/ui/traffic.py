@@ -158,6 +158,8 @@ class VlanPane(Vertical):
                 states += [("  " if states else ""), name, " "]
                 states.append(("connected", "green") if connected else (NO_PEER, "yellow"))
             lines.append(Text.assemble(("sockets   ", "dim"), *states))
+        if remote := remote_line(s["ports"]):
+            lines.append(remote)
         if capture:
             # A row of its own: at the end of the rates it was cut. The folder was chosen in the prompt.
             name = capture["path"].rsplit("/", 1)[-1]
@@ -424,6 +426,20 @@ class TrafficView(Vertical):
         r = event.row
         ends = (r["a"], r["a_port"], r["b"], r["b_port"], r["a_node"], r["b_node"])
         self.post_message(self.FollowWanted(FollowRequest(pane.hub, r["proto"] or "", *ends)))
+
+
+def remote_line(ports: dict) -> Text | None:
+    """A hub's remote ports (VXLAN to other machines): whom each reaches, and the path MTU it found."""
+    parts: list[str | tuple[str, str]] = []
+    for name, p in sorted(ports.items()):
+        if p["kind"] != "vxlan":
+            continue
+        pmtu = p.get("pmtu")
+        path = f"path MTU {pmtu}" if pmtu else "path MTU unknown"
+        parts += [("  " if parts else ""), f"{name} {p.get('peer') or '?'} {path}"]
+        if pmtu and not p.get("probed"):
+            parts.append(("(the route's: no probe answered)", "dim"))
+    return Text.assemble(("remote    ", "dim"), *parts) if parts else None
 
 
 def _by_kernel(stats: dict) -> str:

@@ -171,8 +171,14 @@ async def test_a_hub_across_machines_names_them_and_its_remote_ports_are_no_talk
         app.lab.add_class("-shown")
         ports = {"vm1": port("tap", rx=5), "vxlan:b": port("vxlan", rx=900), "vm2": port("tap", rx=7),
                  "vxlan:controller": port("vxlan", rx=800), "vxlan:c": port("vxlan", rx=1)}  # fmt: skip
+        ports["vxlan:b"] |= {"peer": "192.0.2.2", "vni": 10, "pmtu": 1500, "probed": True}
+        ports["vxlan:c"] |= {"peer": "192.0.2.3", "vni": 10, "pmtu": 1450, "probed": False}
+        ports["vxlan:controller"] |= {"peer": "192.0.2.1", "vni": 10, "pmtu": None, "probed": False}
         await feed(app, pilot, stats(ports))
         pane = app.query_one(TrafficView).panes["v0"]
         assert pane.border_title == "VLAN 0 (hub0, across this machine + b + c)"
         talkers = detail(app).splitlines()[1]
         assert talkers.startswith("talkers   vm2 7") and "vm1 5" in talkers and "vxlan" not in talkers
+        remote = next(line for line in detail(app).splitlines() if line.startswith("remote"))
+        assert remote.startswith("remote    vxlan:b 192.0.2.2 path MTU 1500  vxlan:c 192.0.2.3 path MTU 1450")
+        assert "(the route's" in remote
