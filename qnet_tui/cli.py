@@ -184,6 +184,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
             "or a bridge or tap (the lab's host side, where bridges and taps live)",
         )
         parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments")
+        parser.add_argument("--host", help=argparse.SUPPRESS)  # on the share of host NAME (lab/elsewhere.py)
     elif name == "apply":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
@@ -202,6 +203,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--filter", metavar="EXPR", help="a capture filter in tcpdump's syntax (libpcap's), e.g. 'icmp or arp'"
         )
+        parser.add_argument("--host", help=argparse.SUPPRESS)
     elif name == "follow":
         parser.add_argument("file", metavar="FILE", help="the topology file of a running lab")
         parser.add_argument("node", metavar="NODE", help="a hub, or a node on one hub")
@@ -209,9 +211,11 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("a", metavar="A", help="one end, ADDRESS:PORT")
         parser.add_argument("b", metavar="B", help="the other end, ADDRESS:PORT")
         parser.add_argument("--raw", choices=("a", "b"), help="only what that end sent, byte for byte")
+        parser.add_argument("--host", help=argparse.SUPPRESS)
     elif name == "console":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("guest", metavar="GUEST", help="a guest with vm: true (or one of its guest NICs)")
+        parser.add_argument("--host", help=argparse.SUPPRESS)
     elif name == "impair":
         parser.add_argument("file", metavar="FILE")
         parser.add_argument("a", metavar="A", help="one end of the link")
@@ -342,26 +346,49 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     from qnet_tui.lab.consoleclient import attach
 
-    return attach(args.file, args.guest)
+    if args.host is None and (there := _elsewhere("console", args.guest, [args.file, args.guest])) is not None:
+        return there
+    return attach(args.file, args.guest, args.host)
+
+
+def _elsewhere(verb: str, node: str, argv: list[str], out: str | None = None) -> int | None:
+    """The verb on a node another machine runs: there, over ssh (lab/elsewhere.py); None: here."""
+    from qnet_tui.lab.elsewhere import hop
+
+    return hop(verb, node, argv, out)
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
     from qnet_tui.lab.followclient import follow_command
 
-    return follow_command(args.file, args.node, args.proto, args.a, args.b, args.raw)
+    if args.host is None:
+        raw = ["--raw", args.raw] if args.raw else []
+        there = _elsewhere("follow", args.node, [args.file, args.node, args.proto, args.a, args.b, *raw])
+        if there is not None:
+            return there
+    return follow_command(args.file, args.node, args.proto, args.a, args.b, args.raw, args.host)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
     from qnet_tui.lab.captureclient import capture_command
 
-    return capture_command(args.file, args.node, args.out, args.ring, args.filter)
+    if args.host is None:
+        there_args = [args.file, args.node, "-w", "-", *(["--filter", args.filter] if args.filter else [])]
+        # A ring is kept by the worker and written where it runs: there, not through ssh.
+        if args.ring is None and (there := _elsewhere("capture", args.node, there_args, args.out)) is not None:
+            return there
+    return capture_command(args.file, args.node, args.out, args.ring, args.filter, args.host)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
     from qnet_tui.lab.exec import exec_in_lab
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    return exec_in_lab(args.file, args.node, cmd)
+    if args.host is None and cmd:
+        there = _elsewhere("exec", args.node, [args.file, args.node, "--", *cmd])
+        if there is not None:
+            return there
+    return exec_in_lab(args.file, args.node, cmd, args.host)
 
 
 def cmd_impair(args: argparse.Namespace) -> int:

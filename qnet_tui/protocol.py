@@ -109,6 +109,11 @@ def control_path(lab: str) -> Path:
     return lab_dir(lab) / "control.sock"
 
 
+def topology_path(lab: str) -> Path:
+    """A share of a lab across machines keeps the file it was given here."""
+    return lab_dir(lab) / "topology.yaml"
+
+
 def state_path(lab: str) -> Path:
     return lab_dir(lab) / "state.json"
 

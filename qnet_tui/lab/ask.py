@@ -26,9 +26,10 @@ class AskError(Exception):
     """The lab cannot be reached, refused, or did not answer; the text says which."""
 
 
-def read_topology(file: str, *nodes: str) -> Topology:
+def read_topology(file: str, *nodes: str, host: str | None = None) -> Topology:
     """The topology of file, which has every one of nodes; AskError says
-    what is wrong (the file's first error, placed; a node it has not)."""
+    what is wrong (the file's first error, placed; a node it has not). With
+    host, its name is the lab of that host's share (a lab across machines)."""
     doc = load_file(file)
     errors = [d for d in doc.problems if d.is_error]
     if errors:
@@ -37,6 +38,8 @@ def read_topology(file: str, *nodes: str) -> Topology:
     for node in nodes:
         if node not in t.nodes:
             raise AskError(f"{file} has no node '{node}'{did_you_mean(node, t.nodes)}")
+    if host is not None:
+        t.name = f"{t.name}@{host}"  # lab/remote.py share_name: the model knows no worker
     return t
 
 

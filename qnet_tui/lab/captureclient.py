@@ -25,6 +25,7 @@ from pathlib import Path
 
 from qnet_tui import protocol
 from qnet_tui.lab.ask import AskError, Session, check_running, read_topology
+from qnet_tui.lab.elsewhere import end_when_reader_goes
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.pcapfilter import FilterError, compile_filter
 
@@ -56,9 +57,11 @@ def numbered(path: Path) -> Path:
     return candidate
 
 
-def capture_command(file: str, node: str, out: str, ring: float | None, filter_text: str | None) -> int:
+def capture_command(
+    file: str, node: str, out: str, ring: float | None, filter_text: str | None, host: str | None = None
+) -> int:
     try:
-        t = read_topology(file, node)
+        t = read_topology(file, node, host=host)
         if filter_text:
             try:
                 compile_filter(filter_text)  # said here, before anything starts (the worker checks again)
@@ -66,6 +69,8 @@ def capture_command(file: str, node: str, out: str, ring: float | None, filter_t
                 raise CaptureError(f"bad {exc}") from None
         if ring is not None and out == "-":
             raise CaptureError("--ring needs -w FILE: the file the last seconds are written to")
+        if host is not None:
+            end_when_reader_goes()  # run for another machine: its ssh going ends it
         check_running(file, str(t.name))
         if ring is not None:
             return _ring(str(t.name), node, Path(out).absolute(), ring, filter_text)

@@ -78,10 +78,10 @@ def _fail(message: str) -> int:
     return 1
 
 
-def attach(file: str, name: str) -> int:
+def attach(file: str, name: str, host: str | None = None) -> int:
     """`qnet-tui console FILE GUEST`: the terminal on a VM guest's console."""
     try:
-        t = read_topology(file, name)
+        t = read_topology(file, name, host=host)
     except AskError as exc:
         return _fail(str(exc))
     lab, node = str(t.name), t.nodes[name]

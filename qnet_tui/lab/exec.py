@@ -7,7 +7,6 @@ QNET_IFNAME naming the NIC's interface there (eth0, eth1, ...)."""
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 from qnet_tui.lab import netns
@@ -16,7 +15,6 @@ from qnet_tui.lab.consoleclient import ConsoleClient, ConsoleError, run_command
 from qnet_tui.model import guests, placement
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.kinds import Kind
-from qnet_tui.model.topology import Topology
 
 VM_EXEC_TIMEOUT_S = 60.0  # a command in a VM guest that has not ended by then is interrupted
 
@@ -45,34 +43,17 @@ def _in_vm(file: str, lab: str, guest: str, cmd: list[str]) -> int:
     return status
 
 
-def _on_other_machine(t: Topology, node_id: str, host: str, cmd: list[str]) -> str:
-    """Where to run a command of a node another machine runs (lab/machines.py)."""
-    node, share = t.nodes[node_id], f"{t.name}@{host}"
-    machine = guests.machine_of(t, node_id) if node.kind is Kind.GUEST_NIC else None
-    ns = (
-        netns.host_ns(share)
-        if node.kind in (Kind.BRIDGE, Kind.TAP)
-        else netns.node_ns(share, (machine.id if machine else node_id))
-    )
-    ssh = placement.hosts(t).get(host)
-    where = f"ssh {ssh.ssh} " if ssh is not None and ssh.ssh else ""
-    return (
-        f"{node_id} runs on host {host} (lab {share} there): run it on {host}, in namespace {ns}: "
-        f"{where}ip netns exec {ns} {shlex.join(cmd)}"
-    )
-
-
-def exec_in_lab(file: str, node_id: str, cmd: list[str]) -> int:
+def exec_in_lab(file: str, node_id: str, cmd: list[str], host: str | None = None) -> int:
     if not cmd:
         return _fail("give the command after --, as in: qnet-tui exec lab.yaml vm1 -- ping -c1 10.0.0.1", 2)
     try:
-        t = read_topology(file, node_id)
+        t = read_topology(file, node_id, host=host)
     except AskError as exc:
         return _fail(str(exc))
     lab, node = str(t.name), t.nodes[node_id]
-    elsewhere = placement.machine_of(t).get(node_id, placement.THIS) if t.hosts is not None else placement.THIS
-    if elsewhere != placement.THIS:
-        return _fail(_on_other_machine(t, node_id, elsewhere, cmd))
+    runs_on = placement.machine_of(t).get(node_id, placement.THIS) if t.hosts is not None else placement.THIS
+    if runs_on != (host or placement.THIS):
+        return _fail(f"{node_id} runs on {placement.where(runs_on)}, not here")
     if node.is_qemu_vm:
         return _fail(f"{node_id} is a QEMU VM: run commands inside that VM")
     if node.kind is Kind.HOST_NIC and "interface" in node.attrs:

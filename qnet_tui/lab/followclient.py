@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from qnet_tui import protocol
 from qnet_tui.lab.ask import AskError, Session, check_running, read_topology
+from qnet_tui.lab.elsewhere import end_when_reader_goes
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.segments import payload_text
 
@@ -63,15 +64,17 @@ class Writer:
         self.out.write(payload_text(data).encode())
 
 
-def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | None) -> int:
+def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | None, host: str | None = None) -> int:
     try:
-        t = read_topology(file, node)
+        t = read_topology(file, node, host=host)
         (a_addr, a_port), (b_addr, b_port) = end(a), end(b)
         check_running(file, str(t.name))
         # Ctrl-C and SIGTERM end it, even when started in the background of a shell (which
         # ignores SIGINT there); set before the "following" line, which says Ctrl-C works.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _interrupted)
+        if host is not None:
+            end_when_reader_goes()  # run for another machine: its ssh going ends it
         session = Session(str(t.name))
         try:
             session.start(protocol.Follow(node, proto, a_addr, a_port, b_addr, b_port))

@@ -13,6 +13,7 @@ A file without `hosts:` is one machine's lab, as before: nothing here acts."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -78,6 +79,19 @@ class Machines:
         if host is None or not host.address:
             raise LabError(f"host {machine} has no address (give address: or ssh: in hosts:)")
         return remote.resolve(host.address), host.vxlan_port
+
+    def keep_file(self) -> None:
+        """A share keeps the file it was given, for the verbs its controller's
+        machine runs here over ssh (lab/elsewhere.py); it goes with the folder."""
+        if self.machine == placement.THIS or not self.text:
+            return
+        path = protocol.topology_path(self.lab_name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.text)
+        except OSError as exc:
+            raise LabError(f"cannot keep the lab's file in {path}: {exc.strerror}") from None
 
     def launch(self, folder: Path, log: Log) -> None:
         """The controller: start every other machine's share over ssh (they

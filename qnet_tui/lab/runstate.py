@@ -179,6 +179,10 @@ def release_lab_dir(lab: str) -> None:
         if stat.S_ISSOCK(os.lstat(control).st_mode):  # a killed worker's, left in place
             control.unlink()
     with contextlib.suppress(OSError):
+        kept = protocol.topology_path(lab)  # a share's file (lab/machines.py)
+        if stat.S_ISREG(os.lstat(kept).st_mode):
+            kept.unlink()
+    with contextlib.suppress(OSError):
         protocol.lock_path(lab).unlink()
         protocol.lab_dir(lab).rmdir()  # only when empty: nothing of anyone else's goes
 

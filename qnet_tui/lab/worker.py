@@ -211,6 +211,7 @@ class Worker:
             console_send=control.send,
         )
         lab.stitched = self.machines.stitched()
+        self.machines.keep_file()
         self.machines.launch(protocol.lab_dir(self.name), self.log)
         try:
             realize(lab)

@@ -40,6 +40,10 @@ class Machines:
         self.ssh_command = f"ssh -F {folder / 'ssh_config'}"
         self.command = f"env PYTHONPATH={ROOT} {sys.executable} -m qnet_tui"
 
+    def enter_a(self) -> None:
+        """For a process that runs on machine a: its ssh reaches b over the underlay."""
+        netns.enter(self.a)
+
 
 def _underlay(a: str, b: str) -> None:
     """Two namespaces joined by a veth pair: A_ADDR on a, B_ADDR on b."""
@@ -167,10 +171,9 @@ def test_a_guest_pings_a_guest_on_another_machine_through_a_stitched_hub(make_la
     assert vlan["frames"] == ports["vm1"]["rx_frames"] + ports["vm2"]["rx_frames"]
     assert ports["vxlan:b"]["rx_frames"] == ports["vm2"]["rx_frames"]
     assert lab.latest(seen)["machines"]["b"]["state"] == "running"
-    there = lab.exec("vm2", "true")  # exec works where the node runs: it says where that is
-    assert there.returncode == 1
-    assert f"vm2 runs on host b (lab {lab.name}@b there)" in there.stderr
-    assert f"ssh root@{B_ADDR} ip netns exec qnet-{lab.name}@b.vm2 true" in there.stderr
+    # exec of a node on b runs there, over ssh, in b's share: vm2 pings vm1 back.
+    there = lab.exec("vm2", "ping", "-c", "1", "-W", "2", "10.0.10.1", preexec_fn=ssh_env.enter_a)
+    assert there.returncode == 0 and "1 received" in there.stdout, there.stdout + there.stderr
     assert "20" in lab.latest(seen)["vlans"]  # b's own VLAN shows too
     assert lab.stop(signal.SIGINT) == 0
     wait_for(lambda: _share_gone(lab.name), 30, "both machines clean")
@@ -239,3 +242,26 @@ def test_a_share_that_dies_is_said_and_the_rest_of_the_lab_runs_on(make_lab, ssh
     assert lab.latest(seen)["machines"]["b"] == {"state": "gone", "address": B_ADDR, "reason": "its connection ended"}
     assert "vm1" in lab.latest(seen)["vlans"]["10"]["ports"] and lab.proc.poll() is None
     assert lab.stop(signal.SIGINT) == 0
+
+
+def test_a_capture_of_a_hub_on_another_machine_comes_over_ssh(make_lab, ssh_env: Machines, tmp_path: Path) -> None:
+    lab = make_lab("", text=topology(ssh_env), inside=ssh_env.a)
+    out = tmp_path / "hub20.pcapng"
+    capture = subprocess.Popen(
+        [sys.executable, "-m", "qnet_tui", "capture", str(lab.file), "vm3", "-w", str(out)],
+        stdin=subprocess.DEVNULL,  # as from a script: the capture there must not take that for its end
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ssh_env.enter_a,
+    )
+    try:
+        assert "hub20 (ports vm3)" in capture.stderr.readline()  # said by the capture on b, through ssh
+        # ARP for nobody: frames on hub20 (exec on b, over ssh as well)
+        lab.exec("vm3", "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.20.99", preexec_fn=ssh_env.enter_a)
+    finally:
+        capture.send_signal(signal.SIGINT)  # this machine's ssh goes; the capture there sees it and ends
+        capture.wait(15)
+    read = subprocess.run(["tshark", "-r", str(out), "-Y", "arp"], capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0 and "Who has 10.0.20.99" in read.stdout, read.stdout + read.stderr
+    pattern = f"capture --host b .*{lab.name}@b"
+    wait_for(lambda: _in(ssh_env.b, "pgrep", "-f", "--", pattern).returncode == 1, 10, "the capture on b to end")
