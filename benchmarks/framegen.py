@@ -127,6 +127,11 @@ def tree_ticks(pid: int) -> int:
     return sum(ticks.get(p, 0) for p in tree)
 
 
+def ticks_of(pids: int | tuple[int, ...]) -> int:
+    """CPU ticks of one forwarder's process tree, or of several (a lab across machines: a worker on each)."""
+    return sum(tree_ticks(pid) for pid in ((pids,) if isinstance(pids, int) else pids))
+
+
 def link_stats(ns: str, ifname: str = "eth0") -> dict[str, int]:
     with netns.inside(ns):
         ipr = IPRoute()
@@ -135,7 +140,7 @@ def link_stats(ns: str, ifname: str = "eth0") -> dict[str, int]:
 
 
 def blast(
-    pid: int | None,
+    pid: int | tuple[int, ...] | None,
     pairs: list[tuple[str, str, str]],
     seconds: float,
     listeners: list[str] = (),
@@ -146,7 +151,7 @@ def blast(
     """Run one trafgen per (sender ns, sender MAC, receiver ns) at once for `seconds`; count what the receivers got.
 
     listeners: further receiving namespaces (the other ports of a hub) whose deliveries count in delivered_all.
-    pid: the forwarder's process (None for the kernel's bridge).
+    pid: the forwarder's process, or processes (None for the kernel's bridge).
     in_kernel: the kernel forwards for that process (qnet-tui's kernel hubs): its cost is the softirq share too.
     udp: (source, destination) IPv4 addresses: the frames are UDP datagrams between them (see trafgen_config).
     """
@@ -159,7 +164,7 @@ def blast(
     everyone = receivers + [ns for ns in listeners if ns not in receivers]
     before = {ns: link_stats(ns) for ns in {s for s, _, _ in pairs} | set(everyone)}
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    fw0, sys0, t0 = (tree_ticks(pid) if pid else 0), proc_stat(), time.monotonic()
+    fw0, sys0, t0 = (ticks_of(pid) if pid else 0), proc_stat(), time.monotonic()
     gens = [
         subprocess.Popen(
             # SIGINT: trafgen prints its summary (-k: and SIGKILL if it hangs). -q: the qdisc path, like any
@@ -174,7 +179,7 @@ def blast(
     ]
     outs = [g.communicate(timeout=seconds + 30)[0] for g in gens]
     wall = time.monotonic() - t0
-    fw1, sys1 = (tree_ticks(pid) if pid else 0), proc_stat()
+    fw1, sys1 = (ticks_of(pid) if pid else 0), proc_stat()
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = {ns: link_stats(ns) for ns in before}
     for cfg in configs:
