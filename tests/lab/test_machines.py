@@ -175,6 +175,10 @@ def test_a_guest_pings_a_guest_on_another_machine_through_a_stitched_hub(make_la
     there = lab.exec("vm2", "ping", "-c", "1", "-W", "2", "10.0.10.1", preexec_fn=ssh_env.enter_a)
     assert there.returncode == 0 and "1 received" in there.stdout, there.stdout + there.stderr
     assert "20" in lab.latest(seen)["vlans"]  # b's own VLAN shows too
+    apply = subprocess.run(
+        [sys.executable, "-m", "qnet_tui", "apply", str(lab.file)], capture_output=True, text=True, timeout=30
+    )
+    assert apply.returncode == 1 and "a lab across machines takes no changes while it runs yet" in apply.stderr
     assert lab.stop(signal.SIGINT) == 0
     wait_for(lambda: _share_gone(lab.name), 30, "both machines clean")
     assert any("starting host b's share over ssh" in line for line in lab.errors), "\n".join(lab.errors)
