@@ -82,6 +82,23 @@ def network_state(ns: str | None = None) -> dict:
     }
 
 
+def underlay(a: str, b: str, a_address: str, b_address: str) -> None:
+    """Two namespaces standing for two machines, joined by a veth pair with
+    a_address/24 on a and b_address/24 on b (the labs-across-machines tests)."""
+    suffix = uuid.uuid4().hex[:6]
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=f"qa{suffix}", kind="veth", peer={"ifname": f"qb{suffix}"})
+        ipr.link("set", index=ipr.link_lookup(ifname=f"qa{suffix}")[0], net_ns_fd=a)
+        ipr.link("set", index=ipr.link_lookup(ifname=f"qb{suffix}")[0], net_ns_fd=b)
+    for ns, ifname, address in ((a, f"qa{suffix}", a_address), (b, f"qb{suffix}", b_address)):
+        with netns.inside(ns):
+            ipr = IPRoute()
+        with ipr:
+            for name in ("lo", ifname):
+                ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+            ipr.addr("add", index=ipr.link_lookup(ifname=ifname)[0], address=address, prefixlen=24)
+
+
 def watchdog_of(pid: int) -> int:
     """The watchdog is the lab worker's child in a session of its own."""
     for entry in os.listdir("/proc"):

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
 
 from qnet_tui import protocol
 from qnet_tui.lab import netns
-from tests.lab.conftest import lab_namespaces, wait_for
+from tests.lab.conftest import lab_namespaces, underlay, wait_for
 
 ROOT = Path(__file__).parents[2]
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -43,23 +42,6 @@ class Machines:
     def enter_a(self) -> None:
         """For a process that runs on machine a: its ssh reaches b over the underlay."""
         netns.enter(self.a)
-
-
-def _underlay(a: str, b: str) -> None:
-    """Two namespaces joined by a veth pair: A_ADDR on a, B_ADDR on b."""
-    suffix = uuid.uuid4().hex[:6]
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=f"qa{suffix}", kind="veth", peer={"ifname": f"qb{suffix}"})
-        ipr.link("set", index=ipr.link_lookup(ifname=f"qa{suffix}")[0], net_ns_fd=a)
-        ipr.link("set", index=ipr.link_lookup(ifname=f"qb{suffix}")[0], net_ns_fd=b)
-    for ns, ifname, address in ((a, f"qa{suffix}", A_ADDR), (b, f"qb{suffix}", B_ADDR)):
-        with netns.inside(ns):
-            ipr = IPRoute()
-        with ipr:
-            for name in ("lo", ifname):
-                index = ipr.link_lookup(ifname=name)[0]
-                ipr.link("set", index=index, state="up")
-            ipr.addr("add", index=ipr.link_lookup(ifname=ifname)[0], address=address, prefixlen=24)
 
 
 def _keys(folder: Path) -> None:
@@ -86,7 +68,7 @@ def machines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machines]:
     netns.create(b)
     sshd = None
     try:
-        _underlay(a, b)
+        underlay(a, b, A_ADDR, B_ADDR)
         _keys(folder)
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
         sshd = subprocess.Popen(

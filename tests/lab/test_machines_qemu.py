@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
 
 from qnet_tui.lab import guestimage, netns
 from qnet_tui.lab.guestinit import READY_MARK, GuestConfig, NicConfig
-from tests.lab.conftest import wait_for
+from tests.lab.conftest import underlay, wait_for
 
 QEMU = shutil.which("qemu-system-x86_64")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64 (Debian: qemu-system-x86)")
@@ -51,29 +50,13 @@ def guest_image() -> guestimage.GuestImage:
         pytest.skip(f"the guest image cannot be built here: {exc}")
 
 
-def _underlay(a: str, b: str) -> None:
-    """Two namespaces joined by a veth pair: A_ADDR on a, B_ADDR on b."""
-    suffix = uuid.uuid4().hex[:6]
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=f"qa{suffix}", kind="veth", peer={"ifname": f"qb{suffix}"})
-        ipr.link("set", index=ipr.link_lookup(ifname=f"qa{suffix}")[0], net_ns_fd=a)
-        ipr.link("set", index=ipr.link_lookup(ifname=f"qb{suffix}")[0], net_ns_fd=b)
-    for ns, ifname, address in ((a, f"qa{suffix}", A_ADDR), (b, f"qb{suffix}", B_ADDR)):
-        with netns.inside(ns):
-            ipr = IPRoute()
-        with ipr:
-            for name in ("lo", ifname):
-                ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
-            ipr.addr("add", index=ipr.link_lookup(ifname=ifname)[0], address=address, prefixlen=24)
-
-
 @pytest.fixture
 def machines() -> Iterator[tuple[str, str]]:
     a, b = f"qd{uuid.uuid4().hex[:6]}a", f"qd{uuid.uuid4().hex[:6]}b"
     netns.create(a)
     netns.create(b)
     try:
-        _underlay(a, b)
+        underlay(a, b, A_ADDR, B_ADDR)
         yield a, b
     finally:
         netns.remove(b)
