@@ -63,6 +63,7 @@ class Machines:
         self.lease_until = float("inf")
         self.shares: list[remote.RemoteShare] = []
         self.endpoint: VxlanEndpoint | None = None
+        self.deadline = 0.0  # for the other machines' shares to run
 
     # -- start ---------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class Machines:
     def launch(self, folder: Path, log: Log) -> None:
         """The controller: start every other machine's share over ssh (they
         build while this one does)."""
+        self.deadline = time.monotonic() + remote.START_S  # the whole start, this share's build included
         if not self.spread or self.machine != placement.THIS:
             return
         used = set(placement.machine_of(self.full).values()) - {placement.THIS}
@@ -111,12 +113,16 @@ class Machines:
                 )
                 continue
             address, port = self._address(name)
+            try:
+                mine = remote.source_address(address, port)
+            except OSError as exc:
+                raise LabError(f"host {name}: no way to {address} from here: {exc.strerror or exc}") from None
             share = remote.RemoteShare(
                 str(self.full.name),
                 host,
                 self.text,
                 self.file,
-                remote.source_address(address, port),
+                mine,
                 folder,
                 log,
                 self.lease,
@@ -157,13 +163,14 @@ class Machines:
             log("info", f"hub {hub_id} stitched to {', '.join(m or 'the controller' for m in sorted(others))}")
 
     def await_running(self, loop: Loop, on_message: Callable[[remote.RemoteShare, protocol.Message], None]) -> None:
-        deadline = time.monotonic() + remote.START_S
         for share in self.shares:
-            share.await_running(deadline)
+            share.await_running(self.deadline)
         for share in self.shares:
             share.follow(loop, on_message)
         if self.leased:
-            self.lease_until = time.monotonic() + self.lease
+            # Until its first renewal the controller may still be building its own
+            # share (VMs booting): the lease runs from its first word, or START_S.
+            self.lease_until = time.monotonic() + max(self.lease, remote.START_S)
 
     # -- run -----------------------------------------------------------------------
 

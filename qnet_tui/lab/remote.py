@@ -36,7 +36,7 @@ from qnet_tui.model.placement import Host
 Log = Callable[[str, str], None]
 LEASE_S = 10.0  # a share stops this long after its controller's last word
 RENEW_S = 2.0  # how often the controller renews
-START_S = 120.0  # a share's start (ssh, realize, VMs booting) at most
+START_S = 300.0  # a lab's start on every machine (ssh, realize, VMs booting, a guest image built) at most
 STOP_S = 30.0  # a share's teardown at most, before its ssh is ended
 SSH_ENV = "QNET_SSH_COMMAND"
 PR_SET_PDEATHSIG = 1
@@ -156,7 +156,7 @@ class RemoteShare:
                 self._read_errors()
                 raise self._failed(f"the share ended before it ran (ssh exit {self.proc.returncode})")
             if time.monotonic() > deadline:
-                raise self._failed(f"the share did not start within {START_S:g} s")
+                raise self._failed(f"the lab did not start there within {START_S:g} s")
             if self.sock is None and time.monotonic() >= self.retry_at:
                 self._connect()
             if self.sock is not None:
