@@ -94,6 +94,9 @@ def hop(verb: str, node: str, argv: list[str], out: str | None = None) -> int | 
         os.dup2(fd, sys.stdout.fileno())
         os.close(fd)
     sys.stdout.flush()
+    # Ctrl-C ends ssh, and with it the verb there: even if this process was
+    # started ignoring SIGINT (a shell's background job), which ssh would inherit.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         os.execvp(ssh[0], ssh)
     except OSError as exc:
