@@ -22,8 +22,8 @@ from qnet_tui.lab.runstate import is_running
 
 from .conftest import lab_namespaces, wait_for
 
-ROUNDS = int(os.environ.get("QNET_FAULT_ROUNDS", "50"))
-VM_ROUNDS = int(os.environ.get("QNET_FAULT_VM_ROUNDS", "12"))  # each boots a VM under TCG
+ROUNDS = int(os.environ.get("QNET_FAULT_ROUNDS", "30"))  # CI; more for a long hunt
+VM_ROUNDS = int(os.environ.get("QNET_FAULT_VM_ROUNDS", "8"))  # each boots a VM under TCG
 TOPOLOGY = (
     "version: 1\nname: {name}\nnodes:\n  eth0: {{kind: host_nic, ipv4: 10.0.0.1/24}}\n  br0: {{kind: bridge}}\n"
     "  tap0: {{kind: tap}}\n  hub0: {{kind: hub, vlan: 0}}\n"
