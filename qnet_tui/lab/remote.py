@@ -282,8 +282,7 @@ class RemoteShare:
         runs out."""
         if self.sock is not None:
             if self.loop is not None:
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self.loop.remove(self.sock.fileno())
+                self.loop.remove(self.sock.fileno())
             # ssh keeps a forwarded connection open until both ends closed it: read to its end.
             while (left := deadline - time.monotonic()) > 0 and select.select([self.sock], [], [], left)[0]:
                 try:
@@ -306,8 +305,7 @@ class RemoteShare:
                     os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait()
             if self.loop is not None:
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self.loop.remove(self.proc.stderr.fileno())
+                self.loop.remove(self.proc.stderr.fileno())
             self.proc.stderr.close()
         if self.state != "gone":
             self.state = "stopped"
