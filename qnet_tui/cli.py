@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "follow": "print a TCP or UDP conversation's payload, both ways and in order, while a running lab carries it",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
+    "export": "write a topology as containerlab YAML, a Mermaid diagram or Graphviz DOT (--to)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
 }
 
@@ -125,6 +126,15 @@ EXAMPLES: dict[str, str] = {
         f"  sudo {PROG} follow lab.yaml vm2 udp 10.0.0.2:5353 10.0.0.1:5000 --raw b > answers.bin"
     ),
     "import-qemu": f"example:\n  {PROG} import-qemu -o lab.yaml -- -netdev tap,id=t0 -device e1000,netdev=t0",
+    "export": (
+        "clab: guests and stand-in host NICs as linux nodes (alpine:latest; addresses, MACs and routes as exec\n"
+        "commands), hubs and bridges as bridge nodes, links as endpoints. mermaid: graph LR, kinds as shapes,\n"
+        "VLANs as subgraphs. dot: an undirected Graphviz graph, VLANs as clusters. What the format has no\n"
+        "word for is reported on stderr, one line per element, and left out.\n"
+        f"examples:\n  {PROG} export lab.yaml --to clab -o lab.clab.yml\n"
+        f"  {PROG} export lab.yaml --to mermaid\n"
+        f"  {PROG} export lab.yaml --to dot | dot -Tsvg > lab.svg"
+    ),
     "guest-image": (
         "downloads linux-image-cloud-amd64's kernel and busybox-static with apt-get (unpacked, never installed;\n"
         "needs 'apt-get update' done once) into /var/cache/qnet-tui/guest (as root; QNET_CACHE_DIR overrides);\n"
@@ -253,6 +263,12 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
             help="QEMU's networking arguments after --, as on its command line: -net nic|tap|socket|bridge,vlan=N, "
             "-nic, -netdev tap|bridge|socket|stream|dgram|hubport, -device MODEL,netdev=ID; "
             "what cannot be mapped is reported by its position",
+        )
+    elif name == "export":
+        parser.add_argument("file", metavar="FILE")
+        parser.add_argument("--to", required=True, choices=("clab", "mermaid", "dot"), help="the format")
+        parser.add_argument(
+            "-o", "--output", metavar="OUT", help="the file to write; it must not exist yet (default: stdout)"
         )
     elif name == "guest-image":
         parser.add_argument("--rebuild", action="store_true", help="build it again even if it is up to date")
@@ -500,6 +516,36 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from qnet_tui.model.atomic import WriteFailed, atomic_write
+    from qnet_tui.model.diagnostics import printable
+    from qnet_tui.model.export import TITLES, export
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.exists():
+        print(f"{PROG} export: {printable(str(out))} exists; give a new file name", file=sys.stderr)
+        return 1
+    doc = _load_valid(args.file, "export", "nothing was exported")
+    if doc is None:
+        return 1
+    result = export(doc.topology, args.to, Path(args.file).name)
+    for line in result.left_out:
+        print(f"{PROG} export: {printable(line)}", file=sys.stderr)
+    if not result.nodes:
+        print(f"{PROG} export: nothing in {printable(args.file)} has a {TITLES[args.to]} equivalent", file=sys.stderr)
+        return 1
+    if out is None:
+        sys.stdout.write(result.text)
+        return 0
+    try:
+        atomic_write(out, result.text.encode())
+    except WriteFailed as exc:
+        print(f"{PROG} export: cannot write {printable(str(out))}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{PROG} export: wrote {printable(str(out))} ({TITLES[args.to]})", file=sys.stderr)
+    return 0
+
+
 def cmd_guest_image(args: argparse.Namespace) -> int:
     from qnet_tui.lab import accel, guestimage
 
@@ -530,6 +576,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "follow": cmd_follow,
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
+    "export": cmd_export,
     "guest-image": cmd_guest_image,
 }
 

@@ -366,6 +366,18 @@ class QnetApp(EditKeys, App[None]):
                 self._switch_to(doc)
 
     @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_export_clab(self) -> None:
+        await files.export_to(self, self.document, "clab")
+
+    @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_export_mermaid(self) -> None:
+        await files.export_to(self, self.document, "mermaid")
+
+    @work(exclusive=True, group="files", exit_on_error=False)
+    async def action_export_dot(self) -> None:
+        await files.export_to(self, self.document, "dot")
+
+    @work(exclusive=True, group="files", exit_on_error=False)
     async def action_quit(self) -> None:
         if await self._may_leave("quit"):
             await self.lab.stop_and_wait()  # leave nothing behind

@@ -1,4 +1,4 @@
-"""Files in the app: open, save, save as, import QEMU arguments, and the
+"""Files in the app: open, save, save as, import QEMU arguments, export, and the
 unsaved-changes question. The dialogs, what the user is told, and the file
 I/O, which runs off the event loop (a 4 MiB file takes seconds to read, and a
 save waits for fsync). Each call is awaited from one of the app's workers;
@@ -10,6 +10,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qnet_tui.model.atomic import WriteFailed, atomic_write
+from qnet_tui.model.export import TITLES, export, suffix
 from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
 from qnet_tui.ui.dialogs import ImportQemu, PathPrompt, UnsavedChanges
 
@@ -88,3 +90,39 @@ async def may_leave(app: App, document: Document, changed: bool, doing: str) -> 
         return False
     path = document.path or await ask_path(app, document)
     return path if path is not None and await save(app, document, path) else False
+
+
+def _write_new(path: Path, text: str) -> None:
+    # Refused here too, not only before: a file may have come since.
+    if path.exists():
+        raise FileExistsError(f"{path} exists: move it away to export again")
+    atomic_write(path, text.encode())
+
+
+async def export_to(app: App, document: Document, to: str) -> Path | None:
+    """Write the topology as format `to` next to its file (FILE.clab.yml, ...), never over a file;
+    the user is told where, and what the format left out."""
+    title = TITLES[to]
+    if document.path is None:
+        app.notify("Save the topology first: the export goes next to its file", title=f"Not exported ({title})")
+        return None
+    # Validation and the export take a while on a big topology: off the event loop.
+    errors = await asyncio.to_thread(lambda: [d.message for d in document.diagnostics() if d.is_error])
+    if errors:
+        app.notify("\n".join(errors[:5]), title=f"Fix these before exporting ({title})", severity="error", timeout=10)
+        return None
+    path = document.path.with_name(document.path.name.removesuffix(document.path.suffix) + suffix(to))
+    result = await asyncio.to_thread(export, document.topology, to, document.path.name)
+    if not result.nodes:
+        app.notify(f"Nothing in the topology has a {title} equivalent", title="Not exported", severity="error")
+        return None
+    try:
+        await asyncio.to_thread(_write_new, path, result.text)
+    except (FileExistsError, WriteFailed) as exc:
+        app.notify(str(exc), title=f"Not exported ({title})", severity="error", timeout=10)
+        return None
+    app.notify(f"Wrote {path}", title=f"Exported ({title})")
+    if result.left_out:
+        more = f"\n... and {len(result.left_out) - 6} more" if len(result.left_out) > 6 else ""
+        app.notify("\n".join(result.left_out[:6]) + more, title="Left out", severity="warning", timeout=15)
+    return path

@@ -54,6 +54,9 @@ COMMANDS_HELP: dict[str, str] = {
     "save_as": "Save the topology to another file",
     "open": "Open another topology file",
     "import_qemu": "Import QEMU networking arguments as a new topology",
+    "export_clab": "Export as a containerlab topology: FILE.clab.yml next to the file (what it cannot say is listed)",
+    "export_mermaid": "Export as a Mermaid diagram: FILE.mmd next to the file",
+    "export_dot": "Export as a Graphviz DOT graph: FILE.dot next to the file",
     "run_lab": (
         "Run the lab: validate, then build the topology on screen and forward its frames; on a running lab, "
         "show what the edits since change and apply them (or restart it)"
@@ -113,7 +116,12 @@ def help_rows(app: App) -> list[tuple[str, str]]:
 
 
 # Palette titles of the actions with no key.
-TITLES = {"import_qemu": "Import QEMU"}
+TITLES = {
+    "import_qemu": "Import QEMU",
+    "export_clab": "Export as containerlab",
+    "export_mermaid": "Export as Mermaid",
+    "export_dot": "Export as Graphviz",
+}
 
 
 def system_commands(app: App) -> Iterable[SystemCommand]:

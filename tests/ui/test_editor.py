@@ -539,3 +539,23 @@ async def test_e_edits_the_selected_node_and_escape_goes_back_to_the_canvas(seed
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, UnsavedChanges)
+
+
+async def test_export_from_the_palette_writes_next_to_the_file_and_never_over_one(seed):
+    app = app_for(seed)
+    out = seed.with_name("seed.clab.yml")
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Export as containerlab", "Export as Mermaid", "Export as Graphviz"} <= set(titles)
+        await app.run_action("export_clab")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert out.read_text().startswith("# containerlab topology exported by qnet-tui from seed.yaml.")
+        assert f"Wrote {out}" in notes(app)
+        assert any("tap0: no containerlab equivalent (a TAP device)" in n for n in notes(app))
+        out.write_text("mine\n")
+        await app.run_action("export_clab")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert out.read_text() == "mine\n"
+        assert any(f"{out} exists" in n for n in notes(app))
