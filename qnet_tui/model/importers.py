@@ -139,8 +139,9 @@ class _Builder:
             d = self.parent[d]
         return d
 
-    def cable(self, a: tuple[str, Any], b: tuple[str, Any], what: str) -> None:
-        """A cable between two ends, each ('point', node id) or ('domain', n)."""
+    def cable(self, a: tuple[str, Any], b: tuple[str, Any], what: str, wanted: str) -> None:
+        """A cable between two ends, each ('point', node id) or ('domain', n);
+        wanted: the id of its hub, if it needs one of its own."""
         for kind, value in (a, b):
             if kind == "point" and value in self.cabled:
                 self.report(f"{what}: {value} is cabled already; a NIC takes one cable; left out")
@@ -149,7 +150,7 @@ class _Builder:
         domains = [v for k, v in (a, b) if k == "domain"]
         self.cabled.update(points)
         if len(points) == 2:
-            d = self.domain(f"{points[0]}-{points[1]}", f"{what}: a cable, here a hub of two ports")
+            d = self.domain(wanted, f"{what}: a cable, here a hub of two ports")
             domains = [d]
         elif len(domains) == 2:
             ra, rb = self.root(domains[0]), self.root(domains[1])
@@ -222,7 +223,7 @@ class _Clab:
         self.kinds: dict[str, str] = {}  # node -> containerlab kind
         self.nics: dict[tuple[str, str], _ClabNic] = {}
         self.domains: dict[str, int] = {}  # bridge node -> domain
-        self.cables: list[tuple[tuple[str, str], tuple[str, str], str]] = []
+        self.cables: list[tuple[tuple[str, str], tuple[str, str], str, int]] = []
 
     def run(self) -> Imported:
         b, data = self.b, self.data
@@ -297,12 +298,12 @@ class _Clab:
 
     def link(self, i: int, link: Any) -> None:
         b = self.b
+        kind = link.get("type", "veth") if isinstance(link, dict) else None
+        if kind != "veth" and kind is not None:
+            b.report(f"link {i}: type {short(kind)} has no equivalent (only veth links are); left out")
+            return
         if not isinstance(link, dict) or not isinstance(link.get("endpoints"), list):
             b.report(f"link {i}: {short(link)}: no endpoints list; left out")
-            return
-        kind = link.get("type", "veth")
-        if kind != "veth":
-            b.report(f"link {i}: type {short(kind)} has no equivalent (only veth links are); left out")
             return
         for key, value in link.items():
             if key not in ("endpoints", "type"):
@@ -335,7 +336,7 @@ class _Clab:
             gone = ", ".join(v for k, v in kept if k == "gone")
             b.report(f"link {i} ({shown}): its end {gone} is left out, so is the link")
             return
-        self.cables.append((kept[0], kept[1], f"link {i} ({shown})"))
+        self.cables.append((kept[0], kept[1], f"link {i} ({shown})", i))
 
     def exec_lines(self, name: str, lines: Any) -> None:
         if not isinstance(lines, list):
@@ -438,8 +439,8 @@ class _Clab:
                     if getattr(nic, key) is not None:
                         attrs[key] = getattr(nic, key)
                 points[f"{name}:{nic.ifname}"] = b.add(Kind.GUEST_NIC, f"{name}-{nic.ifname}", attrs)
-        for a, c, what in self.cables:
-            b.cable(self.end(a, points), self.end(c, points), what)
+        for a, c, what, i in self.cables:
+            b.cable(self.end(a, points), self.end(c, points), what, f"link{i}")
 
     def end(self, end: tuple[str, str], points: dict[str, str]) -> tuple[str, Any]:
         kind, value = end
@@ -451,10 +452,10 @@ def import_clab(text: str) -> Imported:
     if not isinstance(data, dict):
         raise ImportFailed("not a containerlab topology: the file is not a YAML mapping")
     out = _Clab(data).run()
-    out.header.append(
-        "containerlab's linux nodes are guests, its bridges and each veth cable between two nodes hubs "
-        "(a bridge in a lab floods like a hub)."
-    )
+    out.header += [
+        "containerlab's linux nodes are guests; its bridges, and each veth cable between two nodes,",
+        "are hubs (a containerlab bridge in a lab floods like a hub).",
+    ]
     return out
 
 
@@ -631,7 +632,9 @@ class _Gns3:
             else:
                 b.report(f"{where}: {ptype} interface {short(iface)}: an outside host stands in for it")
             label = iface if isinstance(iface, str) else f"p{port}"
-            comment = f"GNS3 cloud {name}, port {mapping.get('name', port)}"
+            comment = f"GNS3 cloud {name}, port {mapping.get('name', port)}" + (
+                f": the lab borrows {iface} with --allow-host" if "interface" in attrs else ": an outside host"
+            )
             nic = b.add(Kind.HOST_NIC, f"{name}-{label}", attrs, comment)
             bridge = b.add(Kind.BRIDGE, f"{name}-br{port}")
             tap = b.add(Kind.TAP, f"{name}-tap{port}")
@@ -666,7 +669,7 @@ class _Gns3:
             else:
                 b.report(f"{what}: its end {self.name(str(node_id))} is left out, so is the link")
                 return
-        b.cable(resolved[0], resolved[1], what)
+        b.cable(resolved[0], resolved[1], what, f"link{i}")
 
 
 def _mac_plus(mac: str | None, n: int) -> str | None:
@@ -712,10 +715,10 @@ def import_gns3(text: str) -> Imported:
     if not isinstance(data, dict):
         raise ImportFailed("not a GNS3 project: the file is not a JSON object")
     out = _Gns3(data).run()
-    out.header.append(
-        "GNS3's qemu and vpcs nodes are guests, its hubs, switches and each cable between two nodes hubs, "
-        "its clouds host NICs."
-    )
+    out.header += [
+        "GNS3's qemu and vpcs nodes are guests; its hubs, its switches and each cable between two",
+        "nodes are hubs; a cloud's ports are host NICs, each on a bridge with a tap.",
+    ]
     return out
 
 
