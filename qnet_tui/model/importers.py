@@ -113,10 +113,13 @@ class _Builder:
             self.out.comments[node_id] = comment
         return node_id
 
-    def mac(self, given: str | None, seed: str) -> str:
+    def mac(self, given: str | None, seed: str, where: str) -> str:
         """given if it is a free MAC; else one from a hash of seed: the same
         file gives the same MACs, and none twice."""
-        if given is not None and not mac_problem(given) and normalize_mac(given) not in self.macs:
+        problem = None
+        if given is not None:
+            problem = mac_problem(given) or ("used already" if normalize_mac(given) in self.macs else None)
+        if given is not None and problem is None:
             mac = normalize_mac(given)
         else:
             digest = hashlib.sha256(seed.encode()).digest()
@@ -125,6 +128,8 @@ class _Builder:
             while mac in self.macs:
                 n = (n + 1) & 0xFFFFFF
                 mac = _mac_of(n)
+        if problem:
+            self.report(f"{where}: MAC {short(given)} {problem}; {mac} instead")
         self.macs.add(mac)
         return mac
 
@@ -154,7 +159,9 @@ class _Builder:
             domains = [d]
         elif len(domains) == 2:
             ra, rb = self.root(domains[0]), self.root(domains[1])
-            if ra != rb:
+            if ra == rb:
+                self.report(f"{what}: both ends are on one hub already (a loop); left out")
+            else:
                 self.parent[max(ra, rb)] = min(ra, rb)
                 first, second = self.domain_wanted[min(ra, rb)][0], self.domain_wanted[max(ra, rb)][0]
                 self.report(f"{what}: joins {first} and {second} into one hub (one broadcast domain)")
@@ -252,6 +259,9 @@ class _Clab:
 
     def defaults(self, topo: dict[str, Any]) -> str | None:
         """The kind nodes without one get; the rest of defaults and kinds is reported."""
+        for key in ("defaults", "kinds"):
+            if topo.get(key) and not isinstance(topo[key], dict):
+                self.b.report(f"topology.{key}: {short(topo[key])}: not a mapping; left out")
         defaults = topo.get("defaults") if isinstance(topo.get("defaults"), dict) else {}
         for key, value in defaults.items():
             if key != "kind":
@@ -434,7 +444,10 @@ class _Clab:
             note = f"containerlab linux node {name}" + (f"; inside it {renamed}" if renamed else "")
             guest = b.add(Kind.GUEST, name, comment=note)
             for nic in mine:
-                attrs: dict[str, Any] = {GUEST_FIELD: guest, "mac": b.mac(nic.mac, f"{name}:{nic.ifname}")}
+                attrs: dict[str, Any] = {
+                    GUEST_FIELD: guest,
+                    "mac": b.mac(nic.mac, f"{name}:{nic.ifname}", f"node {name}: {nic.ifname}"),
+                }
                 for key in ("ipv4", "gateway", "ipv6", "gateway6"):
                     if getattr(nic, key) is not None:
                         attrs[key] = getattr(nic, key)
@@ -532,7 +545,7 @@ class _Gns3:
         """Each node's (adapter, port) pairs its links use, in order."""
         out: dict[str, list[tuple[int, int]]] = {}
         for link in links:
-            for end in link.get("nodes", []) if isinstance(link, dict) else []:
+            for end in _list(link.get("nodes")) if isinstance(link, dict) else []:
                 if isinstance(end, dict) and end.get("node_id") in self.nodes:
                     a, p = end.get("adapter_number"), end.get("port_number")
                     if isinstance(a, int) and isinstance(p, int) and (a, p) not in out.setdefault(end["node_id"], []):
@@ -556,7 +569,7 @@ class _Gns3:
             comment = f"GNS3 {kind} {name}"
             if kind == "ethernet_switch":
                 comment += ": a switch learns, a hub floods; its VLAN and port settings are left out"
-                for port in props.get("ports_mapping") or []:
+                for port in _list(props.get("ports_mapping")):
                     if isinstance(port, dict) and (port.get("type", "access") != "access" or port.get("vlan", 1) != 1):
                         b.report(
                             f"{where}: port {port.get('port_number')} ({port.get('name')}): "
@@ -599,7 +612,7 @@ class _Gns3:
             if adapter >= adapters or port != 0:
                 b.report(f"{where}: adapter {adapter} port {port}: the node has no such port; its link is left out")
                 continue
-            mac = b.mac(_mac_plus(base_mac, adapter), f"{name}:{adapter}")
+            mac = b.mac(_mac_plus(base_mac, adapter), f"{name}:{adapter}", f"{where}: adapter {adapter}")
             attrs: dict[str, Any] = {GUEST_FIELD: guest, "mac": mac}
             if kind == "qemu":
                 attrs["model"] = model
@@ -615,7 +628,7 @@ class _Gns3:
         """Each cabled port of a cloud: a host NIC on a bridge of its own, with
         a tap that the cable's other end reaches (a host NIC links to a bridge only)."""
         b = self.b
-        ports = {p.get("port_number"): p for p in props.get("ports_mapping") or [] if isinstance(p, dict)}
+        ports = {p.get("port_number"): p for p in _list(props.get("ports_mapping")) if isinstance(p, dict)}
         for adapter, port in used:
             mapping = ports.get(port, {})
             ptype, iface = mapping.get("type"), mapping.get("interface")
@@ -672,10 +685,15 @@ class _Gns3:
         b.cable(resolved[0], resolved[1], what, f"link{i}")
 
 
+def _list(value: Any) -> list[Any]:
+    """value if a list, else none: a wrong shape is reported where it matters."""
+    return value if isinstance(value, list) else []
+
+
 def _mac_plus(mac: str | None, n: int) -> str | None:
     """GNS3 gives adapter n the node's mac_address plus n."""
     if mac is None or mac_problem(mac):
-        return None
+        return mac  # a wrong one is reported where it is given out
     value = (int(mac.replace(":", ""), 16) + n) & 0xFFFFFFFFFFFF
     return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -1, -8))
 

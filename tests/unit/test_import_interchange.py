@@ -4,14 +4,17 @@ valid topologies; what has no equivalent is reported by element."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qnet_tui.cli import main
 from qnet_tui.model.diagnostics import Severity
-from qnet_tui.model.importers import import_clab, import_gns3
+from qnet_tui.model.importers import ImportFailed, import_clab, import_gns3
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.yamlio import load_file
@@ -231,3 +234,76 @@ def test_unknown_format_is_refused(tmp_path, capsys):
     assert main(["import", str(source), "-o", str(out)]) == 1
     assert "not a format import reads: containerlab (.clab.yml" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_macs_taken_or_wrong_are_replaced_and_said():
+    out = import_clab(
+        "name: x\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n"
+        "    - type: veth\n      endpoints: [{node: a, interface: eth1, mac: '02:00:00:00:00:01'},"
+        " {node: b, interface: eth1, mac: '02:00:00:00:00:01'}]\n"
+    )
+    mac = out.topology.nodes["b-eth1"].attrs["mac"]
+    assert MAC.fullmatch(mac) and out.topology.nodes["a-eth1"].attrs["mac"] == "02:00:00:00:00:01"
+    assert out.report == [f"node b: eth1: MAC 02:00:00:00:00:01 used already; {mac} instead"]
+    gns3 = import_gns3(
+        '{"topology": {"nodes": [{"node_id": "a", "name": "A", "node_type": "qemu",'
+        ' "properties": {"mac_address": "0c:zz"}}, {"node_id": "h", "name": "H", "node_type": "ethernet_hub"}],'
+        ' "links": [{"nodes": [{"node_id": "a", "adapter_number": 0, "port_number": 0},'
+        ' {"node_id": "h", "adapter_number": 0, "port_number": 0}]}]}}'
+    )
+    mac = gns3.topology.nodes["A-eth0"].attrs["mac"]
+    assert gns3.report == [
+        f"node A: adapter 0: MAC 0c:zz is not a MAC address of the form 52:54:00:12:34:56; {mac} instead"
+    ]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 5) | st.sampled_from(["a", "a:eth1", "eth1", "linux", "bridge", ""]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "topology",
+                    "nodes",
+                    "links",
+                    "kind",
+                    "endpoints",
+                    "exec",
+                    "type",
+                    "node",
+                    "interface",
+                    "node_id",
+                    "node_type",
+                    "properties",
+                    "adapter_number",
+                    "port_number",
+                    "ports_mapping",
+                    "defaults",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=JSON)
+def test_any_shape_is_imported_or_refused_in_words(data):
+    for reader in (import_clab, import_gns3):
+        try:
+            out = reader(json.dumps(data))
+        except ImportFailed as exc:
+            assert str(exc)
+        else:
+            assert all(isinstance(line, str) for line in out.report)
+
+
+def test_a_cable_within_one_hub_is_said():
+    out = import_clab("topology:\n  nodes: {br: {kind: bridge}}\n  links: [{endpoints: ['br:p1', 'br:p2']}]\n")
+    assert out.report == ["link 1 (br:p1 -- br:p2): both ends are on one hub already (a loop); left out"]
+    assert out.topology.links == []
