@@ -546,7 +546,7 @@ class _Gns3:
         out: dict[str, list[tuple[int, int]]] = {}
         for link in links:
             for end in _list(link.get("nodes")) if isinstance(link, dict) else []:
-                if isinstance(end, dict) and end.get("node_id") in self.nodes:
+                if isinstance(end, dict) and isinstance(end.get("node_id"), str) and end["node_id"] in self.nodes:
                     a, p = end.get("adapter_number"), end.get("port_number")
                     if isinstance(a, int) and isinstance(p, int) and (a, p) not in out.setdefault(end["node_id"], []):
                         out[end["node_id"]].append((a, p))
@@ -675,6 +675,9 @@ class _Gns3:
         for end in ends:
             node_id = end.get("node_id")
             key = (node_id, end.get("adapter_number"), end.get("port_number"))
+            if not all(isinstance(k, t) for k, t in zip(key, (str, int, int), strict=True)):
+                b.report(f"{what}: an end without node_id, adapter_number and port_number; left out")
+                return
             if node_id in self.domains:
                 resolved.append(("domain", self.domains[node_id]))
             elif key in self.points:

@@ -291,9 +291,54 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=JSON)
-def test_any_shape_is_imported_or_refused_in_words(data):
+ANY = JSON | st.sampled_from(
+    ["qemu", "vpcs", "cloud", "ethernet_switch", "ethernet_hub", "ip addr add 1.2.3.4/8 dev e"]
+)
+IDS = st.sampled_from(["a", "b", "br"])
+END = st.fixed_dictionaries(
+    {"node_id": IDS, "adapter_number": st.integers(0, 2) | ANY, "port_number": st.integers(0, 2)}
+)
+GNS3 = st.fixed_dictionaries(
+    {
+        "topology": st.fixed_dictionaries(
+            {
+                "nodes": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "node_id": IDS,
+                            "node_type": st.sampled_from(["qemu", "vpcs", "cloud", "ethernet_switch", "ethernet_hub"]),
+                            "properties": st.dictionaries(
+                                st.sampled_from(["adapters", "mac_address", "ports_mapping", "startup_script"]), ANY
+                            )
+                            | ANY,
+                        }
+                    ),
+                    max_size=4,
+                ),
+                "links": st.lists(st.fixed_dictionaries({"nodes": st.lists(END | ANY, max_size=3)}) | ANY, max_size=4),
+            }
+        )
+    }
+)
+CLAB = st.fixed_dictionaries(
+    {
+        "topology": st.fixed_dictionaries(
+            {
+                "nodes": st.dictionaries(
+                    IDS, st.fixed_dictionaries({"kind": st.sampled_from(["linux", "bridge", "srl"]), "exec": ANY}) | ANY
+                ),
+                "links": st.lists(
+                    st.fixed_dictionaries({"endpoints": st.lists(st.sampled_from(["a:eth1", "b:e", "br:p"]) | ANY)})
+                    | ANY,
+                    max_size=4,
+                ),
+            }
+        )
+    }
+)
+
+
+def imported_or_refused(data: object) -> None:
     for reader in (import_clab, import_gns3):
         try:
             out = reader(json.dumps(data))
@@ -301,6 +346,24 @@ def test_any_shape_is_imported_or_refused_in_words(data):
             assert str(exc)
         else:
             assert all(isinstance(line, str) for line in out.report)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=JSON)
+def test_any_shape_is_imported_or_refused_in_words(data):
+    imported_or_refused(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=GNS3)
+def test_any_gns3_like_shape_is_imported_or_refused_in_words(data):
+    imported_or_refused(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=CLAB)
+def test_any_containerlab_like_shape_is_imported_or_refused_in_words(data):
+    imported_or_refused(data)
 
 
 def test_a_cable_within_one_hub_is_said():
