@@ -628,7 +628,11 @@ class _Gns3:
         """Each cabled port of a cloud: a host NIC on a bridge of its own, with
         a tap that the cable's other end reaches (a host NIC links to a bridge only)."""
         b = self.b
-        ports = {p.get("port_number"): p for p in _list(props.get("ports_mapping")) if isinstance(p, dict)}
+        ports = {
+            p["port_number"]: p
+            for p in _list(props.get("ports_mapping"))
+            if isinstance(p, dict) and isinstance(p.get("port_number"), int)
+        }
         for adapter, port in used:
             mapping = ports.get(port, {})
             ptype, iface = mapping.get("type"), mapping.get("interface")
