@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "follow": "print a TCP or UDP conversation's payload, both ways and in order, while a running lab carries it",
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
-    "import": "turn a containerlab topology (.clab.yml) or a GNS3 project (.gns3) into a topology file (-o FILE)",
+    "import": "turn a containerlab topology (.clab.yml) or a GNS3 project (.gns3) into a topology file (-o OUT)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
 }
 
