@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "qemu-args": "print the arguments that attach a QEMU VM to a 'qemu: true' guest NIC or a socket node",
     "import-qemu": "turn QEMU networking arguments (-- ARGS) into a topology file (-o FILE)",
     "export": "write a topology as containerlab YAML, a Mermaid diagram or Graphviz DOT (--to)",
+    "import": "turn a containerlab topology (.clab.yml) or a GNS3 project (.gns3) into a topology file (-o OUT)",
     "guest-image": "build (or check) the built-in VM guest: a Debian cloud kernel and a busybox initramfs",
 }
 
@@ -134,6 +135,13 @@ EXAMPLES: dict[str, str] = {
         f"examples:\n  {PROG} export lab.yaml --to clab -o lab.clab.yml\n"
         f"  {PROG} export lab.yaml --to mermaid\n"
         f"  {PROG} export lab.yaml --to dot | dot -Tsvg > lab.svg"
+    ),
+    "import": (
+        "containerlab: linux nodes become guests, bridges hubs, links between two nodes hubs of two ports;\n"
+        "'ip addr add', 'ip link set IF address', 'ip route add default via' exec lines give the NICs their\n"
+        "addresses, MACs and default routes. GNS3: qemu and vpcs nodes become guests, hubs and switches hubs,\n"
+        "clouds host NICs. What has no equivalent is reported, one line per element.\n"
+        f"examples:\n  {PROG} import lab.clab.yml -o lab.yaml\n  {PROG} import project.gns3 -o lab.yaml"
     ),
     "guest-image": (
         "downloads linux-image-cloud-amd64's kernel and busybox-static with apt-get (unpacked, never installed;\n"
@@ -269,6 +277,17 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("--to", required=True, choices=("clab", "mermaid", "dot"), help="the format")
         parser.add_argument(
             "-o", "--output", metavar="OUT", help="the file to write; it must not exist yet (default: stdout)"
+        )
+    elif name == "import":
+        parser.add_argument(
+            "file", metavar="FILE", help="a containerlab topology (.clab.yml, .yml) or a GNS3 project (.gns3)"
+        )
+        parser.add_argument(
+            "-o",
+            "--output",
+            required=True,
+            metavar="OUT",
+            help="the topology file to write; it must not exist yet",
         )
     elif name == "guest-image":
         parser.add_argument("--rebuild", action="store_true", help="build it again even if it is up to date")
@@ -546,6 +565,53 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from qnet_tui.model.atomic import WriteFailed, atomic_write
+    from qnet_tui.model.diagnostics import printable
+    from qnet_tui.model.importers import ImportFailed, dumps, format_of, import_file
+    from qnet_tui.model.yamlio import load_file
+
+    def say(text: str) -> None:
+        print(f"{PROG} import: {printable(text)}", file=sys.stderr)
+
+    source, out = Path(args.file), Path(args.output)
+    if format_of(source) is None:
+        say(f"{source}: not a format import reads: containerlab (.clab.yml, .clab.yaml, .yml, .yaml) or GNS3 (.gns3)")
+        return 1
+    if out.exists():
+        say(f"{out} exists; give a new file name")
+        return 1
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        say(f"{source}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        return 1
+    try:
+        imported = import_file(source, text)
+    except ImportFailed as exc:
+        say(f"{source}:{exc}" if str(exc)[:1].isdigit() else f"{source}: {exc}")
+        return 1
+    for line in imported.report:
+        say(line)
+    t = imported.topology
+    if not t.nodes:
+        say(f"{source}: nothing that maps onto a topology; nothing written")
+        return 1
+    try:
+        atomic_write(out, dumps(imported, source.name).encode())
+    except WriteFailed as exc:
+        say(f"cannot write {out}: {exc}")
+        return 1
+    diagnostics = load_file(out).diagnostics()  # read back: placed in the file as written
+    for d in diagnostics:
+        print(d.format(str(out)), file=sys.stderr)
+    errors = sum(d.is_error for d in diagnostics)
+    verdict = f"; it has {errors} error(s), above: fix them before running it" if errors else ""
+    left = f", {len(imported.report)} element(s) left out or changed (above)" if imported.report else ""
+    say(f"wrote {out}: {len(t.nodes)} nodes, {len(t.links)} links{left}{verdict}")
+    return 1 if errors else 0
+
+
 def cmd_guest_image(args: argparse.Namespace) -> int:
     from qnet_tui.lab import accel, guestimage
 
@@ -577,6 +643,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "qemu-args": cmd_qemu_args,
     "import-qemu": cmd_import_qemu,
     "export": cmd_export,
+    "import": cmd_import,
     "guest-image": cmd_guest_image,
 }
 
