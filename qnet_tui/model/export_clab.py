@@ -49,6 +49,9 @@ class _Ports:
         return name
 
 
+LABEL_PREFIX = "qnet-tui."  # node labels import reads back: NIC ids, a hub's VLAN, hostname
+
+
 def _exec_lines(nic: Node, ifname: str) -> list[str]:
     out = []
     if isinstance(mac := nic.get("mac"), str):
@@ -78,14 +81,16 @@ def _left_out_of_node(node: Node, left: list[str]) -> None:
             left.append(f"{node.id}: a VM guest, exported as a container; {', '.join(vm)} left out")
         elif vm:
             left.append(f"{node.id}: {', '.join(vm)} left out (a container is no VM)")
-        if "hostname" in node.attrs:
-            left.append(f"{node.id}: hostname left out (containerlab names a container after its node)")
 
 
-def _node_block(name: str, kind: str, execs: list[str]) -> list[str]:
+def _node_block(name: str, kind: str, execs: list[str], labels: dict[str, str] | None = None) -> list[str]:
     lines = [f"    {_scalar(name)}:", f"      kind: {kind}"]
     if kind == "linux":
         lines.append(f"      image: {IMAGE}")
+    if labels:
+        # What containerlab has no field for but `qnet-tui import` reads back (LABEL_PREFIX).
+        lines.append("      labels:")
+        lines += [f"        {_scalar(k)}: {_scalar(v)}" for k, v in labels.items()]
     if execs:
         lines.append("      exec:")
         lines += [f"        - {_scalar(e)}" for e in execs]
@@ -105,7 +110,9 @@ def to_clab(t: Topology, source: str = "") -> Export:
         kind = node.kind
         if kind in (Kind.HUB, Kind.BRIDGE):
             bridges.add(node.id)
-            blocks.append(_node_block(node.id, "bridge", []))
+            vlan = node.get("vlan") if kind is Kind.HUB else None
+            labels = {f"{LABEL_PREFIX}vlan": str(vlan)} if isinstance(vlan, int) else {f"{LABEL_PREFIX}kind": "bridge"}
+            blocks.append(_node_block(node.id, "bridge", [], labels))
             _left_out_of_node(node, left)
         elif kind is Kind.HOST_NIC:
             if isinstance(node.get("interface"), str):
@@ -125,7 +132,18 @@ def to_clab(t: Topology, source: str = "") -> Export:
                 execs += _exec_lines(t.nodes[nic], m.ifname(nic))
             if m.guest is not None and m.guest.get("forwarding") is True:
                 execs += ["sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv6.conf.all.forwarding=1"]
-            blocks.append(_node_block(m.id, "linux", execs))
+            # The NICs' ids, and whether it is a guest node or a lone guest NIC, for `import` to read back.
+            labels = {f"{LABEL_PREFIX}guest": "true" if m.guest is not None else "false"}
+            labels |= {f"{LABEL_PREFIX}{m.ifname(nic)}": nic for nic in m.nics}
+            # A NIC model is QEMU's: a container's veth has none, but the file keeps it.
+            labels |= {
+                f"{LABEL_PREFIX}model.{m.ifname(nic)}": t.nodes[nic].attrs["model"]
+                for nic in m.nics
+                if isinstance(t.nodes[nic].attrs.get("model"), str)
+            }
+            if m.guest is not None and isinstance(m.guest.get("hostname"), str):
+                labels[f"{LABEL_PREFIX}hostname"] = m.guest.get("hostname")
+            blocks.append(_node_block(m.id, "linux", execs, labels))
             if m.guest is not None:
                 _left_out_of_node(m.guest, left)
         elif kind is Kind.GUEST_NIC and node.is_qemu_vm:

@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from qnet_tui.model.kinds import GUEST_FIELD, NIC_MODELS, Kind
+from qnet_tui.model.export_clab import LABEL_PREFIX
+from qnet_tui.model.kinds import FIELD_BY_NAME, GUEST_FIELD, NIC_MODELS, Kind
 from qnet_tui.model.topology import Node, Topology
 from qnet_tui.model.values import IFNAME_MAX, RESERVED_IFNAMES, ifname_problem, mac_problem, normalize_mac
 
@@ -86,6 +87,7 @@ class _Builder:
         # Broadcast domains: each a hub-to-be; cables between two merge them.
         self.parent: list[int] = []
         self.domain_wanted: list[tuple[str, str | None]] = []  # (id wanted, comment)
+        self.domain_vlan: dict[int, int] = {}  # a domain's VLAN, when the file says it (an export's label)
         self.ports: list[tuple[str, int]] = []  # (point node id, domain)
         self.cabled: set[str] = set()
 
@@ -171,15 +173,27 @@ class _Builder:
     def finish(self) -> Imported:
         """The hubs of the broadcast domains, VLAN 1, 2, ... in order, and their links."""
         hub_of: dict[int, str] = {}
-        vlan = 0
-        for d, (wanted, comment) in enumerate(self.domain_wanted):
-            if self.root(d) != d:
-                continue
-            vlan += 1
-            hub_of[d] = self.add(Kind.HUB, wanted, {"vlan": vlan}, comment)
+        roots = [d for d in range(len(self.domain_wanted)) if self.root(d) == d]
+        given = {d: self.domain_vlan[d] for d in roots if d in self.domain_vlan}
+        used, vlan = set(), 0
+        for d in roots:
+            wanted, comment = self.domain_wanted[d]
+            if d in given and given[d] not in used:
+                number = given[d]
+            else:
+                vlan += 1
+                while vlan in used or vlan in given.values():
+                    vlan += 1
+                number = vlan
+            used.add(number)
+            hub_of[d] = self.add(Kind.HUB, wanted, {"vlan": number}, comment)
         for point, d in self.ports:
             self.t.links.append((point, hub_of[self.root(d)]))
         return self.out
+
+
+VLAN_MAX = FIELD_BY_NAME[Kind.HUB]["vlan"].int_range[1]
+FORWARDING_SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
 def _mac_of(n: int) -> str:
@@ -231,6 +245,8 @@ class _Clab:
         self.nics: dict[tuple[str, str], _ClabNic] = {}
         self.domains: dict[str, int] = {}  # bridge node -> domain
         self.cables: list[tuple[tuple[str, str], tuple[str, str], str, int]] = []
+        self.labels: dict[str, dict[str, str]] = {}  # node -> its qnet-tui.* labels (an export's)
+        self.forwarding: set[str] = set()  # linux nodes whose exec turns IP forwarding on
 
     def run(self) -> Imported:
         b, data = self.b, self.data
@@ -283,12 +299,26 @@ class _Clab:
         for key, value in body.items():
             if key == "kind" or (key == "exec" and kind == "linux"):
                 continue
+            if key == "labels" and isinstance(value, dict):
+                self.label(name, value)
+                continue
             self.b.report(f"{where}: {key} {short(value)} has no equivalent; left out")
         if kind in CLAB_HUB_KINDS:
             self.domains[name] = self.b.domain(
                 name,
                 f"containerlab {kind} {name}: a Linux bridge that floods like a hub for a lab; here a hub",
             )
+            vlan = self.labels.get(name, {}).get("vlan", "")
+            if vlan.isdigit() and int(vlan) <= VLAN_MAX:
+                self.b.domain_vlan[self.domains[name]] = int(vlan)
+
+    def label(self, name: str, labels: dict[Any, Any]) -> None:
+        """qnet-tui.* labels (what export wrote: NIC ids, a hub's VLAN, a hostname) are read; others reported."""
+        for key, value in labels.items():
+            if isinstance(key, str) and key.startswith(LABEL_PREFIX):
+                self.labels.setdefault(name, {})[key.removeprefix(LABEL_PREFIX)] = str(value)
+            else:
+                self.b.report(f"node {name}: label {short(key)}: {short(value)} has no equivalent; left out")
 
     def endpoint(self, i: int, end: Any) -> tuple[str, str, str | None] | None:
         """(node, interface, mac) of one end of link i, or None (reported)."""
@@ -365,6 +395,9 @@ class _Clab:
             words = shlex.split(text)
         except ValueError:
             return False
+        if words[:2] == ["sysctl", "-w"] and words[2:] and words[2] in FORWARDING_SYSCTLS:
+            self.forwarding.add(name)  # a router: the guest forwards
+            return True
         if words[:1] != ["ip"]:
             return False
         words = [w for w in words[1:] if w not in ("-4", "-6")]
@@ -442,16 +475,25 @@ class _Clab:
             mine = sorted((n for (node, _), n in self.nics.items() if node == name), key=lambda n: _natural(n.ifname))
             renamed = ", ".join(f"{n.ifname} is eth{i}" for i, n in enumerate(mine) if n.ifname != f"eth{i}")
             note = f"containerlab linux node {name}" + (f"; inside it {renamed}" if renamed else "")
-            guest = b.add(Kind.GUEST, name, comment=note)
+            labels = self.labels.get(name, {})
+            # An export's lone guest NIC (guest: false): a machine of one NIC, named as the node.
+            lone = labels.get("guest") == "false" and len(mine) == 1 and name not in self.forwarding
+            guest = None
+            if not lone:
+                attrs = {"forwarding": True} if name in self.forwarding else {}
+                if "hostname" in labels:
+                    attrs["hostname"] = labels["hostname"]
+                guest = b.add(Kind.GUEST, name, attrs, comment=note)
             for nic in mine:
-                attrs: dict[str, Any] = {
-                    GUEST_FIELD: guest,
-                    "mac": b.mac(nic.mac, f"{name}:{nic.ifname}", f"node {name}: {nic.ifname}"),
-                }
+                attrs = {GUEST_FIELD: guest} if guest is not None else {}
+                attrs["mac"] = b.mac(nic.mac, f"{name}:{nic.ifname}", f"node {name}: {nic.ifname}")
                 for key in ("ipv4", "gateway", "ipv6", "gateway6"):
                     if getattr(nic, key) is not None:
                         attrs[key] = getattr(nic, key)
-                points[f"{name}:{nic.ifname}"] = b.add(Kind.GUEST_NIC, f"{name}-{nic.ifname}", attrs)
+                if labels.get(f"model.{nic.ifname}") in NIC_MODELS:
+                    attrs["model"] = labels[f"model.{nic.ifname}"]
+                wanted = name if lone else labels.get(nic.ifname, f"{name}-{nic.ifname}")
+                points[f"{name}:{nic.ifname}"] = b.add(Kind.GUEST_NIC, wanted, attrs, comment=note if lone else None)
         for a, c, what, i in self.cables:
             b.cable(self.end(a, points), self.end(c, points), what, f"link{i}")
 
