@@ -496,12 +496,24 @@ def cmd_qemu_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_back(out: Path) -> tuple[int, str]:
+    """What validation says of a file an import wrote, placed in it as written:
+    the errors, and the words that say so after "wrote OUT"."""
+    from qnet_tui.model.yamlio import load_file
+
+    diagnostics = load_file(out).diagnostics()
+    for d in diagnostics:
+        print(d.format(str(out)), file=sys.stderr)
+    errors = sum(d.is_error for d in diagnostics)
+    return errors, f"; it has {errors} error(s), above: fix them before running it" if errors else ""
+
+
 def cmd_import_qemu(args: argparse.Namespace) -> int:
     import re
 
     from qnet_tui.model.diagnostics import printable
     from qnet_tui.model.qemu import import_args
-    from qnet_tui.model.yamlio import SaveError, load_file, new_document
+    from qnet_tui.model.yamlio import SaveError, new_document
 
     argv = args.args[1:] if args.args[:1] == ["--"] else args.args
     out = Path(args.output)
@@ -522,11 +534,7 @@ def cmd_import_qemu(args: argparse.Namespace) -> int:
     except SaveError as exc:
         print(f"{PROG} import-qemu: {exc}", file=sys.stderr)
         return 1
-    diagnostics = load_file(out).diagnostics()  # read back: placed in the file as written
-    for d in diagnostics:
-        print(d.format(str(out)), file=sys.stderr)
-    errors = sum(d.is_error for d in diagnostics)
-    verdict = f"; it has {errors} error(s), above: fix them before running it" if errors else ""
+    errors, verdict = _read_back(out)
     print(
         f"{PROG} import-qemu: wrote {printable(str(out))}: {len(topology.nodes)} nodes, "
         f"{len(topology.links)} links{verdict}",
@@ -569,7 +577,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     from qnet_tui.model.atomic import WriteFailed, atomic_write
     from qnet_tui.model.diagnostics import printable
     from qnet_tui.model.importers import ImportFailed, dumps, format_of, import_file
-    from qnet_tui.model.yamlio import load_file
 
     def say(text: str) -> None:
         print(f"{PROG} import: {printable(text)}", file=sys.stderr)
@@ -602,11 +609,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except WriteFailed as exc:
         say(f"cannot write {out}: {exc}")
         return 1
-    diagnostics = load_file(out).diagnostics()  # read back: placed in the file as written
-    for d in diagnostics:
-        print(d.format(str(out)), file=sys.stderr)
-    errors = sum(d.is_error for d in diagnostics)
-    verdict = f"; it has {errors} error(s), above: fix them before running it" if errors else ""
+    errors, verdict = _read_back(out)
     left = f", {len(imported.report)} element(s) left out or changed (above)" if imported.report else ""
     say(f"wrote {out}: {len(t.nodes)} nodes, {len(t.links)} links{left}{verdict}")
     return 1 if errors else 0

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from qnet_tui.lab import bpf, netns
+from qnet_tui.lab import bpf, netns, sysctl
 from qnet_tui.lab.kernelhub import PACKET_IGNORE_OUTGOING, SO_ATTACH_BPF, SOL_PACKET
 
 from .conftest import wait_for
@@ -38,6 +38,8 @@ def veth():
     netns.create(ns)
     watch = bpf.PortFilter.make(64)
     try:
+        # No IPv6 on the veths: the kernel's own MLD and DAD frames would be counted with the test's.
+        sysctl.write(ns, "net/ipv6/conf/default/disable_ipv6", "1")
         with netns.iproute(ns) as ipr:
             ipr.link("add", ifname="va", kind="veth", peer={"ifname": "vb"})
             for name in ("va", "vb"):
