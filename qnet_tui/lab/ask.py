@@ -13,6 +13,7 @@ import time
 from typing import TypeVar
 
 from qnet_tui import protocol
+from qnet_tui.lab.remote import share_name
 from qnet_tui.lab.runstate import is_running
 from qnet_tui.model.topology import Topology
 from qnet_tui.model.validate import did_you_mean
@@ -39,7 +40,7 @@ def read_topology(file: str, *nodes: str, host: str | None = None) -> Topology:
         if node not in t.nodes:
             raise AskError(f"{file} has no node '{node}'{did_you_mean(node, t.nodes)}")
     if host is not None:
-        t.name = f"{t.name}@{host}"  # lab/remote.py share_name: the model knows no worker
+        t.name = share_name(str(t.name), host)
     return t
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import select
-import shlex
 import signal
 import sys
 import threading
 
 from qnet_tui import protocol
-from qnet_tui.lab.remote import share_name, ssh_command
+from qnet_tui.lab.remote import remote_line, share_name, ssh_command
 from qnet_tui.model import placement
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.model.kinds import Kind
@@ -76,10 +75,7 @@ def hop(verb: str, node: str, argv: list[str], out: str | None = None) -> int | 
             file=sys.stderr,
         )
         return 1
-    args = [share_topology(str(t.name), machine), *argv[1:]]
-    override = os.environ.get("QNET_RUNTIME_DIR")
-    env = f"QNET_RUNTIME_DIR={shlex.quote(override)} " if override else ""
-    line = f"exec env {env}{host.command} {verb} --host {shlex.quote(machine)} {shlex.join(args)}"
+    line = remote_line(host, [verb, "--host", machine, share_topology(str(t.name), machine), *argv[1:]])
     tty = verb in TTY_VERBS and os.isatty(sys.stdin.fileno())
     ssh = [*ssh_command(), "-o", "BatchMode=yes", "-t" if tty else "-T", host.ssh, line]
     if out is not None and out != "-":

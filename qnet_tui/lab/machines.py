@@ -56,6 +56,8 @@ class Machines:
         self.hosts = placement.hosts(topology)
         self.spread = topology.hosts is not None
         self.local = placement.share(topology, self.machine) if self.spread else topology
+        # This machine's hubs with ports on others too -> those machines.
+        self.spans = placement.spans(topology, self.machine) if self.spread else {}
         self.lab_name = remote.share_name(str(topology.name), host) if host else str(topology.name)
         # A share's lease (a controller's: what it grants its shares).
         self.lease = lease if lease is not None else remote.LEASE_S
@@ -133,11 +135,11 @@ class Machines:
 
     def stitched(self) -> frozenset[str]:
         """This machine's hubs that have ports on others too."""
-        return frozenset(placement.spans(self.full, self.machine)) if self.spread else frozenset()
+        return frozenset(self.spans)
 
     def stitch(self, lab: Lab, loop: Loop, log: Log) -> None:
         """A remote port on every hub that has ports on other machines."""
-        spans = placement.spans(self.full, self.machine) if self.spread else {}
+        spans = self.spans
         if not spans:
             return
         peers = {m: self._address(m) for others in spans.values() for m in others}

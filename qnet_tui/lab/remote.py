@@ -51,8 +51,17 @@ def share_name(lab: str, host: str) -> str:
 def remote_control_path(lab: str, host: str) -> str:
     """The share's control socket on its machine: where a root worker keeps it
     (a lab needs root), or the folder QNET_RUNTIME_DIR names here, which the
-    remote command is then given too."""
-    return str(protocol.runtime_root() / share_name(lab, host) / "control.sock")
+    remote command is then given too (remote_line)."""
+    return str(protocol.control_path(share_name(lab, host)))
+
+
+def remote_line(host: Host, words: list[str]) -> str:
+    """The shell line ssh runs on host: its qnet-tui with words, in the runtime
+    folder QNET_RUNTIME_DIR names here if it names one. host.command is the
+    user's shell words (sudo qnet-tui, /opt/q/bin/qnet-tui): not quoted."""
+    override = os.environ.get("QNET_RUNTIME_DIR")
+    env = f"QNET_RUNTIME_DIR={shlex.quote(override)} " if override else ""
+    return f"exec env {env}{host.command} {shlex.join(words)}"
 
 
 def _die_with_parent() -> None:
@@ -97,14 +106,10 @@ class RemoteShare:
 
     def argv(self) -> list[str]:
         h = self.host
-        remote = [h.command, "run", "-", "--host", h.name, "--lease", f"{self.lease:g}", "--origin", self.origin]
+        words = ["run", "-", "--host", h.name, "--lease", f"{self.lease:g}", "--origin", self.origin]
         if self.controller:
-            remote += ["--controller", self.controller]
-        words = " ".join(shlex.quote(w) for w in remote[1:])
-        override = os.environ.get("QNET_RUNTIME_DIR")
-        env = f"QNET_RUNTIME_DIR={shlex.quote(override)} " if override else ""
-        # h.command is the user's shell words (sudo qnet-tui, /opt/q/bin/qnet-tui): not quoted.
-        line = f"exec env {env}{h.command} {words}"
+            words += ["--controller", self.controller]
+        line = remote_line(h, words)
         forward = f"{self.local_path}:{remote_control_path(self.lab, h.name)}"
         options = ("BatchMode=yes", "ExitOnForwardFailure=yes", "StreamLocalBindUnlink=yes")
         opts = [w for o in options for w in ("-o", o)]
