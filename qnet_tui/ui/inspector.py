@@ -111,6 +111,10 @@ class Inspector(VerticalScroll):
                 widgets.append(FieldEditor(node.kind, node.attrs, choices, disabled=read_only))
             peers = topology.neighbours(node.id)
             widgets.append(Static("links: " + (", ".join(peers) if peers else "none"), classes="links"))
+            if topology.hosts is not None and node.kind is not Kind.HUB:
+                # Where it runs, host: or not: a tap takes its bridge's, a NIC its guest's.
+                machine = placement.machine_of(topology).get(node.id, placement.THIS)
+                widgets.append(Static(f"runs on {placement.where(machine)}", classes="links"))
             widgets += _impair_rows(topology, node.id, peers, read_only)
         with self.app.batch_update():
             await self.remove_children()
