@@ -292,8 +292,8 @@ class Conversations:
         pairs, pairs_rest = self.pairs.top()
         flows, flows_rest = self.flows.top()
         for row in (*pairs, *flows):
-            row["a_node"] = names.get(row["a"])
-            row["b_node"] = names.get(row["b"])
+            row["a_node"] = names.get(row["a"]) or group_name(row["a"])
+            row["b_node"] = names.get(row["b"]) or group_name(row["b"])
         return {"pairs": pairs, "flows": flows, "others": {"pairs": pairs_rest, "flows": flows_rest}}
 
 
@@ -306,6 +306,9 @@ def node_names(nodes: Iterable[Any]) -> dict[str, str]:
         mac = attrs.get("mac")
         if isinstance(mac, str):
             names[mac.lower()] = node.id
+            local = link_local(mac)
+            if local is not None:
+                names[local] = node.id
         for attr in ("ipv4", "ipv6"):
             value = attrs.get(attr)
             if isinstance(value, str):
@@ -314,3 +317,33 @@ def node_names(nodes: Iterable[Any]) -> dict[str, str]:
                 except ValueError:
                     continue
     return names
+
+
+def link_local(mac: str) -> str | None:
+    """The IPv6 link-local address Linux gives a NIC with this MAC (EUI-64,
+    its default outside stable-privacy set-ups), as text; None for no MAC."""
+    try:
+        octets = bytes.fromhex(mac.replace(":", ""))
+    except ValueError:
+        return None
+    if len(octets) != 6:
+        return None
+    eui = bytes([octets[0] ^ 0x02, *octets[1:3], 0xFF, 0xFE, *octets[3:]])
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
+
+
+GROUPS = frozenset({"broadcast", "multicast"})  # the names of addresses no node owns
+
+
+def group_name(address: str) -> str | None:
+    """`multicast` for a group MAC or a multicast IP address, `broadcast` for
+    IPv4's limited broadcast: no node owns them (the broadcast MAC is named
+    with the nodes)."""
+    if address == "255.255.255.255":
+        return "broadcast"
+    try:
+        if len(address) == 17 and address[2] == ":":  # a MAC: the group bit
+            return "multicast" if int(address[:2], 16) & 1 else None
+        return "multicast" if ipaddress.ip_address(address).is_multicast else None
+    except ValueError:
+        return None

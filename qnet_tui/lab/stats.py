@@ -13,7 +13,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from qnet_tui.lab import links, netns
 from qnet_tui.lab.checks import Checks
-from qnet_tui.lab.conversations import node_names
+from qnet_tui.lab.conversations import GROUPS, node_names
 from qnet_tui.lab.kernelhub import VethPort
 from qnet_tui.lab.linkimpair import impaired
 from qnet_tui.lab.ports import Hub, Port, TapPort
@@ -162,7 +162,8 @@ def flow_text(flow: dict[str, Any]) -> str:
 
     def end(side: str) -> str:
         port = flow[f"{side}_port"]
-        name = flow[f"{side}_node"] or flow[side]
+        node = flow[f"{side}_node"]
+        name = node if node and node not in GROUPS else flow[side]
         return f"{name}:{port}" if port is not None else name
 
     return f"{end('a')} > {end('b')} {flow['proto']} {si(flow['bps'], 'bit/s')} ({si(flow['bytes'], 'B')})"

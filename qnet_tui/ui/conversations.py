@@ -31,7 +31,7 @@ from qnet_tui.ui.convframes import row_frames
 
 BROADCASTS = frozenset({"ff:ff:ff:ff:ff:ff", "255.255.255.255"})
 GAP = "  "
-MIN_END = 16  # the narrowest an end's column gets to let the figures fit
+MIN_END = 14  # the narrowest an end's column gets to let the figures fit
 CACHE_ROWS = 4096  # filter results kept per row identity; dropped wholesale past this
 BOLD, DIM = Style(bold=True), Style(dim=True)
 
@@ -69,6 +69,27 @@ def endpoint(address: str, node: str | None, port: int | None) -> str:
     if port is not None:
         address = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     return f"{node} {address}" if node else address
+
+
+def shorten_end(text: str, width: int) -> str:
+    """An end cut to width in its address's middle, so its node's name and
+    its port (what tells two flows of one address apart) stay."""
+    if cell_len(text) <= width:
+        return text
+    node, _, address = text.rpartition(" ")
+    head = f"{node} " if node and cell_len(node) + 6 <= width else ""
+    room = width - cell_len(head) - 1  # the address's characters left, with the ellipsis
+    if room < 2:
+        return set_cell_size(text, width - 1) + "…"
+    tail = max((room + 1) // 2, min(len(_port_of(address)), room - 2))
+    return head + address[: room - tail] + "…" + address[-tail:]
+
+
+def _port_of(address: str) -> str:
+    """':5201' of 10.0.0.1:5201 or [fe80::1]:5201; '' of an address alone."""
+    if address.startswith("["):
+        return address[address.rfind("]") + 1 :]
+    return address[address.find(":") :] if address.count(":") == 1 else ""
 
 
 def ago(seconds: float) -> str:
@@ -350,7 +371,7 @@ class ConversationTable(ScrollView, can_focus=True):
         segments = []
         for i, (column, width, text) in enumerate(zip(self.columns, self.widths, cells, strict=True)):
             if cell_len(text) > width:
-                text = set_cell_size(text, width - 1) + "…"
+                text = shorten_end(text, width) if column.id in ("a", "b") else set_cell_size(text, width - 1) + "…"
             pad = " " * (width - cell_len(text))
             segments.append(Segment((pad + text) if column.numeric else (text + pad), style))
             if i < len(cells) - 1:

@@ -182,3 +182,15 @@ async def test_a_hub_across_machines_names_them_and_its_remote_ports_are_no_talk
         remote = next(line for line in detail(app).splitlines() if line.startswith("remote"))
         assert remote.startswith("remote    vxlan:b 192.0.2.2 path MTU 1500  vxlan:c 192.0.2.3 path MTU 1450")
         assert "(the route's" in remote
+
+
+def test_an_end_too_wide_for_its_column_keeps_its_node_and_port():
+    from qnet_tui.ui.conversations import shorten_end
+
+    assert shorten_end("vm1 10.0.0.1:49886", 18) == "vm1 10.0.0.1:49886"
+    assert shorten_end("vm1 10.0.0.1:49886", 14) == "vm1 10.…:49886"
+    assert shorten_end("vm2 fe80::5054:ff:fe00:102", 16) == "vm2 fe80:…00:102"
+    # A node's name too long to leave room: the address alone, cut in its middle.
+    assert shorten_end("a-long-node-name 10.0.0.1:5", 14) == "10.0.0…0.0.1:5"
+    assert all(len(shorten_end("vm1 fe80::5054:ff:fe00:101", w)) == w for w in range(3, 26))
+    assert shorten_end("vm2 [fe80::5054:ff:fe00:102]:546", 16) == "vm2 [fe80…2]:546"

@@ -120,6 +120,46 @@ def test_arp_and_other_ethertypes_are_pairs_only_and_named_by_node(hub):
     assert pairs == {("vm1", "broadcast"): 1, ("vm2", "vm1"): 4}
 
 
+def test_link_local_addresses_are_named_by_the_mac_they_come_from_and_groups_as_such(hub):
+    h, (vm1, vm2, _) = hub
+    # vm1's kernel-made link-local address (EUI-64 of its MAC) to the all-routers group.
+    rs = bytes(
+        Ether(src=A, dst="33:33:00:00:00:02") / IPv6(src="fe80::5054:ff:fe00:1", dst="ff02::2") / ICMPv6EchoRequest()
+    )
+    mdns = bytes(
+        Ether(src=B, dst="01:00:5e:00:00:fb") / IP(src="10.0.0.2", dst="224.0.0.251") / UDP(sport=5353, dport=5353)
+    )
+    dhcp = bytes(
+        Ether(src=B, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
+    )
+    h.forward(vm1, [rs])
+    h.forward(vm2, [mdns, dhcp])
+    h.count_conversations(1000.0)
+    nodes = [Node("vm1", Kind.GUEST_NIC, {"mac": A}), Node("vm2", Kind.GUEST_NIC, {"mac": B, "ipv4": "10.0.0.2/24"})]
+    snap = h.conversations.snapshot(node_names(nodes))
+    flows = {(r["a"], r["b"]): (r["a_node"], r["b_node"]) for r in snap["flows"]}
+    assert flows == {
+        ("fe80::5054:ff:fe00:1", "ff02::2"): ("vm1", "multicast"),
+        ("10.0.0.2", "224.0.0.251"): ("vm2", "multicast"),
+        ("0.0.0.0", "255.255.255.255"): (None, "broadcast"),
+    }
+    pairs = {(r["a"], r["b"]): r["b_node"] for r in snap["pairs"]}
+    assert pairs == {
+        (A, "33:33:00:00:00:02"): "multicast",
+        (B, "01:00:5e:00:00:fb"): "multicast",
+        (B, "ff:ff:ff:ff:ff:ff"): "broadcast",
+    }
+
+
+def test_link_local_of_a_mac_and_group_names():
+    assert conversations.link_local("52:54:00:00:01:01") == "fe80::5054:ff:fe00:101"
+    assert conversations.link_local("02:00:00:00:00:01") == "fe80::ff:fe00:1"  # the U/L bit flipped
+    assert conversations.link_local("nonsense") is None
+    assert conversations.group_name("52:54:00:00:01:01") is None
+    assert conversations.group_name("10.0.0.1") is None
+    assert conversations.group_name("fe80::1") is None
+
+
 def test_rates_first_and_last_seen_per_tick(hub):
     h, (vm1, _, _) = hub
     h.count_conversations(100.0)
