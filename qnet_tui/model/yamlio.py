@@ -39,6 +39,7 @@ class Document:
     problems: list[Diagnostic] = field(default_factory=list)  # found while reading the file
     style: yamlwrite.Style = field(default_factory=yamlwrite.Style)
     text: str | None = field(default=None, repr=False)  # as read (LF, no BOM), until the tree is made from it
+    suggested: Path | None = None  # where a document with no file yet offers to be saved (an import: by its source)
     _tree: CommentedMap | None = field(default=None, init=False, repr=False)
 
     @property

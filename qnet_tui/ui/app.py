@@ -5,6 +5,7 @@ through the Editor, files.py opens and saves, the LabPanel runs the lab."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -43,9 +44,16 @@ class QnetApp(EditKeys, App[None]):
     BINDINGS = keys.BINDINGS
     COMMANDS_HELP = keys.COMMANDS_HELP
 
-    def __init__(self, document: Document, theme_errors: Iterable[str] = (), allow_host: bool = False) -> None:
+    def __init__(
+        self,
+        document: Document,
+        theme_errors: Iterable[str] = (),
+        allow_host: bool = False,
+        imported: tuple[Path, list[str]] | None = None,
+    ) -> None:
         super().__init__()
         self.document = document
+        self.imported = imported  # the file the document was imported from, and what was left out
         self.allow_host = allow_host
         self.editor = Editor(document.topology)
         self.connect_from: str | None = None
@@ -82,6 +90,8 @@ class QnetApp(EditKeys, App[None]):
         gcpolicy.take_over(self, self.full_gc_s)
         for error in self.theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning", timeout=10)
+        if self.imported is not None:
+            files.tell_import(self, self.imported[0], self.document, self.imported[1])
         if not self.document.editable:
             self.notify(
                 "The file's structure could not be read whole, so it is open read-only. "
@@ -395,13 +405,20 @@ class QnetApp(EditKeys, App[None]):
 
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:
-    if path and Path(path).exists():
+    imported = None
+    if path and Path(path).exists() and files.is_import(Path(path)):
+        found, report = files.import_document(Path(path))
+        if found is None:
+            print("\n".join(f"qnet-tui: {line}" for line in report), file=sys.stderr)
+            return 1
+        document, imported = found, (Path(path), report)
+    elif path and Path(path).exists():
         document = load_file(path)
     else:
         document = new_document(path=Path(path) if path else None)
         if path:
             document.topology.name = Path(path).stem.replace(".", "-")[:32] or "lab"
-    app = QnetApp(document, allow_host=allow_host)
+    app = QnetApp(document, allow_host=allow_host, imported=imported)
     if theme:
         if theme not in app.available_themes:
             print(f"qnet-tui: no theme '{theme}'; themes: {', '.join(sorted(app.available_themes))}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from qnet_tui.model.atomic import WriteFailed, atomic_write
 from qnet_tui.model.export import TITLES, export, suffix
-from qnet_tui.model.yamlio import Document, SaveError, load_file, new_document
+from qnet_tui.model.yamlio import Document, SaveError, load_file, load_text, new_document
 from qnet_tui.ui.dialogs import ImportQemu, PathPrompt, UnsavedChanges
 
 if TYPE_CHECKING:
@@ -20,7 +20,49 @@ if TYPE_CHECKING:
 
 
 def default_path(document: Document) -> Path:
-    return document.path or Path.cwd() / f"{document.topology.name or 'lab'}.yaml"
+    return document.path or document.suggested or Path.cwd() / f"{document.topology.name or 'lab'}.yaml"
+
+
+IMPORTED = (".clab.yml", ".clab.yaml", ".gns3")  # names opened by importing them (a plain .yaml is ours)
+
+
+def is_import(path: Path) -> bool:
+    return path.name.lower().endswith(IMPORTED)
+
+
+def import_document(path: Path) -> tuple[Document | None, list[str]]:
+    """A containerlab topology or GNS3 project read as a new, unsaved document
+    (offered to be saved as NAME.yaml beside it), and what to tell: what was
+    left out, or why nothing could be read (then no document). Blocking."""
+    from qnet_tui.model.importers import ImportFailed, dumps, import_file
+
+    try:
+        imported = import_file(path, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path.name}: cannot read: {getattr(exc, 'strerror', None) or exc}"]
+    except ImportFailed as exc:
+        return None, [f"{path.name}:{exc}" if str(exc)[:1].isdigit() else f"{path.name}: {exc}"]
+    if not imported.topology.nodes:
+        return None, [f"{path.name}: nothing that maps onto a topology"]
+    doc = load_text(dumps(imported, path.name))
+    stem = path.name[: -len(next(s for s in IMPORTED if path.name.lower().endswith(s)))]
+    doc.suggested = path.with_name(f"{stem or doc.topology.name}.yaml")
+    return doc, imported.report
+
+
+def tell_import(app: App, path: Path, doc: Document | None, report: list[str]) -> None:
+    if doc is None:
+        app.notify("\n".join(report), title=f"Cannot import {path.name}", severity="error", timeout=15)
+        return
+    t = doc.topology
+    app.notify(
+        f"{len(t.nodes)} nodes, {len(t.links)} links; not saved yet: ctrl+s offers {default_path(doc).name}",
+        title=f"Imported {path.name}",
+        timeout=12,
+    )
+    if report:
+        more = f"\n... and {len(report) - 6} more" if len(report) > 6 else ""
+        app.notify("\n".join(report[:6]) + more, title="Left out", severity="warning", timeout=20)
 
 
 async def save(app: App, document: Document, path: Path) -> bool:
@@ -44,6 +86,10 @@ async def open_file(app: App, start: Path) -> Document | None:
     path = await app.push_screen_wait(PathPrompt("Open a topology", start))
     if path is None:
         return None
+    if is_import(path):
+        imported, report = await asyncio.to_thread(import_document, path)
+        tell_import(app, path, imported, report)
+        return imported
     doc = await asyncio.to_thread(load_file, path)
     if not doc.editable:
         errors = [d.format(path.name) for d in doc.problems if d.is_error]

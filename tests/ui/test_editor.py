@@ -22,6 +22,7 @@ from qnet_tui.ui.dialogs import AddNode, Confirm, Help, PathPrompt, UnsavedChang
 from qnet_tui.ui.inspector import Inspector
 
 SAMPLES = Path(__file__).parents[2] / "sample_topologies"
+DATA = Path(__file__).parents[1] / "unit" / "data"
 THEMES = Path(__file__).parents[2] / "themes"
 SIZE = (160, 45)
 
@@ -559,3 +560,37 @@ async def test_export_from_the_palette_writes_next_to_the_file_and_never_over_on
         await pilot.pause()
         assert out.read_text() == "mine\n"
         assert any(f"{out} exists" in n for n in notes(app))
+
+
+async def test_opening_a_containerlab_file_imports_it_and_a_broken_project_changes_nothing(seed, tmp_path):
+    """ctrl+o on a .clab.yml or .gns3 imports it as a new document, offered to be
+    saved beside it; one that cannot be read says why and the open file stays."""
+    clab = tmp_path / "branch.clab.yml"
+    shutil.copy(DATA / "lab.clab.yml", clab)
+    broken = tmp_path / "broken.gns3"
+    broken.write_text('{"topology": ')
+    app = app_for(seed)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#path", Input).value = str(broken)
+        await pilot.click("#ok")
+        await pilot.pause()
+        assert any(n.startswith("broken.gns3:") and "JSON" in n for n in notes(app)), notes(app)
+        assert app.document.path == seed
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#path", Input).value = str(clab)
+        await pilot.click("#ok")
+        await pilot.pause()
+        assert app.document.path is None and app.sub_title.startswith("new topology ●")
+        assert {"client1", "client2"} <= set(app.document.topology.nodes)
+        assert any("ctrl+s offers branch.yaml" in n for n in notes(app)), notes(app)
+        assert any("image" in n for n in notes(app))  # what was left out is told
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt)
+        assert app.screen.query_one("#path", Input).value == str(tmp_path / "branch.yaml")
+        await pilot.press("enter")
+        await pilot.pause()
+    saved = tmp_path / "branch.yaml"
+    assert saved.read_text().startswith("# Imported from branch.clab.yml by qnet-tui import.")
+    assert set(load_file(saved).topology.nodes) == set(app.document.topology.nodes)
