@@ -44,6 +44,15 @@ def notes(app: QnetApp) -> list[str]:
     return [n.message for n in app._notifications]
 
 
+async def open_via_dialog(pilot, path: Path) -> None:
+    """ctrl+o, the path typed, OK."""
+    await pilot.press("ctrl+o")
+    assert isinstance(pilot.app.screen, PathPrompt)
+    pilot.app.screen.query_one("#path", Input).value = str(path)
+    await pilot.click("#ok")
+    await pilot.pause()
+
+
 async def select(pilot, node: str) -> None:
     pilot.app.query_one(TopologyCanvas).select(node)
     await pilot.pause()
@@ -282,17 +291,10 @@ async def test_open_another_file_and_a_broken_one(seed, tmp_path):
     broken.write_text("version: 1\nname: x\nnodes: [oops\n")
     app = app_for(seed)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+o")
-        assert isinstance(app.screen, PathPrompt)
-        app.screen.query_one("#path", Input).value = str(broken)
-        await pilot.click("#ok")
-        await pilot.pause()
+        await open_via_dialog(pilot, broken)
         assert any("YAML syntax" in n for n in notes(app))
         assert app.document.path == seed  # nothing lost
-        await pilot.press("ctrl+o")
-        app.screen.query_one("#path", Input).value = str(other)
-        await pilot.click("#ok")
-        await pilot.pause()
+        await open_via_dialog(pilot, other)
         assert app.document.path == other and "hub2" in app.query_one(TopologyCanvas).layout_.boxes
 
 
@@ -571,16 +573,10 @@ async def test_opening_a_containerlab_file_imports_it_and_a_broken_project_chang
     broken.write_text('{"topology": ')
     app = app_for(seed)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+o")
-        app.screen.query_one("#path", Input).value = str(broken)
-        await pilot.click("#ok")
-        await pilot.pause()
+        await open_via_dialog(pilot, broken)
         assert any(n.startswith("broken.gns3:") and "JSON" in n for n in notes(app)), notes(app)
         assert app.document.path == seed
-        await pilot.press("ctrl+o")
-        app.screen.query_one("#path", Input).value = str(clab)
-        await pilot.click("#ok")
-        await pilot.pause()
+        await open_via_dialog(pilot, clab)
         assert app.document.path is None and app.sub_title.startswith("new topology ●")
         assert {"client1", "client2"} <= set(app.document.topology.nodes)
         assert any("ctrl+s offers branch.yaml" in n for n in notes(app)), notes(app)
