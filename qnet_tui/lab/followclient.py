@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from qnet_tui import protocol
 from qnet_tui.lab.ask import AskError, Session, check_running, read_topology
+from qnet_tui.lab.conversations import node_names
 from qnet_tui.lab.elsewhere import end_when_reader_goes
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.segments import payload_text
@@ -80,7 +81,9 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
             session.start(protocol.Follow(node, proto, a_addr, a_port, b_addr, b_port))
             session.wait(protocol.Followed)
             _say(f"following {proto} {a} <> {b} on {node}'s hub; Ctrl-C stops")
-            return _relay(session, (a, b), None if raw is None else "ab".index(raw))
+            names = node_names(t.nodes.values())  # each end by its node, as the app names them
+            ends = (_named(names, a_addr, a), _named(names, b_addr, b))
+            return _relay(session, ends, None if raw is None else "ab".index(raw))
         finally:
             session.close()
     except (AskError, FollowError) as exc:
@@ -88,6 +91,10 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _named(names: dict[str, str], address: str, text: str) -> str:
+    return f"{names[address]} {text}" if address in names else text
 
 
 def _interrupted(signum: int, frame: object) -> None:

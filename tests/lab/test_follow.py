@@ -139,10 +139,10 @@ def test_the_follow_command_prints_both_ways_and_raw_one(make_lab):
         out_raw += raw.stdout.read1(1 << 16)
     assert out_raw == reply  # what b sent, byte for byte
     out_text = b""
-    while b"==> 10.8.1.2:7000 (b)\nHTTP/1.0 200 OK" not in out_text:
+    while b"==> a2 10.8.1.2:7000 (b)\nHTTP/1.0 200 OK" not in out_text:
         assert select.select([text.stdout], [], [], 15)[0], out_text[-200:]
         out_text += text.stdout.read1(1 << 16)
-    assert out_text.startswith(b"==> 10.8.1.1:41000 (a)\nGET / HTTP/1.0\nX: yyy")
+    assert out_text.startswith(b"==> a1 10.8.1.1:41000 (a)\nGET / HTTP/1.0\nX: yyy")
     for proc in (text, raw):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=15)  # what is left in its pipes, and its end
