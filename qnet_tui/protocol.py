@@ -22,8 +22,9 @@ worker -> client
   scenario_state  ScenarioState  a scenario started, played a step, ended or
                     was stopped (to every client); stats carry it each tick
   capturing  Capturing  a `capture_stream` started: the hub and its ports
-                    (to the client that asked)
-  capture_saved  CaptureSaved  what a `capture_save` wrote
+                    (to the client that asked, once its filter compiled)
+  capture_saved  CaptureSaved  what a `capture_save` wrote, once it is
+                    written whole (the lab goes on meanwhile: lab/jobs.py)
   capture_ended  CaptureEnded  a stream or ring ended for another reason than
                     its client going (the hub went, the lab stops, a write
                     failed): frames written and missed

@@ -18,6 +18,7 @@ Little-endian, microsecond timestamps (pcapng's default)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
@@ -41,6 +42,7 @@ EPB_HEAD = struct.Struct("<IIIIIII")  # type, length, interface, ts high, ts low
 _LENGTH = struct.Struct("<I")
 _PADS = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4: to the next 32-bit boundary
 RING_MAX_BYTES = 256 * 1024 * 1024  # what a ring keeps at most, whatever its seconds
+_IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers one writev takes
 
 
 def _option(code: int, value: bytes) -> bytes:
@@ -285,14 +287,47 @@ class Ring(Sink):
         oldest = (time.time_ns() // 1000 if now is None else now) - self.window
         return [block for ts, block in self.kept if ts >= oldest]
 
+    def contents(self) -> tuple[list[bytes], int]:
+        """What a save writes, as of now: the blocks, and how many are frames.
+        Cheap enough for the loop: a list of the (immutable) blocks, no copy."""
+        frames = self.blocks()
+        return [self.head, *self.interface_blocks, *frames], len(frames)
+
     def save(self, path: Path) -> tuple[int, int]:
         """Write the kept frames to path (a new file): how many, and bytes."""
-        blocks = self.blocks()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            data = [self.head, *self.interface_blocks, *blocks]
-            out.write(b"".join(data))
-        return len(blocks), sum(map(len, data))
+        blocks, frames = self.contents()
+        return frames, write_new(new_file(path), path, blocks)
+
+
+def new_file(path: Path) -> int:
+    """A file created for writing; O_EXCL: never through a link or over someone's file."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+
+
+def write_new(fd: int, path: Path, blocks: list[bytes]) -> int:
+    """Write blocks to fd, the file new_file made at path, and close it: the
+    bytes written. On a failure (the disk full) what was written is removed
+    and the OSError raised. Meant for a thread (lab/jobs.py): writev takes
+    IOV_MAX blocks a call, copies nothing, and leaves the GIL to the loop."""
+    try:
+        try:
+            total = 0
+            for start in range(0, len(blocks), _IOV_MAX):
+                batch = blocks[start : start + _IOV_MAX]
+                size = sum(map(len, batch))
+                sent = os.writev(fd, batch)
+                if sent < size:  # cut short: the rest from where it stopped (a next write says why)
+                    rest = memoryview(b"".join(batch))[sent:]
+                    while rest:
+                        rest = rest[os.write(fd, rest) :]
+                total += size
+        finally:
+            os.close(fd)  # a network file system may say only here that the data did not go
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        raise
+    return total
 
 
 class Captures:

@@ -38,6 +38,11 @@ class Client:
         self.lines = protocol.LineBuffer(protocol.MAX_CLIENT_LINE)
         self.fds: list[int] = []  # passed with its last read (SCM_RIGHTS); what no message takes is closed
 
+    @property
+    def gone(self) -> bool:
+        """Its connection closed (a reply that came late has nobody to go to)."""
+        return self.sock.fileno() < 0
+
     def take_fd(self) -> int | None:
         """The fd that came with the message being handled, now the handler's to close."""
         return self.fds.pop(0) if self.fds else None
@@ -177,15 +182,25 @@ class ControlServer:
             )
         else:
             msg = protocol.decode(line, protocol.CLIENT)
-        try:
+
+        def handle() -> None:
             if isinstance(msg, protocol.Malformed):
                 raise MessageError(msg.reason)
             self.on_message(msg, client)
+
+        self.answer(client, handle, f"handling {line[:80]!r}")
+
+    def answer(self, client: Client, handle: Callable[[], None], what: str) -> None:
+        """Run handle for client: a message, or the end of one that a job
+        (lab/jobs.py) finished later. A MessageError it raises is the client's
+        reply; a fault of its own is said to the client too, and logged."""
+        try:
+            handle()
         except MessageError as exc:
-            self._send(client, protocol.encode(protocol.Error(str(exc))))
+            self.send(client, protocol.encode(protocol.Error(str(exc))))
         except Exception as exc:  # a fault of the handler: the client is told, the lab goes on
-            self._send(client, protocol.encode(protocol.Error(f"internal error: {type(exc).__name__}: {exc}")))
-            self.on_fault(f"handling {line[:80]!r}")
+            self.send(client, protocol.encode(protocol.Error(f"internal error: {type(exc).__name__}: {exc}")))
+            self.on_fault(what)
 
     def broadcast(self, message: bytes) -> None:
         for client in list(self.clients.values()):

@@ -10,6 +10,7 @@ close every fd, delete every namespace, remove the state file."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -19,16 +20,18 @@ import stat
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from qnet_tui import protocol
 from qnet_tui.lab import apply, links, netns, runstate
-from qnet_tui.lab.capture import Capture, Ring, Sink, Stream
+from qnet_tui.lab.capture import Capture, Ring, Sink, Stream, new_file, write_new
 from qnet_tui.lab.console import ConsoleRelay
 from qnet_tui.lab.control import Client, ControlServer, MessageError
 from qnet_tui.lab.follow import Flow, FlowError, FollowSink
 from qnet_tui.lab.impair import Impairment, ImpairmentError
+from qnet_tui.lab.jobs import MAX_JOBS, Job, Jobs
 from qnet_tui.lab.linkimpair import ImpairError, from_topology, impairment_of, place, set_impairment
 from qnet_tui.lab.loop import Loop
 from qnet_tui.lab.machines import Machines
@@ -49,6 +52,7 @@ from qnet_tui.protocol import LabState
 WORKER_NICE = -5
 EX_SOFTWARE = 70  # sysexits.h: the worker failed of itself, not of its input
 MAX_RING_S = 3600.0  # a ring's window at most (its bytes are bounded too: lab/capture.py)
+SAVE_WAIT_S = 10.0  # how long a stopping lab waits for a ring's file to be written whole
 
 
 def exit_with_parent(parent: int) -> None:
@@ -96,6 +100,9 @@ class Worker:
         self.allow_host = allow_host
         self.err = err or sys.stderr
         self.loop = Loop()
+        self.jobs = Jobs(self.loop)  # slow requests' work, off the loop
+        self._requests = itertools.count()
+        self._file_request: dict[str, int] = {}  # by hub: the latest request for its capture to a file
         self.state = LabState.STARTING
         self.lock_fd = -1
         self.watchdog_w = -1
@@ -238,11 +245,11 @@ class Worker:
         elif isinstance(msg, protocol.Lease):
             self.machines.renew(msg.seconds)
         elif isinstance(msg, protocol.Capture):
-            self._capture(msg.hub, msg.path, msg.filter)
+            self._capture(msg, client)
         elif isinstance(msg, protocol.CaptureStream):
-            self.control.send(client, protocol.encode(self._capture_stream(msg, client)))
+            self._capture_stream(msg, client)
         elif isinstance(msg, protocol.CaptureSave):
-            self.control.send(client, protocol.encode(self._capture_save(msg, client)))
+            self._capture_save(msg, client)
         elif isinstance(msg, protocol.Follow):
             self._follow(msg, client)
         elif isinstance(msg, protocol.VmControl):
@@ -395,15 +402,45 @@ class Worker:
             )
         raise self._refuse(f"{what}: {node} is on {len(on)} hubs ({', '.join(h.name for h in on)}); name one of them")
 
-    def _filter(self, text: str | None) -> Filter | None:
-        """The client compiled it too, but is not trusted to have. (libpcap may
-        look a host name up: that one call blocks the loop for as long.)"""
+    def _busy(self) -> None:
+        if self.jobs.full:
+            raise self._refuse(f"the lab is busy with {MAX_JOBS} slow requests (filters, saves); try again soon")
+
+    def _filtered(
+        self,
+        text: str | None,
+        client: Client,
+        then: Callable[[Filter | None], None],
+        dropped: Callable[[], None] = lambda: None,
+    ) -> None:
+        """then(the filter text compiles to), or then(None) without one. The
+        client compiled it too, but is not trusted to have. libpcap compiles it
+        in a thread (lab/jobs.py): it may look a host name up, for seconds.
+        then runs on the loop, late; what it refuses is the client's reply.
+        dropped, if then never runs (a bad filter, the lab stopping first)."""
         if text is None or not text.strip():
-            return None
+            then(None)
+            return
         try:
-            return compile_filter(text)
-        except FilterError as exc:
-            raise self._refuse(f"capture: bad {exc}") from None
+            self._busy()
+        except MessageError:
+            dropped()
+            raise
+
+        def compiled(job: Job) -> None:
+            try:
+                filt = job.result()
+            except FilterError as exc:
+                dropped()
+                raise self._refuse(f"capture: bad {exc}") from None
+            then(filt)
+
+        self.jobs.start(
+            lambda: compile_filter(text),
+            lambda job: self.control.answer(client, lambda: compiled(job), f"after compiling filter {text!r}"),
+            abandon=lambda job: dropped(),
+            what=f"compiling filter {text!r}",
+        )
 
     def _path(self, path: str, what: str) -> Path:
         if not (os.path.isabs(path) and "\0" not in path):
@@ -413,52 +450,84 @@ class Worker:
             )
         return Path(path)
 
-    def _capture(self, hub_name: str, path: str | None, filter_text: str | None = None) -> None:
-        """The app's capture of a hub to a file (one per hub); path None stops it."""
-        hub = self._hub(hub_name)
-        target = self._path(path, "capture") if path is not None else None
-        filt = self._filter(filter_text) if target is not None else None
-        if hub.capture is not None and hub.capture.file is not None:
-            self._end_sink(hub, hub.capture.file, None)
-        if target is None:
-            return
-        try:
-            sink = Capture(target, filt)
-        except OSError as exc:
-            raise self._refuse(f"capture: cannot write {path}: {exc.strerror}") from None
-        hub.add_capture(sink)
-        hub.capture.file = sink
-        self.log("info", f"capturing {hub.name} to {path}" + (f" (filter {filt.text!r})" if filt else ""))
+    def _capture(self, msg: protocol.Capture, client: Client) -> None:
+        """The app's capture of a hub to a file (one per hub); path None stops
+        it. The latest request for a hub wins, though an earlier one's filter
+        may finish compiling after it."""
+        hub_name = self._hub(msg.hub).name
+        target = self._path(msg.path, "capture") if msg.path is not None else None
+        request = self._file_request[hub_name] = next(self._requests)
 
-    def _capture_stream(self, msg: protocol.CaptureStream, client: Client) -> protocol.Capturing:
-        """A stream into the pipe that came with msg, or a ring; the client's while it stays."""
-        fd = client.take_fd()
-        try:
-            hub = self._hub_of(msg.node)
-            filt = self._filter(msg.filter)
-            sink: Sink
-            if msg.ring is not None:
-                if not (math.isfinite(msg.ring) and 0 < msg.ring <= MAX_RING_S):
-                    raise self._refuse(
-                        f"capture: ring is {msg.ring!r}; give seconds, more than 0 and up to {MAX_RING_S:g}"
-                    )
-                if any(isinstance(s, Ring) and s.owner is client for s in (hub.capture.sinks if hub.capture else ())):
-                    raise self._refuse(f"capture: this client keeps a ring of {hub.name} already")
-                sink = Ring(msg.ring, filt)
-            else:
-                if fd is None or not stat.S_ISFIFO(os.fstat(fd).st_mode):
-                    raise self._refuse("capture_stream: pass a pipe's write end with the message (SCM_RIGHTS)")
-                sink, fd = Stream(fd, filt), None
-        finally:
-            if fd is not None:
-                os.close(fd)
-        sink.owner = client
-        hub.add_capture(sink)
-        what = f"keeping the last {msg.ring:g} s of {hub.name}" if msg.ring else f"streaming {hub.name}"
-        self.log("info", what + (f" (filter {filt.text!r})" if filt else "") + " for a control client")
-        return protocol.Capturing(hub.name, [p.name for p in hub.ports], msg.ring)
+        def start(filt: Filter | None) -> None:
+            if self._file_request.get(hub_name) != request:  # (only one with a filter waits)
+                self.log("info", f"capture of {hub_name} to {msg.path}: replaced by a later one while compiling")
+                return
+            hub = self._hub(hub_name)  # again: an apply may have taken it away meanwhile
+            if hub.capture is not None and hub.capture.file is not None:
+                self._end_sink(hub, hub.capture.file, None)
+            if target is None:
+                return
+            try:
+                sink = Capture(target, filt)
+            except OSError as exc:
+                raise self._refuse(f"capture: cannot write {msg.path}: {exc.strerror}") from None
+            hub.add_capture(sink)
+            hub.capture.file = sink
+            self.log("info", f"capturing {hub.name} to {msg.path}" + (f" (filter {filt.text!r})" if filt else ""))
 
-    def _capture_save(self, msg: protocol.CaptureSave, client: Client) -> protocol.CaptureSaved:
+        self._filtered(msg.filter if target is not None else None, client, start)
+
+    def _capture_stream(self, msg: protocol.CaptureStream, client: Client) -> None:
+        """A stream into the pipe that came with msg, or a ring; the client's
+        while it stays. Answered (`capturing`) once its filter is compiled."""
+        passed = client.take_fd()
+        held = [passed] if passed is not None else []  # the pipe, ours to close unless a Stream takes it
+
+        def close() -> None:
+            while held:
+                os.close(held.pop())
+
+        def start(filt: Filter | None) -> None:
+            try:
+                if client.gone:
+                    return  # it went while its filter compiled
+                hub = self._hub_of(msg.node)  # again: an apply may have taken it away meanwhile
+                sink: Sink
+                if msg.ring is not None:
+                    if not (math.isfinite(msg.ring) and 0 < msg.ring <= MAX_RING_S):
+                        raise self._refuse(
+                            f"capture: ring is {msg.ring!r}; give seconds, more than 0 and up to {MAX_RING_S:g}"
+                        )
+                    sinks = hub.capture.sinks if hub.capture else ()
+                    if any(isinstance(s, Ring) and s.owner is client for s in sinks):
+                        raise self._refuse(f"capture: this client keeps a ring of {hub.name} already")
+                    sink = Ring(msg.ring, filt)
+                else:
+                    if not held or not stat.S_ISFIFO(os.fstat(held[0]).st_mode):
+                        raise self._refuse("capture_stream: pass a pipe's write end with the message (SCM_RIGHTS)")
+                    sink = Stream(held.pop(), filt)
+            finally:
+                close()
+            sink.owner = client
+            hub.add_capture(sink)
+            what = f"keeping the last {msg.ring:g} s of {hub.name}" if msg.ring else f"streaming {hub.name}"
+            self.log("info", what + (f" (filter {filt.text!r})" if filt else "") + " for a control client")
+            self.control.send(
+                client, protocol.encode(protocol.Capturing(hub.name, [p.name for p in hub.ports], msg.ring))
+            )
+
+        try:
+            self._hub_of(msg.node)  # a wrong node is said at once, before any filter is compiled
+        except MessageError:
+            close()
+            raise
+        self._filtered(msg.filter, client, start, close)
+
+    def _capture_save(self, msg: protocol.CaptureSave, client: Client) -> None:
+        """Write the client's ring to a new file. Opened here, so a refusal
+        (it exists, the folder is not writable) comes at once; written in a
+        thread (lab/jobs.py): up to 256 MiB, while the hubs go on; answered
+        (`capture_saved`) when it is whole, or refused if the write failed."""
         hub = self._hub(msg.hub, "capture_save")
         ring = (
             next((s for s in hub.capture.sinks if isinstance(s, Ring) and s.owner is client), None)
@@ -468,12 +537,30 @@ class Worker:
         if ring is None:
             raise self._refuse(f"capture_save: no ring of {hub.name} kept for this client; start one first")
         path = self._path(msg.path, "capture_save")
+        self._busy()
+        blocks, frames = ring.contents()
         try:
-            frames, size = ring.save(path)
+            fd = new_file(path)
         except OSError as exc:
             raise self._refuse(f"capture_save: cannot write {msg.path}: {exc.strerror}") from None
-        self.log("info", f"wrote the last {ring.seconds:g} s of {hub.name} to {path}: {frames} frames")
-        return protocol.CaptureSaved(hub.name, str(path), frames, size, ring.seconds)
+        name, seconds = hub.name, ring.seconds
+
+        def written(job: Job) -> None:
+            try:
+                size = job.result()
+            except OSError as exc:  # what was written is removed
+                raise self._refuse(f"capture_save: cannot write {msg.path}: {exc.strerror}") from None
+            went = " (its client went)" if client.gone else ""
+            self.log("info", f"wrote the last {seconds:g} s of {name} to {path}: {frames} frames{went}")
+            self.control.send(client, protocol.encode(protocol.CaptureSaved(name, str(path), frames, size, seconds)))
+
+        self.jobs.start(
+            lambda: write_new(fd, path, blocks),
+            lambda job: self.control.answer(client, lambda: written(job), f"after writing {path}"),
+            abandon=lambda job: self.log("warning", f"the lab stopped before {path} was written whole"),
+            must_finish=True,
+            what=f"writing {path}",
+        )
 
     def _follow(self, msg: protocol.Follow, client: Client) -> None:
         """Follow a flow of a hub for client (one per hub and client), or stop."""
@@ -603,6 +690,10 @@ class Worker:
 
     def stop(self, reason: str | None = None) -> None:
         self.set_state(LabState.STOPPING, reason)
+        saving = [job.what for job in self.jobs.running if job.must_finish]
+        if saving:
+            self.log("info", f"stopping: waiting for {', '.join(saving)} to finish ({SAVE_WAIT_S:g} s at most)")
+        self.jobs.close(SAVE_WAIT_S)  # their replies go out while the clients are still there
         self.machines.stop()  # the other machines' shares go down while this one does
         for hub in self.lab.all_hubs if self.lab else ():
             self._end_captures(hub, "the lab stops")

@@ -184,16 +184,29 @@ def make_lab(tmp_path: Path, runtime: Path) -> Iterator[Callable[..., RunningLab
     labs: list[RunningLab] = []
 
     def start(
-        sample: str, *extra: str, wait: bool = True, text: str | None = None, inside: str | None = None
+        sample: str,
+        *extra: str,
+        wait: bool = True,
+        text: str | None = None,
+        inside: str | None = None,
+        prelude: str | None = None,
     ) -> RunningLab:
         """Run a sample (or `text`) as a lab of its own; `inside` names the
-        namespace the worker starts from (its "machine"), if not the tests' own."""
+        namespace the worker starts from (its "machine"), if not the tests'
+        own; `prelude`, Python the worker's process runs first (a patch)."""
         name = f"t{uuid.uuid4().hex[:8]}"
         source = text if text is not None else (SAMPLES / sample).read_text()
         file = tmp_path / f"{name}.yaml"
         file.write_text(re.sub(r"^name: .*$", f"name: {name}", source, count=1, flags=re.M))
+        python = [sys.executable, "-m", "qnet_tui"]
+        if prelude is not None:
+            python = [
+                sys.executable,
+                "-c",
+                f"{prelude}\nimport sys\nfrom qnet_tui.cli import main\nsys.exit(main(sys.argv[1:]))",
+            ]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "qnet_tui", "run", str(file), "--json", "--interval", "0.2", *extra],
+            [*python, "run", str(file), "--json", "--interval", "0.2", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
