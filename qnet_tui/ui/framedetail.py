@@ -1,6 +1,7 @@
 """One sampled frame, in full: its layers as a tree (scapy's field names and
-its text of each value) beside a hex view of the bytes kept. scapy decodes
-in a thread (its first import takes a second); escape closes."""
+its text of each value) beside a hex view of the bytes kept, where the bytes
+of the layer or field under the tree's cursor are marked. scapy decodes in a
+thread (its first import takes a second); escape closes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Region
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, Tree
@@ -30,8 +32,10 @@ class FrameDetail(ModalScreen[None]):
         Binding("escape", "close", "Close"),
         Binding("F", "follow", "Follow its conversation"),
     ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"frame-detail--mark"}
     DEFAULT_CSS = """
     FrameDetail { background: $background; }
+    FrameDetail > .frame-detail--mark { background: $accent; color: $text; }
     FrameDetail #title { height: 1; background: $primary; color: $text; padding: 0 1; }
     FrameDetail #kept { height: 1; padding: 0 1; color: $text-muted; }
     FrameDetail #layers { width: 1fr; border: round $primary; }
@@ -50,10 +54,12 @@ class FrameDetail(ModalScreen[None]):
         self.line, self.where, self.follow = line, where, follow
         self.frame: bytes = b""
         self.why: str | None = None  # why the layers cannot be shown
+        self.marked: dissect.Span | None = None  # the bytes marked in the hex view
         try:
             self.frame = dissect.frame_bytes(line.hex)
         except dissect.DissectError as exc:
             self.why = str(exc)
+        self.hex_plain = Text("\n".join(dissect.hex_rows(self.frame)))  # marked by copies of it
 
     def compose(self) -> ComposeResult:
         title = Text(
@@ -67,7 +73,7 @@ class FrameDetail(ModalScreen[None]):
             tree.show_root = False
             yield tree
             with VerticalScroll(id="hex-scroll"):
-                yield Static(Text("\n".join(dissect.hex_rows(self.frame))), id="hex")
+                yield Static(self._hex_text(), id="hex")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -90,18 +96,44 @@ class FrameDetail(ModalScreen[None]):
         self._show(event.layers, event.why)
 
     def _show(self, layers: list[dissect.Layer], why: str | None) -> None:
-        tree = self.query_one(Tree)
+        tree: Tree[dissect.Span | None] = self.query_one(Tree)
         tree.clear()
         for layer in layers:
-            node = tree.root.add(Text(layer.name, style="bold"), expand=True)
-            for name, value in layer.fields:
-                node.add_leaf(Text.assemble((f"{name}: ", "dim"), value))
+            node = tree.root.add(Text(layer.name, style="bold"), data=layer.span, expand=True)
+            for name, value, span in layer.fields:
+                # A field whose bytes are not known marks its layer's.
+                node.add_leaf(Text.assemble((f"{name}: ", "dim"), value), data=layer.span if span is None else span)
+        if layers:
+            tree.cursor_line = 0  # on the outermost layer, its bytes marked, as soon as there are layers
         if why is not None:
             self.why = why
             tree.root.add_leaf(Text("no layers: see above"))
             shown = self.query_one("#why", Static)
             shown.update(Text(f"Cannot show this frame's layers: {why}"))
             shown.add_class("-shown")
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[dissect.Span | None]) -> None:
+        self.mark(event.node.data)
+
+    def mark(self, span: dissect.Span | None) -> None:
+        """Mark the frame's bytes [start, end) in the hex view (None: none)
+        and scroll them into view."""
+        self.marked = span
+        self.query_one("#hex", Static).update(self._hex_text())
+        if span is None:
+            return
+        scroll = self.query_one("#hex-scroll", VerticalScroll)
+        first, last = span[0] // dissect.ROW_BYTES, max(span[1] - 1, span[0]) // dissect.ROW_BYTES
+        rows = min(last - first + 1, max(scroll.scrollable_content_region.height, 1))  # too tall: its top
+        scroll.scroll_to_region(Region(0, first, 1, rows), animate=False)
+
+    def _hex_text(self) -> Text:
+        text = self.hex_plain.copy()
+        if self.marked is not None:
+            style = self.get_component_rich_style("frame-detail--mark")
+            for start, end in dissect.hex_ranges(self.marked):
+                text.stylize(style, start, end)
+        return text
 
     def action_follow(self) -> None:
         """The TCP or UDP conversation this frame is of, followed (from this frame's sender's side)."""

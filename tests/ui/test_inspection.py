@@ -216,6 +216,50 @@ async def test_a_frame_scapy_cannot_decode_shows_its_bytes_and_why():
         assert str(app.screen.query_one("#hex", Static).render()) == "0000  01 02 03" + " " * 40 + "  ..."
 
 
+def marked_text(screen: FrameDetail) -> list[str]:
+    """The hex view's characters drawn marked (hex pairs and ASCII, row by row)."""
+    text = screen.query_one("#hex", Static).content
+    return [text.plain[span.start : span.end] for span in text.spans]
+
+
+async def test_the_bytes_of_the_layer_or_field_under_the_cursor_are_marked_in_view():
+    from scapy.all import IP, UDP, Ether, Padding, Raw
+
+    # 600 bytes (38 rows of hex) in a view of fewer rows: the IP packet, then padding from byte 442.
+    packet = (
+        Ether() / IP(src="10.0.0.1", dst="10.0.0.2", len=428) / UDP(sport=40000, dport=9, len=408) / Raw(b"q" * 400)
+    )
+    frame = bytes(packet / Padding(b"p" * 158))
+    app = make_app()
+    async with app.run_test(size=(120, 24)) as pilot:
+        app.push_screen(FrameDetail(Line("     vm1 ", "  600 B  ?", "", frame.hex(), len(frame)), "VLAN 1 (hub1)"))
+        await pilot.pause()
+        screen = app.screen
+        tree = screen.query_one(Tree)
+        await until(pilot, lambda: str(tree.root.children[0].label) != DECODING, "scapy")
+        await until(pilot, lambda: screen.marked is not None, "the first layer marked")
+        assert screen.marked == (0, 14)  # the cursor starts on Ethernet: its 14 bytes
+        assert marked_text(screen) == [frame[:14].hex(" ")[:23] + "  " + frame[8:14].hex(" "), "." * 14]
+        while not str(tree.cursor_node.label).startswith("frag:"):  # down the tree to IP's flags and fragment
+            await pilot.press("down")
+        # 13 bits of the 7th and 8th byte: both bytes, hex and ASCII.
+        assert screen.marked == (20, 22) and marked_text(screen) == ["00 00", ".."]
+        await pilot.press("down", "down", "down", "down", "down")
+        assert str(tree.cursor_node.label) == "dst: 10.0.0.2"
+        assert marked_text(screen) == ["0a 00", "..", "00 02", ".."]  # bytes 30 to 33: across rows 1 and 2
+        scroll = screen.query_one("#hex-scroll")
+        assert scroll.scroll_y == 0 and scroll.max_scroll_y > 0
+        await pilot.press("shift+left", "shift+down", "shift+down", "shift+down")  # IP, UDP, Raw, Padding
+        assert str(tree.cursor_node.label) == "Padding" and screen.marked == (442, 600)  # rows 27 to 37
+        assert marked_text(screen)[:2] == ["70 70 70 70 70 70", "pppppp"]
+        await until(pilot, lambda: scroll.scroll_y > 0, "the hex view to scroll")
+        rows = scroll.scrollable_content_region.height
+        assert scroll.scroll_y <= 442 // 16 < scroll.scroll_y + rows  # its first row in view
+        await pilot.press("shift+up", "shift+up", "shift+up", "shift+up")  # back to Ethernet, at the top
+        assert screen.marked == (0, 14)
+        await until(pilot, lambda: scroll.scroll_y == 0, "the hex view back at its top")
+
+
 class Sent:
     """The lab's client as far as following needs it: what the app sends."""
 
