@@ -147,7 +147,8 @@ def test_a_write_the_disk_refuses_is_refused_when_it_fails_and_leaves_no_file(ma
     client = Asker(lab.name)
     client.send(protocol.CaptureStream("hub2", None, 30.0))
     client.next("capturing")
-    assert lab.frames("b1", "send", "eth0", "52:54:00:00:0b:01", "400").wait(60) == 0  # ~300 kB kept
+    # ~1.5 MB sent, ten times what the file may hold: enough even if a loaded machine loses some
+    assert lab.frames("b1", "send", "eth0", "52:54:00:00:0b:01", "2000").wait(60) == 0
     out = tmp_path / "big.pcapng"
     client.send(protocol.CaptureSave("hub2", str(out)))
     assert client.next("error")["message"] == f"capture_save: cannot write {out}: File too large"
