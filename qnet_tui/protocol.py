@@ -218,6 +218,9 @@ class PortStats(TypedDict):
     vni: NotRequired[int]
     pmtu: NotRequired[int | None]
     probed: NotRequired[bool]
+    # Super-frames it sent in chunks and put together (a hub with virtio-net headers).
+    tx_superframes: NotRequired[int]
+    rx_superframes: NotRequired[int]
 
 
 # A flow's `proto`: these by name, any other IP protocol number N as "ip-N".
@@ -324,6 +327,8 @@ PORT_SHAPE = {
     "vni": Opt(int),
     "pmtu": Opt(int),
     "probed": Opt(bool),
+    "tx_superframes": Opt(int),
+    "rx_superframes": Opt(int),
 }
 CONVERSATION_SHAPE = {
     "a": str,

@@ -486,6 +486,7 @@ CARRIED = (
     "drop_mtu",
     "drop_bytes",
     "drop_malformed",
+    "drop_lost",
     "drop_loop_in",
     "drop_guest_queue",
     "drop_link_in",

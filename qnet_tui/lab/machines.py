@@ -23,7 +23,7 @@ from typing import Any
 from qnet_tui import protocol
 from qnet_tui.lab import remote
 from qnet_tui.lab.loop import Loop
-from qnet_tui.lab.realize import Lab
+from qnet_tui.lab.realize import Lab, hub_members, plain_frames
 from qnet_tui.lab.runstate import LabError
 from qnet_tui.lab.vxlan import VxlanEndpoint, VxlanPort
 from qnet_tui.model import placement
@@ -137,6 +137,12 @@ class Machines:
         """This machine's hubs that have ports on others too."""
         return frozenset(self.spans)
 
+    def plain(self) -> frozenset[str]:
+        """The stitched hubs whose frames are plain Ethernet: a member on some
+        machine (a socket, a QEMU VM's NIC) carries no virtio-net header. Every
+        share reads the whole file, so both ends of a stitch agree."""
+        return frozenset(hub for hub in self.spans if plain_frames(self.full, hub_members(self.full, hub)))
+
     def stitch(self, lab: Lab, loop: Loop, log: Log) -> None:
         """A remote port on every hub that has ports on other machines."""
         spans = self.spans
@@ -154,11 +160,13 @@ class Machines:
         except OSError as exc:
             raise LabError(f"cannot receive VXLAN on {bind} port {port}: {exc.strerror or exc}") from None
         hubs = {hub.name: hub for hub in lab.hubs}
+        plain = self.plain()
         for hub_id, others in sorted(spans.items()):
             node = self.full.nodes[hub_id]
+            vnet = hub_id not in plain
             for machine in sorted(others):
                 address, peer_port = peers[machine]
-                port_ = VxlanPort(port_name(machine), self.endpoint, placement.vni(node), address, peer_port)
+                port_ = VxlanPort(port_name(machine), self.endpoint, placement.vni(node), address, peer_port, vnet)
                 hubs[hub_id].attach(port_)
                 self.endpoint.add(port_)  # it probes the path from now on
                 lab.ports[f"{hub_id}/{port_.name}"] = port_

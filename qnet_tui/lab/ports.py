@@ -114,6 +114,7 @@ class Port:
         self.drop_mtu = 0  # frames bigger than the path to a remote port allows (lab/vxlan.py)
         self.drop_bytes = 0
         self.drop_malformed = 0  # frames received that were not Ethernet
+        self.drop_lost = 0  # super-frames from another machine that did not arrive whole (lab/vxlan.py)
         self.drop_loop_in = 0  # frames received while the port was cut for a loop
         self.drop_loop_out = self.drop_loop_out_bytes = 0  # frames the hub flooded while it was cut (closed spells)
         self.drop_guest_queue = 0  # frames its device could not queue to the worker (the device's tx_dropped)
@@ -202,6 +203,7 @@ class Port:
             + self.drop_oversized
             + self.drop_mtu
             + self.drop_malformed
+            + self.drop_lost
             + self.drop_loop
             + self.drop_guest_queue
         )
@@ -250,6 +252,7 @@ class Port:
                 "oversized": self.drop_oversized,
                 "mtu": self.drop_mtu,
                 "malformed": self.drop_malformed,
+                "lost": self.drop_lost,
                 "loop": self.drop_loop,
                 "guest-queue": self.drop_guest_queue,
                 "impair-loss": self.drop_impair_loss,

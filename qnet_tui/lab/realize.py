@@ -18,7 +18,7 @@ import errno
 import functools
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,10 +71,11 @@ class Lab:
     # Hubs the worker forwards whatever they hold: an impairment set live on
     # one the kernel forwarded moved it here (lab/apply.py to_worker).
     pinned: set[str] = field(default_factory=set)
-    # Hubs with ports on other machines too (lab/machines.py): the worker's, and
-    # their taps without virtio-net headers, so that no GSO super-frame meets the
-    # path MTU of a remote port.
+    # Hubs with ports on other machines too (lab/machines.py): the worker's.
+    # Their taps carry virtio-net headers (super-frames cross in chunks:
+    # lab/vxlan.py) unless a member on some machine cannot (plain).
     stitched: frozenset[str] = frozenset()
+    plain: frozenset[str] = frozenset()
     generation: int = 0  # how many changes it took while running (its ports are others after each)
     files: SocketFiles = field(init=False)
 
@@ -102,7 +103,7 @@ class Lab:
 
     def plan(self, t: Topology | None = None) -> list[PlannedHub]:
         """Its hubs as realize plans them (for topology t: a change being applied)."""
-        return plan_hubs(t or self.topology, frozenset(self.pinned), kernel_path(), self.stitched)
+        return plan_hubs(t or self.topology, frozenset(self.pinned), kernel_path(), self.stitched, self.plain)
 
     @property
     def all_hubs(self) -> tuple[Hub, ...]:
@@ -463,8 +464,25 @@ def _played(t: Topology) -> set[str]:
     }
 
 
+def plain_frames(t: Topology, members: Iterable[str], vm_nics: set[str] | None = None) -> bool:
+    """Whether a hub of these members floods plain Ethernet frames: a socket
+    (its frames carry no virtio-net header) or a QEMU VM's NIC among them."""
+    if vm_nics is None:
+        vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
+    return any(t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in vm_nics for m in members)
+
+
+def hub_members(t: Topology, hub: str) -> list[str]:
+    """The ports (taps, guest NICs, sockets) linked to a hub node."""
+    return [n for n in t.neighbours(hub) if t.nodes[n].kind in (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)]
+
+
 def plan_hubs(
-    t: Topology, pinned: frozenset[str] = frozenset(), kernel: bool = False, stitched: frozenset[str] = frozenset()
+    t: Topology,
+    pinned: frozenset[str] = frozenset(),
+    kernel: bool = False,
+    stitched: frozenset[str] = frozenset(),
+    plain: frozenset[str] = frozenset(),
 ) -> list[PlannedHub]:
     """Which ports flood to which: one hub per hub node; a guest NIC peered
     to a tap or socket forms a pair; a port with no peer stands alone.
@@ -472,17 +490,16 @@ def plan_hubs(
     With kernel (this machine can), a hub node whose ports are all namespace
     guests' NICs, none of its links impaired in the file, not set
     `forwarding: worker` and not pinned to the worker, is the kernel's to
-    forward. A stitched hub (ports on other machines too) is the worker's, its
-    frames plain Ethernet."""
+    forward. A stitched hub (ports on other machines too) is the worker's; it
+    carries virtio-net headers unless it is in plain (a member on some
+    machine cannot: every machine must agree, lab/machines.py)."""
     ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
     vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
     impaired = {end for way in t.impair for end in way} | _played(t)
 
     def planned(name: str, vlan: int | None, members: list[str], node: bool) -> PlannedHub:
         # Frames from sockets carry no virtio-net header: then nobody's do.
-        vnet = name not in stitched and not any(
-            t.nodes[m].kind is Kind.SOCKET or t.nodes[m].is_qemu_vm or m in vm_nics for m in members
-        )
+        vnet = name not in plain and not plain_frames(t, members, vm_nics)
         fast = (
             kernel
             and node
@@ -497,7 +514,7 @@ def plan_hubs(
         return PlannedHub(name, vlan, tuple(members), vnet, node, fast)
 
     def peers(node_id: str) -> list[str]:
-        return [n for n in t.neighbours(node_id) if t.nodes[n].kind in ports]
+        return hub_members(t, node_id)
 
     plan: list[PlannedHub] = []
     placed: set[str] = set()

@@ -217,7 +217,7 @@ class Worker:
             on_record=self._record,
             console_send=control.send,
         )
-        lab.stitched = self.machines.stitched()
+        lab.stitched, lab.plain = self.machines.stitched(), self.machines.plain()
         self.machines.keep_file()
         self.machines.launch(protocol.lab_dir(self.name), self.log)
         try:

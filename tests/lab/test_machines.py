@@ -166,6 +166,43 @@ def test_a_guest_pings_a_guest_on_another_machine_through_a_stitched_hub(make_la
     assert any("starting host b's share over ssh" in line for line in lab.errors), "\n".join(lab.errors)
 
 
+def test_tcp_crosses_the_stitch_in_super_frames(make_lab, ssh_env: Machines) -> None:
+    """The guests' TCP goes between the workers as 64 KiB super-frames, in
+    chunks, not as the wire frames they stand for (lab/vxlan.py)."""
+    lab = make_lab("", text=topology(ssh_env), inside=ssh_env.a)
+    server = lab.spawn("vm1", "iperf3", "-s", "-1")
+    try:
+        wait_for(lambda: ":5201" in lab.exec("vm1", "ss", "-ltn").stdout, 10, "iperf3 to listen")
+        # From b (over ssh) to this machine; an MSS that keeps each wire frame within
+        # the 1500-byte underlay's 1464, as a guest MTU of 1450 would.
+        client = lab.exec("vm2", "iperf3", "-c", "10.0.10.1", "-t", "2", "-M", "1400", "-J", preexec_fn=ssh_env.enter_a)
+        assert client.returncode == 0, client.stdout[-2000:] + client.stderr
+        received = json.loads(client.stdout)["end"]["sum_received"]["bytes"]
+        assert received > 10_000_000, received
+    finally:
+        server.kill()
+        server.wait(10)
+    seen = time.time()
+
+    def counted() -> dict | None:
+        """A line with both machines' counts of the whole run (b's come a tick later)."""
+        vlan = lab.vlan("10", seen)
+        ports = vlan["ports"]
+        there, here = ports.get("vxlan:controller", {}), ports.get("vxlan:b", {})
+        return vlan if there.get("tx_superframes") and ports["vm2"]["rx_frames"] >= here["rx_frames"] else None
+
+    vlan = wait_for(counted, 10, "both machines' remote ports")
+    ports = vlan["ports"]
+    here, there = ports["vxlan:b"], ports["vxlan:controller"]
+    # b's worker sent super-frames and this one put them together: far fewer than the wire frames.
+    assert here["rx_superframes"] > 0 and there["tx_superframes"] > 0
+    assert here["rx_frames"] > 5 * here["rx_superframes"], (here, there)
+    assert here["drop_reasons"]["lost"] == 0 and there["drop_reasons"]["mtu"] == 0, (here, there)
+    # Each wire frame counted once, on the machine it entered by.
+    assert vlan["frames"] == ports["vm1"]["rx_frames"] + ports["vm2"]["rx_frames"]
+    assert lab.stop(signal.SIGINT) == 0
+
+
 def test_a_killed_controller_leaves_both_machines_clean_after_the_lease(make_lab, ssh_env: Machines) -> None:
     lab = make_lab("", "--lease", "3", text=topology(ssh_env), inside=ssh_env.a)
     assert lab_namespaces(f"{lab.name}@b")

@@ -233,3 +233,24 @@ def test_the_sample_validates_clean_and_splits_in_two():
     spanning = {vlan[h]: where for h, where in placement.hub_machines(t).items()}
     assert spanning == {10: {"a", "b"}, 20: {"b"}}
     assert placement.spans(t, "a") == {"hub10": {"b"}}
+
+
+def test_a_stitched_hub_keeps_virtio_net_headers_unless_a_member_anywhere_cannot() -> None:
+    """Both ends of a stitch must agree on the frames they carry: each
+    machine judges a hub by its members on every machine (lab/machines.py)."""
+    from qnet_tui.lab.machines import Machines
+    from qnet_tui.lab.realize import plan_hubs
+
+    s1 = '{kind: socket, transport: dgram, family: inet, address: "127.0.0.1:5002", local: "127.0.0.1:5003"}'
+    text = SPLIT.replace("  - [hub1, g1-eth1]\n", "  - [hub1, g1-eth1]\n  - [hub1, s1]\n")
+    text = text.replace("  vm3:", f"  s1: {s1}\n  vm3:")
+    doc = load_text(text)
+    assert doc.problems == []
+    t = doc.topology
+    for machine in (None, "b"):  # the controller's machine, b
+        m = Machines(t, text, "split.yaml", machine, "192.0.2.9", None)
+        assert m.stitched() == {"hub0", "hub1"}  # hub1: g1-eth1 on b, the socket s1 on the controller's
+        assert m.plain() == {"hub1"}
+        vnet = {h.name: h.vnet for h in plan_hubs(m.local, stitched=m.stitched(), plain=m.plain()) if h.node}
+        # On b, hub1's only member is g1-eth1, which could carry headers: the socket elsewhere says no.
+        assert vnet["hub0"] is True and vnet["hub1"] is False, (machine, vnet)
