@@ -434,6 +434,7 @@ class PlannedHub:
     vnet: bool  # frames carry virtio-net headers (taps only: sockets' frames have none)
     node: bool  # a hub node (a VLAN), not a pair or a lone port
     kernel: bool = False  # a Linux bridge floods for it (lab/kernelhub.py)
+    ring: bool = False  # the kernel's but for a cycle it is on (hubs_on_rings): the worker's
 
 
 @functools.cache
@@ -477,6 +478,41 @@ def hub_members(t: Topology, hub: str) -> list[str]:
     return [n for n in t.neighbours(hub) if t.nodes[n].kind in (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)]
 
 
+def hubs_on_rings(t: Topology) -> set[str]:
+    """Hub nodes on a cycle of the lab's graph: its links, and each guest
+    joined to its NICs. A guest may bridge its NICs (or route a broadcast
+    back), so a frame a hub on a cycle floods may come back to it, again and
+    again; only the worker's hubs see that and cut it (lab/ports.py), so
+    these stay with the worker. A hub on no cycle cannot get its own frames
+    back."""
+    edges = [(a, b) for a, b in t.links if a in t.nodes and b in t.nodes]
+    linked = {frozenset(e) for e in edges}
+    edges += [
+        (m.id, nic) for m in guests.machines(t) if m.guest is not None for nic in m.nics if {m.id, nic} not in linked
+    ]
+    around: dict[str, list[tuple[int, str]]] = {}
+    for i, (a, b) in enumerate(edges):
+        around.setdefault(a, []).append((i, b))
+        around.setdefault(b, []).append((i, a))
+
+    def joined_without(edge: int, start: str, goal: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            for i, peer in around[todo.pop()]:
+                if i != edge and peer not in seen:
+                    if peer == goal:
+                        return True
+                    seen.add(peer)
+                    todo.append(peer)
+        return False
+
+    return {
+        hub.id
+        for hub in t.of_kind(Kind.HUB)
+        if any(joined_without(i, hub.id, peer) for i, peer in around.get(hub.id, ()))
+    }
+
+
 def plan_hubs(
     t: Topology,
     pinned: frozenset[str] = frozenset(),
@@ -490,12 +526,15 @@ def plan_hubs(
     With kernel (this machine can), a hub node whose ports are all namespace
     guests' NICs, none of its links impaired in the file, not set
     `forwarding: worker` and not pinned to the worker, is the kernel's to
-    forward. A stitched hub (ports on other machines too) is the worker's; it
+    forward, unless it is on a cycle of hubs and guests (hubs_on_rings: the
+    worker's loop guard is what cuts a loop). A stitched hub (ports on other
+    machines too) is the worker's; it
     carries virtio-net headers unless it is in plain (a member on some
     machine cannot: every machine must agree, lab/machines.py)."""
     ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
     vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
     impaired = {end for way in t.impair for end in way} | _played(t)
+    rings = hubs_on_rings(t) if kernel else set()
 
     def planned(name: str, vlan: int | None, members: list[str], node: bool) -> PlannedHub:
         # Frames from sockets carry no virtio-net header: then nobody's do.
@@ -511,7 +550,8 @@ def plan_hubs(
             and all(t.nodes[m].kind is Kind.GUEST_NIC and not t.nodes[m].is_qemu_vm for m in members)
             and not vm_nics.intersection(members)
         )
-        return PlannedHub(name, vlan, tuple(members), vnet, node, fast)
+        ring = fast and name in rings
+        return PlannedHub(name, vlan, tuple(members), vnet, node, fast and not ring, ring)
 
     def peers(node_id: str) -> list[str]:
         return hub_members(t, node_id)

@@ -662,6 +662,13 @@ class Worker:
             fast = [hub.name for hub in self.lab.hubs if hub.forwarding == "kernel"]
             if fast:
                 self.log("info", f"the kernel forwards {', '.join(fast)} (hubs of namespace guests alone)")
+            ringed = [p.name for p in self.lab.plan() if p.ring]
+            if ringed:
+                self.log(
+                    "info",
+                    f"the worker forwards {', '.join(ringed)}: on a cycle of hubs and guests, where a guest bridging"
+                    " its NICs makes a loop, which the worker cuts",
+                )
             # Said once a signal stops the lab cleanly: whoever waits for it may send one.
             self.log("info", f"lab {self.name} is running ({len(self.lab.namespaces)} namespaces)")
             if self.scenario is not None:

@@ -220,3 +220,65 @@ def test_a_nic_moving_between_kernel_and_worker_hubs_is_made_anew():
     p = plan(topo(BASE), edited(("  - [hub1, tap0]\n", "")), kernel=True)
     assert p.ports_gone == p.ports_new == {"r1a", "vm2"}  # hub1 changes sides: its NICs become veths
     assert plan(topo(BASE), moved).ports_gone == set()  # the worker's alone: the tap moves with its fd
+
+
+RINGS = """\
+version: 1
+name: rings
+nodes:
+  hub1: {kind: hub, vlan: 1}
+  hub2: {kind: hub, vlan: 2}
+  hub3: {kind: hub, vlan: 3}
+  r: {kind: guest}
+  r1: {kind: guest_nic, guest: r, mac: '52:54:00:00:09:01'}
+  r2: {kind: guest_nic, guest: r, mac: '52:54:00:00:09:02'}
+  s: {kind: guest}
+  s2: {kind: guest_nic, guest: s, mac: '52:54:00:00:09:12'}
+  s3: {kind: guest_nic, guest: s, mac: '52:54:00:00:09:13'}
+  vm1: {kind: guest_nic, mac: '52:54:00:00:09:21'}
+  vm3: {kind: guest_nic, mac: '52:54:00:00:09:23'}
+links:
+  - [hub1, r1]
+  - [hub2, r2]
+  - [hub2, s2]
+  - [hub3, s3]
+  - [hub1, vm1]
+  - [hub3, vm3]
+"""
+
+
+def rings(*pairs: tuple[str, str]):
+    text = RINGS
+    for old, new in pairs:
+        assert old in text
+        text = text.replace(old, new)
+    return topo(text)
+
+
+def test_a_hub_on_a_cycle_of_hubs_and_guests_is_the_workers():
+    """Guests r and s join hub1 - hub2 - hub3 in a line: no cycle, all the
+    kernel's. A third guest joining hub3 back to hub1 closes a cycle through
+    all three; a guest with two NICs on one hub is a cycle of its own."""
+    from qnet_tui.lab.realize import hubs_on_rings, plan_hubs
+
+    line = rings()
+    assert hubs_on_rings(line) == set()
+    assert kernel_hubs(line) == {"hub1": True, "hub2": True, "hub3": True}
+    closed = rings(
+        (
+            "  vm1:",
+            "  u: {kind: guest}\n"
+            "  u1: {kind: guest_nic, guest: u, mac: '52:54:00:00:09:31'}\n"
+            "  u3: {kind: guest_nic, guest: u, mac: '52:54:00:00:09:33'}\n  vm1:",
+        ),
+        ("  - [hub1, vm1]\n", "  - [hub1, vm1]\n  - [hub1, u1]\n  - [hub3, u3]\n"),
+    )
+    assert hubs_on_rings(closed) == {"hub1", "hub2", "hub3"}
+    assert kernel_hubs(closed) == {"hub1": False, "hub2": False, "hub3": False}
+    assert all(h.ring for h in plan_hubs(closed, kernel=True) if h.node)
+    twice = rings(("  - [hub2, r2]\n", "  - [hub1, r2]\n"))  # r's two NICs on hub1
+    assert hubs_on_rings(twice) == {"hub1"}
+    assert kernel_hubs(twice) == {"hub1": False, "hub2": True, "hub3": True}
+    # A hub the worker has anyway (a tap on it) is not flagged as held back by its cycle.
+    tapped = rings(("  - [hub2, r2]\n", "  - [hub1, r2]\n  - [hub1, t]\n"), ("  vm1:", "  t: {kind: tap}\n  vm1:"))
+    assert {h.name: (h.kernel, h.ring) for h in plan_hubs(tapped, kernel=True) if h.node}["hub1"] == (False, False)
