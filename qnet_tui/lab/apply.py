@@ -169,7 +169,8 @@ def plan(old: Topology, new: Topology, pinned: frozenset[str] = frozenset(), ker
     for name, hub in after.hubs.items():
         was = before.hubs.get(name)
         if was is not None and was.kernel != hub.kernel:
-            said.append(f"  {name} is forwarded by the {'kernel' if hub.kernel else 'worker'} from now on")
+            why = " (on a cycle of hubs and guests: the worker cuts loops)" if hub.ring else ""
+            said.append(f"  {name} is forwarded by the {'kernel' if hub.kernel else 'worker'} from now on{why}")
     _port_nodes(p, before, after)
     _machines(p, before, after)
     _kernel_nodes(p, before, after)

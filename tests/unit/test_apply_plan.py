@@ -276,6 +276,10 @@ def test_a_hub_on_a_cycle_of_hubs_and_guests_is_the_workers():
     assert hubs_on_rings(closed) == {"hub1", "hub2", "hub3"}
     assert kernel_hubs(closed) == {"hub1": False, "hub2": False, "hub3": False}
     assert all(h.ring for h in plan_hubs(closed, kernel=True) if h.node)
+    said = plan(line, closed, kernel=True).changes
+    assert (
+        "  hub2 is forwarded by the worker from now on (on a cycle of hubs and guests: the worker cuts loops)" in said
+    )
     twice = rings(("  - [hub2, r2]\n", "  - [hub1, r2]\n"))  # r's two NICs on hub1
     assert hubs_on_rings(twice) == {"hub1"}
     assert kernel_hubs(twice) == {"hub1": False, "hub2": True, "hub3": True}
