@@ -35,8 +35,8 @@ def topo(text: str):
     return doc.topology
 
 
-def edited(*pairs: tuple[str, str]):
-    text = BASE
+def edited(*pairs: tuple[str, str], base: str = BASE):
+    text = base
     for old, new in pairs:
         assert old in text
         text = text.replace(old, new)
@@ -248,11 +248,7 @@ links:
 
 
 def rings(*pairs: tuple[str, str]):
-    text = RINGS
-    for old, new in pairs:
-        assert old in text
-        text = text.replace(old, new)
-    return topo(text)
+    return edited(*pairs, base=RINGS)
 
 
 def test_a_hub_on_a_cycle_of_hubs_and_guests_is_the_workers():
