@@ -52,7 +52,7 @@ COMMANDS_HELP: dict[str, str] = {
     "redo": "Redo what was undone",
     "save": "Save the topology to its file",
     "save_as": "Save the topology to another file",
-    "open": "Open another topology file",
+    "open": "Open another topology file (a containerlab .clab.yml or a GNS3 .gns3 is imported)",
     "import_qemu": "Import QEMU networking arguments as a new topology",
     "export_clab": "Export as a containerlab topology: FILE.clab.yml next to the file (what it cannot say is listed)",
     "export_mermaid": "Export as a Mermaid diagram: FILE.mmd next to the file",
