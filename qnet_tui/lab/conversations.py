@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from qnet_tui.protocol import IP_PROTOCOLS
@@ -335,6 +336,7 @@ def link_local(mac: str) -> str | None:
 GROUPS = frozenset({"broadcast", "multicast"})  # the names of addresses no node owns
 
 
+@lru_cache(maxsize=4096)  # every tick asks again for the same unnamed ends: parse each once
 def group_name(address: str) -> str | None:
     """`multicast` for a group MAC or a multicast IP address, `broadcast` for
     IPv4's limited broadcast: no node owns them (the broadcast MAC is named
