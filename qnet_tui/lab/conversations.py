@@ -293,8 +293,8 @@ class Conversations:
         pairs, pairs_rest = self.pairs.top()
         flows, flows_rest = self.flows.top()
         for row in (*pairs, *flows):
-            row["a_node"] = names.get(row["a"]) or group_name(row["a"])
-            row["b_node"] = names.get(row["b"]) or group_name(row["b"])
+            row["a_node"] = end_name(names, row["a"])
+            row["b_node"] = end_name(names, row["b"])
         return {"pairs": pairs, "flows": flows, "others": {"pairs": pairs_rest, "flows": flows_rest}}
 
 
@@ -334,6 +334,11 @@ def link_local(mac: str) -> str | None:
 
 
 GROUPS = frozenset({"broadcast", "multicast"})  # the names of addresses no node owns
+
+
+def end_name(names: Mapping[str, str], address: str) -> str | None:
+    """What a conversation's end is called: the node declaring it, or a group's name."""
+    return names.get(address) or group_name(address)
 
 
 @lru_cache(maxsize=4096)  # every tick asks again for the same unnamed ends: parse each once

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from qnet_tui import protocol
 from qnet_tui.lab.ask import AskError, Session, check_running, read_topology
-from qnet_tui.lab.conversations import node_names
+from qnet_tui.lab.conversations import end_name, node_names
 from qnet_tui.lab.elsewhere import end_when_reader_goes
 from qnet_tui.model.diagnostics import printable
 from qnet_tui.segments import payload_text
@@ -94,7 +94,8 @@ def follow_command(file: str, node: str, proto: str, a: str, b: str, raw: str | 
 
 
 def _named(names: dict[str, str], address: str, text: str) -> str:
-    return f"{names[address]} {text}" if address in names else text
+    name = end_name(names, address)
+    return f"{name} {text}" if name else text
 
 
 def _interrupted(signum: int, frame: object) -> None:
