@@ -77,7 +77,7 @@ def shorten_end(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return text
     node, _, address = text.rpartition(" ")
-    head = f"{node} " if node and cell_len(node) + 6 <= width else ""
+    head = f"{node} " if node and cell_len(node) + 5 <= width else ""  # the node, if 3 address characters fit
     room = width - cell_len(head) - 1  # the address's characters left, with the ellipsis
     if room < 2:
         return set_cell_size(text, width - 1) + "…"
@@ -257,20 +257,20 @@ class ConversationTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _fit(self, ids: list[str]) -> None:
-        """Narrow the ends' columns (the wider first, down to MIN_END) so the
-        figures fit in the pane; what does not fit is cut with an ellipsis."""
+        """Narrow the ends' columns (always the wider, so both keep what they
+        can, down to MIN_END) so the figures fit in the pane; what does not
+        fit is cut in its address's middle."""
         room = self.scrollable_content_region.width
         if room <= 0:
             return  # not laid out yet: on_resize fits it
         over = sum(self.widths) + len(GAP) * (len(self.widths) - 1) - room
-        ends = sorted((ids.index(side) for side in ("a", "b")), key=lambda i: -self.widths[i])
-        for i in ends:
-            if over <= 0:
+        ends = [ids.index(side) for side in ("a", "b")]
+        while over > 0:
+            wider = max(ends, key=lambda i: self.widths[i])
+            if self.widths[wider] <= MIN_END:
                 break
-            cut = min(over, self.widths[i] - MIN_END)
-            if cut > 0:
-                self.widths[i] -= cut
-                over -= cut
+            self.widths[wider] -= 1
+            over -= 1
 
     def on_resize(self) -> None:
         if self.display and self.conversations is not None:
