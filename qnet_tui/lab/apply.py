@@ -32,12 +32,19 @@ from qnet_tui.lab.impair import NONE, Impairment
 from qnet_tui.lab.kernelhub import KernelHub, VethPort
 from qnet_tui.lab.linkimpair import ImpairError, set_impairment
 from qnet_tui.lab.ports import Hub, Port, TapPort
-from qnet_tui.lab.realize import Builder, Lab, PlannedHub, RealizeError, link_index, listen, plan_hubs
+from qnet_tui.lab.realize import (
+    PORT_KINDS,
+    Builder,
+    Lab,
+    PlannedHub,
+    RealizeError,
+    link_index,
+    listen,
+    plan_hubs,
+)
 from qnet_tui.model import guests
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Link, Node, Topology
-
-PORT_KINDS = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
 
 
 class ApplyError(Exception):

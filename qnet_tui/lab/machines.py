@@ -160,10 +160,9 @@ class Machines:
         except OSError as exc:
             raise LabError(f"cannot receive VXLAN on {bind} port {port}: {exc.strerror or exc}") from None
         hubs = {hub.name: hub for hub in lab.hubs}
-        plain = self.plain()
         for hub_id, others in sorted(spans.items()):
             node = self.full.nodes[hub_id]
-            vnet = hub_id not in plain
+            vnet = hub_id not in lab.plain  # as its hub's plan has it (the worker set it from plain())
             for machine in sorted(others):
                 address, peer_port = peers[machine]
                 port_ = VxlanPort(port_name(machine), self.endpoint, placement.vni(node), address, peer_port, vnet)

@@ -43,6 +43,7 @@ from qnet_tui.model.values import interface_address
 
 GUEST_IFNAME = "eth0"  # an outside host's interface, and a lone guest NIC's
 IFA_F_NODAD = 0x02
+PORT_KINDS = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)  # the nodes a hub floods to (its ports)
 
 
 class RealizeError(Exception):
@@ -474,8 +475,8 @@ def plain_frames(t: Topology, members: Iterable[str], vm_nics: set[str] | None =
 
 
 def hub_members(t: Topology, hub: str) -> list[str]:
-    """The ports (taps, guest NICs, sockets) linked to a hub node."""
-    return [n for n in t.neighbours(hub) if t.nodes[n].kind in (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)]
+    """The ports (taps, guest NICs, sockets) linked to a node: a hub's, or a port's peers."""
+    return [n for n in t.neighbours(hub) if t.nodes[n].kind in PORT_KINDS]
 
 
 def hubs_on_rings(t: Topology) -> set[str]:
@@ -531,7 +532,6 @@ def plan_hubs(
     machines too) is the worker's; it
     carries virtio-net headers unless it is in plain (a member on some
     machine cannot: every machine must agree, lab/machines.py)."""
-    ports = (Kind.TAP, Kind.GUEST_NIC, Kind.SOCKET)
     vm_nics = {nic for m in guests.machines(t) if m.is_vm for nic in m.nics}
     impaired = {end for way in t.impair for end in way} | _played(t)
     rings = hubs_on_rings(t) if kernel else set()
@@ -553,19 +553,16 @@ def plan_hubs(
         ring = fast and name in rings
         return PlannedHub(name, vlan, tuple(members), vnet, node, fast and not ring, ring)
 
-    def peers(node_id: str) -> list[str]:
-        return hub_members(t, node_id)
-
     plan: list[PlannedHub] = []
     placed: set[str] = set()
     for node in t.of_kind(Kind.HUB):
-        members = peers(node.id)
+        members = hub_members(t, node.id)
         plan.append(planned(node.id, node.get("vlan"), members, True))
         placed.update(members)
     for node in t.nodes.values():
-        if node.kind not in ports or node.id in placed:
+        if node.kind not in PORT_KINDS or node.id in placed:
             continue
-        members = [node.id] + [p for p in peers(node.id) if p not in placed]
+        members = [node.id] + [p for p in hub_members(t, node.id) if p not in placed]
         if node.kind is not Kind.GUEST_NIC and len(members) > 1:
             continue  # the guest NIC of the pair places it
         plan.append(planned("-".join(members), None, members, False))

@@ -215,6 +215,7 @@ class VxlanEndpoint:
         but the last), or, where the kernel refuses that, one send per pair.
         OSError (BlockingIOError, EMSGSIZE) is the caller's."""
         sock = self.sock
+        refused = None
         if len(parts) > 2 and self.udp_gso is not False:
             try:
                 sock.sendmsg(parts, [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))], 0, address)
@@ -225,15 +226,12 @@ class VxlanEndpoint:
             else:
                 self.udp_gso = True
                 return
-            for i in range(0, len(parts), 2):
-                sock.sendmsg(parts[i : i + 2], (), 0, address)
-            # The chunks went one by one: GSO itself was refused, not their size.
+        for i in range(0, len(parts), 2):
+            sock.sendmsg(parts[i : i + 2], (), 0, address)
+        if refused is not None:  # the chunks went one by one: GSO itself was refused, not their size
             self.udp_gso = False
             why = refused.strerror or refused
             self.log("info", f"VXLAN: the kernel refuses UDP GSO ({why}); super-frames go a datagram at a time")
-            return
-        for i in range(0, len(parts), 2):
-            sock.sendmsg(parts[i : i + 2], (), 0, address)
 
     def route_mtu(self, peer: str, port: int) -> int:
         """The MTU of the route to peer, the path MTU the kernel learned (ICMP) included."""
