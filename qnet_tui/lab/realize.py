@@ -77,6 +77,8 @@ class Lab:
     # lab/vxlan.py) unless a member on some machine cannot (plain).
     stitched: frozenset[str] = frozenset()
     plain: frozenset[str] = frozenset()
+    # Hubs the kernel would forward but for a cycle they are on (hubs_on_rings), as built.
+    ringed: list[str] = field(default_factory=list)
     generation: int = 0  # how many changes it took while running (its ports are others after each)
     files: SocketFiles = field(init=False)
 
@@ -228,7 +230,9 @@ class Builder:
                 self.ns(lab.namespace_of(machine.id))  # a guest of no NICs too: exec still runs in it
         self.vms([m for m in machines if m.is_vm])
         hubs = []
-        for planned in lab.plan():
+        plan = lab.plan()
+        lab.ringed = [p.name for p in plan if p.ring]
+        for planned in plan:
             hub = self.hub(planned)
             (lab.hubs if planned.node else lab.pairs).append(hub)
             hubs.append(hub)

@@ -662,7 +662,7 @@ class Worker:
             fast = [hub.name for hub in self.lab.hubs if hub.forwarding == "kernel"]
             if fast:
                 self.log("info", f"the kernel forwards {', '.join(fast)} (hubs of namespace guests alone)")
-            ringed = [p.name for p in self.lab.plan() if p.ring]
+            ringed = self.lab.ringed
             if ringed:
                 self.log(
                     "info",
