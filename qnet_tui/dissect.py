@@ -148,7 +148,8 @@ def _field_spans(layer: Any, header: bytes, start: int) -> dict[str, Span]:
 
 
 HEX_AT = 6  # a row: "0010  " then the hex pairs (a space more after the 8th),
-ASCII_AT = HEX_AT + 48 + 2  # then two spaces and the bytes as ASCII
+HEX_CHARS = 3 * ROW_BYTES  # 16 pairs, 15 spaces between, 1 more in the middle
+ASCII_AT = HEX_AT + HEX_CHARS + 2  # then two spaces and the bytes as ASCII
 ROW_CHARS = ASCII_AT + ROW_BYTES + 1  # a full row and its newline
 
 
@@ -160,7 +161,7 @@ def hex_rows(frame: bytes) -> list[str]:
         hexes = " ".join(f"{b:02x}" for b in chunk)
         halves = f"{hexes[:23]}  {hexes[24:]}" if len(chunk) > 8 else hexes
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        rows.append(f"{offset:04x}  {halves:<48}  {text}")
+        rows.append(f"{offset:04x}  {halves:<{HEX_CHARS}}  {text}")
     return rows
 
 
