@@ -14,9 +14,9 @@ from qnet_tui.model.exported import Export
 from qnet_tui.model.guests import machines
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Node, Topology
+from qnet_tui.model.values import IFNAME_MAX  # a bridge's ports are interfaces of the host
 
 IMAGE = "alpine:latest"
-IFNAME_MAX = 15  # IFNAMSIZ - 1: a bridge's ports are interfaces of the host
 # What reads back as the same string unquoted: no ': ' or ' #', no leading or trailing specials.
 _PLAIN = re.compile(r"[A-Za-z_](?:[A-Za-z0-9_ ./:=-]*[A-Za-z0-9_./=-])?")
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
