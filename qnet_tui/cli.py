@@ -576,7 +576,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from qnet_tui.model.atomic import WriteFailed, atomic_write
     from qnet_tui.model.diagnostics import printable
-    from qnet_tui.model.importers import ImportFailed, dumps, format_of, import_file
+    from qnet_tui.model.importers import ImportFailed, dumps, format_of, import_path
 
     def say(text: str) -> None:
         print(f"{PROG} import: {printable(text)}", file=sys.stderr)
@@ -589,14 +589,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         say(f"{out} exists; give a new file name")
         return 1
     try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        say(f"{source}: cannot read: {getattr(exc, 'strerror', None) or exc}")
-        return 1
-    try:
-        imported = import_file(source, text)
+        imported = import_path(source)
     except ImportFailed as exc:
-        say(f"{source}:{exc}" if str(exc)[:1].isdigit() else f"{source}: {exc}")
+        say(exc.at(str(source)))
         return 1
     for line in imported.report:
         say(line)

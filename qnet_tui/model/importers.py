@@ -33,6 +33,11 @@ _ID_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 class ImportFailed(Exception):
     """The file cannot be read as the format at all; str() says what and where."""
 
+    def at(self, source: str) -> str:
+        """The message after the file's name: SOURCE:LINE:COL: ... when placed, else SOURCE: ..."""
+        text = str(self)
+        return f"{source}:{text}" if text[:1].isdigit() else f"{source}: {text}"
+
 
 @dataclass
 class Imported:
@@ -67,6 +72,15 @@ def import_file(path: str | Path, text: str) -> Imported:
         f"{path}: not a format import reads: a containerlab topology ends in "
         f"{', '.join(CLAB_SUFFIXES)}, a GNS3 project in .gns3"
     )
+
+
+def import_path(path: Path) -> Imported:
+    """import_file of the file at path; a file that cannot be read raises ImportFailed too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFailed(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    return import_file(path, text)
 
 
 def short(value: Any, most: int = 60) -> str:

@@ -34,14 +34,12 @@ def import_document(path: Path) -> tuple[Document | None, list[str]]:
     """A containerlab topology or GNS3 project read as a new, unsaved document
     (offered to be saved as NAME.yaml beside it), and what to tell: what was
     left out, or why nothing could be read (then no document). Blocking."""
-    from qnet_tui.model.importers import ImportFailed, dumps, import_file
+    from qnet_tui.model.importers import ImportFailed, dumps, import_path
 
     try:
-        imported = import_file(path, path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{path.name}: cannot read: {getattr(exc, 'strerror', None) or exc}"]
+        imported = import_path(path)
     except ImportFailed as exc:
-        return None, [f"{path.name}:{exc}" if str(exc)[:1].isdigit() else f"{path.name}: {exc}"]
+        return None, [exc.at(path.name)]
     if not imported.topology.nodes:
         return None, [f"{path.name}: nothing that maps onto a topology"]
     doc = load_text(dumps(imported, path.name))
