@@ -58,9 +58,14 @@ def tell_import(app: App, path: Path, doc: Document | None, report: list[str]) -
         title=f"Imported {path.name}",
         timeout=12,
     )
-    if report:
-        more = f"\n... and {len(report) - 6} more" if len(report) > 6 else ""
-        app.notify("\n".join(report[:6]) + more, title="Left out", severity="warning", timeout=20)
+    _tell_left_out(app, report, timeout=20)
+
+
+def _tell_left_out(app: App, lines: list[str], timeout: float) -> None:
+    """What an import or export left out: the first six lines, and how many more."""
+    if lines:
+        more = f"\n... and {len(lines) - 6} more" if len(lines) > 6 else ""
+        app.notify("\n".join(lines[:6]) + more, title="Left out", severity="warning", timeout=timeout)
 
 
 async def save(app: App, document: Document, path: Path) -> bool:
@@ -166,7 +171,5 @@ async def export_to(app: App, document: Document, to: str) -> Path | None:
         app.notify(str(exc), title=f"Not exported ({title})", severity="error", timeout=10)
         return None
     app.notify(f"Wrote {path}", title=f"Exported ({title})")
-    if result.left_out:
-        more = f"\n... and {len(result.left_out) - 6} more" if len(result.left_out) > 6 else ""
-        app.notify("\n".join(result.left_out[:6]) + more, title="Left out", severity="warning", timeout=15)
+    _tell_left_out(app, result.left_out, timeout=15)
     return path
