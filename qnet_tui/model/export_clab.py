@@ -50,6 +50,8 @@ class _Ports:
 
 
 LABEL_PREFIX = "qnet-tui."  # node labels import reads back: NIC ids, a hub's VLAN, hostname
+# A forwarding guest's exec lines are sysctl -w of these; import reads them back as forwarding: true.
+FORWARDING_SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
 def _exec_lines(nic: Node, ifname: str) -> list[str]:
@@ -131,7 +133,7 @@ def to_clab(t: Topology, source: str = "") -> Export:
                 linux_end[nic] = (m.id, m.ifname(nic))
                 execs += _exec_lines(t.nodes[nic], m.ifname(nic))
             if m.guest is not None and m.guest.get("forwarding") is True:
-                execs += ["sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv6.conf.all.forwarding=1"]
+                execs += [f"sysctl -w {setting}" for setting in FORWARDING_SYSCTLS]
             # The NICs' ids, and whether it is a guest node or a lone guest NIC, for `import` to read back.
             labels = {f"{LABEL_PREFIX}guest": "true" if m.guest is not None else "false"}
             labels |= {f"{LABEL_PREFIX}{m.ifname(nic)}": nic for nic in m.nics}

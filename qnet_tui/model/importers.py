@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from qnet_tui.model.export_clab import LABEL_PREFIX
+from qnet_tui.model.export_clab import FORWARDING_SYSCTLS, LABEL_PREFIX
 from qnet_tui.model.kinds import FIELD_BY_NAME, GUEST_FIELD, NIC_MODELS, Kind
 from qnet_tui.model.topology import Node, Topology
 from qnet_tui.model.values import IFNAME_MAX, RESERVED_IFNAMES, ifname_problem, mac_problem, normalize_mac
@@ -207,7 +207,6 @@ class _Builder:
 
 
 VLAN_MAX = FIELD_BY_NAME[Kind.HUB]["vlan"].int_range[1]
-FORWARDING_SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
 def _mac_of(n: int) -> str:
