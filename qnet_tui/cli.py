@@ -576,27 +576,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from qnet_tui.model.atomic import WriteFailed, atomic_write
     from qnet_tui.model.diagnostics import printable
-    from qnet_tui.model.importers import ImportFailed, dumps, format_of, import_file
+    from qnet_tui.model.importers import CLAB_SUFFIXES, GNS3_SUFFIXES, ImportFailed, dumps, format_of, import_path
 
     def say(text: str) -> None:
         print(f"{PROG} import: {printable(text)}", file=sys.stderr)
 
     source, out = Path(args.file), Path(args.output)
     if format_of(source) is None:
-        say(f"{source}: not a format import reads: containerlab (.clab.yml, .clab.yaml, .yml, .yaml) or GNS3 (.gns3)")
+        kinds = f"containerlab ({', '.join(CLAB_SUFFIXES)}) or GNS3 ({', '.join(GNS3_SUFFIXES)})"
+        say(f"{source}: not a format import reads: {kinds}")
         return 1
     if out.exists():
         say(f"{out} exists; give a new file name")
         return 1
     try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        say(f"{source}: cannot read: {getattr(exc, 'strerror', None) or exc}")
-        return 1
-    try:
-        imported = import_file(source, text)
+        imported = import_path(source)
     except ImportFailed as exc:
-        say(f"{source}:{exc}" if str(exc)[:1].isdigit() else f"{source}: {exc}")
+        say(exc.at(str(source)))
         return 1
     for line in imported.report:
         say(line)

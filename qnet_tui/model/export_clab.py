@@ -14,9 +14,9 @@ from qnet_tui.model.exported import Export
 from qnet_tui.model.guests import machines
 from qnet_tui.model.kinds import Kind
 from qnet_tui.model.topology import Node, Topology
+from qnet_tui.model.values import IFNAME_MAX  # a bridge's ports are interfaces of the host
 
 IMAGE = "alpine:latest"
-IFNAME_MAX = 15  # IFNAMSIZ - 1: a bridge's ports are interfaces of the host
 # What reads back as the same string unquoted: no ': ' or ' #', no leading or trailing specials.
 _PLAIN = re.compile(r"[A-Za-z_](?:[A-Za-z0-9_ ./:=-]*[A-Za-z0-9_./=-])?")
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
@@ -50,6 +50,8 @@ class _Ports:
 
 
 LABEL_PREFIX = "qnet-tui."  # node labels import reads back: NIC ids, a hub's VLAN, hostname
+# A forwarding guest's exec lines are sysctl -w of these; import reads them back as forwarding: true.
+FORWARDING_SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
 def _exec_lines(nic: Node, ifname: str) -> list[str]:
@@ -131,7 +133,7 @@ def to_clab(t: Topology, source: str = "") -> Export:
                 linux_end[nic] = (m.id, m.ifname(nic))
                 execs += _exec_lines(t.nodes[nic], m.ifname(nic))
             if m.guest is not None and m.guest.get("forwarding") is True:
-                execs += ["sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv6.conf.all.forwarding=1"]
+                execs += [f"sysctl -w {setting}" for setting in FORWARDING_SYSCTLS]
             # The NICs' ids, and whether it is a guest node or a lone guest NIC, for `import` to read back.
             labels = {f"{LABEL_PREFIX}guest": "true" if m.guest is not None else "false"}
             labels |= {f"{LABEL_PREFIX}{m.ifname(nic)}": nic for nic in m.nics}

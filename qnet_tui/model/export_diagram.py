@@ -81,18 +81,18 @@ def _details(node: Node) -> list[str]:
 def _vlans(t: Topology) -> dict[str, list[str]]:
     """Each hub's VLAN box: the hub, then the ports whose one link is to it, in file order."""
     degree: dict[str, int] = {}
+    peer: dict[str, str] = {}  # a node's last link's other end: its only one where degree is 1
     for a, b in t.links:
         degree[a] = degree.get(a, 0) + 1
         degree[b] = degree.get(b, 0) + 1
+        peer[a], peer[b] = b, a
     out: dict[str, list[str]] = {}
     for node in t.nodes.values():
         if node.kind is Kind.HUB:
             out[node.id] = [node.id]
     for node in t.nodes.values():
-        if node.kind is not Kind.HUB and degree.get(node.id) == 1:
-            hub = next(iter(t.neighbours(node.id)))
-            if hub in out:
-                out[hub].append(node.id)
+        if node.kind is not Kind.HUB and degree.get(node.id) == 1 and peer[node.id] in out:
+            out[peer[node.id]].append(node.id)
     return out
 
 

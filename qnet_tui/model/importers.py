@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from qnet_tui.model.export_clab import LABEL_PREFIX
+from qnet_tui.model.export_clab import FORWARDING_SYSCTLS, LABEL_PREFIX
 from qnet_tui.model.kinds import FIELD_BY_NAME, GUEST_FIELD, NIC_MODELS, Kind
 from qnet_tui.model.topology import Node, Topology
 from qnet_tui.model.values import IFNAME_MAX, RESERVED_IFNAMES, ifname_problem, mac_problem, normalize_mac
@@ -32,6 +32,11 @@ _ID_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 class ImportFailed(Exception):
     """The file cannot be read as the format at all; str() says what and where."""
+
+    def at(self, source: str) -> str:
+        """The message after the file's name: SOURCE:LINE:COL: ... when placed, else SOURCE: ..."""
+        text = str(self)
+        return f"{source}:{text}" if text[:1].isdigit() else f"{source}: {text}"
 
 
 @dataclass
@@ -67,6 +72,15 @@ def import_file(path: str | Path, text: str) -> Imported:
         f"{path}: not a format import reads: a containerlab topology ends in "
         f"{', '.join(CLAB_SUFFIXES)}, a GNS3 project in .gns3"
     )
+
+
+def import_path(path: Path) -> Imported:
+    """import_file of the file at path; a file that cannot be read raises ImportFailed too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFailed(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    return import_file(path, text)
 
 
 def short(value: Any, most: int = 60) -> str:
@@ -193,7 +207,6 @@ class _Builder:
 
 
 VLAN_MAX = FIELD_BY_NAME[Kind.HUB]["vlan"].int_range[1]
-FORWARDING_SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
 def _mac_of(n: int) -> str:

@@ -406,7 +406,8 @@ class QnetApp(EditKeys, App[None]):
 
 def run_app(path: str | None, theme: str | None = None, allow_host: bool = False) -> int:
     imported = None
-    if path and Path(path).exists() and files.is_import(Path(path)):
+    # A containerlab or GNS3 name is imported, never made anew: a topology saved under it would not open again.
+    if path and files.is_import(Path(path)):
         found, report = files.import_document(Path(path))
         if found is None:
             print("\n".join(f"qnet-tui: {line}" for line in report), file=sys.stderr)

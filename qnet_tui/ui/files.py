@@ -34,14 +34,12 @@ def import_document(path: Path) -> tuple[Document | None, list[str]]:
     """A containerlab topology or GNS3 project read as a new, unsaved document
     (offered to be saved as NAME.yaml beside it), and what to tell: what was
     left out, or why nothing could be read (then no document). Blocking."""
-    from qnet_tui.model.importers import ImportFailed, dumps, import_file
+    from qnet_tui.model.importers import ImportFailed, dumps, import_path
 
     try:
-        imported = import_file(path, path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{path.name}: cannot read: {getattr(exc, 'strerror', None) or exc}"]
+        imported = import_path(path)
     except ImportFailed as exc:
-        return None, [f"{path.name}:{exc}" if str(exc)[:1].isdigit() else f"{path.name}: {exc}"]
+        return None, [exc.at(path.name)]
     if not imported.topology.nodes:
         return None, [f"{path.name}: nothing that maps onto a topology"]
     doc = load_text(dumps(imported, path.name))
@@ -60,9 +58,14 @@ def tell_import(app: App, path: Path, doc: Document | None, report: list[str]) -
         title=f"Imported {path.name}",
         timeout=12,
     )
-    if report:
-        more = f"\n... and {len(report) - 6} more" if len(report) > 6 else ""
-        app.notify("\n".join(report[:6]) + more, title="Left out", severity="warning", timeout=20)
+    _tell_left_out(app, report, timeout=20)
+
+
+def _tell_left_out(app: App, lines: list[str], timeout: float) -> None:
+    """What an import or export left out: the first six lines, and how many more."""
+    if lines:
+        more = f"\n... and {len(lines) - 6} more" if len(lines) > 6 else ""
+        app.notify("\n".join(lines[:6]) + more, title="Left out", severity="warning", timeout=timeout)
 
 
 async def save(app: App, document: Document, path: Path) -> bool:
@@ -168,7 +171,5 @@ async def export_to(app: App, document: Document, to: str) -> Path | None:
         app.notify(str(exc), title=f"Not exported ({title})", severity="error", timeout=10)
         return None
     app.notify(f"Wrote {path}", title=f"Exported ({title})")
-    if result.left_out:
-        more = f"\n... and {len(result.left_out) - 6} more" if len(result.left_out) > 6 else ""
-        app.notify("\n".join(result.left_out[:6]) + more, title="Left out", severity="warning", timeout=15)
+    _tell_left_out(app, result.left_out, timeout=15)
     return path

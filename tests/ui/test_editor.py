@@ -564,6 +564,15 @@ async def test_export_from_the_palette_writes_next_to_the_file_and_never_over_on
         assert any(f"{out} exists" in n for n in notes(app))
 
 
+def test_a_missing_containerlab_file_is_not_made_anew(tmp_path, capsys, monkeypatch):
+    from qnet_tui.ui.app import run_app
+
+    monkeypatch.setattr(QnetApp, "run", lambda self: None)  # were it opened as a new topology
+    assert run_app(str(tmp_path / "new.clab.yml")) == 1
+    assert "new.clab.yml: cannot read: No such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "new.clab.yml").exists()
+
+
 async def test_opening_a_containerlab_file_imports_it_and_a_broken_project_changes_nothing(seed, tmp_path):
     """ctrl+o on a .clab.yml or .gns3 imports it as a new document, offered to be
     saved beside it; one that cannot be read says why and the open file stays."""
